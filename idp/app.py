@@ -1,0 +1,70 @@
+"""The wiring: ``create_app(settings)`` builds the Starlette app; its lifespan opens the pool,
+makes sure a signing key exists, loads the keyring and starts the key scheduler."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+
+from idp.clock import Clock, SystemClock
+from idp.db.pool import create_pool
+from idp.keys.keyring import Keyring
+from idp.keys.manager import KeyManager
+from idp.keys.scheduler import KeyScheduler
+from idp.oauth.discovery import provider_metadata
+from idp.runtime import resolve
+from idp.settings import Settings
+from idp.web.errors import http_exception, server_error
+from idp.web.routes import routes
+from idp.web.state import AppState
+
+
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, run_scheduler: bool = True
+) -> Starlette:
+    """``settings`` must be resolved (``idp.runtime.resolve``): database URL and KEK set."""
+    database_url = settings.database_url
+    if database_url is None:
+        raise ValueError("create_app needs resolved settings (database_url is None)")
+    app_clock = clock or SystemClock()
+    discovery_body = json.dumps(provider_metadata(settings), separators=(",", ":")).encode()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
+        pool = await create_pool(database_url)
+        keyring = Keyring(settings, app_clock)
+        manager = KeyManager(pool, settings, app_clock)
+        scheduler = KeyScheduler(manager, settings)
+        try:
+            await manager.tick(actor="startup")  # a fresh database gets its first keys
+            await keyring.start(pool, database_url)
+            if run_scheduler:
+                scheduler.start()
+            yield {
+                "settings": settings,
+                "clock": app_clock,
+                "pool": pool,
+                "keyring": keyring,
+                "keys": manager,
+                "discovery_body": discovery_body,
+            }
+        finally:
+            scheduler.shutdown()
+            await keyring.stop()
+            await pool.close()
+
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_exception, Exception: server_error},
+    )
+
+
+def app_from_env() -> Starlette:
+    """Factory for uvicorn workers (``idp serve --workers N`` passes resolved settings in env)."""
+    return create_app(resolve(Settings.from_env(os.environ)))

@@ -1,0 +1,275 @@
+"""The ``idp`` command (also ``python -m idp``).
+
+Exit status: 0 success, 1 user error (one readable line on stderr, no traceback), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import TextIO
+
+import asyncpg
+
+from idp.clock import SystemClock
+from idp.db import signing_keys
+from idp.db.migrate import migrate
+from idp.db.pool import create_pool
+from idp.keys.crypto import KeyDecryptionError, public_pem
+from idp.keys.lifecycle import KeyLifecycleError
+from idp.keys.manager import KeyManager
+from idp.runtime import resolve
+from idp.settings import Settings, SettingsError
+
+
+class UserError(Exception):
+    """Reported as one line, exit status 1."""
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid={os.getuid()}"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    host = getattr(args, "host", "127.0.0.1")
+    port = getattr(args, "port", 8000)
+    return resolve(Settings.from_env(os.environ, host=host, port=port))
+
+
+Command = Callable[[argparse.Namespace, Settings, asyncpg.Pool], Awaitable[int]]
+
+
+def _with_pool(command: Command) -> Callable[[argparse.Namespace], int]:
+    """Run an async command with resolved settings, a migrated database and a small pool."""
+
+    def run(args: argparse.Namespace) -> int:
+        settings = _settings(args)
+
+        async def main() -> int:
+            assert settings.database_url is not None
+            pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+            try:
+                async with pool.acquire() as connection:
+                    await migrate(connection)
+                return await command(args, settings, pool)
+            finally:
+                await pool.close()
+
+        return asyncio.run(main())
+
+    return run
+
+
+# -- serve / migrate ------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from idp.app import create_app
+
+    settings = _settings(args)
+    assert settings.database_url is not None
+    assert settings.key_encryption_key is not None
+
+    async def prepare() -> None:
+        assert settings.database_url is not None
+        pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+        try:
+            async with pool.acquire() as connection:
+                await migrate(connection)
+            await KeyManager(pool, settings, SystemClock()).tick(actor="startup")
+        finally:
+            await pool.close()
+
+    asyncio.run(prepare())
+    print(f"idp: serving {settings.issuer}")
+    print(f"idp: discovery at {settings.issuer}/.well-known/openid-configuration")
+    if args.workers > 1:
+        # Workers rebuild settings from the environment: hand them the resolved database and key.
+        from idp.keys.crypto import b64url
+
+        os.environ["IDP_DATABASE_URL"] = settings.database_url
+        os.environ["IDP_KEY_ENCRYPTION_KEY"] = b64url(settings.key_encryption_key)
+        os.environ.setdefault("IDP_ISSUER", settings.issuer)
+        uvicorn.run(
+            "idp.app:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            access_log=False,
+            log_level="warning",
+        )
+    else:
+        uvicorn.run(
+            create_app(settings),
+            host=args.host,
+            port=args.port,
+            access_log=False,
+            log_level="warning",
+        )
+    return 0
+
+
+async def cmd_migrate(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    # _with_pool has applied them already; report what the database now holds.
+    versions = await pool.fetch("SELECT version FROM schema_migrations ORDER BY version")
+    print(f"idp: database at migration {versions[-1]['version'] if versions else 'none'}")
+    return 0
+
+
+# -- keys -----------------------------------------------------------------------------------
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="seconds")
+
+
+async def cmd_keys_list(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    rows = [
+        {
+            "kid": key.record.kid,
+            "alg": key.record.alg,
+            "state": key.record.state,
+            "created_at": _iso(key.record.created_at),
+            "activated_at": _iso(key.record.activated_at),
+            "retired_at": _iso(key.retired_at),
+            "revoked_at": _iso(key.revoked_at),
+            "revoked_reason": key.revoked_reason,
+        }
+        for key in await signing_keys.fetch_all(pool)
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'KID':<44} {'ALG':<6} {'STATE':<9} {'CREATED':<26} {'ACTIVATED':<26} ENDED")
+    for row in rows:
+        ended = row["revoked_at"] or row["retired_at"] or "-"
+        print(
+            f"{row['kid']:<44} {row['alg']:<6} {row['state']:<9} {row['created_at']:<26} "
+            f"{row['activated_at'] or '-':<26} {ended}"
+        )
+    return 0
+
+
+async def cmd_keys_rotate(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    kid = await KeyManager(pool, settings, SystemClock()).rotate(actor=_actor())
+    print(kid)
+    return 0
+
+
+async def cmd_keys_export(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    found = await signing_keys.fetch_public_jwk(pool, args.kid)
+    if found is None:
+        raise UserError(f"no signing key with kid {args.kid!r}")
+    jwk, state = found
+    if state in ("retired", "revoked"):
+        print(
+            f"idp: warning: key {args.kid} is {state}; verifiers must not trust it", file=sys.stderr
+        )
+    print(public_pem(jwk), end="")
+    return 0
+
+
+def _confirm(prompt: str, stdin: TextIO) -> bool:
+    print(prompt, end="", file=sys.stderr, flush=True)
+    answer = stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
+
+
+async def cmd_keys_revoke(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    if (args.kid is None) == (not args.all):
+        raise UserError("name exactly one KID, or --all")
+    if not args.reason.strip():
+        raise UserError("--reason must say why the key is revoked")
+    target = "EVERY signing key" if args.all else f"signing key {args.kid}"
+    if args.kid is not None:
+        found = await signing_keys.fetch_public_jwk(pool, args.kid)
+        if found is None:
+            raise UserError(f"no signing key with kid {args.kid!r}")
+        if found[1] in ("retired", "revoked"):
+            raise UserError(f"key {args.kid} is already {found[1]}")
+    if not args.yes and not _confirm(
+        f"Revoke {target}? Tokens it signed stop verifying everywhere. Type 'yes' to confirm: ",
+        sys.stdin,
+    ):
+        raise UserError("not confirmed; nothing revoked")
+    manager = KeyManager(pool, settings, SystemClock())
+    applied = await manager.revoke(None if args.all else args.kid, args.reason, actor=_actor())
+    for item in applied:
+        print(f"{type(item.transition).__name__.lower():<8} {item.kid}")
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="idp", description="OAuth 2.0 / OpenID Connect provider")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="migrate, make sure a signing key exists, serve")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    serve.set_defaults(run=cmd_serve)
+
+    commands.add_parser("migrate", help="apply pending migrations").set_defaults(
+        run=_with_pool(cmd_migrate)
+    )
+
+    keys = commands.add_parser("keys", help="signing keys").add_subparsers(
+        dest="keys", required=True
+    )
+    listing = keys.add_parser("list", help="every key and its state")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=_with_pool(cmd_keys_list))
+    keys.add_parser("rotate", help="a new key signs from now").set_defaults(
+        run=_with_pool(cmd_keys_rotate)
+    )
+    export = keys.add_parser("export", help="a key's public half")
+    export.add_argument("kid")
+    export.add_argument("--pem", action="store_true", required=True, help="as a PEM public key")
+    export.set_defaults(run=_with_pool(cmd_keys_export))
+    add_revoke_arguments(keys.add_parser("revoke", help="incident response: unpublish a key now"))
+    return parser
+
+
+def add_revoke_arguments(revoke: argparse.ArgumentParser) -> None:
+    revoke.add_argument("kid", nargs="?")
+    revoke.add_argument("--all", action="store_true", help="revoke every key and start afresh")
+    revoke.add_argument("--reason", required=True)
+    revoke.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    revoke.set_defaults(run=_with_pool(cmd_keys_revoke))
+
+
+def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.run(args)
+        return result
+    except (UserError, SettingsError, KeyLifecycleError, KeyDecryptionError) as exc:
+        print(f"idp: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"idp: database error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser(), argv)
+
+
+def revoke_key_main(argv: Sequence[str] | None = None) -> int:
+    """``scripts/revoke-key``: the same code path as ``idp keys revoke``."""
+    parser = argparse.ArgumentParser(
+        prog="revoke-key", description="Revoke a compromised signing key in every idp process now."
+    )
+    add_revoke_arguments(parser)
+    return run(parser, argv)

@@ -1,0 +1,196 @@
+"""The in-memory keyring: the active signer and the serialized JWKS with its ETag.
+
+Signing, the JWKS and discovery read only this. It is reloaded when any process announces a
+key change (``NOTIFY idp_keys``, on a dedicated LISTEN connection that reconnects by itself)
+and, as a safety net, every ``key_check_interval``. A failed reload keeps the last good keys,
+so the JWKS keeps answering while PostgreSQL is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from joserfc import jwt
+from joserfc.errors import SecurityWarning
+
+from idp.clock import Clock
+from idp.db import signing_keys
+from idp.db.pool import Connection, Executor
+from idp.keys import crypto
+from idp.keys.lifecycle import KeyRecord, next_change
+from idp.settings import Settings, SigningAlg
+
+# RFC 9864 deprecates the name "EdDSA" in favour of "Ed25519", but verifiers in the field still
+# know only "EdDSA"; joserfc warns on every use.
+warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "idp_keys"
+_PUBLISHED_MEMBERS = ("kid", "alg", "use", "x5c", "x5t#S256")
+_STATE_ORDER = {"active": 0, "pending": 1, "retiring": 2}
+
+
+class KeyringNotLoadedError(RuntimeError):
+    """No key has been loaded yet (the database was never reachable)."""
+
+
+@dataclass(frozen=True)
+class Signer:
+    kid: str
+    alg: SigningAlg
+    key: crypto.JoseKey
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the hot paths need, swapped whole on reload."""
+
+    signer: Signer
+    jwks_body: bytes
+    etag: str
+    next_change_at: datetime
+    kids: frozenset[str]
+
+
+def public_jwk(jwk: dict[str, Any]) -> dict[str, Any]:
+    """Only public members, whatever the stored JSON holds: a JWKS never carries a private one."""
+    allowed = (*crypto.PUBLIC_MEMBERS[jwk["kty"]], *_PUBLISHED_MEMBERS)
+    return {name: jwk[name] for name in allowed if name in jwk}
+
+
+def build_jwks(published: list[signing_keys.PublishedKey]) -> bytes:
+    ordered = sorted(published, key=lambda key: _STATE_ORDER[key.record.state])
+    body = {"keys": [public_jwk(key.public_jwk) for key in ordered]}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+class Keyring:
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        if settings.key_encryption_key is None:
+            raise ValueError("Keyring needs settings.key_encryption_key")
+        self._settings = settings
+        self._kek = settings.key_encryption_key
+        self._clock = clock
+        self._snapshot: Snapshot | None = None
+        self._parsed: dict[str, crypto.JoseKey] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listening = asyncio.Event()
+
+    # -- reading (hot paths: no I/O) -------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        return self._snapshot is not None
+
+    @property
+    def snapshot(self) -> Snapshot:
+        if self._snapshot is None:
+            raise KeyringNotLoadedError("no signing keys loaded")
+        return self._snapshot
+
+    def sign(self, claims: dict[str, Any], *, typ: str = "JWT") -> str:
+        """Sign with the active key only, naming it by ``kid`` (never the whole key set)."""
+        signer = self.snapshot.signer
+        header = {"alg": signer.alg, "kid": signer.kid, "typ": typ}
+        return jwt.encode(header, claims, signer.key, algorithms=[signer.alg])
+
+    def jwks_max_age(self, now: datetime) -> int:
+        """``IDP_JWKS_MAX_AGE``, but never past the next scheduled key change."""
+        until_change = (self.snapshot.next_change_at - now).total_seconds()
+        return max(0, min(int(self._settings.jwks_max_age.total_seconds()), int(until_change)))
+
+    # -- loading ---------------------------------------------------------------------------
+    async def load(self, db: Executor) -> None:
+        published = await signing_keys.fetch_published(db)
+        active = next((key for key in published if key.record.state == "active"), None)
+        if active is None:
+            raise KeyringNotLoadedError("no active signing key in the database")
+        self._parsed = {
+            key.record.kid: self._parsed[key.record.kid]
+            for key in published
+            if key.record.kid in self._parsed
+        }
+        if active.record.kid not in self._parsed:
+            der = crypto.decrypt_private_key(self._kek, active.record.kid, active.private_key_enc)
+            self._parsed[active.record.kid] = crypto.load_signing_key(der)
+        body = build_jwks(published)
+        records: list[KeyRecord] = [key.record for key in published]
+        self._snapshot = Snapshot(
+            signer=Signer(active.record.kid, active.record.alg, self._parsed[active.record.kid]),
+            jwks_body=body,
+            etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+            next_change_at=next_change(records, self._clock.now(), self._settings),
+            kids=frozenset(record.kid for record in records),
+        )
+
+    # -- staying fresh ---------------------------------------------------------------------
+    async def start(self, pool: asyncpg.Pool, database_url: str) -> None:
+        """Load now, then follow NOTIFY idp_keys and reload every key_check_interval."""
+        await self.load(pool)
+        self._tasks = [
+            asyncio.create_task(self._reload_loop(pool), name="keyring-reload"),
+            asyncio.create_task(self._listen_loop(database_url), name="keyring-listen"),
+        ]
+        # Changes made before LISTEN took effect would otherwise wait for the safety net.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), timeout=5)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def request_reload(self) -> None:
+        self._wake.set()
+
+    async def _reload_loop(self, pool: asyncpg.Pool) -> None:
+        interval = self._settings.key_check_interval.total_seconds()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+            self._wake.clear()
+            try:
+                await self.load(pool)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KeyringNotLoadedError):
+                log.warning("keyring reload failed; keeping the last loaded keys", exc_info=True)
+
+    async def _listen_loop(self, database_url: str) -> None:
+        backoff = 0.1
+        check = min(5.0, self._settings.key_check_interval.total_seconds())
+        while True:
+            try:
+                connection = await asyncpg.connect(database_url)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            try:
+                await connection.add_listener(CHANNEL, self._on_notify)
+                self._listening.set()
+                self._wake.set()  # notifications may have been missed while disconnected
+                while not connection.is_closed():
+                    await asyncio.sleep(check)
+                    await asyncio.wait_for(connection.execute("SELECT 1"), timeout=check)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.warning("keyring LISTEN connection lost; reconnecting")
+            finally:
+                self._listening.clear()
+                if not connection.is_closed():
+                    connection.terminate()
+
+    def _on_notify(self, connection: Connection, pid: int, channel: str, payload: object) -> None:
+        self._wake.set()

@@ -1,0 +1,213 @@
+"""The signing-key lifecycle as a pure state machine (DESIGN.md, "Signing-key lifecycle").
+
+::
+
+    (none) --create--> pending --promote--> active --demote--> retiring --retire--> retired
+    any published state --revoke--> revoked
+
+Planners take the keys as they are, the time and the settings, and return the transitions to
+apply, in the order they must be applied; they never touch the database (``manager.py`` does,
+in one transaction). Invariants they keep:
+
+* exactly one key is active, and a next key is always published as pending, so a forced
+  revocation switches to a key verifiers already hold;
+* on schedule, a key signs only after it has been published for ``key_prepublish``
+  (``Settings`` guarantees that outlasts a JWKS cached for ``jwks_max_age`` plus clock skew);
+* a key leaves the JWKS only when every token it signed has expired (``retire_at``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from idp.settings import Settings, SigningAlg
+
+KeyState = Literal["pending", "active", "retiring", "retired", "revoked"]
+PUBLISHED_STATES: tuple[KeyState, ...] = ("pending", "active", "retiring")
+# Manual rotations are spaced so that verifiers that re-fetch the JWKS on an unknown kid never
+# hit their own rate limit (jwks-rsa: 10 fetches a minute).
+MIN_MANUAL_ROTATION_SPACING = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What the lifecycle needs to know of a signing key (no key material)."""
+
+    kid: str
+    alg: SigningAlg
+    state: KeyState
+    created_at: datetime
+    activated_at: datetime | None = None
+    last_signed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CreateKey:
+    alg: SigningAlg
+    state: Literal["pending", "active"]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Promote:
+    kid: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Demote:
+    kid: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Retire:
+    kid: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Revoke:
+    kid: str
+    reason: str
+
+
+Transition = CreateKey | Promote | Demote | Retire | Revoke
+
+
+class KeyLifecycleError(Exception):
+    """An operator asked for something the lifecycle refuses; the message says why."""
+
+
+def retire_at(key: KeyRecord, settings: Settings) -> datetime:
+    """When a retiring key may leave the JWKS.
+
+    Every token it signed has expired by then: it signed until ``last_signed_at`` (plus, at
+    most, one safety-net reload interval in a process that missed the NOTIFY), tokens live at
+    most ``longest_token_ttl``, and verifiers allow ``clock_skew``.
+    """
+    assert key.last_signed_at is not None
+    return (
+        key.last_signed_at
+        + settings.longest_token_ttl
+        + settings.clock_skew
+        + settings.key_check_interval
+    )
+
+
+def _split(keys: Sequence[KeyRecord]) -> tuple[KeyRecord | None, list[KeyRecord], list[KeyRecord]]:
+    active = next((key for key in keys if key.state == "active"), None)
+    pending = sorted((key for key in keys if key.state == "pending"), key=lambda k: k.created_at)
+    retiring = [key for key in keys if key.state == "retiring"]
+    return active, pending, retiring
+
+
+def tick(keys: Sequence[KeyRecord], now: datetime, settings: Settings) -> list[Transition]:
+    """The scheduled transitions due at ``now``."""
+    active, pending, retiring = _split(keys)
+    transitions: list[Transition] = [
+        Retire(key.kid, "every token it signed has expired")
+        for key in retiring
+        if now >= retire_at(key, settings)
+    ]
+    # IDP_SIGNING_ALG changed: the next key must use the new algorithm. A pending key never
+    # signed, so it can leave at once; its successor is published now and signs at the next
+    # rotation, both algorithms being published in between.
+    for key in pending:
+        if key.alg != settings.signing_alg:
+            transitions.append(Retire(key.kid, f"IDP_SIGNING_ALG is now {settings.signing_alg}"))
+    pending = [key for key in pending if key.alg == settings.signing_alg]
+
+    if active is None:
+        # Nothing signs (a fresh database): the next key signs at once, there is no token yet.
+        if pending:
+            transitions.append(Promote(pending.pop(0).kid, "no active key"))
+        else:
+            transitions.append(CreateKey(settings.signing_alg, "active", "no signing key"))
+    else:
+        assert active.activated_at is not None
+        if now >= active.activated_at + settings.key_rotation_interval:
+            ready = [key for key in pending if now >= key.created_at + settings.key_prepublish]
+            if ready:
+                successor = ready[0]
+                pending.remove(successor)
+                transitions.append(Demote(active.kid, "scheduled rotation"))
+                transitions.append(Promote(successor.kid, "scheduled rotation"))
+            # else: the successor has not been published long enough; the active key signs a
+            # little longer rather than surprise a verifier with a kid it cannot have fetched.
+    if not pending:
+        transitions.append(CreateKey(settings.signing_alg, "pending", "next key"))
+    return transitions
+
+
+def plan_rotation(keys: Sequence[KeyRecord], now: datetime, settings: Settings) -> list[Transition]:
+    """``idp keys rotate``: a new key signs from now, the old one stays published as retiring."""
+    active, pending, _ = _split(keys)
+    transitions: list[Transition] = []
+    if active is not None:
+        assert active.activated_at is not None
+        wait = active.activated_at + MIN_MANUAL_ROTATION_SPACING - now
+        if wait > timedelta(0):
+            raise KeyLifecycleError(
+                "the active key was activated less than a minute ago; "
+                f"rotate again in {int(wait.total_seconds()) + 1}s"
+            )
+        transitions.append(Demote(active.kid, "manual rotation"))
+    matching = [key for key in pending if key.alg == settings.signing_alg]
+    if matching:
+        transitions.append(Promote(matching[0].kid, "manual rotation"))
+        pending.remove(matching[0])
+    else:
+        transitions.append(CreateKey(settings.signing_alg, "active", "manual rotation"))
+    if not [key for key in pending if key.alg == settings.signing_alg]:
+        transitions.append(CreateKey(settings.signing_alg, "pending", "next key"))
+    return transitions
+
+
+def plan_revocation(
+    keys: Sequence[KeyRecord], kid: str | None, reason: str, settings: Settings
+) -> list[Transition]:
+    """``idp keys revoke``: ``kid`` (or every key when None) leaves the JWKS at once.
+
+    If the active key goes, the pending key signs from the same instant: verifiers that
+    refreshed the JWKS since the last rotation already hold it. Only with no pending key left
+    does a brand-new key sign at once. A new pending key is always published.
+    """
+    active, pending, retiring = _split(keys)
+    if kid is None:
+        revoked = [*pending, *([active] if active else []), *retiring]
+        return [
+            *(Revoke(key.kid, reason) for key in revoked),
+            CreateKey(settings.signing_alg, "active", "every key revoked"),
+            CreateKey(settings.signing_alg, "pending", "next key"),
+        ]
+    target = next((key for key in keys if key.kid == kid), None)
+    if target is None:
+        raise KeyLifecycleError(f"no signing key with kid {kid!r}")
+    if target.state not in PUBLISHED_STATES:
+        raise KeyLifecycleError(f"key {kid} is already {target.state}")
+    transitions: list[Transition] = [Revoke(kid, reason)]
+    pending = [key for key in pending if key.kid != kid]
+    if target.state == "active":
+        if pending:
+            transitions.append(Promote(pending.pop(0).kid, "active key revoked"))
+        else:
+            transitions.append(CreateKey(settings.signing_alg, "active", "active key revoked"))
+    if not pending:
+        transitions.append(CreateKey(settings.signing_alg, "pending", "next key"))
+    return transitions
+
+
+def next_change(keys: Sequence[KeyRecord], now: datetime, settings: Settings) -> datetime:
+    """The next instant at which the JWKS may change on schedule (bounds ``max-age``)."""
+    active, pending, retiring = _split(keys)
+    if active is None or not pending:
+        return now  # a change is due at the next tick
+    assert active.activated_at is not None
+    candidates = [active.activated_at + settings.key_rotation_interval]
+    candidates += [retire_at(key, settings) for key in retiring]
+    candidates += [key.created_at for key in pending if key.alg != settings.signing_alg]
+    return max(now, min(candidates))

@@ -1,0 +1,160 @@
+"""Settings: the one place that reads the environment.
+
+Everything else receives a frozen :class:`Settings`. Tests build ``Settings(...)`` directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal, cast, get_args
+
+SigningAlg = Literal["RS256", "PS256", "ES256", "EdDSA"]
+SIGNING_ALGS: tuple[SigningAlg, ...] = get_args(SigningAlg)
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; ``str(error)`` is one line naming the variable and why."""
+
+    def __init__(self, variable: str, reason: str) -> None:
+        super().__init__(f"{variable}: {reason}")
+        self.variable = variable
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``90``, ``90s``, ``15m``, ``24h`` or ``7d`` (a bare number is seconds)."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration (use e.g. 90, 90s, 15m, 24h, 7d)")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+@dataclass(frozen=True)
+class Settings:
+    issuer: str = "http://127.0.0.1:8000"
+    database_url: str | None = None
+    data_dir: Path = Path(".idp")
+    key_encryption_key: bytes | None = None
+    signing_alg: SigningAlg = "RS256"
+    key_rotation_interval: timedelta = timedelta(days=30)
+    key_prepublish: timedelta = timedelta(days=1)
+    key_check_interval: timedelta = timedelta(seconds=60)
+    jwks_max_age: timedelta = timedelta(minutes=5)
+    clock_skew: timedelta = timedelta(seconds=60)
+    access_token_ttl: timedelta = timedelta(minutes=10)
+    auth_code_ttl: timedelta = timedelta(seconds=60)
+    session_ttl: timedelta = timedelta(hours=12)
+    refresh_token_ttl: timedelta = timedelta(days=30)
+    refresh_idle_ttl: timedelta = timedelta(days=14)
+    refresh_reuse_grace: timedelta = timedelta(0)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def longest_token_ttl(self) -> timedelta:
+        """The longest lifetime of any JWT a signing key may have signed (access and ID tokens)."""
+        return self.access_token_ttl
+
+    def validate(self) -> None:
+        """Refuse schedules that could leave a relying app holding a token it cannot verify."""
+        if not self.issuer.startswith(("https://", "http://")) or self.issuer.endswith("/"):
+            raise SettingsError("IDP_ISSUER", "must be an http(s) URL without a trailing slash")
+        if self.signing_alg not in SIGNING_ALGS:
+            raise SettingsError(
+                "IDP_SIGNING_ALG", f"{self.signing_alg!r} is not one of {', '.join(SIGNING_ALGS)}"
+            )
+        if self.key_encryption_key is not None and len(self.key_encryption_key) != 32:
+            raise SettingsError("IDP_KEY_ENCRYPTION_KEY", "must be 32 bytes, base64url-encoded")
+        for name in ("key_rotation_interval", "key_check_interval", "access_token_ttl"):
+            if getattr(self, name) <= timedelta(0):
+                raise SettingsError(f"IDP_{name.upper()}", "must be longer than 0s")
+        if self.key_prepublish < self.jwks_max_age + self.clock_skew:
+            raise SettingsError(
+                "IDP_KEY_PREPUBLISH",
+                f"{_fmt(self.key_prepublish)} is shorter than IDP_JWKS_MAX_AGE + IDP_CLOCK_SKEW "
+                f"({_fmt(self.jwks_max_age + self.clock_skew)}): verifiers caching the JWKS "
+                "would meet tokens signed by a key they have not fetched yet",
+            )
+        if self.key_rotation_interval < self.key_prepublish:
+            raise SettingsError(
+                "IDP_KEY_ROTATION_INTERVAL",
+                f"{_fmt(self.key_rotation_interval)} is shorter than IDP_KEY_PREPUBLISH "
+                f"({_fmt(self.key_prepublish)}): a next key could not be published long enough",
+            )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 8000
+    ) -> Settings:
+        """Build settings from ``IDP_*`` variables; raise :class:`SettingsError` on a bad one."""
+
+        def duration(variable: str, default: timedelta) -> timedelta:
+            raw = environ.get(variable)
+            if raw is None or raw == "":
+                return default
+            try:
+                return parse_duration(raw)
+            except ValueError as exc:
+                raise SettingsError(variable, str(exc)) from None
+
+        defaults = cls.__dataclass_fields__
+        kek_text = environ.get("IDP_KEY_ENCRYPTION_KEY") or None
+        alg = environ.get("IDP_SIGNING_ALG") or "RS256"
+        if alg not in SIGNING_ALGS:
+            raise SettingsError(
+                "IDP_SIGNING_ALG", f"{alg!r} is not one of {', '.join(SIGNING_ALGS)}"
+            )
+
+        def default_of(name: str) -> timedelta:
+            return cast(timedelta, defaults[name].default)
+
+        return cls(
+            issuer=environ.get("IDP_ISSUER") or f"http://{host}:{port}",
+            database_url=environ.get("IDP_DATABASE_URL") or None,
+            data_dir=Path(environ.get("IDP_DATA_DIR") or ".idp"),
+            key_encryption_key=None if kek_text is None else decode_kek(kek_text),
+            signing_alg=alg,
+            key_rotation_interval=duration(
+                "IDP_KEY_ROTATION_INTERVAL", default_of("key_rotation_interval")
+            ),
+            key_prepublish=duration("IDP_KEY_PREPUBLISH", default_of("key_prepublish")),
+            key_check_interval=duration("IDP_KEY_CHECK_INTERVAL", default_of("key_check_interval")),
+            jwks_max_age=duration("IDP_JWKS_MAX_AGE", default_of("jwks_max_age")),
+            clock_skew=duration("IDP_CLOCK_SKEW", default_of("clock_skew")),
+            access_token_ttl=duration("IDP_ACCESS_TOKEN_TTL", default_of("access_token_ttl")),
+            auth_code_ttl=duration("IDP_AUTH_CODE_TTL", default_of("auth_code_ttl")),
+            session_ttl=duration("IDP_SESSION_TTL", default_of("session_ttl")),
+            refresh_token_ttl=duration("IDP_REFRESH_TOKEN_TTL", default_of("refresh_token_ttl")),
+            refresh_idle_ttl=duration("IDP_REFRESH_IDLE_TTL", default_of("refresh_idle_ttl")),
+            refresh_reuse_grace=duration(
+                "IDP_REFRESH_REUSE_GRACE", default_of("refresh_reuse_grace")
+            ),
+        )
+
+
+def decode_kek(text: str) -> bytes:
+    """Decode a base64url key-encryption key (padding optional)."""
+    try:
+        raw = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
+    except (binascii.Error, ValueError):
+        raise SettingsError("IDP_KEY_ENCRYPTION_KEY", "is not valid base64url") from None
+    if len(raw) != 32:
+        raise SettingsError("IDP_KEY_ENCRYPTION_KEY", f"must decode to 32 bytes, got {len(raw)}")
+    return raw
+
+
+def _fmt(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -1,0 +1,21 @@
+"""What the lifespan yields to every request (``Request[AppState]``)."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+import asyncpg
+
+from idp.clock import Clock
+from idp.keys.keyring import Keyring
+from idp.keys.manager import KeyManager
+from idp.settings import Settings
+
+
+class AppState(TypedDict):
+    settings: Settings
+    clock: Clock
+    pool: asyncpg.Pool
+    keyring: Keyring
+    keys: KeyManager
+    discovery_body: bytes

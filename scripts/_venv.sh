@@ -1,0 +1,16 @@
+# Sourced by the scripts: make sure .venv exists and holds the project (idempotent, fast when done).
+# Needs nothing but Python 3.11+, pip and gcc.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+
+ensure_venv() {  # ensure_venv [extras]
+    local extras="${1:-}" spec="$ROOT" python stamp
+    [ -n "$extras" ] && spec="$ROOT[$extras]"
+    stamp="$VENV/.idp-installed-${extras:-base}-$(cksum < "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+    [ -f "$stamp" ] && return 0
+    python="$(command -v python3.11 || command -v python3)"
+    [ -x "$VENV/bin/python" ] || "$python" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec" >&2
+    touch "$stamp"
+}

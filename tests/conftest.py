@@ -1,0 +1,133 @@
+"""Shared fixtures: a real PostgreSQL (embedded, or IDP_TEST_DATABASE_URL), migrated once per
+session and truncated between tests; settings built directly; a frozen clock; the app driven
+through its lifespan over ASGI."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import cast
+
+import asyncpg
+import httpx
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from idp.app import create_app
+from idp.clock import FrozenClock
+from idp.db.migrate import migrate
+from idp.db.pool import create_pool
+from idp.settings import Settings
+from idp.web.state import AppState
+
+TABLES = ("signing_keys", "audit_log")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    url = os.environ.get("IDP_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        directory = tempfile.mkdtemp(prefix="idp-test-pg-")
+        server = pgserver.get_server(Path(directory) / "pg", cleanup_mode="delete")
+    try:
+        yield str(server.get_uri())
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def migrated(database_url: str) -> str:
+    connection = await asyncpg.connect(database_url)
+    try:
+        await migrate(connection)
+    finally:
+        await connection.close()
+    return database_url
+
+
+@pytest.fixture
+async def pool(migrated: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on an empty database (TRUNCATE, not rollback: races in tests are real)."""
+    pool = await create_pool(migrated, min_size=1, max_size=10)
+    await pool.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY")
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def kek() -> bytes:
+    return secrets.token_bytes(32)
+
+
+@pytest.fixture
+def settings(migrated: str, kek: bytes) -> Settings:
+    return Settings(
+        issuer="http://idp.test",
+        database_url=migrated,
+        key_encryption_key=kek,
+        key_check_interval=timedelta(seconds=60),
+    )
+
+
+@dataclass
+class Instance:
+    """One running app instance: an HTTP client on it and the state its lifespan yielded."""
+
+    client: httpx.AsyncClient
+    state: AppState
+
+
+InstanceFactory = Callable[..., AbstractAsyncContextManager[Instance]]
+
+
+@pytest.fixture
+def app_instance(settings: Settings, clock: FrozenClock, pool: asyncpg.Pool) -> InstanceFactory:
+    """``async with app_instance() as instance``: an app with its lifespan running.
+
+    Several may run at once on the one database (multi-instance tests). Keyword arguments
+    override settings; the scheduler is off unless ``run_scheduler=True``.
+    """
+
+    @asynccontextmanager
+    async def open_client(
+        *, run_scheduler: bool = False, use_clock: FrozenClock | None = None, **overrides: object
+    ) -> AsyncIterator[Instance]:
+        app = create_app(
+            replace(settings, **overrides),  # type: ignore[arg-type]
+            clock=use_clock or clock,
+            run_scheduler=run_scheduler,
+        )
+        async with app.router.lifespan_context(app) as state:
+            assert state is not None
+
+            async def with_state(scope: Scope, receive: Receive, send: Send) -> None:
+                scope["state"] = dict(state)  # what an ASGI server does with lifespan state
+                await app(scope, receive, send)
+
+            transport = httpx.ASGITransport(app=with_state)
+            async with httpx.AsyncClient(transport=transport, base_url=settings.issuer) as client:
+                yield Instance(client=client, state=cast(AppState, state))
+
+    return open_client
