@@ -10,6 +10,7 @@ import asyncio
 import getpass
 import json
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -184,8 +185,6 @@ def _confirm(prompt: str, stdin: TextIO) -> bool:
 
 
 async def cmd_keys_revoke(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
-    if (args.kid is None) == (not args.all):
-        raise UserError("name exactly one KID, or --all")
     if not args.reason.strip():
         raise UserError("--reason must say why the key is revoked")
     target = "EVERY signing key" if args.all else f"signing key {args.kid}"
@@ -203,13 +202,15 @@ async def cmd_keys_revoke(args: argparse.Namespace, settings: Settings, pool: as
     manager = KeyManager(pool, settings, SystemClock())
     applied = await manager.revoke(None if args.all else args.kid, args.reason, actor=_actor())
     for item in applied:
-        print(f"{type(item.transition).__name__.lower():<8} {item.kid}")
+        print(f"{type(item.transition).__name__.lower():<9} {item.kid}")
     return 0
 
 
 # -- parser ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="idp", description="OAuth 2.0 / OpenID Connect provider")
+    parser = argparse.ArgumentParser(
+        prog="idp", description="OAuth 2.0 / OpenID Connect provider", allow_abbrev=False
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="migrate, make sure a signing key exists, serve")
@@ -231,15 +232,21 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_parser("rotate", help="a new key signs from now").set_defaults(
         run=_with_pool(cmd_keys_rotate)
     )
-    export = keys.add_parser("export", help="a key's public half")
-    export.add_argument("kid")
+    # Parsers that take a KID have no "-h": a kid may start with "-h" (use --help).
+    export = keys.add_parser("export", help="a key's public half", add_help=False)
+    export.add_argument("--help", action="help", help="show this help message and exit")
+    export.add_argument("kid", nargs="?")
+    export.set_defaults(needs_kid=True)
     export.add_argument("--pem", action="store_true", required=True, help="as a PEM public key")
     export.set_defaults(run=_with_pool(cmd_keys_export))
-    add_revoke_arguments(keys.add_parser("revoke", help="incident response: unpublish a key now"))
+    add_revoke_arguments(
+        keys.add_parser("revoke", help="incident response: unpublish a key now", add_help=False)
+    )
     return parser
 
 
 def add_revoke_arguments(revoke: argparse.ArgumentParser) -> None:
+    revoke.add_argument("--help", action="help", help="show this help message and exit")
     revoke.add_argument("kid", nargs="?")
     revoke.add_argument("--all", action="store_true", help="revoke every key and start afresh")
     revoke.add_argument("--reason", required=True)
@@ -247,15 +254,33 @@ def add_revoke_arguments(revoke: argparse.ArgumentParser) -> None:
     revoke.set_defaults(run=_with_pool(cmd_keys_revoke))
 
 
+# An RFC 7638 thumbprint (SHA-256, base64url): one in 64 starts with "-".
+_KID = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """argparse, except that a kid starting with "-" is still taken for the KID argument."""
+    args, extras = parser.parse_known_args(argv)
+    if len(extras) == 1 and _KID.match(extras[0]) and getattr(args, "kid", "") is None:
+        args.kid = extras[0]
+    elif extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    if getattr(args, "needs_kid", False) and args.kid is None:
+        parser.error("the following arguments are required: kid")
+    return args
+
+
 def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
+    if getattr(args, "all", None) is not None and (args.kid is None) == (not args.all):
+        parser.error("name exactly one KID, or --all")
     try:
         result: int = args.run(args)
         return result
     except (UserError, SettingsError, KeyLifecycleError, KeyDecryptionError) as exc:
         print(f"idp: {exc}", file=sys.stderr)
         return 1
-    except (OSError, asyncpg.PostgresError) as exc:
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         print(f"idp: database error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -269,7 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def revoke_key_main(argv: Sequence[str] | None = None) -> int:
     """``scripts/revoke-key``: the same code path as ``idp keys revoke``."""
     parser = argparse.ArgumentParser(
-        prog="revoke-key", description="Revoke a compromised signing key in every idp process now."
+        prog="revoke-key",
+        description="Revoke a compromised signing key in every idp process now.",
+        allow_abbrev=False,
+        add_help=False,
     )
     add_revoke_arguments(parser)
     return run(parser, argv)

@@ -34,7 +34,10 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text)
     if match is None:
         raise ValueError(f"{text!r} is not a duration (use e.g. 90, 90s, 15m, 24h, 7d)")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    try:
+        return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration") from None
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,10 @@ class Settings:
         """Refuse schedules that could leave a relying app holding a token it cannot verify."""
         if not self.issuer.startswith(("https://", "http://")) or self.issuer.endswith("/"):
             raise SettingsError("IDP_ISSUER", "must be an http(s) URL without a trailing slash")
+        if self.database_url is not None and not self.database_url.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise SettingsError("IDP_DATABASE_URL", "must be a postgresql:// URL")
         if self.signing_alg not in SIGNING_ALGS:
             raise SettingsError(
                 "IDP_SIGNING_ALG", f"{self.signing_alg!r} is not one of {', '.join(SIGNING_ALGS)}"

@@ -22,7 +22,7 @@ WHERE state IN ('pending', 'active', 'retiring')
 ORDER BY created_at, kid
 """
 SELECT_ALL = f"""
-SELECT {_COLUMNS}, retired_at, revoked_at, revoked_reason
+SELECT {_COLUMNS}, retired_at, revoked_at, revoked_reason, private_key_enc
 FROM signing_keys
 ORDER BY created_at, kid
 """
@@ -74,6 +74,7 @@ class KeyListing:
     retired_at: datetime | None
     revoked_at: datetime | None
     revoked_reason: str | None
+    private_key_enc: bytes | None
 
 
 def _record(row: asyncpg.Record) -> KeyRecord:
@@ -107,6 +108,7 @@ async def fetch_all(connection: Executor) -> list[KeyListing]:
             retired_at=row["retired_at"],
             revoked_at=row["revoked_at"],
             revoked_reason=row["revoked_reason"],
+            private_key_enc=row["private_key_enc"],
         )
         for row in rows
     ]

@@ -143,7 +143,8 @@ class Keyring:
         ]
         # Changes made before LISTEN took effect would otherwise wait for the safety net.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._listening.wait(), timeout=5)
+            async with asyncio.timeout(5):
+                await self._listening.wait()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -160,7 +161,8 @@ class Keyring:
         interval = self._settings.key_check_interval.total_seconds()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.load(pool)
@@ -184,7 +186,8 @@ class Keyring:
                 self._wake.set()  # notifications may have been missed while disconnected
                 while not connection.is_closed():
                     await asyncio.sleep(check)
-                    await asyncio.wait_for(connection.execute("SELECT 1"), timeout=check)
+                    async with asyncio.timeout(check):
+                        await connection.execute("SELECT 1")
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 log.warning("keyring LISTEN connection lost; reconnecting")
             finally:

@@ -80,8 +80,9 @@ class KeyManager:
         async with self._pool.acquire() as connection, connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock($1)", KEYS_LOCK_ID)
             now = self._clock.now()
-            keys = [listing.record for listing in await signing_keys.fetch_all(connection)]
-            transitions = plan(keys, now)
+            listings = await signing_keys.fetch_all(connection)
+            self._check_kek(listings)
+            transitions = plan([listing.record for listing in listings], now)
             applied = [await self._apply(connection, item, now, actor) for item in transitions]
             if applied:
                 await connection.execute(signing_keys.NOTIFY, "changed")
@@ -127,6 +128,17 @@ class KeyManager:
             details=details,
         )
         return Applied(transition, kid)
+
+    def _check_kek(self, listings: Sequence[signing_keys.KeyListing]) -> None:
+        """Refuse to add keys sealed with a KEK other than the one the existing keys use.
+
+        Raises KeyDecryptionError: a process started with the wrong IDP_KEY_ENCRYPTION_KEY
+        would otherwise publish keys that no other process can sign with.
+        """
+        for key in listings:
+            if key.private_key_enc is not None:
+                crypto.decrypt_private_key(self._kek, key.record.kid, key.private_key_enc)
+                return
 
     @staticmethod
     async def _update(connection: Connection, sql: str, *args: object) -> None:

@@ -24,9 +24,8 @@ async def readyz(request: Request[AppState]) -> Response:
         "keyring": "ok" if request.state["keyring"].loaded else "not loaded",
     }
     try:
-        await asyncio.wait_for(
-            request.state["pool"].fetchval("SELECT 1"), timeout=DATABASE_CHECK_TIMEOUT
-        )
+        async with asyncio.timeout(DATABASE_CHECK_TIMEOUT):
+            await request.state["pool"].fetchval("SELECT 1")
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
         checks["database"] = "unreachable"
     ready = all(value == "ok" for value in checks.values())

@@ -1,0 +1,156 @@
+"""The lifecycle as a pure state machine: no database, no key material."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from idp.keys.lifecycle import (
+    CreateKey,
+    Demote,
+    KeyLifecycleError,
+    KeyRecord,
+    Promote,
+    Retire,
+    Revoke,
+    next_change,
+    plan_revocation,
+    plan_rotation,
+    retire_at,
+    tick,
+)
+from idp.settings import Settings
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+SETTINGS = Settings(
+    key_rotation_interval=timedelta(days=30),
+    key_prepublish=timedelta(days=1),
+    access_token_ttl=timedelta(minutes=10),
+    clock_skew=timedelta(seconds=60),
+    key_check_interval=timedelta(seconds=60),
+)
+
+
+def active(kid: str = "a", at: datetime = T0) -> KeyRecord:
+    return KeyRecord(kid, "RS256", "active", created_at=at, activated_at=at)
+
+
+def pending(kid: str = "p", at: datetime = T0, alg: str = "RS256") -> KeyRecord:
+    return KeyRecord(kid, alg, "pending", created_at=at)  # type: ignore[arg-type]
+
+
+def retiring(kid: str, last_signed: datetime) -> KeyRecord:
+    return KeyRecord(
+        kid, "RS256", "retiring", created_at=T0, activated_at=T0, last_signed_at=last_signed
+    )
+
+
+def test_empty_database_gets_an_active_key_and_a_next_one() -> None:
+    assert tick([], T0, SETTINGS) == [
+        CreateKey("RS256", "active", "no signing key"),
+        CreateKey("RS256", "pending", "next key"),
+    ]
+
+
+def test_nothing_happens_between_rotations() -> None:
+    assert tick([active(), pending()], T0 + timedelta(days=10), SETTINGS) == []
+
+
+def test_due_rotation_promotes_the_prepublished_key_and_publishes_a_successor() -> None:
+    now = T0 + timedelta(days=30)
+    assert tick([active(), pending()], now, SETTINGS) == [
+        Demote("a", "scheduled rotation"),
+        Promote("p", "scheduled rotation"),
+        CreateKey("RS256", "pending", "next key"),
+    ]
+
+
+def test_rotation_waits_until_the_successor_was_published_for_prepublish() -> None:
+    fresh = pending(at=T0 + timedelta(days=29, hours=12))  # published 12h before due
+    due = T0 + timedelta(days=30)
+    assert tick([active(), fresh], due, SETTINGS) == []
+    later = fresh.created_at + SETTINGS.key_prepublish
+    assert Promote("p", "scheduled rotation") in tick([active(), fresh], later, SETTINGS)
+
+
+def test_retiring_key_leaves_only_after_its_tokens_expired() -> None:
+    demoted = retiring("old", last_signed=T0)
+    deadline = retire_at(demoted, SETTINGS)
+    assert deadline == T0 + timedelta(minutes=10) + timedelta(seconds=60) + timedelta(seconds=60)
+    keys = [demoted, active("a"), pending()]
+    assert tick(keys, deadline - timedelta(seconds=1), SETTINGS) == []
+    assert tick(keys, deadline, SETTINGS) == [Retire("old", "every token it signed has expired")]
+
+
+def test_signing_alg_change_replaces_the_pending_key_and_keeps_the_active_one() -> None:
+    es256 = Settings(
+        signing_alg="ES256",
+        key_rotation_interval=SETTINGS.key_rotation_interval,
+        key_prepublish=SETTINGS.key_prepublish,
+    )
+    transitions = tick([active(), pending()], T0 + timedelta(days=1), es256)
+    assert transitions == [
+        Retire("p", "IDP_SIGNING_ALG is now ES256"),
+        CreateKey("ES256", "pending", "next key"),
+    ]
+
+
+def test_missing_active_key_promotes_the_pending_one() -> None:
+    assert tick([pending()], T0, SETTINGS) == [
+        Promote("p", "no active key"),
+        CreateKey("RS256", "pending", "next key"),
+    ]
+
+
+def test_manual_rotation_promotes_pending_and_refuses_within_a_minute() -> None:
+    now = T0 + timedelta(hours=1)
+    assert plan_rotation([active(), pending()], now, SETTINGS) == [
+        Demote("a", "manual rotation"),
+        Promote("p", "manual rotation"),
+        CreateKey("RS256", "pending", "next key"),
+    ]
+    with pytest.raises(KeyLifecycleError, match="less than a minute"):
+        plan_rotation([active(at=now)], now + timedelta(seconds=30), SETTINGS)
+
+
+def test_revoking_the_active_key_switches_to_the_pending_key() -> None:
+    assert plan_revocation([active(), pending()], "a", "stolen", SETTINGS) == [
+        Revoke("a", "stolen"),
+        Promote("p", "active key revoked"),
+        CreateKey("RS256", "pending", "next key"),
+    ]
+
+
+def test_revoking_active_without_pending_creates_a_new_signer() -> None:
+    assert plan_revocation([active()], "a", "stolen", SETTINGS) == [
+        Revoke("a", "stolen"),
+        CreateKey("RS256", "active", "active key revoked"),
+        CreateKey("RS256", "pending", "next key"),
+    ]
+
+
+def test_revoke_all_revokes_every_published_key_and_starts_fresh() -> None:
+    keys = [active(), pending(), retiring("old", T0)]
+    transitions = plan_revocation(keys, None, "kek leaked", SETTINGS)
+    assert {t.kid for t in transitions if isinstance(t, Revoke)} == {"a", "p", "old"}
+    assert [t for t in transitions if isinstance(t, CreateKey)] == [
+        CreateKey("RS256", "active", "every key revoked"),
+        CreateKey("RS256", "pending", "next key"),
+    ]
+
+
+def test_revoking_unknown_or_dead_keys_is_refused() -> None:
+    with pytest.raises(KeyLifecycleError, match="no signing key"):
+        plan_revocation([active()], "nope", "x", SETTINGS)
+    dead = KeyRecord("r", "RS256", "retired", created_at=T0)
+    with pytest.raises(KeyLifecycleError, match="already retired"):
+        plan_revocation([active(), dead], "r", "x", SETTINGS)
+
+
+def test_next_change_is_the_earliest_of_rotation_and_retirement() -> None:
+    now = T0 + timedelta(minutes=1)
+    keys = [active(), pending(), retiring("old", last_signed=T0)]
+    assert next_change(keys, now, SETTINGS) == retire_at(keys[2], SETTINGS)
+    assert next_change([active(), pending()], now, SETTINGS) == T0 + timedelta(days=30)
+    assert next_change([active()], now, SETTINGS) == now  # a next key is due at once
