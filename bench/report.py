@@ -1,6 +1,7 @@
 """Parse wrk's ``--latency`` output and format the benchmark table (used by ``scripts/bench``).
 
-    python bench/report.py --out FILE --params TEXT --cores N --ceiling NAME NAME=WRK_OUTPUT...
+    python bench/report.py --out FILE --params TEXT --cores N --ceiling NAME
+        [--same-size SCENARIO=CEILING]... NAME=WRK_OUTPUT...
 
 Prints the table as text and writes it, with the date, core count and wrk parameters, to FILE as
 Markdown. The ratio column is each scenario's req/s over the ceiling scenario's.
@@ -69,7 +70,7 @@ def parse(name: str, text: str) -> Result:
     )
 
 
-def rows(results: list[Result], ceiling: Result) -> list[list[str]]:
+def rows(results: list[Result], ceiling: Result, same_size: dict[str, Result]) -> list[list[str]]:
     return [
         [
             r.name,
@@ -77,14 +78,15 @@ def rows(results: list[Result], ceiling: Result) -> list[list[str]]:
             f"{r.p50_ms:.2f} ms",
             f"{r.p99_ms:.2f} ms",
             f"{r.rps / ceiling.rps:.2f}",
+            f"{r.rps / same_size[r.name].rps:.2f}" if r.name in same_size else "-",
             r.problems or "-",
         ]
         for r in results
     ]
 
 
-HEADER = ["scenario", "req/s", "p50", "p99", "vs ceiling", "errors"]
-RIGHT = {1, 2, 3, 4}  # numeric columns
+HEADER = ["scenario", "req/s", "p50", "p99", "vs ceiling", "vs same-size ceiling", "errors"]
+RIGHT = {1, 2, 3, 4, 5}  # numeric columns
 
 
 def text_table(table: list[list[str]]) -> str:
@@ -111,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", required=True, help="the wrk parameters, for the record")
     parser.add_argument("--cores", required=True, help="the core count (nproc), for the record")
     parser.add_argument("--ceiling", required=True, help="the scenario the ratios are taken to")
+    parser.add_argument(
+        "--same-size",
+        action="append",
+        default=[],
+        metavar="SCENARIO=CEILING",
+        help="also compare SCENARIO with the ceiling run CEILING that writes as many bytes",
+    )
     parser.add_argument("runs", nargs="+", metavar="NAME=FILE")
     args = parser.parse_args(argv)
 
@@ -121,7 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     by_name = {r.name: r for r in results}
     if args.ceiling not in by_name:
         parser.error(f"no run named {args.ceiling!r}")
-    table = rows(results, by_name[args.ceiling])
+    same_size = {}
+    for pair in args.same_size:
+        scenario, _, ceiling = pair.partition("=")
+        if ceiling not in by_name:
+            parser.error(f"no run named {ceiling!r}")
+        same_size[scenario] = by_name[ceiling]
+    table = rows(results, by_name[args.ceiling], same_size)
 
     print(text_table(table))
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -132,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- wrk: `{args.params}`\n"
         "- servers: uvicorn `--workers 2`, access log off, log level warning; "
         "each scenario measured with the other server stopped\n"
-        "- ceiling: `bench/ceiling.py`, a constant pre-encoded JSON body "
-        "from one Starlette route\n\n"
+        "- ceiling: `bench/ceiling.py`, constant pre-encoded JSON bodies from plain Starlette "
+        "routes: the small one, and ones as large as each idp response (same-size ceiling)\n\n"
         f"{markdown_table(table)}\n"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from idp.oauth.discovery import provider_metadata
 from idp.runtime import resolve
 from idp.settings import Settings
 from idp.web.errors import http_exception, server_error
+from idp.web.router import StaticPathRouter
 from idp.web.routes import routes
 from idp.web.state import AppState
 
@@ -58,11 +59,9 @@ def create_app(
             await keyring.stop()
             await pool.close()
 
-    return Starlette(
-        routes=routes,
-        lifespan=lifespan,
-        exception_handlers={HTTPException: http_exception, Exception: server_error},
-    )
+    app = Starlette(exception_handlers={HTTPException: http_exception, Exception: server_error})
+    app.router = StaticPathRouter(routes, lifespan=lifespan)
+    return app
 
 
 def app_from_env() -> Starlette:

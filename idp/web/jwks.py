@@ -7,7 +7,8 @@ from starlette.responses import Response
 
 from idp.web.state import AppState
 
-CORS_OPEN = {"Access-Control-Allow-Origin": "*"}
+CORS_OPEN = (b"access-control-allow-origin", b"*")
+JSON = "application/json"
 
 
 def etag_matches(if_none_match: str, etag: str) -> bool:
@@ -17,16 +18,28 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))
 
 
+def _if_none_match(raw_headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The header without building a ``Headers`` object (ASGI names are already lower-case)."""
+    for name, value in raw_headers:
+        if name == b"if-none-match":
+            return value.decode("latin-1")
+    return None
+
+
 async def jwks(request: Request[AppState]) -> Response:
+    """Headers are appended pre-encoded: this endpoint is the hottest read path."""
     keyring = request.state["keyring"]
     snapshot = keyring.snapshot
     max_age = keyring.jwks_max_age(request.state["clock"].now())
-    headers = {
-        "Cache-Control": f"public, max-age={max_age}",
-        "ETag": snapshot.etag,
-        **CORS_OPEN,
-    }
-    if_none_match = request.headers.get("if-none-match")
+    headers = [
+        (b"cache-control", b"public, max-age=%d" % max_age),
+        (b"etag", snapshot.etag.encode()),
+        CORS_OPEN,
+    ]
+    if_none_match = _if_none_match(request.scope["headers"])
     if if_none_match is not None and etag_matches(if_none_match, snapshot.etag):
-        return Response(status_code=304, headers=headers)
-    return Response(snapshot.jwks_body, media_type="application/json", headers=headers)
+        response = Response(status_code=304)
+    else:
+        response = Response(snapshot.jwks_body, media_type=JSON)
+    response.raw_headers.extend(headers)
+    return response
