@@ -1,0 +1,97 @@
+"""The README's quick start, from a fresh clone: ``scripts/serve`` brings up a working provider.
+
+Slow on purpose (it creates a virtualenv and installs the project, as a newcomer would).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+STARTUP_LIMIT = 300.0
+
+
+@pytest.fixture
+def fresh_clone(tmp_path: Path) -> Iterator[Path]:
+    clone = tmp_path / "idp"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    try:
+        yield clone
+    finally:
+        shutil.rmtree(clone, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def start_serve(
+    clone: Path, port: int, env: dict[str, str], output: BinaryIO
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *("bash", "scripts/serve", "--port", str(port)),
+        cwd=clone,
+        env=env,
+        stdout=output,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+async def test_scripts_serve_from_a_fresh_clone_serves_discovery_and_jwks(
+    fresh_clone: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("IDP_")}
+    with log.open("wb") as output:
+        process = await start_serve(fresh_clone, port, env, output)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+            deadline = time.monotonic() + STARTUP_LIMIT
+            while True:
+                assert process.returncode is None, f"scripts/serve exited:\n{log.read_text()}"
+                assert time.monotonic() < deadline, f"not ready in time:\n{log.read_text()}"
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.5)
+            discovery = (await client.get("/.well-known/openid-configuration")).json()
+            jwks = (await client.get(discovery["jwks_uri"].removeprefix(base))).json()
+        assert discovery["issuer"] == base
+        assert len(jwks["keys"]) == 2
+        data_dir = fresh_clone / ".idp"
+        assert not stat.S_IMODE(data_dir.stat().st_mode) & 0o066, "data dir readable by others"
+        assert stat.S_IMODE((data_dir / "key-encryption-key").stat().st_mode) == 0o600
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                async with asyncio.timeout(30):
+                    await process.wait()
+            except TimeoutError:
+                os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+                raise AssertionError(f"scripts/serve ignored SIGINT:\n{log.read_text()}") from None
+    assert process.returncode == 0, log.read_text()
+    postmaster = fresh_clone / ".idp" / "pg" / "postmaster.pid"
+    assert not postmaster.exists(), "the embedded PostgreSQL stops with the last idp process"
