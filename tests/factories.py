@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +19,7 @@ from joserfc.jwk import KeySet
 
 from idp.keys.keyring import Keyring
 
+SUBPROCESS_TIMEOUT = 120.0
 PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
@@ -55,3 +61,42 @@ def assert_oauth_error(response: httpx.Response, status: int, error: str) -> Non
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     assert response.json()["error"] == error
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def run_command(
+    command: Sequence[str],
+    env: dict[str, str],
+    *,
+    stdin: bytes | None = None,
+    cwd: Path | None = None,
+) -> Completed:
+    """Run ``command`` without blocking the event loop; ``stdin`` None means /dev/null."""
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+    )
+    try:
+        async with asyncio.timeout(SUBPROCESS_TIMEOUT):
+            stdout, stderr = await process.communicate(stdin)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return Completed(process.returncode, stdout.decode(), stderr.decode())
+
+
+def environ_without_idp() -> dict[str, str]:
+    """This process's environment less every IDP_* variable, for a subprocess to start from."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("IDP_")}

@@ -3,10 +3,8 @@ test database, checked against the rows they leave behind."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,21 +20,14 @@ from idp.keys.crypto import b64url, decrypt_private_key, encrypt_private_key
 from idp.keys.lifecycle import CreateKey
 from idp.keys.manager import KeyManager
 from idp.settings import Settings
+from tests.factories import Completed, environ_without_idp, run_command
 
 ROOT = Path(__file__).resolve().parent.parent
 IDP = [sys.executable, "-m", "idp"]
 REVOKE_KEY = ["bash", str(ROOT / "scripts" / "revoke-key")]
-SUBPROCESS_TIMEOUT = 120.0
 CONFIRMATION_PROMPT = "Type 'yes' to confirm"
 # A kid is a base64url thumbprint and starts with "-" one time in 64, which argparse would take
 # for an option: the tests pass kids after "--" (see test_kid_starting_with_a_dash_...).
-
-
-@dataclass(frozen=True)
-class Completed:
-    returncode: int
-    stdout: str
-    stderr: str
 
 
 @dataclass(frozen=True)
@@ -50,22 +41,7 @@ class Keys:
 async def run(
     command: Sequence[str], env: dict[str, str], *, stdin: bytes | None = None
 ) -> Completed:
-    """Run ``command`` without blocking the event loop; ``stdin`` None means /dev/null."""
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(stdin), SUBPROCESS_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return Completed(process.returncode, stdout.decode(), stderr.decode())
+    return await run_command(command, env, stdin=stdin)
 
 
 def assert_one_line_error(result: Completed) -> str:
@@ -81,7 +57,7 @@ def assert_one_line_error(result: Completed) -> str:
 def cli_env(settings: Settings, kek: bytes, tmp_path: Path) -> dict[str, str]:
     """The environment of an operator's shell pointed at the test database, with its KEK."""
     assert settings.database_url is not None
-    env = {name: value for name, value in os.environ.items() if not name.startswith("IDP_")}
+    env = environ_without_idp()
     return env | {
         "IDP_DATABASE_URL": settings.database_url,
         "IDP_KEY_ENCRYPTION_KEY": b64url(kek),

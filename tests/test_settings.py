@@ -3,11 +3,8 @@ with one line naming the variable."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import secrets
 import sys
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,8 +12,7 @@ import pytest
 
 from idp.keys.crypto import b64url
 from idp.settings import Settings, SettingsError
-
-SUBPROCESS_TIMEOUT = 60.0
+from tests.factories import Completed, environ_without_idp, run_command
 
 # Every duration variable, with the field it sets and a valid value that differs from the default.
 DURATION_VARIABLES = [
@@ -189,35 +185,10 @@ def test_prepublish_equal_to_jwks_max_age_plus_skew_is_accepted() -> None:
 
 
 # -- start-up refuses a bad setting (the CLI as a subprocess) -------------------------------
-@dataclass(frozen=True)
-class Completed:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 async def run_idp(args: list[str], environ: dict[str, str], cwd: Path) -> Completed:
     """``python -m idp ARGS`` with only ``environ``'s IDP_* variables, bounded by a timeout."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("IDP_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "idp",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env | environ,
-        cwd=cwd,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), SUBPROCESS_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return Completed(process.returncode, stdout.decode(), stderr.decode())
+    env = environ_without_idp() | environ
+    return await run_command([sys.executable, "-m", "idp", *args], env, cwd=cwd)
 
 
 def assert_refused(result: Completed, variable: str) -> None:

@@ -4,7 +4,6 @@ key-encryption key reused by all of them."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import stat
@@ -24,8 +23,8 @@ from idp.db.pool import create_pool
 from idp.keys.crypto import KEK_FILE, b64url, load_or_create_kek
 from idp.keys.manager import KeyManager
 from idp.settings import Settings
+from tests.factories import Completed, environ_without_idp, run_command
 
-SUBPROCESS_TIMEOUT = 120.0
 # What a second idp process sees of the server, through idp's own start-up path.
 PROBE = """
 import asyncio, json, os
@@ -53,13 +52,6 @@ class Embedded:
     url: str
 
 
-@dataclass(frozen=True)
-class Completed:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
     """One embedded server for the module, on a data dir that did not exist before."""
@@ -78,24 +70,8 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
 
 async def run_in_data_dir(args: list[str], data_dir: Path, cwd: Path) -> Completed:
     """``python ARGS`` as an idp process in embedded mode: IDP_DATA_DIR only."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("IDP_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env | {"IDP_DATA_DIR": str(data_dir)},
-        cwd=cwd,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), SUBPROCESS_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return Completed(process.returncode, stdout.decode(), stderr.decode())
+    env = environ_without_idp() | {"IDP_DATA_DIR": str(data_dir)}
+    return await run_command([sys.executable, *args], env, cwd=cwd)
 
 
 # -- the data directory and its key-encryption key ------------------------------------------

@@ -27,6 +27,16 @@ async def states(pool: asyncpg.Pool) -> dict[str, str]:
     }
 
 
+async def bootstrapped(
+    pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
+) -> tuple[KeyManager, Keyring]:
+    """A manager that has created the first keys, and a keyring that has loaded them."""
+    manager, keyring = KeyManager(pool, settings, clock), Keyring(settings, clock)
+    await manager.tick()
+    await keyring.load(pool)
+    return manager, keyring
+
+
 async def test_two_schedulers_ticking_at_the_same_instant_rotate_once(
     pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
 ) -> None:
@@ -54,9 +64,7 @@ async def test_two_schedulers_ticking_at_the_same_instant_rotate_once(
 async def test_revoking_the_active_key_switches_to_a_key_already_published(
     pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
 ) -> None:
-    manager, keyring = KeyManager(pool, settings, clock), Keyring(settings, clock)
-    await manager.tick()
-    await keyring.load(pool)
+    manager, keyring = await bootstrapped(pool, settings, clock)
     before = kids(keyring.snapshot.jwks_body)
     compromised = keyring.snapshot.signer.kid
 
@@ -91,8 +99,7 @@ async def test_revoking_the_active_key_switches_to_a_key_already_published(
 async def test_two_revocations_in_a_row_still_leave_a_signer_and_a_next_key(
     pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
 ) -> None:
-    manager, keyring = KeyManager(pool, settings, clock), Keyring(settings, clock)
-    await manager.tick()
+    manager, keyring = await bootstrapped(pool, settings, clock)
     for _ in range(2):
         await keyring.load(pool)
         await manager.revoke(keyring.snapshot.signer.kid, "incident", actor="test")
@@ -103,9 +110,7 @@ async def test_two_revocations_in_a_row_still_leave_a_signer_and_a_next_key(
 async def test_revoke_all_unpublishes_every_key_and_starts_fresh(
     pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
 ) -> None:
-    manager, keyring = KeyManager(pool, settings, clock), Keyring(settings, clock)
-    await manager.tick()
-    await keyring.load(pool)
+    manager, keyring = await bootstrapped(pool, settings, clock)
     before = kids(keyring.snapshot.jwks_body)
     await manager.revoke(None, "KEK leaked", actor="test")
     await keyring.load(pool)
@@ -173,9 +178,7 @@ async def test_manager_with_another_kek_changes_nothing(
 async def test_rotation_keeps_the_old_key_published_until_its_tokens_expire(
     pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
 ) -> None:
-    manager, keyring = KeyManager(pool, settings, clock), Keyring(settings, clock)
-    await manager.tick()
-    await keyring.load(pool)
+    manager, keyring = await bootstrapped(pool, settings, clock)
     old = keyring.snapshot.signer.kid
     clock.advance(timedelta(hours=1))
     new = await manager.rotate(actor="test")
