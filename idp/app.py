@@ -12,10 +12,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
 from idp.clock import Clock, SystemClock
+from idp.db.listener import Listener
 from idp.db.pool import create_pool
 from idp.keys.keyring import Keyring
 from idp.keys.manager import KeyManager
 from idp.keys.scheduler import KeyScheduler
+from idp.oauth.client_registry import ClientRegistry
+from idp.oauth.context import TokenContext
 from idp.oauth.discovery import provider_metadata
 from idp.runtime import resolve
 from idp.settings import Settings
@@ -41,9 +44,14 @@ def create_app(
         keyring = Keyring(settings, app_clock)
         manager = KeyManager(pool, settings, app_clock)
         scheduler = KeyScheduler(manager, settings)
+        clients = ClientRegistry(pool)
+        listener = Listener(database_url)
+        listener.subscribe(keyring.subscription())
+        listener.subscribe(clients.subscription())
         try:
             await manager.tick(actor="startup")  # a fresh database gets its first keys
-            await keyring.start(pool, database_url)
+            await keyring.start(pool)
+            await listener.start()
             if run_scheduler:
                 scheduler.start()
             yield {
@@ -53,9 +61,12 @@ def create_app(
                 "keyring": keyring,
                 "keys": manager,
                 "discovery_body": discovery_body,
+                "clients": clients,
+                "token_context": TokenContext(settings, app_clock, pool, keyring.sign),
             }
         finally:
             scheduler.shutdown()
+            await listener.stop()
             await keyring.stop()
             await pool.close()
 

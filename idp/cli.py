@@ -7,67 +7,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import os
 import re
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import TextIO
 
 import asyncpg
 
 from idp.clock import SystemClock
+from idp.commands import clients, users
+from idp.commands.common import UserError, actor, iso, settings_for, with_pool
 from idp.db import signing_keys
 from idp.db.migrate import migrate
 from idp.db.pool import create_pool
 from idp.keys.crypto import KeyDecryptionError, public_pem
 from idp.keys.lifecycle import KeyLifecycleError
 from idp.keys.manager import KeyManager
-from idp.runtime import resolve
 from idp.settings import Settings, SettingsError
-
-
-class UserError(Exception):
-    """Reported as one line, exit status 1."""
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return f"cli:uid={os.getuid()}"
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    host = getattr(args, "host", "127.0.0.1")
-    port = getattr(args, "port", 8000)
-    return resolve(Settings.from_env(os.environ, host=host, port=port))
-
-
-Command = Callable[[argparse.Namespace, Settings, asyncpg.Pool], Awaitable[int]]
-
-
-def _with_pool(command: Command) -> Callable[[argparse.Namespace], int]:
-    """Run an async command with resolved settings, a migrated database and a small pool."""
-
-    def run(args: argparse.Namespace) -> int:
-        settings = _settings(args)
-
-        async def main() -> int:
-            assert settings.database_url is not None
-            pool = await create_pool(settings.database_url, min_size=1, max_size=2)
-            try:
-                async with pool.acquire() as connection:
-                    await migrate(connection)
-                return await command(args, settings, pool)
-            finally:
-                await pool.close()
-
-        return asyncio.run(main())
-
-    return run
 
 
 # -- serve / migrate ------------------------------------------------------------------------
@@ -76,7 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from idp.app import create_app
 
-    settings = _settings(args)
+    settings = settings_for(args)
     assert settings.database_url is not None
     assert settings.key_encryption_key is not None
 
@@ -128,20 +86,16 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings, pool: asyncp
 
 
 # -- keys -----------------------------------------------------------------------------------
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat(timespec="seconds")
-
-
 async def cmd_keys_list(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
     rows = [
         {
             "kid": key.record.kid,
             "alg": key.record.alg,
             "state": key.record.state,
-            "created_at": _iso(key.record.created_at),
-            "activated_at": _iso(key.record.activated_at),
-            "retired_at": _iso(key.retired_at),
-            "revoked_at": _iso(key.revoked_at),
+            "created_at": iso(key.record.created_at),
+            "activated_at": iso(key.record.activated_at),
+            "retired_at": iso(key.retired_at),
+            "revoked_at": iso(key.revoked_at),
             "revoked_reason": key.revoked_reason,
         }
         for key in await signing_keys.fetch_all(pool)
@@ -160,7 +114,7 @@ async def cmd_keys_list(args: argparse.Namespace, settings: Settings, pool: asyn
 
 
 async def cmd_keys_rotate(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
-    kid = await KeyManager(pool, settings, SystemClock()).rotate(actor=_actor())
+    kid = await KeyManager(pool, settings, SystemClock()).rotate(actor=actor())
     print(kid)
     return 0
 
@@ -200,7 +154,7 @@ async def cmd_keys_revoke(args: argparse.Namespace, settings: Settings, pool: as
     ):
         raise UserError("not confirmed; nothing revoked")
     manager = KeyManager(pool, settings, SystemClock())
-    applied = await manager.revoke(None if args.all else args.kid, args.reason, actor=_actor())
+    applied = await manager.revoke(None if args.all else args.kid, args.reason, actor=actor())
     for item in applied:
         print(f"{type(item.transition).__name__.lower():<9} {item.kid}")
     return 0
@@ -220,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=cmd_serve)
 
     commands.add_parser("migrate", help="apply pending migrations").set_defaults(
-        run=_with_pool(cmd_migrate)
+        run=with_pool(cmd_migrate)
     )
 
     keys = commands.add_parser("keys", help="signing keys").add_subparsers(
@@ -228,9 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing = keys.add_parser("list", help="every key and its state")
     listing.add_argument("--json", action="store_true")
-    listing.set_defaults(run=_with_pool(cmd_keys_list))
+    listing.set_defaults(run=with_pool(cmd_keys_list))
     keys.add_parser("rotate", help="a new key signs from now").set_defaults(
-        run=_with_pool(cmd_keys_rotate)
+        run=with_pool(cmd_keys_rotate)
     )
     # Parsers that take a KID have no "-h": a kid may start with "-h" (use --help).
     export = keys.add_parser("export", help="a key's public half", add_help=False)
@@ -238,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("kid", nargs="?")
     export.set_defaults(needs_kid=True)
     export.add_argument("--pem", action="store_true", required=True, help="as a PEM public key")
-    export.set_defaults(run=_with_pool(cmd_keys_export))
+    export.set_defaults(run=with_pool(cmd_keys_export))
+    users.add_parsers(commands)
+    clients.add_parsers(commands)
     add_revoke_arguments(
         keys.add_parser("revoke", help="incident response: unpublish a key now", add_help=False)
     )
@@ -251,7 +207,7 @@ def add_revoke_arguments(revoke: argparse.ArgumentParser) -> None:
     revoke.add_argument("--all", action="store_true", help="revoke every key and start afresh")
     revoke.add_argument("--reason", required=True)
     revoke.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    revoke.set_defaults(run=_with_pool(cmd_keys_revoke))
+    revoke.set_defaults(run=with_pool(cmd_keys_revoke))
 
 
 # An RFC 7638 thumbprint (SHA-256, base64url): one in 64 starts with "-".

@@ -16,6 +16,8 @@ from typing import Literal, cast, get_args
 
 SigningAlg = Literal["RS256", "PS256", "ES256", "EdDSA"]
 SIGNING_ALGS: tuple[SigningAlg, ...] = get_args(SigningAlg)
+Argon2Profile = Literal["rfc9106-low-memory", "test"]
+ARGON2_PROFILES: tuple[Argon2Profile, ...] = get_args(Argon2Profile)
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -53,19 +55,24 @@ class Settings:
     jwks_max_age: timedelta = timedelta(minutes=5)
     clock_skew: timedelta = timedelta(seconds=60)
     access_token_ttl: timedelta = timedelta(minutes=10)
+    max_access_token_ttl: timedelta = timedelta(hours=1)
     auth_code_ttl: timedelta = timedelta(seconds=60)
     session_ttl: timedelta = timedelta(hours=12)
     refresh_token_ttl: timedelta = timedelta(days=30)
     refresh_idle_ttl: timedelta = timedelta(days=14)
     refresh_reuse_grace: timedelta = timedelta(0)
+    argon2_profile: Argon2Profile = "rfc9106-low-memory"
 
     def __post_init__(self) -> None:
         self.validate()
 
     @property
     def longest_token_ttl(self) -> timedelta:
-        """The longest lifetime of any JWT a signing key may have signed (access and ID tokens)."""
-        return self.access_token_ttl
+        """The longest lifetime of any JWT a signing key may have signed (access and ID tokens).
+
+        Clients may have their own access-token lifetime, up to IDP_MAX_ACCESS_TOKEN_TTL.
+        """
+        return max(self.access_token_ttl, self.max_access_token_ttl)
 
     def validate(self) -> None:
         """Refuse schedules that could leave a relying app holding a token it cannot verify."""
@@ -114,6 +121,11 @@ class Settings:
                 raise SettingsError(variable, str(exc)) from None
 
         defaults = cls.__dataclass_fields__
+        profile = environ.get("IDP_ARGON2_PROFILE") or "rfc9106-low-memory"
+        if profile not in ARGON2_PROFILES:
+            raise SettingsError(
+                "IDP_ARGON2_PROFILE", f"{profile!r} is not one of {', '.join(ARGON2_PROFILES)}"
+            )
         kek_text = environ.get("IDP_KEY_ENCRYPTION_KEY") or None
         alg = environ.get("IDP_SIGNING_ALG") or "RS256"
         if alg not in SIGNING_ALGS:
@@ -138,6 +150,9 @@ class Settings:
             jwks_max_age=duration("IDP_JWKS_MAX_AGE", default_of("jwks_max_age")),
             clock_skew=duration("IDP_CLOCK_SKEW", default_of("clock_skew")),
             access_token_ttl=duration("IDP_ACCESS_TOKEN_TTL", default_of("access_token_ttl")),
+            max_access_token_ttl=duration(
+                "IDP_MAX_ACCESS_TOKEN_TTL", default_of("max_access_token_ttl")
+            ),
             auth_code_ttl=duration("IDP_AUTH_CODE_TTL", default_of("auth_code_ttl")),
             session_ttl=duration("IDP_SESSION_TTL", default_of("session_ttl")),
             refresh_token_ttl=duration("IDP_REFRESH_TOKEN_TTL", default_of("refresh_token_ttl")),
@@ -145,6 +160,7 @@ class Settings:
             refresh_reuse_grace=duration(
                 "IDP_REFRESH_REUSE_GRACE", default_of("refresh_reuse_grace")
             ),
+            argon2_profile=profile,
         )
 
 

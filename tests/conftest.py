@@ -28,7 +28,7 @@ from idp.db.pool import create_pool
 from idp.settings import Settings
 from idp.web.state import AppState
 
-TABLES = ("signing_keys", "audit_log")
+TABLES = ("signing_keys", "audit_log", "users", "clients")
 
 
 @pytest.fixture(scope="session")
@@ -90,6 +90,7 @@ def settings(migrated: str, kek: bytes) -> Settings:
         database_url=migrated,
         key_encryption_key=kek,
         key_check_interval=timedelta(seconds=60),
+        argon2_profile="test",
     )
 
 

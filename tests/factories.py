@@ -9,15 +9,22 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from idp.db import clients, users
+from idp.db.clients import Client
+from idp.db.users import User
 from idp.keys.keyring import Keyring
+from idp.oauth.registration import register
+from idp.passwords import Passwords
+from idp.settings import Settings
 
 SUBPROCESS_TIMEOUT = 120.0
 PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
@@ -100,3 +107,48 @@ async def run_command(
 def environ_without_idp() -> dict[str, str]:
     """This process's environment less every IDP_* variable, for a subprocess to start from."""
     return {name: value for name, value in os.environ.items() if not name.startswith("IDP_")}
+
+
+async def make_client(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    *,
+    name: str = "app",
+    grant_types: Sequence[str] = ("client_credentials",),
+    redirect_uris: Sequence[str] = (),
+    scopes: Sequence[str] = ("read", "write"),
+    audiences: Sequence[str] = (),
+    public: bool = False,
+    first_party: bool = False,
+    access_token_ttl: timedelta | None = None,
+) -> tuple[Client, str]:
+    """A registered client and its secret ("" for a public client)."""
+    client, secret = register(
+        name=name,
+        redirect_uris=redirect_uris,
+        grant_types=grant_types,
+        scopes=scopes,
+        audiences=audiences,
+        post_logout_redirect_uris=(),
+        public=public,
+        first_party=first_party,
+        access_token_ttl=access_token_ttl,
+        refresh_token_ttl=None,
+        settings=settings,
+        now=datetime.now(UTC),
+    )
+    return await clients.insert(pool, client), secret or ""
+
+
+async def make_user(
+    pool: asyncpg.Pool,
+    email: str = "alice@example.com",
+    password: str = "correct horse battery",
+    *,
+    name: str | None = "Alice",
+    roles: Sequence[str] = (),
+) -> User:
+    hashed = Passwords("test").hash_sync(password)
+    return await users.insert(
+        pool, email=email, name=name, password_hash=hashed, roles=list(roles), now=datetime.now(UTC)
+    )

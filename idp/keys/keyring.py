@@ -24,7 +24,8 @@ from joserfc.errors import SecurityWarning
 
 from idp.clock import Clock
 from idp.db import signing_keys
-from idp.db.pool import Connection, Executor
+from idp.db.listener import Subscription
+from idp.db.pool import Executor
 from idp.keys import crypto
 from idp.keys.lifecycle import KeyRecord, next_change
 from idp.settings import Settings, SigningAlg
@@ -84,8 +85,7 @@ class Keyring:
         self._snapshot: Snapshot | None = None
         self._parsed: dict[str, crypto.JoseKey] = {}
         self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._listening = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
     # -- reading (hot paths: no I/O) -------------------------------------------------------
     @property
@@ -134,25 +134,21 @@ class Keyring:
         )
 
     # -- staying fresh ---------------------------------------------------------------------
-    async def start(self, pool: asyncpg.Pool, database_url: str) -> None:
-        """Load now, then follow NOTIFY idp_keys and reload every key_check_interval."""
+    def subscription(self) -> Subscription:
+        """Reload on NOTIFY idp_keys, and after every (re)connection of the listener."""
+        return Subscription(CHANNEL, lambda payload: self._wake.set(), self._wake.set)
+
+    async def start(self, pool: asyncpg.Pool) -> None:
+        """Load now, then reload when woken and, as a safety net, every key_check_interval."""
         await self.load(pool)
-        self._tasks = [
-            asyncio.create_task(self._reload_loop(pool), name="keyring-reload"),
-            asyncio.create_task(self._listen_loop(database_url), name="keyring-listen"),
-        ]
-        # Changes made before LISTEN took effect would otherwise wait for the safety net.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5):
-                await self._listening.wait()
+        self._task = asyncio.create_task(self._reload_loop(pool), name="keyring-reload")
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+                await self._task
+            self._task = None
 
     def request_reload(self) -> None:
         self._wake.set()
@@ -168,32 +164,3 @@ class Keyring:
                 await self.load(pool)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KeyringNotLoadedError):
                 log.warning("keyring reload failed; keeping the last loaded keys", exc_info=True)
-
-    async def _listen_loop(self, database_url: str) -> None:
-        backoff = 0.1
-        check = min(5.0, self._settings.key_check_interval.total_seconds())
-        while True:
-            try:
-                connection = await asyncpg.connect(database_url)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            backoff = 0.1
-            try:
-                await connection.add_listener(CHANNEL, self._on_notify)
-                self._listening.set()
-                self._wake.set()  # notifications may have been missed while disconnected
-                while not connection.is_closed():
-                    await asyncio.sleep(check)
-                    async with asyncio.timeout(check):
-                        await connection.execute("SELECT 1")
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                log.warning("keyring LISTEN connection lost; reconnecting")
-            finally:
-                self._listening.clear()
-                if not connection.is_closed():
-                    connection.terminate()
-
-    def _on_notify(self, connection: Connection, pid: int, channel: str, payload: object) -> None:
-        self._wake.set()

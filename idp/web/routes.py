@@ -7,6 +7,7 @@ from starlette.routing import Route
 from idp.web.discovery import discovery
 from idp.web.health import healthz, readyz
 from idp.web.jwks import jwks
+from idp.web.token import token
 
 routes = [
     Route("/.well-known/openid-configuration", discovery, methods=["GET"]),
@@ -15,4 +16,5 @@ routes = [
     Route("/.well-known/jwks.json", jwks, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Route("/token", token, methods=["POST"]),
 ]

@@ -9,6 +9,8 @@ import asyncpg
 from idp.clock import Clock
 from idp.keys.keyring import Keyring
 from idp.keys.manager import KeyManager
+from idp.oauth.client_registry import ClientRegistry
+from idp.oauth.context import TokenContext
 from idp.settings import Settings
 
 
@@ -19,3 +21,5 @@ class AppState(TypedDict):
     keyring: Keyring
     keys: KeyManager
     discovery_body: bytes
+    clients: ClientRegistry
+    token_context: TokenContext

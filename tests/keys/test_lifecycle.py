@@ -27,6 +27,7 @@ SETTINGS = Settings(
     key_rotation_interval=timedelta(days=30),
     key_prepublish=timedelta(days=1),
     access_token_ttl=timedelta(minutes=10),
+    max_access_token_ttl=timedelta(minutes=10),
     clock_skew=timedelta(seconds=60),
     key_check_interval=timedelta(seconds=60),
 )

@@ -76,8 +76,9 @@ class Simulation:
             assert now - self.first_published[signer] >= self.settings.key_prepublish, (
                 f"{signer} signs {now - self.first_published[signer]} after being published"
             )
-        token = sign_token(keyring, now, self.settings.access_token_ttl)
-        self.tokens.append((token, now + self.settings.access_token_ttl))
+        # The longest-lived token a client may get: the worst case for key retirement.
+        token = sign_token(keyring, now, self.settings.longest_token_ttl)
+        self.tokens.append((token, now + self.settings.longest_token_ttl))
 
         cached = self.verifier.jwks(keyring, now)
         for token, exp in self.tokens:
@@ -101,6 +102,7 @@ def short_schedule(settings: Settings) -> Settings:
         clock_skew=timedelta(minutes=1),
         key_check_interval=STEP,
         access_token_ttl=timedelta(minutes=10),
+        max_access_token_ttl=timedelta(minutes=20),
     )
 
 

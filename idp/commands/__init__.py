@@ -1,0 +1,1 @@
+"""The ``idp`` subcommands, one module per noun; ``idp/cli.py`` builds the parser."""

@@ -1,0 +1,141 @@
+"""``idp clients``: add, list, disable."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from idp.clock import SystemClock
+from idp.commands.common import UserError, actor, iso, print_json, print_table, with_pool
+from idp.db import audit, clients
+from idp.oauth.registration import DEFAULT_SCOPES, RegistrationError, register
+from idp.settings import Settings, parse_duration
+
+
+def _row(client: clients.Client) -> dict[str, Any]:
+    def seconds(value: timedelta | None) -> int | None:
+        return None if value is None else int(value.total_seconds())
+
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "public": client.public,
+        "first_party": client.first_party,
+        "redirect_uris": list(client.redirect_uris),
+        "grant_types": list(client.grant_types),
+        "scope": " ".join(client.scopes),
+        "audiences": list(client.audiences),
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "access_token_ttl": seconds(client.access_token_ttl),
+        "refresh_token_ttl": seconds(client.refresh_token_ttl),
+        "disabled": client.disabled,
+        "created_at": iso(client.created_at),
+    }
+
+
+def _duration(text: str | None, option: str) -> timedelta | None:
+    if text is None:
+        return None
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise UserError(f"{option}: {exc}") from None
+    if value <= timedelta(0):
+        raise UserError(f"{option} must be longer than 0s")
+    return value
+
+
+async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    now = SystemClock().now()
+    try:
+        client, secret = register(
+            name=args.name,
+            redirect_uris=args.redirect_uri,
+            grant_types=args.grant_type,
+            scopes=args.scope.split(),
+            audiences=args.audience,
+            post_logout_redirect_uris=args.post_logout_redirect_uri,
+            public=args.public,
+            first_party=args.first_party,
+            access_token_ttl=_duration(args.access_token_ttl, "--access-token-ttl"),
+            refresh_token_ttl=_duration(args.refresh_token_ttl, "--refresh-token-ttl"),
+            settings=settings,
+            now=now,
+        )
+    except RegistrationError as exc:
+        raise UserError(str(exc)) from None
+    async with pool.acquire() as connection, connection.transaction():
+        client = await clients.insert(connection, client)
+        await audit.record(
+            connection, now=now, actor=actor(), action="client.created", subject=client.client_id
+        )
+    if args.json:
+        print_json({"client_id": client.client_id, "client_secret": secret, **_row(client)})
+    else:
+        print(f"client_id:     {client.client_id}")
+        if secret is not None:
+            print(f"client_secret: {secret}")
+            print("(the secret is shown only now: store it in the client's configuration)")
+    return 0
+
+
+async def list_clients(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    rows = [_row(client) for client in await clients.all_clients(pool)]
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(
+            ["CLIENT_ID", "NAME", "TYPE", "GRANTS", "DISABLED"],
+            [
+                [
+                    row["client_id"],
+                    row["name"],
+                    "public" if row["public"] else "confidential",
+                    ",".join(row["grant_types"]),
+                    row["disabled"],
+                ]
+                for row in rows
+            ],
+        )
+    return 0
+
+
+async def disable(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    now = SystemClock().now()
+    async with pool.acquire() as connection, connection.transaction():
+        if not await clients.disable(connection, args.client_id):
+            raise UserError(f"no client with client_id {args.client_id!r}")
+        await audit.record(
+            connection, now=now, actor=actor(), action="client.disabled", subject=args.client_id
+        )
+    return 0
+
+
+def add_parsers(commands: Any) -> None:
+    group = commands.add_parser("clients", help="relying apps").add_subparsers(
+        dest="clients", required=True
+    )
+    adding = group.add_parser("add", help="register a client; prints its id and secret")
+    adding.add_argument("name")
+    adding.add_argument("--redirect-uri", action="append", default=[])
+    adding.add_argument("--grant-type", action="append", default=[], required=True)
+    adding.add_argument("--scope", default=" ".join(DEFAULT_SCOPES))
+    adding.add_argument("--audience", action="append", default=[])
+    adding.add_argument("--public", action="store_true", help="no secret; PKCE required")
+    adding.add_argument("--first-party", action="store_true", help="skip the consent screen")
+    adding.add_argument("--post-logout-redirect-uri", action="append", default=[])
+    adding.add_argument("--access-token-ttl")
+    adding.add_argument("--refresh-token-ttl")
+    adding.add_argument("--json", action="store_true")
+    adding.set_defaults(run=with_pool(add))
+
+    listing = group.add_parser("list", help="every client")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=with_pool(list_clients))
+
+    disabling = group.add_parser("disable", help="refuse the client from now on")
+    disabling.add_argument("client_id")
+    disabling.set_defaults(run=with_pool(disable))

@@ -1,0 +1,162 @@
+"""``idp users``: add, list, disable, enable, set-password, roles."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import asyncpg
+
+from idp.clock import SystemClock
+from idp.commands.common import (
+    UserError,
+    actor,
+    iso,
+    print_json,
+    print_table,
+    read_password,
+    with_pool,
+)
+from idp.db import audit, users
+from idp.passwords import Passwords
+from idp.settings import Settings
+
+
+def _row(user: users.User) -> dict[str, Any]:
+    return {
+        "id": str(user.id),
+        "email": user.email,
+        "name": user.name,
+        "roles": list(user.roles),
+        "disabled": user.disabled,
+        "created_at": iso(user.created_at),
+    }
+
+
+def _roles(values: list[str]) -> list[str]:
+    for role in values:
+        if not role or any(char.isspace() for char in role):
+            raise UserError(f"role {role!r} must be one word")
+    return values
+
+
+async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    if "@" not in args.email:
+        raise UserError(f"{args.email!r} is not an email address")
+    password = read_password(sys.stdin)
+    hashed = Passwords(settings.argon2_profile).hash_sync(password)
+    now = SystemClock().now()
+    async with pool.acquire() as connection, connection.transaction():
+        try:
+            user = await users.insert(
+                connection,
+                email=args.email,
+                name=args.name,
+                password_hash=hashed,
+                roles=_roles(args.role),
+                now=now,
+            )
+        except users.EmailTakenError:
+            raise UserError(f"a user with email {args.email} exists already") from None
+        await audit.record(
+            connection, now=now, actor=actor(), action="user.created", subject=str(user.id)
+        )
+    print(user.id)
+    return 0
+
+
+async def list_users(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    rows = [_row(user) for user in await users.all_users(pool)]
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(
+            ["EMAIL", "NAME", "ROLES", "DISABLED", "ID"],
+            [
+                [row["email"], row["name"], ",".join(row["roles"]), row["disabled"], row["id"]]
+                for row in rows
+            ],
+        )
+    return 0
+
+
+def _set_disabled(disabled: bool) -> Any:
+    async def command(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+        now = SystemClock().now()
+        async with pool.acquire() as connection, connection.transaction():
+            if not await users.set_disabled(connection, args.email, disabled, now):
+                raise UserError(f"no user with email {args.email}")
+            action = "user.disabled" if disabled else "user.enabled"
+            await audit.record(
+                connection, now=now, actor=actor(), action=action, subject=args.email
+            )
+        return 0
+
+    return command
+
+
+async def set_password(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    user = await users.by_email(pool, args.email)
+    if user is None:
+        raise UserError(f"no user with email {args.email}")
+    hashed = Passwords(settings.argon2_profile).hash_sync(read_password(sys.stdin))
+    now = SystemClock().now()
+    async with pool.acquire() as connection, connection.transaction():
+        await users.set_password_hash(connection, user.id, hashed, now)
+        await audit.record(
+            connection, now=now, actor=actor(), action="user.password_set", subject=str(user.id)
+        )
+    return 0
+
+
+async def roles(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    now = SystemClock().now()
+    async with pool.acquire() as connection, connection.transaction():
+        user = await users.change_roles(
+            connection, args.email, _roles(args.add), _roles(args.remove), now
+        )
+        if user is None:
+            raise UserError(f"no user with email {args.email}")
+        await audit.record(
+            connection,
+            now=now,
+            actor=actor(),
+            action="user.roles_changed",
+            subject=str(user.id),
+            details={"added": args.add, "removed": args.remove},
+        )
+    print(" ".join(user.roles))
+    return 0
+
+
+def add_parsers(commands: Any) -> None:
+    group = commands.add_parser("users", help="people who sign in").add_subparsers(
+        dest="users", required=True
+    )
+    adding = group.add_parser("add", help="add a user; the password is read from stdin")
+    adding.add_argument("email")
+    adding.add_argument("--name")
+    adding.add_argument("--role", action="append", default=[], help="repeat for several")
+    adding.add_argument("--password-stdin", action="store_true", required=True)
+    adding.set_defaults(run=with_pool(add))
+
+    listing = group.add_parser("list", help="every user")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=with_pool(list_users))
+
+    for name, disabled in (("disable", True), ("enable", False)):
+        toggle = group.add_parser(name, help=f"{name} a user")
+        toggle.add_argument("email")
+        toggle.set_defaults(run=with_pool(_set_disabled(disabled)))
+
+    password = group.add_parser("set-password", help="a new password, read from stdin")
+    password.add_argument("email")
+    password.add_argument("--password-stdin", action="store_true", required=True)
+    password.set_defaults(run=with_pool(set_password))
+
+    role = group.add_parser("roles", help="add or remove roles (the roles claim)")
+    role.add_argument("email")
+    role.add_argument("--add", action="append", default=[])
+    role.add_argument("--remove", action="append", default=[])
+    role.set_defaults(run=with_pool(roles))

@@ -1,0 +1,109 @@
+"""SQL of the ``clients`` table and its row mapping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from idp.db.pool import Executor
+
+_COLUMNS = """client_id, name, secret_hash, redirect_uris, grant_types, scopes, audiences,
+    post_logout_redirect_uris, first_party, access_token_ttl, refresh_token_ttl, disabled,
+    created_at"""
+
+INSERT = f"""
+INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, scopes, audiences,
+    post_logout_redirect_uris, first_party, access_token_ttl, refresh_token_ttl, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+RETURNING {_COLUMNS}
+"""
+SELECT_BY_ID = f"SELECT {_COLUMNS} FROM clients WHERE client_id = $1"
+SELECT_ALL = f"SELECT {_COLUMNS} FROM clients ORDER BY created_at, client_id"
+DISABLE = "UPDATE clients SET disabled = true WHERE client_id = $1 RETURNING client_id"
+NOTIFY = "SELECT pg_notify('idp_clients', $1)"
+
+
+@dataclass(frozen=True)
+class Client:
+    client_id: str
+    name: str
+    secret_hash: bytes | None
+    redirect_uris: tuple[str, ...]
+    grant_types: tuple[str, ...]
+    scopes: tuple[str, ...]
+    audiences: tuple[str, ...]
+    post_logout_redirect_uris: tuple[str, ...]
+    first_party: bool
+    access_token_ttl: timedelta | None
+    refresh_token_ttl: timedelta | None
+    disabled: bool
+    created_at: datetime
+
+    @property
+    def public(self) -> bool:
+        return self.secret_hash is None
+
+
+def _seconds(value: int | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)
+
+
+def _client(row: asyncpg.Record) -> Client:
+    return Client(
+        client_id=row["client_id"],
+        name=row["name"],
+        secret_hash=row["secret_hash"],
+        redirect_uris=tuple(row["redirect_uris"]),
+        grant_types=tuple(row["grant_types"]),
+        scopes=tuple(row["scopes"]),
+        audiences=tuple(row["audiences"]),
+        post_logout_redirect_uris=tuple(row["post_logout_redirect_uris"]),
+        first_party=row["first_party"],
+        access_token_ttl=_seconds(row["access_token_ttl"]),
+        refresh_token_ttl=_seconds(row["refresh_token_ttl"]),
+        disabled=row["disabled"],
+        created_at=row["created_at"],
+    )
+
+
+def _int_seconds(value: timedelta | None) -> int | None:
+    return None if value is None else int(value.total_seconds())
+
+
+async def insert(db: Executor, client: Client) -> Client:
+    row = await db.fetchrow(
+        INSERT,
+        client.client_id,
+        client.name,
+        client.secret_hash,
+        list(client.redirect_uris),
+        list(client.grant_types),
+        list(client.scopes),
+        list(client.audiences),
+        list(client.post_logout_redirect_uris),
+        client.first_party,
+        _int_seconds(client.access_token_ttl),
+        _int_seconds(client.refresh_token_ttl),
+        client.created_at,
+    )
+    assert row is not None
+    return _client(row)
+
+
+async def by_id(db: Executor, client_id: str) -> Client | None:
+    row = await db.fetchrow(SELECT_BY_ID, client_id)
+    return None if row is None else _client(row)
+
+
+async def all_clients(db: Executor) -> list[Client]:
+    return [_client(row) for row in await db.fetch(SELECT_ALL)]
+
+
+async def disable(db: Executor, client_id: str) -> bool:
+    """Disable and announce it, so every process drops the client from its cache at commit."""
+    found = await db.fetchval(DISABLE, client_id) is not None
+    if found:
+        await db.execute(NOTIFY, client_id)
+    return found

@@ -1,0 +1,113 @@
+"""SQL of the ``users`` table and its row mapping."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from idp.db.pool import Executor
+
+_COLUMNS = "id, email, name, email_verified, password_hash, roles, disabled, created_at"
+
+INSERT = f"""
+INSERT INTO users (id, email, name, password_hash, roles, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $6)
+RETURNING {_COLUMNS}
+"""
+SELECT_BY_EMAIL = f"SELECT {_COLUMNS} FROM users WHERE lower(email) = lower($1)"
+SELECT_BY_ID = f"SELECT {_COLUMNS} FROM users WHERE id = $1"
+SELECT_ALL = f"SELECT {_COLUMNS} FROM users ORDER BY lower(email)"
+SET_DISABLED = """
+UPDATE users SET disabled = $2, updated_at = $3 WHERE lower(email) = lower($1) RETURNING id
+"""
+SET_HASH = """
+UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1 RETURNING id
+"""
+SET_ROLES = f"""
+UPDATE users
+SET roles = ARRAY(
+        SELECT DISTINCT role FROM unnest(roles || $2::text[]) AS role
+        WHERE role <> ALL($3::text[]) ORDER BY role
+    ),
+    updated_at = $4
+WHERE lower(email) = lower($1)
+RETURNING {_COLUMNS}
+"""
+
+
+class EmailTakenError(Exception):
+    """Another user already has this email (whatever its case)."""
+
+
+@dataclass(frozen=True)
+class User:
+    id: uuid.UUID
+    email: str
+    name: str | None
+    email_verified: bool
+    password_hash: str
+    roles: tuple[str, ...]
+    disabled: bool
+    created_at: datetime
+
+
+def _user(row: asyncpg.Record) -> User:
+    return User(
+        id=row["id"],
+        email=row["email"],
+        name=row["name"],
+        email_verified=row["email_verified"],
+        password_hash=row["password_hash"],
+        roles=tuple(row["roles"]),
+        disabled=row["disabled"],
+        created_at=row["created_at"],
+    )
+
+
+async def insert(
+    db: Executor,
+    *,
+    email: str,
+    name: str | None,
+    password_hash: str,
+    roles: list[str],
+    now: datetime,
+) -> User:
+    try:
+        row = await db.fetchrow(INSERT, uuid.uuid4(), email, name, password_hash, roles, now)
+    except asyncpg.UniqueViolationError:
+        raise EmailTakenError(email) from None
+    assert row is not None
+    return _user(row)
+
+
+async def by_email(db: Executor, email: str) -> User | None:
+    row = await db.fetchrow(SELECT_BY_EMAIL, email)
+    return None if row is None else _user(row)
+
+
+async def by_id(db: Executor, user_id: uuid.UUID) -> User | None:
+    row = await db.fetchrow(SELECT_BY_ID, user_id)
+    return None if row is None else _user(row)
+
+
+async def all_users(db: Executor) -> list[User]:
+    return [_user(row) for row in await db.fetch(SELECT_ALL)]
+
+
+async def set_disabled(db: Executor, email: str, disabled: bool, now: datetime) -> bool:
+    return await db.fetchval(SET_DISABLED, email, disabled, now) is not None
+
+
+async def set_password_hash(db: Executor, user_id: uuid.UUID, hashed: str, now: datetime) -> None:
+    await db.execute(SET_HASH, user_id, hashed, now)
+
+
+async def change_roles(
+    db: Executor, email: str, add: list[str], remove: list[str], now: datetime
+) -> User | None:
+    row = await db.fetchrow(SET_ROLES, email, add, remove, now)
+    return None if row is None else _user(row)

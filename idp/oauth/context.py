@@ -1,0 +1,19 @@
+"""What the grants need from the running provider, without knowing about HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+
+from idp.clock import Clock
+from idp.settings import Settings
+
+
+@dataclass(frozen=True)
+class TokenContext:
+    settings: Settings
+    clock: Clock
+    pool: asyncpg.Pool
+    sign: Callable[..., str]  # Keyring.sign(claims, typ=...)

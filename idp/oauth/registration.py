@@ -1,0 +1,86 @@
+"""What makes a client registration valid (RFC 6749 §2, §3.1.2; RFC 8252 §7.3)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from idp.db.clients import Client
+from idp.oauth.client_auth import new_secret
+from idp.settings import Settings
+
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access")
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+
+class RegistrationError(ValueError):
+    """The registration is refused; the message says why."""
+
+
+def check_redirect_uri(uri: str) -> str:
+    """RFC 6749 §3.1.2: absolute, no fragment; plain http only on loopback (RFC 8252 §7.3)."""
+    parts = urlsplit(uri)
+    if not parts.scheme or (not parts.netloc and parts.scheme in ("http", "https")):
+        raise RegistrationError(f"redirect URI {uri!r} must be absolute")
+    if parts.fragment or "#" in uri:
+        raise RegistrationError(f"redirect URI {uri!r} must not have a fragment")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+        raise RegistrationError(f"redirect URI {uri!r}: plain http is allowed only on loopback")
+    if "*" in uri:
+        raise RegistrationError(f"redirect URI {uri!r}: wildcards are not allowed")
+    return uri
+
+
+def register(
+    *,
+    name: str,
+    redirect_uris: Sequence[str],
+    grant_types: Sequence[str],
+    scopes: Sequence[str],
+    audiences: Sequence[str],
+    post_logout_redirect_uris: Sequence[str],
+    public: bool,
+    first_party: bool,
+    access_token_ttl: timedelta | None,
+    refresh_token_ttl: timedelta | None,
+    settings: Settings,
+    now: datetime,
+) -> tuple[Client, str | None]:
+    """A new client and its secret (None for a public client); the secret is shown once."""
+    unknown = [grant for grant in grant_types if grant not in GRANT_TYPES]
+    if unknown or not grant_types:
+        raise RegistrationError(f"grant types must be among {', '.join(GRANT_TYPES)}")
+    if public and "client_credentials" in grant_types:
+        raise RegistrationError("a public client cannot use client_credentials")
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise RegistrationError("authorization_code needs at least one --redirect-uri")
+    if "refresh_token" in grant_types and "authorization_code" not in grant_types:
+        raise RegistrationError("refresh_token comes only with authorization_code")
+    for uri in [*redirect_uris, *post_logout_redirect_uris]:
+        check_redirect_uri(uri)
+    if access_token_ttl is not None and access_token_ttl > settings.max_access_token_ttl:
+        raise RegistrationError(
+            "--access-token-ttl may not exceed IDP_MAX_ACCESS_TOKEN_TTL "
+            f"({int(settings.max_access_token_ttl.total_seconds())}s): signing keys are kept "
+            "published only that long after they stop signing"
+        )
+    secret, digest = (None, None) if public else new_secret()
+    client = Client(
+        client_id=secrets.token_urlsafe(18),
+        name=name,
+        secret_hash=digest,
+        redirect_uris=tuple(dict.fromkeys(redirect_uris)),
+        grant_types=tuple(dict.fromkeys(grant_types)),
+        scopes=tuple(dict.fromkeys(scopes)),
+        audiences=tuple(dict.fromkeys(audiences)),
+        post_logout_redirect_uris=tuple(dict.fromkeys(post_logout_redirect_uris)),
+        first_party=first_party,
+        access_token_ttl=access_token_ttl,
+        refresh_token_ttl=refresh_token_ttl,
+        disabled=False,
+        created_at=now,
+    )
+    return client, secret

@@ -1,0 +1,28 @@
+"""The token endpoint's rules (RFC 6749 §3.2, §5): which grant, for which client."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from idp.db.clients import Client
+from idp.oauth.context import TokenContext
+from idp.oauth.errors import UnauthorizedClientError, UnsupportedGrantTypeError
+from idp.oauth.grants import client_credentials
+from idp.oauth.params import Params
+
+Grant = Callable[[Params, Client, TokenContext], Awaitable[dict[str, Any]]]
+
+GRANTS: dict[str, Grant] = {
+    client_credentials.GRANT_TYPE: client_credentials.exchange,
+}
+
+
+async def exchange(params: Params, client: Client, context: TokenContext) -> dict[str, Any]:
+    grant_type = params.require("grant_type")
+    grant = GRANTS.get(grant_type)
+    if grant is None:
+        raise UnsupportedGrantTypeError(f"{grant_type} is not supported")
+    if grant_type not in client.grant_types:
+        raise UnauthorizedClientError(f"this client may not use {grant_type}")
+    return await grant(params, client, context)

@@ -1,0 +1,81 @@
+"""JWT access tokens (RFC 9068) and the audience rule of DESIGN.md."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from idp.db.clients import Client
+from idp.oauth.errors import InvalidScopeError, InvalidTargetError
+
+# Scopes that only make sense with a signed-in user.
+USER_SCOPES = frozenset({"openid", "profile", "email", "offline_access", "roles"})
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - RFC 9068 §2.1 typ, not a secret
+
+
+def resolve_audience(
+    client: Client, requested: Sequence[str], *, issuer: str, scopes: Sequence[str]
+) -> list[str]:
+    """``aud`` of an access token.
+
+    A requested ``resource`` (RFC 8707 §2) or ``audience`` must be registered for the client,
+    else ``invalid_target``; with neither, the client's first registered audience, or the issuer
+    when it registered none. With ``openid`` the issuer is added, so that the token works at
+    /userinfo, which accepts only tokens whose ``aud`` includes the issuer.
+    """
+    for target in requested:
+        if target not in client.audiences:
+            raise InvalidTargetError(f"{target} is not an audience registered for this client")
+    audience = list(dict.fromkeys(requested))
+    if not audience:
+        audience = [client.audiences[0] if client.audiences else issuer]
+    if "openid" in scopes and issuer not in audience:
+        audience.append(issuer)
+    return audience
+
+
+def grant_scope(
+    requested: list[str] | None, client: Client, *, default: Sequence[str]
+) -> list[str]:
+    """RFC 6749 §3.3: the requested scopes if the client may have them all, else invalid_scope."""
+    if requested is None:
+        return list(default)
+    refused = [scope for scope in requested if scope not in client.scopes]
+    if refused:
+        raise InvalidScopeError(f"not allowed for this client: {' '.join(refused)}")
+    return requested
+
+
+def access_token_ttl(client: Client, default: timedelta) -> timedelta:
+    return client.access_token_ttl or default
+
+
+def access_token_claims(
+    *,
+    issuer: str,
+    subject: str,
+    client_id: str,
+    audience: list[str],
+    scopes: Sequence[str],
+    now: datetime,
+    ttl: timedelta,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti, and scope (§2.2.3)."""
+    issued = int(now.timestamp())
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": subject,
+        "aud": audience[0] if len(audience) == 1 else audience,
+        "client_id": client_id,
+        "iat": issued,
+        "exp": issued + int(ttl.total_seconds()),
+        "jti": secrets.token_urlsafe(16),
+    }
+    if scopes:
+        claims["scope"] = " ".join(scopes)
+    if extra:
+        claims.update(extra)
+    return claims

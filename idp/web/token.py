@@ -1,0 +1,34 @@
+"""``POST /token`` (RFC 6749 §3.2): parse, authenticate the client, run the grant, shape."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from idp.oauth import token_endpoint
+from idp.oauth.client_auth import authenticate, presented_credentials
+from idp.oauth.errors import InvalidClientError, OAuthError
+from idp.web.forms import read_form
+from idp.web.state import AppState
+
+# RFC 6749 §5.1: token responses must not be cached.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def oauth_error(error: OAuthError) -> Response:
+    headers = dict(NO_STORE)
+    if isinstance(error, InvalidClientError):
+        headers["WWW-Authenticate"] = 'Basic realm="idp", charset="UTF-8"'  # RFC 6749 §5.2
+    return JSONResponse(error.body(), status_code=error.status_code, headers=headers)
+
+
+async def token(request: Request[AppState]) -> Response:
+    state = request.state
+    try:
+        params = await read_form(request)
+        presented = presented_credentials(request.headers.get("authorization"), params)
+        client = await authenticate(presented, state["clients"].find)
+        body = await token_endpoint.exchange(params, client, state["token_context"])
+    except OAuthError as error:
+        return oauth_error(error)
+    return JSONResponse(body, headers=NO_STORE)
