@@ -40,20 +40,24 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
-        pool = await create_pool(database_url)
-        keyring = Keyring(settings, app_clock)
-        manager = KeyManager(pool, settings, app_clock)
-        scheduler = KeyScheduler(manager, settings)
-        clients = ClientRegistry(pool)
-        listener = Listener(database_url)
-        listener.subscribe(keyring.subscription())
-        listener.subscribe(clients.subscription())
-        try:
+        async with contextlib.AsyncExitStack() as resources:  # closed in reverse, each once
+            pool = await create_pool(database_url)
+            resources.push_async_callback(pool.close)
+            keyring = Keyring(settings, app_clock)
+            manager = KeyManager(pool, settings, app_clock)
+            clients = ClientRegistry(pool)
             await manager.tick(actor="startup")  # a fresh database gets its first keys
             await keyring.start(pool)
+            resources.push_async_callback(keyring.stop)
+            listener = Listener(database_url)
+            listener.subscribe(keyring.subscription())
+            listener.subscribe(clients.subscription())
             await listener.start()
+            resources.push_async_callback(listener.stop)
             if run_scheduler:
+                scheduler = KeyScheduler(manager, settings)
                 scheduler.start()
+                resources.callback(scheduler.shutdown)
             yield {
                 "settings": settings,
                 "clock": app_clock,
@@ -62,13 +66,9 @@ def create_app(
                 "keys": manager,
                 "discovery_body": discovery_body,
                 "clients": clients,
+                "listener": listener,
                 "token_context": TokenContext(settings, app_clock, pool, keyring.sign),
             }
-        finally:
-            scheduler.shutdown()
-            await listener.stop()
-            await keyring.stop()
-            await pool.close()
 
     app = Starlette(exception_handlers={HTTPException: http_exception, Exception: server_error})
     app.router = StaticPathRouter(routes, lifespan=lifespan)

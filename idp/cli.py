@@ -236,6 +236,9 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     except (UserError, SettingsError, KeyLifecycleError, KeyDecryptionError) as exc:
         print(f"idp: {exc}", file=sys.stderr)
         return 1
+    except (PermissionError, FileNotFoundError, IsADirectoryError) as exc:
+        print(f"idp: {exc}", file=sys.stderr)
+        return 1
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         print(f"idp: database error: {exc}", file=sys.stderr)
         return 1

@@ -67,6 +67,14 @@ class Settings:
         self.validate()
 
     @property
+    def min_publication(self) -> timedelta:
+        """How long a key must be published before it may sign: a verifier may hold a JWKS
+        fetched just before it appeared for ``jwks_max_age``, allows ``clock_skew``, and a
+        process that missed the change notification serves the old JWKS for up to one
+        ``key_check_interval`` (its safety-net reload)."""
+        return self.jwks_max_age + self.clock_skew + self.key_check_interval
+
+    @property
     def longest_token_ttl(self) -> timedelta:
         """The longest lifetime of any JWT a signing key may have signed (access and ID tokens).
 
@@ -91,12 +99,12 @@ class Settings:
         for name in ("key_rotation_interval", "key_check_interval", "access_token_ttl"):
             if getattr(self, name) <= timedelta(0):
                 raise SettingsError(f"IDP_{name.upper()}", "must be longer than 0s")
-        if self.key_prepublish < self.jwks_max_age + self.clock_skew:
+        if self.key_prepublish < self.min_publication:
             raise SettingsError(
                 "IDP_KEY_PREPUBLISH",
                 f"{_fmt(self.key_prepublish)} is shorter than IDP_JWKS_MAX_AGE + IDP_CLOCK_SKEW "
-                f"({_fmt(self.jwks_max_age + self.clock_skew)}): verifiers caching the JWKS "
-                "would meet tokens signed by a key they have not fetched yet",
+                f"+ IDP_KEY_CHECK_INTERVAL ({_fmt(self.min_publication)}): verifiers caching "
+                "the JWKS would meet tokens signed by a key they have not fetched yet",
             )
         if self.key_rotation_interval < self.key_prepublish:
             raise SettingsError(

@@ -162,14 +162,16 @@ def test_bad_key_encryption_key_raises_settings_error_naming_the_variable(text: 
     "environ",
     [
         {"IDP_KEY_PREPUBLISH": "1m"},
-        # the defaults' IDP_JWKS_MAX_AGE + IDP_CLOCK_SKEW is 360s: one second short
-        {"IDP_KEY_PREPUBLISH": "359"},
+        # the defaults' IDP_JWKS_MAX_AGE + IDP_CLOCK_SKEW + IDP_KEY_CHECK_INTERVAL is 420s
+        {"IDP_KEY_PREPUBLISH": "419"},
         # the clock skew counts too: 24h + 60s outlasts the default 1d
         {"IDP_JWKS_MAX_AGE": "24h"},
         {"IDP_KEY_PREPUBLISH": "10m", "IDP_JWKS_MAX_AGE": "5m", "IDP_CLOCK_SKEW": "6m"},
+        # and so does the check interval (a process that missed a NOTIFY reloads that late)
+        {"IDP_KEY_PREPUBLISH": "10m", "IDP_KEY_CHECK_INTERVAL": "6m"},
     ],
 )
-def test_prepublish_shorter_than_jwks_max_age_plus_skew_raises_settings_error(
+def test_prepublish_shorter_than_max_age_skew_and_check_interval_raises_settings_error(
     environ: dict[str, str],
 ) -> None:
     with pytest.raises(SettingsError, match=r"^IDP_KEY_PREPUBLISH: ") as caught:
@@ -178,10 +180,12 @@ def test_prepublish_shorter_than_jwks_max_age_plus_skew_raises_settings_error(
     assert caught.value.variable == "IDP_KEY_PREPUBLISH"
 
 
-def test_prepublish_equal_to_jwks_max_age_plus_skew_is_accepted() -> None:
-    settings = Settings.from_env({"IDP_KEY_PREPUBLISH": "360"})
+def test_prepublish_equal_to_max_age_skew_and_check_interval_is_accepted() -> None:
+    settings = Settings.from_env({"IDP_KEY_PREPUBLISH": "420"})
 
-    assert settings.key_prepublish == settings.jwks_max_age + settings.clock_skew
+    assert settings.key_prepublish == (
+        settings.jwks_max_age + settings.clock_skew + settings.key_check_interval
+    )
 
 
 # -- start-up refuses a bad setting (the CLI as a subprocess) -------------------------------

@@ -13,7 +13,7 @@ def ensure_data_dir(data_dir: Path) -> Path:
     """Create the data directory owner-only (0700) if it is missing; return its absolute path."""
     data_dir = data_dir.expanduser().resolve()
     if not data_dir.exists():
-        data_dir.mkdir(mode=0o700, parents=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # another process may race us
         os.chmod(data_dir, 0o700)  # mkdir's mode is filtered by the umask
     return data_dir
 

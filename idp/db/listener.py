@@ -19,6 +19,8 @@ from idp.db.pool import Connection
 
 log = logging.getLogger(__name__)
 
+APPLICATION_NAME = "idp-listener"  # pg_stat_activity shows which connection listens
+
 
 @dataclass(frozen=True)
 class Subscription:
@@ -56,29 +58,42 @@ class Listener:
     async def _run(self) -> None:
         backoff = 0.1
         while True:
-            try:
-                connection = await asyncpg.connect(self._url)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            backoff = 0.1
-            try:
-                for subscription in self._subscriptions:
-                    await connection.add_listener(subscription.channel, self._dispatch)
-                self.connected.set()
-                for subscription in self._subscriptions:
-                    subscription.on_connect()
-                while not connection.is_closed():
-                    await asyncio.sleep(self._check)
+            # A connection that worked for a while makes its failure a new incident.
+            backoff = 0.1 if await self._listen_once() else min(backoff * 2, 5.0)
+            await asyncio.sleep(backoff)
+
+    async def _listen_once(self) -> bool:
+        """Connect, listen until the connection fails; True if it passed one health probe."""
+        healthy = False
+        try:
+            connection = await asyncpg.connect(
+                self._url, server_settings={"application_name": APPLICATION_NAME}
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return False
+        lost = asyncio.Event()
+        connection.add_termination_listener(lambda _: lost.set())
+        try:
+            for subscription in self._subscriptions:
+                await connection.add_listener(subscription.channel, self._dispatch)
+            self.connected.set()
+            for subscription in self._subscriptions:
+                subscription.on_connect()
+            while not connection.is_closed():
+                # A closed socket ends the wait at once; a silent one is found by the probe.
+                with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._check):
-                        await connection.execute("SELECT 1")
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                log.warning("LISTEN connection lost; reconnecting")
-            finally:
-                self.connected.clear()
-                if not connection.is_closed():
-                    connection.terminate()
+                        await lost.wait()
+                async with asyncio.timeout(self._check):
+                    await connection.execute("SELECT 1")
+                healthy = True
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            log.warning("LISTEN connection lost; reconnecting")
+        finally:
+            self.connected.clear()
+            if not connection.is_closed():
+                connection.terminate()
+        return healthy
 
     def _dispatch(self, connection: Connection, pid: int, channel: str, payload: object) -> None:
         for subscription in self._subscriptions:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import os
 import secrets
@@ -50,7 +51,7 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def generate_key(alg: SigningAlg, *, issuer: str, now: datetime) -> GeneratedKey:
+def generate_key(alg: SigningAlg, *, now: datetime) -> GeneratedKey:
     """A fresh key pair for ``alg``; RSA keys also get a self-signed certificate (``x5c``)."""
     private: PrivateKey
     if alg in ("RS256", "PS256"):
@@ -64,7 +65,7 @@ def generate_key(alg: SigningAlg, *, issuer: str, now: datetime) -> GeneratedKey
     kid = jose.thumbprint()  # RFC 7638, SHA-256
     public_jwk: dict[str, Any] = {**public, "kid": kid, "alg": alg, "use": "sig"}
     if isinstance(private, rsa.RSAPrivateKey):
-        der = _self_signed_certificate(private, issuer=issuer, kid=kid, now=now)
+        der = _self_signed_certificate(private, kid=kid, now=now)
         public_jwk["x5c"] = [base64.b64encode(der).decode("ascii")]  # RFC 7517 §4.7: not url-safe
         public_jwk["x5t#S256"] = b64url(hashlib.sha256(der).digest())
     private_der = private.private_bytes(
@@ -75,9 +76,7 @@ def generate_key(alg: SigningAlg, *, issuer: str, now: datetime) -> GeneratedKey
     return GeneratedKey(kid=kid, alg=alg, public_jwk=public_jwk, private_der=private_der)
 
 
-def _self_signed_certificate(
-    private: rsa.RSAPrivateKey, *, issuer: str, kid: str, now: datetime
-) -> bytes:
+def _self_signed_certificate(private: rsa.RSAPrivateKey, *, kid: str, now: datetime) -> bytes:
     """Older verifier libraries look for ``x5c``; the certificate carries no trust, only the key."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"idp signing key {kid[:16]}")])
     certificate = (
@@ -89,9 +88,6 @@ def _self_signed_certificate(
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(issuer)]), critical=False
-        )
         .sign(private, hashes.SHA256())
     )
     return certificate.public_bytes(serialization.Encoding.DER)
@@ -166,7 +162,10 @@ def load_or_create_kek(data_dir: Path) -> bytes:
         finally:
             temporary.unlink()
     text = path.read_text().strip()
-    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raw = b""
     if len(raw) != 32:
         raise SettingsError("IDP_KEY_ENCRYPTION_KEY", f"{path} does not hold a 32-byte key")
     return raw

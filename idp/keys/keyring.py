@@ -13,7 +13,9 @@ import contextlib
 import hashlib
 import json
 import logging
+import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,6 +45,15 @@ _STATE_ORDER = {"active": 0, "pending": 1, "retiring": 2}
 
 class KeyringNotLoadedError(RuntimeError):
     """No key has been loaded yet (the database was never reachable)."""
+
+
+class KeyringStaleError(RuntimeError):
+    """The keys were last loaded too long ago to sign with.
+
+    Key retirement allows a process to go on signing with a demoted key for one
+    ``key_check_interval`` at most (``lifecycle.retire_at``); a process that could not reload
+    for longer might sign with a key about to leave the JWKS, or with a revoked one.
+    """
 
 
 @dataclass(frozen=True)
@@ -76,7 +87,13 @@ def build_jwks(published: list[signing_keys.PublishedKey]) -> bytes:
 
 
 class Keyring:
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         if settings.key_encryption_key is None:
             raise ValueError("Keyring needs settings.key_encryption_key")
         self._settings = settings
@@ -86,11 +103,19 @@ class Keyring:
         self._parsed: dict[str, crypto.JoseKey] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._monotonic = monotonic  # real elapsed time, whatever the (possibly frozen) clock
+        self._loaded_at = 0.0  # monotonic() of the last successful load
+        self._max_staleness = settings.key_check_interval.total_seconds()
 
     # -- reading (hot paths: no I/O) -------------------------------------------------------
     @property
     def loaded(self) -> bool:
         return self._snapshot is not None
+
+    @property
+    def fresh(self) -> bool:
+        """Loaded recently enough to sign (see KeyringStaleError)."""
+        return self.loaded and self._monotonic() - self._loaded_at <= self._max_staleness
 
     @property
     def snapshot(self) -> Snapshot:
@@ -100,6 +125,8 @@ class Keyring:
 
     def sign(self, claims: dict[str, Any], *, typ: str = "JWT") -> str:
         """Sign with the active key only, naming it by ``kid`` (never the whole key set)."""
+        if self._monotonic() - self._loaded_at > self._max_staleness:
+            raise KeyringStaleError("signing keys not reloaded for too long; database down?")
         signer = self.snapshot.signer
         header = {"alg": signer.alg, "kid": signer.kid, "typ": typ}
         return jwt.encode(header, claims, signer.key, algorithms=[signer.alg])
@@ -132,6 +159,7 @@ class Keyring:
             next_change_at=next_change(records, self._clock.now(), self._settings),
             kids=frozenset(record.kid for record in records),
         )
+        self._loaded_at = self._monotonic()
 
     # -- staying fresh ---------------------------------------------------------------------
     def subscription(self) -> Subscription:
@@ -147,14 +175,15 @@ class Keyring:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await self._task  # the loop itself never ends with another error
             self._task = None
 
     def request_reload(self) -> None:
         self._wake.set()
 
     async def _reload_loop(self, pool: asyncpg.Pool) -> None:
-        interval = self._settings.key_check_interval.total_seconds()
+        # Twice per staleness budget, so that one slow or failed reload does not stop signing.
+        interval = self._max_staleness / 2
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
@@ -162,5 +191,5 @@ class Keyring:
             self._wake.clear()
             try:
                 await self.load(pool)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KeyringNotLoadedError):
+            except Exception:  # the loop must outlive any failure; the error is logged
                 log.warning("keyring reload failed; keeping the last loaded keys", exc_info=True)

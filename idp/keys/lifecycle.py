@@ -106,46 +106,65 @@ def _split(keys: Sequence[KeyRecord]) -> tuple[KeyRecord | None, list[KeyRecord]
 
 
 def tick(keys: Sequence[KeyRecord], now: datetime, settings: Settings) -> list[Transition]:
-    """The scheduled transitions due at ``now``."""
+    """The scheduled transitions due at ``now``.
+
+    A change of IDP_SIGNING_ALG publishes a next key of the new algorithm at once; it signs at
+    the next rotation, both algorithms being published in between. Pending keys of another
+    algorithm are left alone until a key of this process's algorithm takes over (then they are
+    retired: they never signed), so processes configured differently during a rolling deploy
+    do not undo each other's keys at every tick.
+    """
     active, pending, retiring = _split(keys)
     transitions: list[Transition] = [
         Retire(key.kid, "every token it signed has expired")
         for key in retiring
         if now >= retire_at(key, settings)
     ]
-    # IDP_SIGNING_ALG changed: the next key must use the new algorithm. A pending key never
-    # signed, so it can leave at once; its successor is published now and signs at the next
-    # rotation, both algorithms being published in between.
-    for key in pending:
-        if key.alg != settings.signing_alg:
-            transitions.append(Retire(key.kid, f"IDP_SIGNING_ALG is now {settings.signing_alg}"))
-    pending = [key for key in pending if key.alg == settings.signing_alg]
-
+    mine = [key for key in pending if key.alg == settings.signing_alg]
+    successor: KeyRecord | None = None
     if active is None:
         # Nothing signs (a fresh database): the next key signs at once, there is no token yet.
-        if pending:
-            transitions.append(Promote(pending.pop(0).kid, "no active key"))
+        candidates = mine or pending
+        successor = candidates[0] if candidates else None
+        if successor is not None:
+            transitions.append(Promote(successor.kid, "no active key"))
         else:
             transitions.append(CreateKey(settings.signing_alg, "active", "no signing key"))
     else:
         assert active.activated_at is not None
         if now >= active.activated_at + settings.key_rotation_interval:
-            ready = [key for key in pending if now >= key.created_at + settings.key_prepublish]
+            # A successor not published for key_prepublish yet would surprise verifiers with a
+            # kid they cannot have fetched: the active key then signs a little longer.
+            ready = [key for key in mine if now >= key.created_at + settings.key_prepublish]
             if ready:
                 successor = ready[0]
-                pending.remove(successor)
                 transitions.append(Demote(active.kid, "scheduled rotation"))
                 transitions.append(Promote(successor.kid, "scheduled rotation"))
-            # else: the successor has not been published long enough; the active key signs a
-            # little longer rather than surprise a verifier with a kid it cannot have fetched.
-    if not pending:
+    if successor is not None:
+        transitions += [
+            Retire(key.kid, f"a {successor.alg} key took over; this one never signed")
+            for key in pending
+            if key is not successor and key.alg != successor.alg
+        ]
+    if not [key for key in mine if key is not successor]:
         transitions.append(CreateKey(settings.signing_alg, "pending", "next key"))
     return transitions
 
 
+def _ready_for_manual_use(key: KeyRecord, now: datetime, settings: Settings) -> timedelta:
+    """How much longer ``key`` must stay published before every verifier can hold it."""
+    return key.created_at + settings.min_publication - now
+
+
 def plan_rotation(keys: Sequence[KeyRecord], now: datetime, settings: Settings) -> list[Transition]:
-    """``idp keys rotate``: a new key signs from now, the old one stays published as retiring."""
+    """``idp keys rotate``: the pending key signs from now, the old one stays published as
+    retiring. Refused while the pending key is younger than ``settings.min_publication`` (a
+    verifier may not have fetched it yet) or the active key is younger than a minute.
+    New keys take the active key's algorithm: the operator's shell need not carry the server's
+    IDP_SIGNING_ALG; the scheduler changes algorithms.
+    """
     active, pending, _ = _split(keys)
+    alg = active.alg if active is not None else settings.signing_alg
     transitions: list[Transition] = []
     if active is not None:
         assert active.activated_at is not None
@@ -156,14 +175,20 @@ def plan_rotation(keys: Sequence[KeyRecord], now: datetime, settings: Settings) 
                 f"rotate again in {int(wait.total_seconds()) + 1}s"
             )
         transitions.append(Demote(active.kid, "manual rotation"))
-    matching = [key for key in pending if key.alg == settings.signing_alg]
-    if matching:
-        transitions.append(Promote(matching[0].kid, "manual rotation"))
-        pending.remove(matching[0])
+    if pending:
+        successor = pending[0]
+        wait = _ready_for_manual_use(successor, now, settings)
+        if wait > timedelta(0):
+            raise KeyLifecycleError(
+                f"the next key {successor.kid} was published too recently for every verifier to "
+                f"hold it; rotate again in {int(wait.total_seconds()) + 1}s"
+            )
+        transitions.append(Promote(successor.kid, "manual rotation"))
+        if len(pending) == 1:
+            transitions.append(CreateKey(successor.alg, "pending", "next key"))
     else:
-        transitions.append(CreateKey(settings.signing_alg, "active", "manual rotation"))
-    if not [key for key in pending if key.alg == settings.signing_alg]:
-        transitions.append(CreateKey(settings.signing_alg, "pending", "next key"))
+        transitions.append(CreateKey(alg, "active", "manual rotation"))
+        transitions.append(CreateKey(alg, "pending", "next key"))
     return transitions
 
 
@@ -174,15 +199,17 @@ def plan_revocation(
 
     If the active key goes, the pending key signs from the same instant: verifiers that
     refreshed the JWKS since the last rotation already hold it. Only with no pending key left
-    does a brand-new key sign at once. A new pending key is always published.
+    does a brand-new key sign at once. A new pending key is always published. New keys take the
+    active key's algorithm (see ``plan_rotation``).
     """
     active, pending, retiring = _split(keys)
+    alg = active.alg if active is not None else settings.signing_alg
     if kid is None:
         revoked = [*pending, *([active] if active else []), *retiring]
         return [
             *(Revoke(key.kid, reason) for key in revoked),
-            CreateKey(settings.signing_alg, "active", "every key revoked"),
-            CreateKey(settings.signing_alg, "pending", "next key"),
+            CreateKey(alg, "active", "every key revoked"),
+            CreateKey(alg, "pending", "next key"),
         ]
     target = next((key for key in keys if key.kid == kid), None)
     if target is None:
@@ -195,19 +222,22 @@ def plan_revocation(
         if pending:
             transitions.append(Promote(pending.pop(0).kid, "active key revoked"))
         else:
-            transitions.append(CreateKey(settings.signing_alg, "active", "active key revoked"))
+            transitions.append(CreateKey(alg, "active", "active key revoked"))
     if not pending:
-        transitions.append(CreateKey(settings.signing_alg, "pending", "next key"))
+        transitions.append(CreateKey(alg, "pending", "next key"))
     return transitions
 
 
 def next_change(keys: Sequence[KeyRecord], now: datetime, settings: Settings) -> datetime:
     """The next instant at which the JWKS may change on schedule (bounds ``max-age``)."""
     active, pending, retiring = _split(keys)
-    if active is None or not pending:
+    mine = [key for key in pending if key.alg == settings.signing_alg]
+    if active is None or not mine:
         return now  # a change is due at the next tick
     assert active.activated_at is not None
-    candidates = [active.activated_at + settings.key_rotation_interval]
-    candidates += [retire_at(key, settings) for key in retiring]
-    candidates += [key.created_at for key in pending if key.alg != settings.signing_alg]
-    return max(now, min(candidates))
+    # The rotation happens when it is due and the successor has been published long enough.
+    rotation = max(
+        active.activated_at + settings.key_rotation_interval,
+        min(key.created_at + settings.key_prepublish for key in mine),
+    )
+    return max(now, min([rotation, *(retire_at(key, settings) for key in retiring)]))

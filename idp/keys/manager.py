@@ -93,9 +93,7 @@ class KeyManager:
     ) -> Applied:
         match transition:
             case CreateKey(alg=alg, state=state):
-                key = await asyncio.to_thread(
-                    crypto.generate_key, alg, issuer=self._settings.issuer, now=now
-                )
+                key = await asyncio.to_thread(crypto.generate_key, alg, now=now)
                 await signing_keys.insert(
                     connection,
                     kid=key.kid,

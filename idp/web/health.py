@@ -21,7 +21,7 @@ async def healthz(request: Request[AppState]) -> Response:
 async def readyz(request: Request[AppState]) -> Response:
     checks = {
         "database": "ok",
-        "keyring": "ok" if request.state["keyring"].loaded else "not loaded",
+        "keyring": "ok" if request.state["keyring"].fresh else "stale",
     }
     try:
         async with asyncio.timeout(DATABASE_CHECK_TIMEOUT):

@@ -7,6 +7,7 @@ from typing import TypedDict
 import asyncpg
 
 from idp.clock import Clock
+from idp.db.listener import Listener
 from idp.keys.keyring import Keyring
 from idp.keys.manager import KeyManager
 from idp.oauth.client_registry import ClientRegistry
@@ -22,4 +23,5 @@ class AppState(TypedDict):
     keys: KeyManager
     discovery_body: bytes
     clients: ClientRegistry
+    listener: Listener
     token_context: TokenContext

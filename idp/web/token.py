@@ -5,9 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from idp.keys.keyring import KeyringStaleError
 from idp.oauth import token_endpoint
 from idp.oauth.client_auth import authenticate, presented_credentials
 from idp.oauth.errors import InvalidClientError, OAuthError
+from idp.web.errors import json_error
 from idp.web.forms import read_form
 from idp.web.state import AppState
 
@@ -31,4 +33,11 @@ async def token(request: Request[AppState]) -> Response:
         body = await token_endpoint.exchange(params, client, state["token_context"])
     except OAuthError as error:
         return oauth_error(error)
+    except KeyringStaleError:
+        return json_error(
+            503,
+            "temporarily_unavailable",
+            "signing keys could not be refreshed; try again shortly",
+            {"Retry-After": "5", **NO_STORE},
+        )
     return JSONResponse(body, headers=NO_STORE)

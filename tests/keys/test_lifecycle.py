@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -84,15 +85,27 @@ def test_retiring_key_leaves_only_after_its_tokens_expired() -> None:
     assert tick(keys, deadline, SETTINGS) == [Retire("old", "every token it signed has expired")]
 
 
-def test_signing_alg_change_replaces_the_pending_key_and_keeps_the_active_one() -> None:
-    es256 = Settings(
-        signing_alg="ES256",
-        key_rotation_interval=SETTINGS.key_rotation_interval,
-        key_prepublish=SETTINGS.key_prepublish,
-    )
-    transitions = tick([active(), pending()], T0 + timedelta(days=1), es256)
-    assert transitions == [
-        Retire("p", "IDP_SIGNING_ALG is now ES256"),
+ES256 = replace(SETTINGS, signing_alg="ES256")
+
+
+def test_signing_alg_change_publishes_a_next_key_of_the_new_algorithm_at_once() -> None:
+    transitions = tick([active(), pending()], T0 + timedelta(days=1), ES256)
+    assert transitions == [CreateKey("ES256", "pending", "next key")]
+
+
+def test_processes_with_different_algorithms_do_not_undo_each_other() -> None:
+    keys = [active(), pending("p"), pending("e", alg="ES256")]
+    now = T0 + timedelta(days=2)
+    assert tick(keys, now, SETTINGS) == []
+    assert tick(keys, now, ES256) == []
+
+
+def test_new_algorithm_takes_over_at_rotation_and_the_old_pending_key_retires() -> None:
+    keys = [active(), pending("p"), pending("e", T0 + timedelta(days=1), alg="ES256")]
+    assert tick(keys, T0 + timedelta(days=30), ES256) == [
+        Demote("a", "scheduled rotation"),
+        Promote("e", "scheduled rotation"),
+        Retire("p", "a ES256 key took over; this one never signed"),
         CreateKey("ES256", "pending", "next key"),
     ]
 
@@ -113,6 +126,24 @@ def test_manual_rotation_promotes_pending_and_refuses_within_a_minute() -> None:
     ]
     with pytest.raises(KeyLifecycleError, match="less than a minute"):
         plan_rotation([active(at=now)], now + timedelta(seconds=30), SETTINGS)
+
+
+def test_manual_rotation_refuses_a_next_key_verifiers_may_not_hold_yet() -> None:
+    young = pending(at=T0 + timedelta(hours=1))
+    just_too_young = young.created_at + SETTINGS.min_publication - timedelta(seconds=1)
+    with pytest.raises(KeyLifecycleError, match="published too recently"):
+        plan_rotation([active(), young], just_too_young, SETTINGS)
+    transitions = plan_rotation([active(), young], just_too_young + timedelta(seconds=1), SETTINGS)
+    assert Promote("p", "manual rotation") in transitions
+
+
+def test_cli_plans_keep_the_active_keys_algorithm_whatever_the_shell_says() -> None:
+    es_active = KeyRecord("a", "ES256", "active", created_at=T0, activated_at=T0)
+    assert plan_revocation([es_active], "a", "x", SETTINGS) == [
+        Revoke("a", "x"),
+        CreateKey("ES256", "active", "active key revoked"),
+        CreateKey("ES256", "pending", "next key"),
+    ]
 
 
 def test_revoking_the_active_key_switches_to_the_pending_key() -> None:
@@ -155,3 +186,6 @@ def test_next_change_is_the_earliest_of_rotation_and_retirement() -> None:
     assert next_change(keys, now, SETTINGS) == retire_at(keys[2], SETTINGS)
     assert next_change([active(), pending()], now, SETTINGS) == T0 + timedelta(days=30)
     assert next_change([active()], now, SETTINGS) == now  # a next key is due at once
+    # Due, but the successor is young: the rotation waits for it to be published long enough.
+    young = pending(at=T0 + timedelta(days=29, hours=20))
+    assert next_change([active(), young], now, SETTINGS) == young.created_at + timedelta(days=1)

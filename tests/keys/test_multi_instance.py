@@ -6,10 +6,12 @@ import asyncio
 import time
 from datetime import timedelta
 
+import asyncpg
 import httpx
 from joserfc import jws
 
 from idp.clock import FrozenClock
+from idp.db.listener import APPLICATION_NAME
 from tests.conftest import InstanceFactory
 from tests.factories import kids
 
@@ -57,3 +59,21 @@ async def test_rotation_through_one_instance_moves_the_others_signer(
             assert time.monotonic() < deadline, "second instance still signs with the old key"
             await asyncio.sleep(0.01)
         assert second.state["keyring"].snapshot.signer.kid == new
+
+
+async def test_changes_made_while_the_listen_connection_was_down_arrive_after_it_reconnects(
+    app_instance: InstanceFactory, pool: asyncpg.Pool
+) -> None:
+    async with app_instance() as first, app_instance() as second:
+        compromised = second.state["keyring"].snapshot.signer.kid
+        killed = await pool.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = $1",
+            APPLICATION_NAME,
+        )
+        assert killed == 2  # one LISTEN connection per instance
+
+        # Revoked while nobody listens: the NOTIFY is lost, the reconnection must catch up.
+        await first.state["keys"].revoke(compromised, "key leaked", actor="test")
+        await wait_until_unpublished(second.client, compromised)
+        assert second.state["listener"].connected.is_set()

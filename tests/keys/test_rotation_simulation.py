@@ -49,7 +49,7 @@ class Simulation:
     history: list[tuple[datetime, frozenset[str], int]] = field(default_factory=list)
     verifier: CachingVerifier = field(default_factory=CachingVerifier)
 
-    async def run(self, duration: timedelta) -> None:
+    async def run(self, duration: timedelta) -> Keyring:
         manager = KeyManager(self.pool, self.settings, self.clock)
         keyring = Keyring(self.settings, self.clock)
         end = self.clock.now() + duration
@@ -59,6 +59,7 @@ class Simulation:
             await keyring.load(self.pool)
             self.check_instant(keyring, now)
             self.clock.advance(STEP)
+        return keyring
 
     def check_instant(self, keyring: Keyring, now: datetime) -> None:
         served = keyring.snapshot.jwks_body
@@ -134,6 +135,7 @@ async def test_signing_alg_change_takes_effect_at_next_rotation_with_both_publis
     second.signers = first.signers
     await second.run(timedelta(hours=4))
 
+    second.assert_max_age_never_outlives_the_jwks()
     algs = {row["kid"]: row["alg"] for row in await pool.fetch("SELECT kid, alg FROM signing_keys")}
     assert [algs[kid] for kid in second.signers[:1]] == ["RS256"]
     assert algs[second.signers[-1]] == "ES256"
@@ -143,3 +145,25 @@ async def test_signing_alg_change_takes_effect_at_next_rotation_with_both_publis
         if {algs[kid] for kid in published} == {"RS256", "ES256"}
     ]
     assert overlap, "both algorithms should be published while the switch is pending"
+
+
+async def test_a_successor_published_late_signs_only_after_prepublish(
+    pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
+) -> None:
+    """The next key is revoked five minutes before the rotation is due: its replacement is
+    younger than IDP_KEY_PREPUBLISH when the rotation comes, so the old key signs longer."""
+    schedule = short_schedule(settings)
+    simulation = Simulation(schedule, clock, pool)
+    keyring = await simulation.run(schedule.key_rotation_interval - timedelta(minutes=5))
+    pending = await pool.fetchval("SELECT kid FROM signing_keys WHERE state = 'pending'")
+    await KeyManager(pool, schedule, clock).revoke(pending, "test", actor="test")
+    await keyring.load(pool)
+    signer_at_due = keyring.snapshot.signer.kid
+
+    await simulation.run(timedelta(hours=1))  # check_instant asserts the prepublish rule
+
+    activated = await pool.fetchval("SELECT activated_at FROM signing_keys WHERE state = 'active'")
+    due = simulation.history[0][0] + schedule.key_rotation_interval
+    assert activated > due, "the rotation waited for the late successor"
+    assert len(simulation.signers) == 2, "exactly one rotation, from the first key"
+    assert simulation.signers[0] == signer_at_due
