@@ -11,11 +11,15 @@ ceiling that writes as many bytes as it does (the JWKS, with its certificates, i
 from __future__ import annotations
 
 import os
+import secrets
+import time
 from collections.abc import Awaitable, Callable
 
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 BODY = b'{"status":"ok"}'
@@ -34,7 +38,31 @@ def sized_body(size: int) -> bytes:
     return frame[:-2] + b"x" * max(0, size - len(frame)) + frame[-2:]
 
 
-routes = [Route("/ceiling", constant_json(BODY), methods=["GET"])]
+_KEY = RSAKey.generate_key(2048, private=True)
+
+
+async def sign(request: Request) -> Response:
+    """The least a token endpoint does: sign one RS256 JWT with a key parsed once."""
+    now = int(time.time())
+    claims = {
+        "iss": "http://127.0.0.1",
+        "sub": "bench",
+        "aud": "https://api.example",
+        "client_id": "bench",
+        "iat": now,
+        "exp": now + 600,
+        "jti": secrets.token_urlsafe(16),
+        "scope": "read",
+    }
+    token = jwt.encode({"alg": "RS256", "kid": "bench", "typ": "at+jwt"}, claims, _KEY)
+    body = {"access_token": token, "token_type": "Bearer", "expires_in": 600, "scope": "read"}
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+routes = [
+    Route("/ceiling", constant_json(BODY), methods=["GET"]),
+    Route("/ceiling/sign", sign, methods=["POST"]),
+]
 for text in filter(None, os.environ.get("BENCH_CEILING_SIZES", "").split(",")):
     size = int(text)
     routes.append(Route(f"/ceiling/{size}", constant_json(sized_body(size)), methods=["GET"]))

@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = keys.add_parser("export", help="a key's public half", add_help=False)
     export.add_argument("--help", action="help", help="show this help message and exit")
     export.add_argument("kid", nargs="?")
-    export.set_defaults(needs_kid=True)
+    export.set_defaults(identifier="kid", required=True)
     export.add_argument("--pem", action="store_true", required=True, help="as a PEM public key")
     export.set_defaults(run=with_pool(cmd_keys_export))
     users.add_parsers(commands)
@@ -204,25 +204,29 @@ def build_parser() -> argparse.ArgumentParser:
 def add_revoke_arguments(revoke: argparse.ArgumentParser) -> None:
     revoke.add_argument("--help", action="help", help="show this help message and exit")
     revoke.add_argument("kid", nargs="?")
+    revoke.set_defaults(identifier="kid", required=False)
     revoke.add_argument("--all", action="store_true", help="revoke every key and start afresh")
     revoke.add_argument("--reason", required=True)
     revoke.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     revoke.set_defaults(run=with_pool(cmd_keys_revoke))
 
 
-# An RFC 7638 thumbprint (SHA-256, base64url): one in 64 starts with "-".
-_KID = re.compile(r"^[A-Za-z0-9_-]{43}$")
+# Kids (RFC 7638 thumbprints) and client ids are base64url: one in 64 starts with "-".
+_BASE64URL = re.compile(r"^-[A-Za-z0-9_-]+$")
 
 
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    """argparse, except that a kid starting with "-" is still taken for the KID argument."""
+    """argparse, except that an identifier starting with "-" is still taken for the positional
+    argument a command names in ``identifier`` (declared ``nargs="?"``; ``required`` says
+    whether it must be given)."""
     args, extras = parser.parse_known_args(argv)
-    if len(extras) == 1 and _KID.match(extras[0]) and getattr(args, "kid", "") is None:
-        args.kid = extras[0]
+    name: str | None = getattr(args, "identifier", None)
+    if name and len(extras) == 1 and _BASE64URL.match(extras[0]) and getattr(args, name) is None:
+        setattr(args, name, extras[0])
     elif extras:
         parser.error(f"unrecognized arguments: {' '.join(extras)}")
-    if getattr(args, "needs_kid", False) and args.kid is None:
-        parser.error("the following arguments are required: kid")
+    if name and getattr(args, "required", False) and getattr(args, name) is None:
+        parser.error(f"the following arguments are required: {name}")
     return args
 
 

@@ -49,8 +49,7 @@ class Passwords:
         self._pool = ThreadPoolExecutor(
             max_workers=os.cpu_count() or 2, thread_name_prefix="argon2"
         )
-        # Verified against when the email is unknown, so both cases cost the same.
-        self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
+        self._dummy: str | None = None
 
     def hash_sync(self, password: str) -> str:
         return self._hasher.hash(password)
@@ -60,9 +59,16 @@ class Passwords:
             self._pool, self.hash_sync, password
         )
 
+    def _dummy_hash(self) -> str:
+        """Verified against when the email is unknown, so both cases cost the same. Made on
+        first use: a CLI that only hashes should not pay for it."""
+        if self._dummy is None:
+            self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
+        return self._dummy
+
     def verify_sync(self, stored: str | None, password: str) -> Verification:
         try:
-            self._hasher.verify(stored or self._dummy, password)
+            self._hasher.verify(stored or self._dummy_hash(), password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return Verification(ok=False)
         if stored is None:

@@ -136,6 +136,9 @@ def add_parsers(commands: Any) -> None:
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(run=with_pool(list_clients))
 
-    disabling = group.add_parser("disable", help="refuse the client from now on")
-    disabling.add_argument("client_id")
+    # No "-h": a client id may start with "-h" (use --help); see idp.cli.parse.
+    disabling = group.add_parser("disable", help="refuse the client from now on", add_help=False)
+    disabling.add_argument("--help", action="help", help="show this help message and exit")
+    disabling.add_argument("client_id", nargs="?")
+    disabling.set_defaults(identifier="client_id", required=True)
     disabling.set_defaults(run=with_pool(disable))

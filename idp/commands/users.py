@@ -54,7 +54,7 @@ async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) 
                 email=args.email,
                 name=args.name,
                 password_hash=hashed,
-                roles=_roles(args.role),
+                roles=sorted(set(_roles(args.role))),
                 now=now,
             )
         except users.EmailTakenError:
@@ -85,11 +85,12 @@ def _set_disabled(disabled: bool) -> Any:
     async def command(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
         now = SystemClock().now()
         async with pool.acquire() as connection, connection.transaction():
-            if not await users.set_disabled(connection, args.email, disabled, now):
+            user_id = await users.set_disabled(connection, args.email, disabled, now)
+            if user_id is None:
                 raise UserError(f"no user with email {args.email}")
             action = "user.disabled" if disabled else "user.enabled"
             await audit.record(
-                connection, now=now, actor=actor(), action=action, subject=args.email
+                connection, now=now, actor=actor(), action=action, subject=str(user_id)
             )
         return 0
 

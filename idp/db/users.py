@@ -98,8 +98,10 @@ async def all_users(db: Executor) -> list[User]:
     return [_user(row) for row in await db.fetch(SELECT_ALL)]
 
 
-async def set_disabled(db: Executor, email: str, disabled: bool, now: datetime) -> bool:
-    return await db.fetchval(SET_DISABLED, email, disabled, now) is not None
+async def set_disabled(db: Executor, email: str, disabled: bool, now: datetime) -> uuid.UUID | None:
+    """The user's id, or None when no user has this email."""
+    user_id: uuid.UUID | None = await db.fetchval(SET_DISABLED, email, disabled, now)
+    return user_id
 
 
 async def set_password_hash(db: Executor, user_id: uuid.UUID, hashed: str, now: datetime) -> None:

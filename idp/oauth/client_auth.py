@@ -5,13 +5,12 @@ the right check (a slow hash buys nothing against a secret that cannot be guesse
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import unquote
+from urllib.parse import unquote_plus
 
 from idp.db.clients import Client
 from idp.oauth.errors import InvalidClientError, InvalidRequestError
@@ -50,13 +49,13 @@ def presented_credentials(authorization: str | None, form: Params) -> PresentedC
             raise InvalidRequestError("use one client authentication method, not two")
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError):  # binascii.Error, or non-ASCII input
             raise InvalidClientError("malformed Basic credentials") from None
         raw_id, colon, raw_secret = decoded.partition(":")
         if not colon:
             raise InvalidClientError("malformed Basic credentials")
         # RFC 6749 §2.3.1: both parts are form-urlencoded before being joined.
-        client_id, secret = unquote(raw_id), unquote(raw_secret)
+        client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
         if form_id is not None and form_id != client_id:
             raise InvalidClientError("client_id does not match the authenticated client")
         return PresentedCredentials(client_id, secret, "client_secret_basic")

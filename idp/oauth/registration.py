@@ -21,17 +21,33 @@ class RegistrationError(ValueError):
 
 
 def check_redirect_uri(uri: str) -> str:
-    """RFC 6749 §3.1.2: absolute, no fragment; plain http only on loopback (RFC 8252 §7.3)."""
+    """RFC 6749 §3.1.2: absolute, no fragment. Schemes: https; http only on loopback (RFC 8252
+    §7.3); otherwise only a private-use scheme in reverse-DNS form (RFC 8252 §7.1), which rules
+    out ``javascript:``, ``data:`` and other schemes a browser would run or render."""
     parts = urlsplit(uri)
-    if not parts.scheme or (not parts.netloc and parts.scheme in ("http", "https")):
-        raise RegistrationError(f"redirect URI {uri!r} must be absolute")
+    scheme = parts.scheme.lower()
     if parts.fragment or "#" in uri:
         raise RegistrationError(f"redirect URI {uri!r} must not have a fragment")
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
-        raise RegistrationError(f"redirect URI {uri!r}: plain http is allowed only on loopback")
     if "*" in uri:
         raise RegistrationError(f"redirect URI {uri!r}: wildcards are not allowed")
+    if scheme in ("http", "https"):
+        if not parts.hostname:
+            raise RegistrationError(f"redirect URI {uri!r} must be absolute")
+        if scheme == "http" and parts.hostname not in _LOOPBACK:
+            raise RegistrationError(f"redirect URI {uri!r}: plain http is allowed only on loopback")
+    elif "." not in scheme:
+        raise RegistrationError(
+            f"redirect URI {uri!r}: use https, loopback http, or a reverse-DNS private-use scheme"
+        )
     return uri
+
+
+def new_client_id() -> str:
+    """144 random bits, base64url, never starting with "-" (a command line would read an option)."""
+    while True:
+        client_id = secrets.token_urlsafe(18)
+        if not client_id.startswith("-"):
+            return client_id
 
 
 def register(
@@ -69,7 +85,7 @@ def register(
         )
     secret, digest = (None, None) if public else new_secret()
     client = Client(
-        client_id=secrets.token_urlsafe(18),
+        client_id=new_client_id(),
         name=name,
         secret_hash=digest,
         redirect_uris=tuple(dict.fromkeys(redirect_uris)),

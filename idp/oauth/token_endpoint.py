@@ -7,12 +7,17 @@ from typing import Any
 
 from idp.db.clients import Client
 from idp.oauth.context import TokenContext
-from idp.oauth.errors import UnauthorizedClientError, UnsupportedGrantTypeError
+from idp.oauth.errors import (
+    InvalidClientError,
+    UnauthorizedClientError,
+    UnsupportedGrantTypeError,
+)
 from idp.oauth.grants import client_credentials
 from idp.oauth.params import Params
 
 Grant = Callable[[Params, Client, TokenContext], Awaitable[dict[str, Any]]]
 
+CONFIDENTIAL_ONLY = frozenset({client_credentials.GRANT_TYPE})
 GRANTS: dict[str, Grant] = {
     client_credentials.GRANT_TYPE: client_credentials.exchange,
 }
@@ -23,6 +28,9 @@ async def exchange(params: Params, client: Client, context: TokenContext) -> dic
     grant = GRANTS.get(grant_type)
     if grant is None:
         raise UnsupportedGrantTypeError(f"{grant_type} is not supported")
+    if client.public and grant_type in CONFIDENTIAL_ONLY:
+        # RFC 6749 §4.4: the client must authenticate; a public client cannot (§5.2).
+        raise InvalidClientError(f"{grant_type} needs client authentication")
     if grant_type not in client.grant_types:
         raise UnauthorizedClientError(f"this client may not use {grant_type}")
     return await grant(params, client, context)

@@ -10,7 +10,7 @@ from typing import Any
 
 from idp.db.clients import Client
 from idp.oauth.context import TokenContext
-from idp.oauth.errors import InvalidClientError, InvalidScopeError
+from idp.oauth.errors import InvalidScopeError
 from idp.oauth.params import Params, parse_scope
 from idp.oauth.tokens import (
     ACCESS_TOKEN_TYPE,
@@ -25,9 +25,6 @@ GRANT_TYPE = "client_credentials"
 
 
 async def exchange(params: Params, client: Client, context: TokenContext) -> dict[str, Any]:
-    if client.public:
-        # RFC 6749 §4.4: only confidential clients may use this grant.
-        raise InvalidClientError("public clients cannot use client_credentials")
     requested = parse_scope(params.get("scope"))
     if requested is not None and USER_SCOPES & set(requested):
         raise InvalidScopeError("user scopes need a user: use the authorization code flow")
