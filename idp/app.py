@@ -20,11 +20,13 @@ from idp.keys.scheduler import KeyScheduler
 from idp.oauth.client_registry import ClientRegistry
 from idp.oauth.context import TokenContext
 from idp.oauth.discovery import provider_metadata
+from idp.passwords import Passwords
 from idp.runtime import resolve
 from idp.settings import Settings
 from idp.web.errors import http_exception, server_error
 from idp.web.router import StaticPathRouter
 from idp.web.routes import routes
+from idp.web.security import Cookies
 from idp.web.state import AppState
 
 
@@ -54,6 +56,8 @@ def create_app(
             listener.subscribe(clients.subscription())
             await listener.start()
             resources.push_async_callback(listener.stop)
+            passwords = Passwords(settings.argon2_profile)
+            resources.callback(passwords.close)
             if run_scheduler:
                 scheduler = KeyScheduler(manager, settings)
                 scheduler.start()
@@ -67,6 +71,8 @@ def create_app(
                 "discovery_body": discovery_body,
                 "clients": clients,
                 "listener": listener,
+                "passwords": passwords,
+                "cookies": Cookies(settings),
                 "token_context": TokenContext(settings, app_clock, pool, keyring.sign),
             }
 

@@ -28,7 +28,18 @@ from idp.db.pool import create_pool
 from idp.settings import Settings
 from idp.web.state import AppState
 
-TABLES = ("signing_keys", "audit_log", "users", "clients")
+TABLES = (
+    "signing_keys",
+    "audit_log",
+    "users",
+    "clients",
+    "authorization_requests",
+    "sessions",
+    "consents",
+    "authorization_codes",
+    "revoked_access_tokens",
+    "login_failures",
+)
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 from joserfc import jwt
 from joserfc.errors import SecurityWarning
+from joserfc.jwk import KeySet
 
 from idp.clock import Clock
 from idp.db import signing_keys
@@ -72,6 +73,7 @@ class Snapshot:
     etag: str
     next_change_at: datetime
     kids: frozenset[str]
+    verification_keys: KeySet  # the published public keys, for verifying our own tokens
 
 
 def public_jwk(jwk: dict[str, Any]) -> dict[str, Any]:
@@ -158,6 +160,7 @@ class Keyring:
             etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
             next_change_at=next_change(records, self._clock.now(), self._settings),
             kids=frozenset(record.kid for record in records),
+            verification_keys=KeySet.import_key_set(json.loads(body)),
         )
         self._loaded_at = self._monotonic()
 

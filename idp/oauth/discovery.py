@@ -1,35 +1,41 @@
-"""Authorization server metadata (OIDC Discovery 1.0 §3, RFC 8414 §2)."""
+"""Authorization server metadata (OIDC Discovery 1.0 §3, RFC 8414 §2): what idp supports."""
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any
 
 from idp.oauth.client_auth import AUTH_METHODS
 from idp.oauth.token_endpoint import GRANTS
 from idp.settings import SIGNING_ALGS, Settings
 
-
-class ProviderMetadata(TypedDict):
-    issuer: str
-    jwks_uri: str
-    token_endpoint: str
-    grant_types_supported: list[str]
-    token_endpoint_auth_methods_supported: list[str]
-    response_types_supported: list[str]
-    subject_types_supported: list[str]
-    id_token_signing_alg_values_supported: list[str]
+SCOPES = ["openid", "profile", "email", "roles"]
+CLAIMS = [
+    "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "sid", "at_hash",
+    "name", "email", "email_verified", "roles",
+]  # fmt: skip
 
 
-def provider_metadata(settings: Settings) -> ProviderMetadata:
-    """What exists so far; each endpoint adds itself here as it is built."""
+def provider_metadata(settings: Settings) -> dict[str, Any]:
+    issuer = settings.issuer
     return {
-        "issuer": settings.issuer,
-        "jwks_uri": f"{settings.issuer}/jwks.json",
-        "token_endpoint": f"{settings.issuer}/token",
-        "grant_types_supported": list(GRANTS),
-        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "userinfo_endpoint": f"{issuer}/userinfo",
+        "jwks_uri": f"{issuer}/jwks.json",
+        "scopes_supported": SCOPES,
         "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": list(GRANTS),
         "subject_types_supported": ["public"],
         # RS256 first: OIDC Discovery §3 requires it, and verifiers pin it.
         "id_token_signing_alg_values_supported": list(SIGNING_ALGS),
+        "token_endpoint_auth_methods_supported": [*AUTH_METHODS, "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": CLAIMS,
+        "prompt_values_supported": ["none", "login"],
+        "authorization_response_iss_parameter_supported": True,  # RFC 9207
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "claims_parameter_supported": False,
     }

@@ -17,16 +17,16 @@ from starlette.types import Receive, Scope, Send
 class StaticPathRouter(Router):
     def __init__(self, routes: Sequence[BaseRoute], **kwargs: object) -> None:
         super().__init__(list(routes), **kwargs)  # type: ignore[arg-type]
-        self._by_path = {
-            route.path: route
-            for route in routes
-            if isinstance(route, Route) and not route.param_convertors
-        }
+        self._by_path_and_method: dict[tuple[str, str], Route] = {}
+        for route in routes:
+            if isinstance(route, Route) and not route.param_convertors and route.methods:
+                for method in route.methods:
+                    self._by_path_and_method.setdefault((route.path, method), route)
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            route = self._by_path.get(scope["path"])
-            if route is not None and route.methods and scope["method"] in route.methods:
+            route = self._by_path_and_method.get((scope["path"], scope["method"]))
+            if route is not None:
                 scope.setdefault("router", self)
                 scope["endpoint"] = route.endpoint
                 scope["path_params"] = {}

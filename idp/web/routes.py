@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from idp.web.authorize import authorize
+from idp.web.consent import show_consent, submit_consent
 from idp.web.discovery import discovery
 from idp.web.health import healthz, readyz
 from idp.web.jwks import jwks
+from idp.web.login import show_login, submit_login
+from idp.web.static import stylesheet
 from idp.web.token import token
+from idp.web.userinfo import userinfo
 
 routes = [
     Route("/.well-known/openid-configuration", discovery, methods=["GET"]),
@@ -17,4 +22,11 @@ routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/token", token, methods=["POST"]),
+    Route("/authorize", authorize, methods=["GET"]),
+    Route("/login", show_login, methods=["GET"]),
+    Route("/login", submit_login, methods=["POST"]),
+    Route("/consent", show_consent, methods=["GET"]),
+    Route("/consent", submit_consent, methods=["POST"]),
+    Route("/static/idp.css", stylesheet, methods=["GET"]),
+    Route("/userinfo", userinfo, methods=["GET", "POST"]),
 ]

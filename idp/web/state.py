@@ -12,7 +12,9 @@ from idp.keys.keyring import Keyring
 from idp.keys.manager import KeyManager
 from idp.oauth.client_registry import ClientRegistry
 from idp.oauth.context import TokenContext
+from idp.passwords import Passwords
 from idp.settings import Settings
+from idp.web.security import Cookies
 
 
 class AppState(TypedDict):
@@ -24,4 +26,6 @@ class AppState(TypedDict):
     discovery_body: bytes
     clients: ClientRegistry
     listener: Listener
+    passwords: Passwords
+    cookies: Cookies
     token_context: TokenContext

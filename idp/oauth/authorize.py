@@ -1,0 +1,223 @@
+"""The authorization request (RFC 6749 §4.1.1, OIDC Core §3.1.2.1), checked by an ordered list
+of small functions in spec order. Errors about the client or the redirect URI are shown on an
+error page and never redirected (RFC 6749 §4.1.2.1): the redirect URI is not trusted yet. Every
+later error goes back to the client with ``error``, ``state`` and ``iss`` (RFC 9207)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from idp.db.clients import Client
+from idp.oauth.errors import OAuthError
+from idp.oauth.params import Params, parse_scope
+from idp.oauth.pkce import valid_challenge
+from idp.oauth.tokens import resolve_audience
+
+MAX_STATE_LENGTH = 1024
+MAX_NONCE_LENGTH = 512
+PROMPTS = frozenset({"none", "login"})
+
+
+class AuthorizePageError(Exception):
+    """Shown to the user; never sent to the (untrusted) redirect URI."""
+
+    def __init__(self, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.title = title
+        self.detail = detail
+
+
+class AuthorizeRedirectError(OAuthError):
+    """Sent back to the client's redirect URI (RFC 6749 §4.1.2.1)."""
+
+    def __init__(self, error: str, description: str, request: AuthorizationRequest) -> None:
+        super().__init__(description)
+        self.error = error
+        self.request = request
+
+
+@dataclass
+class AuthorizationRequest:
+    """What the checks establish, field by field, in order."""
+
+    client: Client | None = None
+    redirect_uri: str = ""
+    state: str | None = None
+    scopes: list[str] = field(default_factory=list)
+    nonce: str | None = None
+    code_challenge: str = ""
+    prompt: str | None = None
+    max_age: int | None = None
+    audience: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        assert self.client is not None
+        return {
+            "client_id": self.client.client_id,
+            "redirect_uri": self.redirect_uri,
+            "state": self.state,
+            "scopes": self.scopes,
+            "nonce": self.nonce,
+            "code_challenge": self.code_challenge,
+            "prompt": self.prompt,
+            "max_age": self.max_age,
+            "audience": self.audience,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], client: Client) -> AuthorizationRequest:
+        return cls(
+            client=client,
+            redirect_uri=data["redirect_uri"],
+            state=data["state"],
+            scopes=list(data["scopes"]),
+            nonce=data["nonce"],
+            code_challenge=data["code_challenge"],
+            prompt=data["prompt"],
+            max_age=data["max_age"],
+            audience=list(data["audience"]),
+        )
+
+
+FindClient = Callable[[str], Awaitable[Client | None]]
+Check = Callable[[Params, AuthorizationRequest, str], None]
+
+
+def _fail(request: AuthorizationRequest, error: str, description: str) -> AuthorizeRedirectError:
+    return AuthorizeRedirectError(error, description, request)
+
+
+def check_redirect_uri(params: Params, request: AuthorizationRequest, issuer: str) -> None:
+    """RFC 6749 §3.1.2.3: exact string match against a registered URI, no prefix, no pattern."""
+    assert request.client is not None
+    uri = params.get("redirect_uri")
+    if uri is None:
+        raise AuthorizePageError("Missing redirect URI", "The request names no redirect_uri.")
+    if uri not in request.client.redirect_uris:
+        raise AuthorizePageError(
+            "Unknown redirect URI",
+            "The redirect_uri is not registered for this application, so idp will not send you "
+            "there.",
+        )
+    request.redirect_uri = uri
+    request.state = params.get("state")
+    if request.state is not None and len(request.state) > MAX_STATE_LENGTH:
+        request.state = None
+        raise _fail(request, "invalid_request", "state is too long")
+
+
+def check_response_type(params: Params, request: AuthorizationRequest, issuer: str) -> None:
+    assert request.client is not None
+    response_type = params.get("response_type")
+    if response_type is None:
+        raise _fail(request, "invalid_request", "response_type is required")
+    if response_type != "code":
+        raise _fail(request, "unsupported_response_type", "only response_type=code is supported")
+    if "authorization_code" not in request.client.grant_types:
+        raise _fail(request, "unauthorized_client", "this client may not use the code flow")
+    response_mode = params.get("response_mode")
+    if response_mode not in (None, "query"):
+        raise _fail(request, "invalid_request", "only response_mode=query is supported")
+    for unsupported in ("request", "request_uri"):
+        if params.get(unsupported) is not None:
+            raise _fail(request, f"{unsupported}_not_supported", f"{unsupported} is not supported")
+
+
+def check_pkce(params: Params, request: AuthorizationRequest, issuer: str) -> None:
+    """PKCE is required of every client (RFC 9700 §2.1.1), with S256 (``plain`` is refused)."""
+    challenge = params.get("code_challenge")
+    method = params.get("code_challenge_method")
+    if challenge is None:
+        raise _fail(request, "invalid_request", "code_challenge is required (PKCE, S256)")
+    if method != "S256":
+        raise _fail(request, "invalid_request", "code_challenge_method must be S256")
+    if not valid_challenge(challenge):
+        raise _fail(request, "invalid_request", "code_challenge is not a S256 challenge")
+    request.code_challenge = challenge
+
+
+def check_scope(params: Params, request: AuthorizationRequest, issuer: str) -> None:
+    assert request.client is not None
+    try:
+        scopes = parse_scope(params.get("scope"))
+    except OAuthError as error:
+        raise _fail(request, "invalid_scope", error.description or "bad scope") from None
+    if not scopes:
+        raise _fail(request, "invalid_scope", "scope is required")
+    refused = [scope for scope in scopes if scope not in request.client.scopes]
+    if refused:
+        raise _fail(request, "invalid_scope", f"not allowed for this client: {' '.join(refused)}")
+    request.scopes = scopes
+    try:
+        request.audience = resolve_audience(
+            request.client,
+            [*params.all("resource"), *params.all("audience")],
+            issuer=issuer,
+            scopes=scopes,
+        )
+    except OAuthError as error:
+        raise _fail(request, error.error, error.description or "") from None
+
+
+def check_nonce(params: Params, request: AuthorizationRequest, issuer: str) -> None:
+    nonce = params.get("nonce")
+    if nonce is not None and len(nonce) > MAX_NONCE_LENGTH:
+        raise _fail(request, "invalid_request", "nonce is too long")
+    request.nonce = nonce
+
+
+def check_prompt(params: Params, request: AuthorizationRequest, issuer: str) -> None:
+    prompt = params.get("prompt")
+    if prompt is not None:
+        values = set(prompt.split())
+        if not values <= PROMPTS or ("none" in values and len(values) > 1):
+            raise _fail(request, "invalid_request", "prompt must be none or login")
+        request.prompt = prompt
+
+
+def check_max_age(params: Params, request: AuthorizationRequest, issuer: str) -> None:
+    max_age = params.get("max_age")
+    if max_age is not None:
+        if not max_age.isdigit() or len(max_age) > 9:
+            raise _fail(request, "invalid_request", "max_age must be a number of seconds")
+        request.max_age = int(max_age)
+
+
+CHECKS: tuple[Check, ...] = (
+    check_redirect_uri,
+    check_response_type,
+    check_pkce,
+    check_scope,
+    check_nonce,
+    check_prompt,
+    check_max_age,
+)
+
+
+async def check_request(
+    params: Params, find_client: FindClient, issuer: str
+) -> AuthorizationRequest:
+    """Run the checks in order; the first failure decides the error."""
+    request = AuthorizationRequest()
+    try:
+        client_id = params.get("client_id")
+    except OAuthError:
+        raise AuthorizePageError("Invalid request", "client_id is repeated.") from None
+    client = None if client_id is None else await find_client(client_id)
+    if client is None or client.disabled:
+        raise AuthorizePageError(
+            "Unknown application", "The application that sent you here is not registered."
+        )
+    request.client = client
+    for check in CHECKS:
+        try:
+            check(params, request, issuer)
+        except OAuthError as error:
+            if isinstance(error, AuthorizeRedirectError):
+                raise
+            if not request.redirect_uri:  # repeated redirect_uri: nowhere safe to send it
+                raise AuthorizePageError("Invalid request", error.description or "") from None
+            raise _fail(request, error.error, error.description or "") from None
+    return request

@@ -1,0 +1,92 @@
+"""Signing in: password checks with brute-force protection, and sessions.
+
+Protection (stored in PostgreSQL, so every process sees it): each failure counts against the
+account and against the client IP. Past ``FREE_ATTEMPTS`` failures within ``WINDOW``, the key is
+locked for a delay that doubles with every further failure, up to ``MAX_LOCK``. Locks expire by
+themselves, so an attacker can slow someone down but never lock them out for good; a success
+clears the account's counter.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from idp.db import login_failures, sessions, users
+from idp.db.users import User
+from idp.hashing import digest
+from idp.oauth.code_flow import SignedIn
+from idp.passwords import Passwords
+
+FREE_ATTEMPTS = 5
+WINDOW = timedelta(minutes=15)
+FIRST_LOCK = timedelta(seconds=30)
+MAX_LOCK = timedelta(minutes=15)
+
+
+class SignInFailedError(Exception):
+    """Wrong password, unknown email or disabled user: one error, one text, the same work."""
+
+
+class SignInLockedError(Exception):
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"locked until {until.isoformat()}")
+        self.until = until
+
+
+def lock_duration(failures: int) -> timedelta | None:
+    if failures <= FREE_ATTEMPTS:
+        return None
+    factor = 1 << min(failures - FREE_ATTEMPTS - 1, 16)
+    return min(FIRST_LOCK * factor, MAX_LOCK)
+
+
+@dataclass(frozen=True)
+class NewSession:
+    cookie: str  # the random value for the cookie; only its digest is stored
+    sid: str
+    user: User
+    auth_time: datetime
+
+    def signed_in(self) -> SignedIn:
+        return SignedIn(user_id=self.user.id, sid=self.sid, auth_time=self.auth_time)
+
+
+async def authenticate(
+    pool: asyncpg.Pool, passwords: Passwords, *, email: str, password: str, ip: str, now: datetime
+) -> User:
+    keys = [f"email:{email.strip().lower()}", f"ip:{ip}"]
+    until = await login_failures.locked_until(pool, keys, now)
+    if until is not None:
+        raise SignInLockedError(until)
+    user = await users.by_email(pool, email.strip())
+    # Unknown users are verified against a dummy hash: the same work as a wrong password.
+    verification = await passwords.verify(user.password_hash if user else None, password)
+    if user is None or user.disabled or not verification.ok:
+        async with pool.acquire() as connection, connection.transaction():
+            for key in keys:
+                failures = await login_failures.record_failure(connection, key, now, WINDOW)
+                duration = lock_duration(failures)
+                if duration is not None:
+                    await login_failures.lock(connection, key, now + duration)
+        raise SignInFailedError
+    async with pool.acquire() as connection, connection.transaction():
+        await login_failures.clear(connection, keys[0])
+        if verification.new_hash is not None:  # parameters changed since it was stored
+            await users.set_password_hash(connection, user.id, verification.new_hash, now)
+    return user
+
+
+async def start_session(
+    pool: asyncpg.Pool, user: User, *, now: datetime, ttl: timedelta
+) -> NewSession:
+    """Always a new id (no session fixation): the old cookie, if any, is simply replaced."""
+    cookie = secrets.token_urlsafe(32)
+    sid = secrets.token_urlsafe(16)
+    await sessions.insert(
+        pool, id_hash=digest(cookie), sid=sid, user_id=user.id, now=now, expires_at=now + ttl
+    )
+    return NewSession(cookie=cookie, sid=sid, user=user, auth_time=now)

@@ -1,0 +1,84 @@
+"""``GET|POST /userinfo`` (OIDC Core §5.3) with Bearer tokens (RFC 6750)."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from idp.db import authorization_codes, users
+from idp.oauth.access_tokens import InvalidTokenError, verify_access_token
+from idp.oauth.errors import OAuthError
+from idp.oauth.id_token import scope_claims
+from idp.web.forms import FORM, read_form
+from idp.web.state import AppState
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def bearer_error(status: int, error: str | None, description: str | None = None) -> Response:
+    """RFC 6750 §3: the challenge says what went wrong; no error code when no token was sent."""
+    challenge = 'Bearer realm="idp"'
+    if error is not None:
+        challenge += f', error="{error}"'
+        if description:
+            challenge += f', error_description="{description}"'
+    body = {"error": error or "invalid_request"}
+    if description:
+        body["error_description"] = description
+    return JSONResponse(
+        body, status_code=status, headers={"WWW-Authenticate": challenge, **NO_STORE}
+    )
+
+
+async def bearer_token(request: Request[AppState]) -> str | None:
+    """RFC 6750 §2.1 header, or §2.2 form body (POST); never both, never the query string."""
+    header = request.headers.get("authorization")
+    from_header = None
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise InvalidTokenError("use the Bearer scheme")
+        from_header = value.strip()
+    content_type = request.headers.get("content-type", "")
+    if request.method == "POST" and content_type.partition(";")[0].strip().lower() == FORM:
+        from_body = (await read_form(request)).get("access_token")
+        if from_body is not None:
+            if from_header is not None:
+                raise InvalidTokenError("send the token once")
+            return from_body
+    return from_header
+
+
+async def userinfo(request: Request[AppState]) -> Response:
+    state = request.state
+    settings = state["settings"]
+    try:
+        token = await bearer_token(request)
+        if token is None:
+            return bearer_error(401, None)
+        claims = verify_access_token(
+            token,
+            state["keyring"].snapshot.verification_keys,
+            issuer=settings.issuer,
+            now=state["clock"].now(),
+            skew=settings.clock_skew,
+        )
+        if await authorization_codes.is_revoked(state["pool"], claims["jti"]):
+            raise InvalidTokenError("the access token was revoked")
+        user = await users.by_id(state["pool"], uuid.UUID(claims["sub"]))
+        if user is None or user.disabled:
+            raise InvalidTokenError("the user can no longer sign in")
+    except (InvalidTokenError, ValueError) as error:
+        return bearer_error(
+            401,
+            "invalid_token",
+            str(error) if isinstance(error, InvalidTokenError) else "the token names no user",
+        )
+    except OAuthError as error:
+        return bearer_error(400, "invalid_request", error.description)
+    scopes = str(claims.get("scope", "")).split()
+    if "openid" not in scopes:
+        return bearer_error(403, "insufficient_scope", "the token lacks the openid scope")
+    return JSONResponse({"sub": str(user.id), **scope_claims(user, scopes)}, headers=NO_STORE)

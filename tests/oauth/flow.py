@@ -1,0 +1,80 @@
+"""Driving the hosted pages like a browser without JavaScript: follow redirects by hand, read
+hidden fields from the HTML, post the forms."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+
+from idp.oauth.pkce import s256
+
+_HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
+
+
+def hidden_fields(html: str) -> dict[str, str]:
+    return dict(_HIDDEN.findall(html))
+
+
+def query_of(location: str) -> dict[str, str]:
+    return {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
+
+
+@dataclass
+class Authorization:
+    """One authorization request's secrets, as a client keeps them."""
+
+    client_id: str
+    redirect_uri: str
+    scope: str = "openid profile email"
+    state: str = ""
+    nonce: str = ""
+    verifier: str = ""
+
+    def __post_init__(self) -> None:
+        self.state = self.state or secrets.token_urlsafe(16)
+        self.nonce = self.nonce or secrets.token_urlsafe(16)
+        self.verifier = self.verifier or secrets.token_urlsafe(48)
+
+    def url(self, **extra: str) -> str:
+        params = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": self.scope,
+            "state": self.state,
+            "nonce": self.nonce,
+            "code_challenge": s256(self.verifier),
+            "code_challenge_method": "S256",
+            **extra,
+        }
+        return "/authorize?" + urlencode(params)
+
+
+async def sign_in(
+    client: httpx.AsyncClient, login_location: str, email: str, password: str
+) -> httpx.Response:
+    """GET the login page named by a redirect, then post its form."""
+    page = await client.get(login_location)
+    assert page.status_code == 200, page.text
+    fields = hidden_fields(page.text)
+    return await client.post("/login", data={**fields, "email": email, "password": password})
+
+
+async def authorize_code(
+    client: httpx.AsyncClient, auth: Authorization, email: str, password: str
+) -> str:
+    """The whole browser side: /authorize → /login → back to the client with a code."""
+    response = await client.get(auth.url())
+    assert response.status_code == 303, response.text
+    if response.headers["location"].startswith("/login"):
+        response = await sign_in(client, response.headers["location"], email, password)
+        assert response.status_code == 303, response.text
+    location = response.headers["location"]
+    assert location.startswith(auth.redirect_uri), location
+    query = query_of(location)
+    assert query["state"] == auth.state
+    return query["code"]
