@@ -25,7 +25,7 @@ from idp.runtime import resolve
 from idp.settings import Settings
 from idp.web.errors import http_exception, server_error
 from idp.web.router import StaticPathRouter
-from idp.web.routes import routes
+from idp.web.routes import demo_routes, routes
 from idp.web.security import Cookies
 from idp.web.state import AppState
 
@@ -77,7 +77,9 @@ def create_app(
             }
 
     app = Starlette(exception_handlers={HTTPException: http_exception, Exception: server_error})
-    app.router = StaticPathRouter(routes, lifespan=lifespan)
+    app.router = StaticPathRouter(
+        [*routes, *(demo_routes if settings.demo else [])], lifespan=lifespan
+    )
     return app
 
 

@@ -12,6 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TextIO
 
 import asyncpg
@@ -22,6 +23,7 @@ from idp.commands.common import UserError, actor, iso, settings_for, with_pool
 from idp.db import signing_keys
 from idp.db.migrate import migrate
 from idp.db.pool import create_pool
+from idp.demo import DemoCredentials, seed
 from idp.keys.crypto import KeyDecryptionError, public_pem
 from idp.keys.lifecycle import KeyLifecycleError
 from idp.keys.manager import KeyManager
@@ -34,23 +36,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from idp.app import create_app
 
-    settings = settings_for(args)
+    settings = replace(settings_for(args), demo=args.demo)
     assert settings.database_url is not None
     assert settings.key_encryption_key is not None
 
-    async def prepare() -> None:
+    async def prepare() -> DemoCredentials | None:
         assert settings.database_url is not None
         pool = await create_pool(settings.database_url, min_size=1, max_size=2)
         try:
             async with pool.acquire() as connection:
                 await migrate(connection)
             await KeyManager(pool, settings, SystemClock()).tick(actor="startup")
+            return await seed(pool, settings, SystemClock().now()) if args.demo else None
         finally:
             await pool.close()
 
-    asyncio.run(prepare())
+    demo = asyncio.run(prepare())
     print(f"idp: serving {settings.issuer}")
     print(f"idp: discovery at {settings.issuer}/.well-known/openid-configuration")
+    if demo is not None:
+        print(f"idp: demo user {demo.email}, password {demo.password}")
+        print(f"idp: sign in at {demo.authorization_url}")
+    elif args.demo:
+        print("idp: demo not seeded: the database already has other users or clients")
+    sys.stdout.flush()
     if args.workers > 1:
         # Workers rebuild settings from the environment: hand them the resolved database and key.
         from idp.keys.crypto import b64url
@@ -58,6 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["IDP_DATABASE_URL"] = settings.database_url
         os.environ["IDP_KEY_ENCRYPTION_KEY"] = b64url(settings.key_encryption_key)
         os.environ.setdefault("IDP_ISSUER", settings.issuer)
+        os.environ["IDP_DEMO"] = "1" if settings.demo else ""
         uvicorn.run(
             "idp.app:app_from_env",
             factory=True,
@@ -171,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    serve.add_argument("--demo", action="store_true", help="seed a demo user and client")
     serve.set_defaults(run=cmd_serve)
 
     commands.add_parser("migrate", help="apply pending migrations").set_defaults(

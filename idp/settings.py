@@ -62,6 +62,7 @@ class Settings:
     refresh_idle_ttl: timedelta = timedelta(days=14)
     refresh_reuse_grace: timedelta = timedelta(0)
     argon2_profile: Argon2Profile = "rfc9106-low-memory"
+    demo: bool = False  # idp serve --demo: the /demo/callback page exists
 
     def __post_init__(self) -> None:
         self.validate()
@@ -169,6 +170,7 @@ class Settings:
                 "IDP_REFRESH_REUSE_GRACE", default_of("refresh_reuse_grace")
             ),
             argon2_profile=profile,
+            demo=environ.get("IDP_DEMO", "") == "1",
         )
 
 

@@ -1,4 +1,5 @@
-"""The README's quick start, from a fresh clone: ``scripts/serve`` brings up a working provider.
+"""The README's quick start, from a fresh clone: ``scripts/serve`` brings up a working provider
+and a newcomer signs in as the demo user with what it printed.
 
 Slow on purpose (it creates a virtualenv and installs the project, as a newcomer would).
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import socket
@@ -19,6 +21,8 @@ from typing import BinaryIO
 
 import httpx
 import pytest
+
+from tests.oauth.flow import hidden_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_LIMIT = 300.0
@@ -39,6 +43,21 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+async def sign_in_as_the_demo_user(client: httpx.AsyncClient, printed: str) -> str:
+    """What a newcomer does: open the printed URL, sign in with the printed credentials."""
+    password = re.search(r"demo user demo@example.com, password (\S+)", printed)
+    url = re.search(r"sign in at (\S+)", printed)
+    assert password is not None, printed
+    assert url is not None, printed
+    login = await client.get(url.group(1))
+    page = await client.get(login.headers["location"])
+    fields = hidden_fields(page.text)
+    form = {**fields, "email": "demo@example.com", "password": password.group(1)}
+    callback = await client.post("/login", data=form)
+    assert "/demo/callback?" in callback.headers["location"], callback.text
+    return (await client.get(callback.headers["location"])).text
 
 
 async def start_serve(
@@ -77,6 +96,9 @@ async def test_scripts_serve_from_a_fresh_clone_serves_discovery_and_jwks(
                 await asyncio.sleep(0.5)
             discovery = (await client.get("/.well-known/openid-configuration")).json()
             jwks = (await client.get(discovery["jwks_uri"].removeprefix(base))).json()
+            signed_in = await sign_in_as_the_demo_user(client, log.read_text())
+        assert "You are signed in" in signed_in
+        assert "demo@example.com" in signed_in, "the page shows the decoded ID token"
         assert discovery["issuer"] == base
         assert len(jwks["keys"]) == 2
         data_dir = fresh_clone / ".idp"

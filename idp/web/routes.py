@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from idp.demo import CALLBACK_PATH
 from idp.web.authorize import authorize
 from idp.web.consent import show_consent, submit_consent
+from idp.web.demo import demo_callback
 from idp.web.discovery import discovery
 from idp.web.health import healthz, readyz
 from idp.web.jwks import jwks
@@ -30,3 +32,6 @@ routes = [
     Route("/static/idp.css", stylesheet, methods=["GET"]),
     Route("/userinfo", userinfo, methods=["GET", "POST"]),
 ]
+
+# Only with idp serve --demo.
+demo_routes = [Route(CALLBACK_PATH, demo_callback, methods=["GET"])]
