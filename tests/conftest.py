@@ -4,9 +4,11 @@ through its lifespan over ASGI."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import shutil
+import socket
 import tempfile
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,10 +21,11 @@ from typing import cast
 import asyncpg
 import httpx
 import pytest
+import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from idp.app import create_app
-from idp.clock import FrozenClock
+from idp.clock import FrozenClock, SystemClock
 from idp.db.migrate import migrate
 from idp.db.pool import create_pool
 from idp.settings import Settings
@@ -145,3 +148,40 @@ def app_instance(settings: Settings, clock: FrozenClock, pool: asyncpg.Pool) -> 
                 yield Instance(client=client, state=cast(AppState, state))
 
     return open_client
+
+
+@dataclass
+class Served:
+    """The app served over real HTTP (for libraries that fetch with their own HTTP stack)."""
+
+    base_url: str
+    settings: Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def served(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Served]:
+    """uvicorn on a free port of 127.0.0.1, the issuer being that very URL, the real clock."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    here = replace(settings, issuer=base_url)
+    app = create_app(here, clock=SystemClock(), run_scheduler=False)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(15):
+            while not server.started:
+                assert not task.done(), "uvicorn stopped while starting"
+                await asyncio.sleep(0.01)
+        yield Served(base_url=base_url, settings=here)
+    finally:
+        server.should_exit = True
+        await task
