@@ -7,6 +7,7 @@ from starlette.routing import Route
 from idp.demo import CALLBACK_PATH
 from idp.web.authorize import authorize
 from idp.web.consent import show_consent, submit_consent
+from idp.web.cors import preflight
 from idp.web.demo import demo_callback
 from idp.web.discovery import discovery
 from idp.web.health import healthz, readyz
@@ -31,6 +32,8 @@ routes = [
     Route("/consent", submit_consent, methods=["POST"]),
     Route("/static/idp.css", stylesheet, methods=["GET"]),
     Route("/userinfo", userinfo, methods=["GET", "POST"]),
+    Route("/token", preflight, methods=["OPTIONS"]),
+    Route("/userinfo", preflight, methods=["OPTIONS"]),
 ]
 
 # Only with idp serve --demo.

@@ -9,6 +9,7 @@ from idp.keys.keyring import KeyringStaleError
 from idp.oauth import token_endpoint
 from idp.oauth.client_auth import authenticate, presented_credentials
 from idp.oauth.errors import InvalidClientError, OAuthError
+from idp.web.cors import allow_origin
 from idp.web.errors import json_error
 from idp.web.forms import read_form
 from idp.web.state import AppState
@@ -26,13 +27,14 @@ def oauth_error(error: OAuthError) -> Response:
 
 async def token(request: Request[AppState]) -> Response:
     state = request.state
+    client = None
     try:
         params = await read_form(request)
         presented = presented_credentials(request.headers.get("authorization"), params)
         client = await authenticate(presented, state["clients"].find)
         body = await token_endpoint.exchange(params, client, state["token_context"])
     except OAuthError as error:
-        return oauth_error(error)
+        return allow_origin(oauth_error(error), request, client)
     except KeyringStaleError:
         return json_error(
             503,
@@ -40,4 +42,4 @@ async def token(request: Request[AppState]) -> Response:
             "signing keys could not be refreshed; try again shortly",
             {"Retry-After": "5", **NO_STORE},
         )
-    return JSONResponse(body, headers=NO_STORE)
+    return allow_origin(JSONResponse(body, headers=NO_STORE), request, client)

@@ -11,6 +11,7 @@ from idp.db import authorization_codes, users
 from idp.oauth.access_tokens import InvalidTokenError, verify_access_token
 from idp.oauth.errors import OAuthError
 from idp.oauth.id_token import scope_claims
+from idp.web.cors import allow_origin
 from idp.web.forms import FORM, read_form
 from idp.web.state import AppState
 
@@ -78,7 +79,11 @@ async def userinfo(request: Request[AppState]) -> Response:
         )
     except OAuthError as error:
         return bearer_error(400, "invalid_request", error.description)
+    client = await state["clients"].find(str(claims.get("client_id", "")))
     scopes = str(claims.get("scope", "")).split()
     if "openid" not in scopes:
-        return bearer_error(403, "insufficient_scope", "the token lacks the openid scope")
-    return JSONResponse({"sub": str(user.id), **scope_claims(user, scopes)}, headers=NO_STORE)
+        response = bearer_error(403, "insufficient_scope", "the token lacks the openid scope")
+    else:
+        body = {"sub": str(user.id), **scope_claims(user, scopes)}
+        response = JSONResponse(body, headers=NO_STORE)
+    return allow_origin(response, request, client)
