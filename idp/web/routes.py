@@ -13,7 +13,7 @@ from idp.web.discovery import discovery
 from idp.web.health import healthz, readyz
 from idp.web.jwks import jwks
 from idp.web.login import show_login, submit_login
-from idp.web.static import stylesheet
+from idp.web.static import no_favicon, stylesheet
 from idp.web.token import token
 from idp.web.userinfo import userinfo
 
@@ -31,6 +31,7 @@ routes = [
     Route("/consent", show_consent, methods=["GET"]),
     Route("/consent", submit_consent, methods=["POST"]),
     Route("/static/idp.css", stylesheet, methods=["GET"]),
+    Route("/favicon.ico", no_favicon, methods=["GET"]),
     Route("/userinfo", userinfo, methods=["GET", "POST"]),
     Route("/token", preflight, methods=["OPTIONS"]),
     Route("/userinfo", preflight, methods=["OPTIONS"]),
