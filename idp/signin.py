@@ -58,11 +58,13 @@ class NewSession:
 async def authenticate(
     pool: asyncpg.Pool, passwords: Passwords, *, email: str, password: str, ip: str, now: datetime
 ) -> User:
-    keys = [f"email:{email.strip().lower()}", f"ip:{ip}"]
+    # PostgreSQL text cannot hold NUL: such an email names nobody and is counted by IP only.
+    usable = "\x00" not in email
+    keys = [f"email:{email.strip().lower()}", f"ip:{ip}"] if usable else [f"ip:{ip}"]
     until = await login_failures.locked_until(pool, keys, now)
     if until is not None:
         raise SignInLockedError(until)
-    user = await users.by_email(pool, email.strip())
+    user = await users.by_email(pool, email.strip()) if usable else None
     # Unknown users are verified against a dummy hash: the same work as a wrong password.
     verification = await passwords.verify(user.password_hash if user else None, password)
     if user is None or user.disabled or not verification.ok:
@@ -74,7 +76,7 @@ async def authenticate(
                     await login_failures.lock(connection, key, now + duration)
         raise SignInFailedError
     async with pool.acquire() as connection, connection.transaction():
-        await login_failures.clear(connection, keys[0])
+        await login_failures.clear(connection, f"email:{email.strip().lower()}")
         if verification.new_hash is not None:  # parameters changed since it was stored
             await users.set_password_hash(connection, user.id, verification.new_hash, now)
     return user

@@ -5,6 +5,7 @@ later error goes back to the client with ``error``, ``state`` and ``iss`` (RFC 9
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,9 @@ from idp.oauth.tokens import resolve_audience
 MAX_STATE_LENGTH = 1024
 MAX_NONCE_LENGTH = 512
 PROMPTS = frozenset({"none", "login"})
+# RFC 6749 Appendix A.5: state = 1*VSCHAR (%x20-7E); nonces are held to the same.
+_VSCHARS = re.compile(r"^[\x20-\x7e]+$")
+_DIGITS = re.compile(r"^[0-9]{1,9}$")
 
 
 class AuthorizePageError(Exception):
@@ -102,10 +106,10 @@ def check_redirect_uri(params: Params, request: AuthorizationRequest, issuer: st
             "there.",
         )
     request.redirect_uri = uri
-    request.state = params.get("state")
-    if request.state is not None and len(request.state) > MAX_STATE_LENGTH:
-        request.state = None
-        raise _fail(request, "invalid_request", "state is too long")
+    state = params.get("state")
+    if state is not None and (len(state) > MAX_STATE_LENGTH or not _VSCHARS.match(state)):
+        raise _fail(request, "invalid_request", "state must be at most 1024 visible characters")
+    request.state = state
 
 
 def check_response_type(params: Params, request: AuthorizationRequest, issuer: str) -> None:
@@ -163,8 +167,8 @@ def check_scope(params: Params, request: AuthorizationRequest, issuer: str) -> N
 
 def check_nonce(params: Params, request: AuthorizationRequest, issuer: str) -> None:
     nonce = params.get("nonce")
-    if nonce is not None and len(nonce) > MAX_NONCE_LENGTH:
-        raise _fail(request, "invalid_request", "nonce is too long")
+    if nonce is not None and (len(nonce) > MAX_NONCE_LENGTH or not _VSCHARS.match(nonce)):
+        raise _fail(request, "invalid_request", "nonce must be at most 512 visible characters")
     request.nonce = nonce
 
 
@@ -180,7 +184,7 @@ def check_prompt(params: Params, request: AuthorizationRequest, issuer: str) -> 
 def check_max_age(params: Params, request: AuthorizationRequest, issuer: str) -> None:
     max_age = params.get("max_age")
     if max_age is not None:
-        if not max_age.isdigit() or len(max_age) > 9:
+        if not _DIGITS.match(max_age):
             raise _fail(request, "invalid_request", "max_age must be a number of seconds")
         request.max_age = int(max_age)
 
@@ -204,7 +208,7 @@ async def check_request(
     try:
         client_id = params.get("client_id")
     except OAuthError:
-        raise AuthorizePageError("Invalid request", "client_id is repeated.") from None
+        raise AuthorizePageError("Invalid request", "client_id is repeated or not UTF-8.") from None
     client = None if client_id is None else await find_client(client_id)
     if client is None or client.disabled:
         raise AuthorizePageError(

@@ -9,6 +9,7 @@ from idp.oauth.errors import InvalidRequestError
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+_SURROGATE = re.compile("[\udc80-\udcff]")
 # Parameters that RFC 8707 §2 lets a client repeat; every other one appears at most once.
 REPEATABLE = frozenset({"resource", "audience"})
 
@@ -16,12 +17,17 @@ REPEATABLE = frozenset({"resource", "audience"})
 class Params:
     def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
         self._values: dict[str, list[str]] = {}
+        self._malformed: set[str] = set()
         for name, value in pairs:
+            if _SURROGATE.search(value):  # bytes that were not UTF-8 (decoded surrogateescape)
+                self._malformed.add(name)
             if value != "":  # RFC 6749 §3.1: a parameter without a value is as if omitted
                 self._values.setdefault(name, []).append(value)
 
     def get(self, name: str) -> str | None:
         """RFC 6749 §3.1: parameters MUST NOT be included more than once."""
+        if name in self._malformed:
+            raise InvalidRequestError(f"{name} is not valid UTF-8")
         values = self._values.get(name)
         if values is None:
             return None
@@ -36,6 +42,8 @@ class Params:
         return value
 
     def all(self, name: str) -> list[str]:
+        if name in self._malformed:
+            raise InvalidRequestError(f"{name} is not valid UTF-8")
         return list(self._values.get(name, ()))
 
 

@@ -60,7 +60,8 @@ class Cookies:
     def csrf_ok(self, purpose: str, bound_to: str | None, token: str | None) -> bool:
         if not bound_to or not token:
             return False
-        return hmac.compare_digest(self.csrf_token(purpose, bound_to), token)
+        expected = self.csrf_token(purpose, bound_to).encode()
+        return hmac.compare_digest(expected, token.encode("utf-8", "surrogateescape"))
 
 
 def client_ip(request: Request[Any]) -> str:

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 
 from idp.db import authorization_codes, users
 from idp.oauth.access_tokens import InvalidTokenError, verify_access_token
-from idp.oauth.errors import OAuthError
+from idp.oauth.errors import InvalidRequestError, OAuthError
 from idp.oauth.id_token import scope_claims
 from idp.web.cors import allow_origin
 from idp.web.forms import FORM, read_form
@@ -39,15 +39,17 @@ async def bearer_token(request: Request[AppState]) -> str | None:
     from_header = None
     if header is not None:
         scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            raise InvalidTokenError("use the Bearer scheme")
+        if scheme.lower() != "bearer":
+            return None  # RFC 6750 §3.1: another scheme is as if no token was sent
+        if not value.strip():
+            raise InvalidTokenError("the Bearer token is empty")
         from_header = value.strip()
     content_type = request.headers.get("content-type", "")
     if request.method == "POST" and content_type.partition(";")[0].strip().lower() == FORM:
         from_body = (await read_form(request)).get("access_token")
         if from_body is not None:
             if from_header is not None:
-                raise InvalidTokenError("send the token once")
+                raise InvalidRequestError("send the token once")  # RFC 6750 §3.1
             return from_body
     return from_header
 
