@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
 import jwt as pyjwt
 import pytest
+from starlette.responses import Response
 
 from idp.clock import FrozenClock
 from idp.oauth.id_token import at_hash
 from idp.settings import Settings
+from idp.web.security import Cookies
 from tests.conftest import InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
 from tests.oauth.flow import Authorization, authorize_code, hidden_fields, query_of, sign_in
@@ -286,3 +289,37 @@ async def test_consent_is_asked_once_for_third_party_clients_and_deny_is_access_
         assert "code" in query_of(allowed.headers["location"])
         again = await app.client.get(Authorization(client_id, REDIRECT).url())
         assert "code" in query_of(again.headers["location"]), "consent is remembered"
+
+
+async def test_prompt_login_and_max_age_ask_for_a_new_sign_in_then_complete(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
+) -> None:
+    client_id, _ = await registered(pool, settings)
+    user = await make_user(pool)
+    async with app_instance() as app:
+        await authorize_code(app.client, Authorization(client_id, REDIRECT), user.email, PASSWORD)
+        silent = await app.client.get(Authorization(client_id, REDIRECT).url())
+        assert "code" in query_of(silent.headers["location"]), "the session signs in silently"
+
+        forced = await app.client.get(Authorization(client_id, REDIRECT).url(prompt="login"))
+        assert forced.headers["location"].startswith("/login?")
+        done = await sign_in(app.client, forced.headers["location"], user.email, PASSWORD)
+        assert "code" in query_of(done.headers["location"]), "a fresh sign-in satisfies it"
+
+        clock.advance(timedelta(minutes=10))
+        stale = await app.client.get(Authorization(client_id, REDIRECT).url(max_age="300"))
+        assert stale.headers["location"].startswith("/login?")
+        recent = await app.client.get(Authorization(client_id, REDIRECT).url(max_age="3600"))
+        assert "code" in query_of(recent.headers["location"])
+
+
+async def test_https_issuer_gets_host_prefixed_secure_cookies(settings: Settings) -> None:
+    cookies = Cookies(replace(settings, issuer="https://login.example"))
+    assert (cookies.session, cookies.login) == ("__Host-idp_session", "__Host-idp_login")
+    response = Response()
+    cookies.set_session(response, "value")
+    header = response.headers["set-cookie"].lower()
+    assert "secure" in header
+    assert "httponly" in header
+    assert "path=/" in header
+    assert "domain" not in header, "__Host- cookies must not name a domain"
