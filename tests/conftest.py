@@ -31,18 +31,11 @@ from idp.db.pool import create_pool
 from idp.settings import Settings
 from idp.web.state import AppState
 
-TABLES = (
-    "signing_keys",
-    "audit_log",
-    "users",
-    "clients",
-    "authorization_requests",
-    "sessions",
-    "consents",
-    "authorization_codes",
-    "revoked_access_tokens",
-    "login_failures",
-)
+# Every table but the migrations ledger, found in the schema: new tables need no edit here.
+ALL_TABLES = """
+SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables
+WHERE schemaname = 'public' AND tablename <> 'schema_migrations'
+"""
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +73,7 @@ async def migrated(database_url: str) -> str:
 async def pool(migrated: str) -> AsyncIterator[asyncpg.Pool]:
     """A pool on an empty database (TRUNCATE, not rollback: races in tests are real)."""
     pool = await create_pool(migrated, min_size=1, max_size=10)
-    await pool.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY")
+    await pool.execute(f"TRUNCATE {await pool.fetchval(ALL_TABLES)} RESTART IDENTITY")
     try:
         yield pool
     finally:

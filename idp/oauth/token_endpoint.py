@@ -12,7 +12,7 @@ from idp.oauth.errors import (
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
-from idp.oauth.grants import authorization_code, client_credentials
+from idp.oauth.grants import authorization_code, client_credentials, refresh_token
 from idp.oauth.params import Params
 
 Grant = Callable[[Params, Client, TokenContext], Awaitable[dict[str, Any]]]
@@ -20,6 +20,7 @@ Grant = Callable[[Params, Client, TokenContext], Awaitable[dict[str, Any]]]
 CONFIDENTIAL_ONLY = frozenset({client_credentials.GRANT_TYPE})
 GRANTS: dict[str, Grant] = {
     authorization_code.GRANT_TYPE: authorization_code.exchange,
+    refresh_token.GRANT_TYPE: refresh_token.exchange,
     client_credentials.GRANT_TYPE: client_credentials.exchange,
 }
 

@@ -15,10 +15,9 @@ from idp.db.pool import Connection
 from idp.hashing import digest
 from idp.oauth.context import TokenContext
 from idp.oauth.errors import InvalidGrantError
-from idp.oauth.id_token import id_token_claims
+from idp.oauth.issuance import REFRESH_GRANT, UserGrant, start_refresh_family, user_tokens
 from idp.oauth.params import Params
 from idp.oauth.pkce import verify_pkce
-from idp.oauth.tokens import ACCESS_TOKEN_TYPE, access_token_claims, access_token_ttl
 
 GRANT_TYPE = "authorization_code"
 
@@ -60,44 +59,16 @@ async def _redeem(
     user = await users.by_id(connection, grant.user_id)
     if user is None or user.disabled:
         return InvalidGrantError("the user can no longer sign in")
-
-    ttl = access_token_ttl(client, settings.access_token_ttl)
-    claims = access_token_claims(
-        issuer=settings.issuer,
-        subject=str(user.id),
-        client_id=client.client_id,
-        audience=grant.audience,
+    authorized = UserGrant(
+        user=user,
+        sid=grant.sid,
         scopes=grant.scopes,
-        now=now,
-        ttl=ttl,
-        extra={
-            "auth_time": int(grant.auth_time.timestamp()),
-            "sid": grant.sid,
-            "roles": list(user.roles),  # RFC 9068 §2.2.3.1
-        },
+        audience=grant.audience,
+        auth_time=grant.auth_time,
+        nonce=grant.nonce,
     )
-    access_token = context.sign(claims, typ=ACCESS_TOKEN_TYPE)
-    response: dict[str, Any] = {
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": int(ttl.total_seconds()),
-        "scope": " ".join(grant.scopes),
-    }
-    if "openid" in grant.scopes:
-        response["id_token"] = context.sign(
-            id_token_claims(
-                issuer=settings.issuer,
-                user=user,
-                client_id=client.client_id,
-                scopes=grant.scopes,
-                nonce=grant.nonce,
-                auth_time=grant.auth_time,
-                sid=grant.sid,
-                access_token=access_token,
-                now=now,
-                ttl=settings.access_token_ttl,
-            ),
-            typ="JWT",
-        )
-    await authorization_codes.record_issued(connection, code_hash, [claims["jti"]])
-    return response
+    issued = user_tokens(client, authorized, context, now)
+    if REFRESH_GRANT in client.grant_types:
+        await start_refresh_family(connection, client, authorized, issued, context, now)
+    await authorization_codes.record_issued(connection, code_hash, [issued.access_jti])
+    return issued.response

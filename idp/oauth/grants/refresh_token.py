@@ -1,0 +1,141 @@
+"""The refresh_token grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2).
+
+Every use consumes the presented token in one conditional statement and issues its successor in
+the same transaction. A token presented again revokes its whole family, and every access token
+issued from it is deny-listed, unless it comes back from the same client within
+IDP_REFRESH_REUSE_GRACE: then the very same answer is returned again (a retry after a network
+error must not log the user out). That answer is kept AES-GCM sealed only for the grace window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from datetime import datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from idp.db import audit, refresh_tokens, users
+from idp.db.clients import Client
+from idp.db.pool import Connection
+from idp.hashing import digest
+from idp.oauth.context import TokenContext
+from idp.oauth.errors import InvalidGrantError, InvalidScopeError, OAuthError
+from idp.oauth.issuance import UserGrant, add_refresh_token, user_tokens
+from idp.oauth.params import Params, parse_scope
+
+GRANT_TYPE = "refresh_token"
+
+
+async def exchange(params: Params, client: Client, context: TokenContext) -> dict[str, Any]:
+    presented = params.require("refresh_token")
+    requested = parse_scope(params.get("scope"))
+    async with context.pool.acquire() as connection, connection.transaction():
+        # invalid_grant is returned, not raised, so that consumption and revocation commit;
+        # invalid_scope is raised: it rolls back, and the client keeps its token.
+        outcome = await _rotate(connection, digest(presented), requested, client, context)
+    if isinstance(outcome, OAuthError):
+        raise outcome
+    return outcome
+
+
+async def _rotate(
+    connection: Connection,
+    token_hash: bytes,
+    requested: list[str] | None,
+    client: Client,
+    context: TokenContext,
+) -> dict[str, Any] | OAuthError:
+    settings, now = context.settings, context.clock.now()
+    used = await refresh_tokens.consume(connection, token_hash, client.client_id, now)
+    if used is None:
+        return await _presented_again(connection, token_hash, client, context, now)
+    idle_expires_at, family = used
+    if family.revoked_at is not None:
+        return InvalidGrantError("the refresh token was revoked")
+    if now >= family.expires_at or now >= idle_expires_at:
+        return InvalidGrantError("the refresh token expired")
+    scopes = family.scopes
+    if requested is not None:
+        # RFC 6749 §6: the scope may be narrowed, never widened.
+        if not set(requested) <= set(family.scopes):
+            raise InvalidScopeError("a refresh cannot widen the scope")
+        scopes = requested
+    user = await users.by_id(connection, family.user_id)
+    if user is None or user.disabled:
+        return InvalidGrantError("the user can no longer sign in")
+    # Each refresh re-reads the user: new roles and email appear in the new tokens.
+    grant = UserGrant(
+        user=user,
+        sid=family.sid,
+        scopes=scopes,
+        audience=family.audience,
+        auth_time=family.auth_time,
+    )
+    issued = user_tokens(client, grant, context, now)
+    issued.response["refresh_token"] = await add_refresh_token(connection, family, context, now)
+    await refresh_tokens.add_access_jti(connection, family.id, issued.access_jti)
+    if settings.refresh_reuse_grace.total_seconds() > 0:
+        sealed = _seal(context, token_hash, issued.response)
+        await refresh_tokens.seal_successor(connection, token_hash, sealed)
+    return issued.response
+
+
+async def _presented_again(
+    connection: Connection,
+    token_hash: bytes,
+    client: Client,
+    context: TokenContext,
+    now: datetime,
+) -> OAuthError | dict[str, Any]:
+    seen = await refresh_tokens.consumed(connection, token_hash)
+    if seen is None or seen.family.client_id != client.client_id:
+        return InvalidGrantError("the refresh token is invalid")  # unknown, or another client's
+    family = seen.family
+    if family.revoked_at is not None:
+        return InvalidGrantError("the refresh token was revoked")
+    grace = context.settings.refresh_reuse_grace
+    if now - seen.consumed_at <= grace and seen.successor_response is not None:
+        retried = _unseal(context, token_hash, seen.successor_response)
+        if retried is not None:
+            return retried
+    deny_until = now + context.settings.longest_token_ttl
+    await refresh_tokens.revoke_family(
+        connection, family.id, "refresh token reuse", now, deny_until
+    )
+    await audit.record(
+        connection,
+        now=now,
+        actor=f"client:{client.client_id}",
+        action="refresh.reuse_detected",
+        subject=str(family.id),
+        reason="a consumed refresh token was presented again; the family is revoked",
+        details={"user_id": str(family.user_id)},
+    )
+    return InvalidGrantError("the refresh token was used already; the grant is revoked")
+
+
+def _key(context: TokenContext) -> bytes:
+    assert context.settings.key_encryption_key is not None
+    return hmac.new(
+        context.settings.key_encryption_key, b"idp refresh grace", hashlib.sha256
+    ).digest()
+
+
+def _seal(context: TokenContext, token_hash: bytes, response: dict[str, Any]) -> bytes:
+    nonce = secrets.token_bytes(12)
+    plain = json.dumps(response).encode()
+    return nonce + AESGCM(_key(context)).encrypt(nonce, plain, token_hash)
+
+
+def _unseal(context: TokenContext, token_hash: bytes, sealed: bytes) -> dict[str, Any] | None:
+    try:
+        plain = AESGCM(_key(context)).decrypt(sealed[:12], sealed[12:], token_hash)
+    except InvalidTag:
+        return None
+    response: dict[str, Any] = json.loads(plain)
+    return response

@@ -1,0 +1,118 @@
+"""The tokens a signed-in user's grant yields: a JWT access token (RFC 9068), an ID token with
+``openid`` (OIDC Core §3.1.3.3, §12.2), and a refresh token where the client may have one."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from idp.db import refresh_tokens
+from idp.db.clients import Client
+from idp.db.pool import Connection
+from idp.db.users import User
+from idp.hashing import digest
+from idp.oauth.context import TokenContext
+from idp.oauth.id_token import id_token_claims
+from idp.oauth.tokens import ACCESS_TOKEN_TYPE, access_token_claims, access_token_ttl
+
+REFRESH_GRANT = "refresh_token"
+
+
+@dataclass(frozen=True)
+class UserGrant:
+    """What a user authorized a client for, as a code or a refresh family carries it."""
+
+    user: User
+    sid: str
+    scopes: list[str]
+    audience: list[str]
+    auth_time: datetime
+    nonce: str | None = None
+
+
+@dataclass(frozen=True)
+class Issued:
+    response: dict[str, Any]
+    access_jti: str
+
+
+def user_tokens(client: Client, grant: UserGrant, context: TokenContext, now: datetime) -> Issued:
+    settings = context.settings
+    ttl = access_token_ttl(client, settings.access_token_ttl)
+    claims = access_token_claims(
+        issuer=settings.issuer,
+        subject=str(grant.user.id),
+        client_id=client.client_id,
+        audience=grant.audience,
+        scopes=grant.scopes,
+        now=now,
+        ttl=ttl,
+        extra={
+            "auth_time": int(grant.auth_time.timestamp()),
+            "sid": grant.sid,
+            "roles": list(grant.user.roles),  # RFC 9068 §2.2.3.1
+        },
+    )
+    access_token = context.sign(claims, typ=ACCESS_TOKEN_TYPE)
+    response: dict[str, Any] = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": int(ttl.total_seconds()),
+        "scope": " ".join(grant.scopes),
+    }
+    if "openid" in grant.scopes:
+        response["id_token"] = context.sign(
+            id_token_claims(
+                issuer=settings.issuer,
+                user=grant.user,
+                client_id=client.client_id,
+                scopes=grant.scopes,
+                nonce=grant.nonce,
+                auth_time=grant.auth_time,
+                sid=grant.sid,
+                access_token=access_token,
+                now=now,
+                ttl=settings.access_token_ttl,
+            ),
+            typ="JWT",
+        )
+    return Issued(response, claims["jti"])
+
+
+async def start_refresh_family(
+    connection: Connection,
+    client: Client,
+    grant: UserGrant,
+    issued: Issued,
+    context: TokenContext,
+    now: datetime,
+) -> None:
+    """A new family and its first token, added to ``issued.response``."""
+    settings = context.settings
+    family = refresh_tokens.Family(
+        id=uuid.uuid4(),
+        client_id=client.client_id,
+        user_id=grant.user.id,
+        sid=grant.sid,
+        scopes=grant.scopes,
+        audience=grant.audience,
+        auth_time=grant.auth_time,
+        expires_at=now + (client.refresh_token_ttl or settings.refresh_token_ttl),
+        revoked_at=None,
+    )
+    await refresh_tokens.insert_family(connection, family, now)
+    issued.response["refresh_token"] = await add_refresh_token(connection, family, context, now)
+    await refresh_tokens.add_access_jti(connection, family.id, issued.access_jti)
+
+
+async def add_refresh_token(
+    connection: Connection, family: refresh_tokens.Family, context: TokenContext, now: datetime
+) -> str:
+    """A new token of ``family``: 256 random bits, stored as SHA-256, idle-limited."""
+    token = secrets.token_urlsafe(32)
+    idle = min(now + context.settings.refresh_idle_ttl, family.expires_at)
+    await refresh_tokens.insert_token(connection, digest(token), family.id, now, idle)
+    return token

@@ -1,0 +1,255 @@
+"""Refresh tokens: rotation on every use, reuse detection that kills the family, a grace window
+for honest retries, idle and absolute expiry, scope narrowing, binding to the client."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+import jwt as pyjwt
+import pytest
+
+from idp.clock import FrozenClock
+from idp.settings import Settings
+from tests.conftest import Instance, InstanceFactory
+from tests.factories import assert_oauth_error, make_client, make_user
+from tests.oauth.flow import Authorization, authorize_code
+
+REDIRECT = "https://app.example/callback"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def real_time(clock: FrozenClock) -> None:
+    clock.set(datetime.now(UTC))
+
+
+class App:
+    """A confidential client with the refresh_token grant, and a signed-in user."""
+
+    def __init__(self, instance: Instance, client_id: str, secret: str, email: str) -> None:
+        self.http = instance.client
+        self.pool = instance.state["pool"]
+        self.client_id, self.secret, self.email = client_id, secret, email
+
+    async def sign_in(self, scope: str = "openid email roles") -> dict[str, str]:
+        auth = Authorization(self.client_id, REDIRECT, scope=scope)
+        code = await authorize_code(self.http, auth, self.email, PASSWORD)
+        response = await self.http.post(
+            "/token",
+            auth=(self.client_id, self.secret),
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": REDIRECT,
+                "code_verifier": auth.verifier,
+            },
+        )
+        assert response.status_code == 200, response.text
+        tokens: dict[str, str] = response.json()
+        return tokens
+
+    async def refresh(self, refresh_token: str, **extra: str) -> httpx.Response:
+        return await self.http.post(
+            "/token",
+            auth=(self.client_id, self.secret),
+            data={"grant_type": "refresh_token", "refresh_token": refresh_token, **extra},
+        )
+
+    async def userinfo_status(self, access_token: str) -> int:
+        response = await self.http.get(
+            "/userinfo", headers={"Authorization": f"Bearer {access_token}"}
+        )
+        return response.status_code
+
+
+async def app_with_refresh(
+    instance: Instance, pool: asyncpg.Pool, settings: Settings, *, roles: tuple[str, ...] = ()
+) -> App:
+    client, secret = await make_client(
+        pool,
+        settings,
+        grant_types=("authorization_code", "refresh_token"),
+        redirect_uris=(REDIRECT,),
+        scopes=("openid", "email", "roles", "offline_access"),
+        first_party=True,
+    )
+    user = await make_user(pool, roles=roles)
+    return App(instance, client.client_id, secret, user.email)
+
+
+async def test_each_refresh_rotates_and_a_new_id_token_comes_without_nonce(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    async with app_instance() as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        first = await app.sign_in()
+        second = await app.refresh(first["refresh_token"])
+        assert second.status_code == 200, second.text
+        body = second.json()
+        assert body["refresh_token"] != first["refresh_token"]
+        assert await app.userinfo_status(body["access_token"]) == 200
+        claims = pyjwt.decode(body["id_token"], options={"verify_signature": False})
+        assert "nonce" not in claims  # OIDC Core §12.2
+        assert (
+            claims["sub"]
+            == pyjwt.decode(first["id_token"], options={"verify_signature": False})["sub"]
+        )
+        third = await app.refresh(body["refresh_token"])
+        assert third.status_code == 200
+
+
+async def test_theft_replaying_a_used_token_kills_the_family_and_its_access_tokens(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    async with app_instance() as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        r1 = await app.sign_in()
+        r2 = (await app.refresh(r1["refresh_token"])).json()  # the app refreshes: R1 -> R2
+
+        attacker = await app.refresh(r1["refresh_token"])  # the thief replays R1
+        assert_oauth_error(attacker, 400, "invalid_grant")
+
+        assert_oauth_error(await app.refresh(r2["refresh_token"]), 400, "invalid_grant")
+        assert await app.userinfo_status(r1["access_token"]) == 401
+        assert await app.userinfo_status(r2["access_token"]) == 401
+    audit = await pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE action = 'refresh.reuse_detected'"
+    )
+    assert audit == 1
+
+
+async def test_fifty_concurrent_refreshes_without_grace_give_one_success_then_revoke(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    async with app_instance() as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        token = (await app.sign_in())["refresh_token"]
+        results = await asyncio.gather(*(app.refresh(token) for _ in range(50)))
+        winners = [r for r in results if r.status_code == 200]
+        assert len(winners) == 1
+        assert all(r.json()["error"] == "invalid_grant" for r in results if r not in winners)
+        successor = winners[0].json()["refresh_token"]
+        assert_oauth_error(await app.refresh(successor), 400, "invalid_grant")
+    revoked = await pool.fetchval(
+        "SELECT count(*) FROM refresh_families WHERE revoked_at IS NOT NULL"
+    )
+    assert revoked == 1
+
+
+async def test_fifty_concurrent_refreshes_within_grace_all_get_the_same_successor(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    async with app_instance(refresh_reuse_grace=timedelta(seconds=30)) as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        token = (await app.sign_in())["refresh_token"]
+        results = await asyncio.gather(*(app.refresh(token) for _ in range(50)))
+        assert {r.status_code for r in results} == {200}
+        assert len({r.json()["refresh_token"] for r in results}) == 1
+        assert len({r.json()["access_token"] for r in results}) == 1
+        successor = results[0].json()["refresh_token"]
+        assert (await app.refresh(successor)).status_code == 200, "the family stays alive"
+    revoked = await pool.fetchval(
+        "SELECT count(*) FROM refresh_families WHERE revoked_at IS NOT NULL"
+    )
+    assert revoked == 0
+
+
+async def test_a_retry_after_the_grace_window_is_reuse(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
+) -> None:
+    async with app_instance(refresh_reuse_grace=timedelta(seconds=30)) as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        token = (await app.sign_in())["refresh_token"]
+        assert (await app.refresh(token)).status_code == 200
+        clock.advance(timedelta(seconds=31))
+        assert_oauth_error(await app.refresh(token), 400, "invalid_grant")
+    revoked = await pool.fetchval(
+        "SELECT count(*) FROM refresh_families WHERE revoked_at IS NOT NULL"
+    )
+    assert revoked == 1
+
+
+async def test_idle_and_absolute_expiry_follow_the_clock(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
+) -> None:
+    async with app_instance(
+        refresh_idle_ttl=timedelta(hours=1), refresh_token_ttl=timedelta(hours=3)
+    ) as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        idle = (await app.sign_in())["refresh_token"]
+        clock.advance(timedelta(hours=1, seconds=1))
+        assert_oauth_error(await app.refresh(idle), 400, "invalid_grant")
+
+        token = (await app.sign_in())["refresh_token"]
+        for _ in range(3):  # used every 50 minutes: never idle, but the family ages
+            clock.advance(timedelta(minutes=50))
+            response = await app.refresh(token)
+            assert response.status_code == 200, response.text
+            token = response.json()["refresh_token"]
+        clock.advance(timedelta(minutes=31))  # 3h01m after sign-in
+        assert_oauth_error(await app.refresh(token), 400, "invalid_grant")
+
+
+async def test_scope_may_narrow_but_never_widen(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    async with app_instance() as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        token = (await app.sign_in(scope="openid email"))["refresh_token"]
+        wider = await app.refresh(token, scope="openid email roles")
+        assert_oauth_error(wider, 400, "invalid_scope")
+        narrower = await app.refresh(token, scope="openid")  # the refused try cost nothing
+        assert narrower.status_code == 200, narrower.text
+        assert narrower.json()["scope"] == "openid"
+
+
+async def test_another_client_cannot_use_the_token_and_does_not_spend_it(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    async with app_instance() as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        token = (await app.sign_in())["refresh_token"]
+        other, other_secret = await make_client(
+            pool, settings, grant_types=("authorization_code", "refresh_token"),
+            redirect_uris=(REDIRECT,),
+        )  # fmt: skip
+        stolen = await instance.client.post(
+            "/token",
+            auth=(other.client_id, other_secret),
+            data={"grant_type": "refresh_token", "refresh_token": token},
+        )
+        assert_oauth_error(stolen, 400, "invalid_grant")
+        assert (await app.refresh(token)).status_code == 200
+
+
+async def test_refresh_rereads_roles_and_refuses_a_disabled_user(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    async with app_instance() as instance:
+        app = await app_with_refresh(instance, pool, settings, roles=("reader",))
+        token = (await app.sign_in())["refresh_token"]
+        await pool.execute("UPDATE users SET roles = '{editor}'")
+        refreshed = (await app.refresh(token)).json()
+        access = pyjwt.decode(refreshed["access_token"], options={"verify_signature": False})
+        assert access["roles"] == ["editor"]
+        await pool.execute("UPDATE users SET disabled = true")
+        assert_oauth_error(await app.refresh(refreshed["refresh_token"]), 400, "invalid_grant")
+
+
+async def test_clients_without_the_grant_get_no_refresh_token(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    client, secret = await make_client(
+        pool, settings, grant_types=("authorization_code",), redirect_uris=(REDIRECT,),
+        scopes=("openid",), first_party=True,
+    )  # fmt: skip
+    user = await make_user(pool)
+    async with app_instance() as instance:
+        app = App(instance, client.client_id, secret, user.email)
+        tokens = await app.sign_in(scope="openid")
+    assert "refresh_token" not in tokens
+    stored = await pool.fetchval("SELECT count(*) FROM refresh_tokens")
+    assert stored == 0
