@@ -73,7 +73,9 @@ def create_app(
                 "listener": listener,
                 "passwords": passwords,
                 "cookies": Cookies(settings),
-                "token_context": TokenContext(settings, app_clock, pool, keyring.sign),
+                "token_context": TokenContext(
+                    settings, app_clock, pool, keyring.sign, keyring.verification_keys
+                ),
             }
 
     app = Starlette(exception_handlers={HTTPException: http_exception, Exception: server_error})

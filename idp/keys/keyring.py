@@ -133,6 +133,9 @@ class Keyring:
         header = {"alg": signer.alg, "kid": signer.kid, "typ": typ}
         return jwt.encode(header, claims, signer.key, algorithms=[signer.alg])
 
+    def verification_keys(self) -> KeySet:
+        return self.snapshot.verification_keys
+
     def jwks_max_age(self, now: datetime) -> int:
         """``IDP_JWKS_MAX_AGE``, but never past the next scheduled key change."""
         until_change = (self.snapshot.next_change_at - now).total_seconds()

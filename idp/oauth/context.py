@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
+from joserfc.jwk import KeySet
 
 from idp.clock import Clock
 from idp.settings import Settings
@@ -17,3 +18,4 @@ class TokenContext:
     clock: Clock
     pool: asyncpg.Pool
     sign: Callable[..., str]  # Keyring.sign(claims, typ=...)
+    verification_keys: Callable[[], KeySet]  # the published keys, from memory

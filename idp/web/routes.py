@@ -13,6 +13,7 @@ from idp.web.discovery import discovery
 from idp.web.health import healthz, readyz
 from idp.web.jwks import jwks
 from idp.web.login import show_login, submit_login
+from idp.web.revocation import introspect_endpoint, revoke_endpoint
 from idp.web.static import no_favicon, stylesheet
 from idp.web.token import token
 from idp.web.userinfo import userinfo
@@ -33,7 +34,10 @@ routes = [
     Route("/static/idp.css", stylesheet, methods=["GET"]),
     Route("/favicon.ico", no_favicon, methods=["GET"]),
     Route("/userinfo", userinfo, methods=["GET", "POST"]),
+    Route("/revoke", revoke_endpoint, methods=["POST"]),
+    Route("/introspect", introspect_endpoint, methods=["POST"]),
     Route("/token", preflight, methods=["OPTIONS"]),
+    Route("/revoke", preflight, methods=["OPTIONS"]),
     Route("/userinfo", preflight, methods=["OPTIONS"]),
 ]
 

@@ -9,8 +9,9 @@ import secrets
 import asyncpg
 import httpx
 import jwt as pyjwt
+import pytest
 from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import AsyncOAuth2Client
+from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 
 from idp.oauth.id_token import at_hash
 from idp.settings import Settings
@@ -102,3 +103,58 @@ async def test_authlib_code_flow_with_pkce_and_pyjwt_verification(
     assert claims["nonce"] == nonce
     assert claims["at_hash"] == at_hash(token["access_token"])
     assert claims["email"] == user.email
+
+
+async def test_authlib_refresh_revoke_and_introspection_end_to_end(
+    served: Served, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """Code flow, refresh, introspection before and after a revocation, refresh refused."""
+    registered, secret = await make_client(
+        pool,
+        settings,
+        grant_types=("authorization_code", "refresh_token"),
+        redirect_uris=(REDIRECT,),
+        scopes=("openid", "email", "offline_access"),
+        first_party=True,
+    )
+    resource_server, rs_secret = await make_client(pool, settings, name="api")
+    user = await make_user(pool)
+    issuer = served.base_url
+    verifier = generate_token(48)
+    async with AsyncOAuth2Client(
+        client_id=registered.client_id,
+        client_secret=secret,
+        scope="openid email offline_access",
+        redirect_uri=REDIRECT,
+        code_challenge_method="S256",
+    ) as client:
+        url, state = client.create_authorization_url(f"{issuer}/authorize", code_verifier=verifier)
+        location = await browser_signs_in(served, url, user.email)
+        first = await client.fetch_token(
+            f"{issuer}/token", authorization_response=location, code_verifier=verifier, state=state
+        )
+        second = await client.refresh_token(f"{issuer}/token", refresh_token=first["refresh_token"])
+        assert second["refresh_token"] != first["refresh_token"]
+
+        async with AsyncOAuth2Client(
+            client_id=resource_server.client_id, client_secret=rs_secret
+        ) as rs:
+            before = (
+                await rs.introspect_token(f"{issuer}/introspect", token=second["access_token"])
+            ).json()
+            assert before["active"] is True
+            assert before["sub"] == str(user.id)
+
+            revoked = await client.revoke_token(
+                f"{issuer}/revoke", token=second["refresh_token"], token_type_hint="refresh_token"
+            )
+            assert revoked.status_code == 200
+
+            after = (
+                await rs.introspect_token(f"{issuer}/introspect", token=second["access_token"])
+            ).json()
+            assert after == {"active": False}
+
+        with pytest.raises(OAuthError) as refused:
+            await client.refresh_token(f"{issuer}/token", refresh_token=second["refresh_token"])
+        assert refused.value.error == "invalid_grant"

@@ -1,0 +1,43 @@
+"""Token introspection (RFC 7662): ``active`` and the token's claims for live tokens,
+``{"active": false}`` for anything else — never an error for a bad token (§2.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from idp.db import token_status
+from idp.oauth.context import TokenContext
+from idp.oauth.params import Params
+from idp.oauth.token_lookup import AccessToken, RefreshToken, find_token, subject_user_id
+
+INACTIVE: dict[str, Any] = {"active": False}
+_ACCESS_FIELDS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti")
+
+
+async def introspect(params: Params, context: TokenContext) -> dict[str, Any]:
+    token = params.require("token")
+    found = await find_token(context.pool, token, params.get("token_type_hint"), context)
+    if isinstance(found, AccessToken):
+        claims = found.claims
+        state = await token_status.access_state(
+            context.pool, claims["jti"], subject_user_id(claims)
+        )
+        if state.revoked or state.user_disabled:
+            return INACTIVE
+        body = {"active": True, "token_type": "Bearer"}
+        body.update({name: claims[name] for name in _ACCESS_FIELDS if name in claims})
+        return body
+    if isinstance(found, RefreshToken) and found.state.active(context.clock.now()):
+        refresh = found.state
+        return {
+            "active": True,
+            "token_type": "refresh_token",
+            "scope": " ".join(refresh.scopes),
+            "client_id": refresh.client_id,
+            "sub": str(refresh.user_id),
+            "aud": refresh.audience,
+            "iss": context.settings.issuer,
+            "iat": int(refresh.created_at.timestamp()),
+            "exp": int(min(refresh.expires_at, refresh.idle_expires_at).timestamp()),
+        }
+    return INACTIVE

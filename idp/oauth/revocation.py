@@ -1,0 +1,51 @@
+"""Token revocation (RFC 7009).
+
+A refresh token revokes its whole family (and deny-lists every access token issued from it); an
+access token is deny-listed by ``jti`` until its ``exp``. Unknown, invalid or expired tokens get
+the same 200 as revoked ones (§2.2). A token issued to another client is refused (§2.1).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from idp.db import audit, refresh_tokens, token_status
+from idp.db.clients import Client
+from idp.oauth.context import TokenContext
+from idp.oauth.errors import UnauthorizedClientError
+from idp.oauth.params import Params
+from idp.oauth.token_lookup import AccessToken, RefreshToken, find_token
+
+
+async def revoke(params: Params, client: Client, context: TokenContext) -> None:
+    token = params.require("token")
+    hint = params.get("token_type_hint")
+    now = context.clock.now()
+    async with context.pool.acquire() as connection, connection.transaction():
+        found = await find_token(connection, token, hint, context)
+        if isinstance(found, RefreshToken):
+            if found.state.client_id != client.client_id:
+                raise UnauthorizedClientError("the token was issued to another client")
+            deny_until = now + context.settings.longest_token_ttl
+            await refresh_tokens.revoke_family(
+                connection, found.state.family_id, "revoked by the client", now, deny_until
+            )
+            subject = str(found.state.family_id)
+        elif isinstance(found, AccessToken):
+            if found.claims.get("client_id") != client.client_id:
+                raise UnauthorizedClientError("the token was issued to another client")
+            until = datetime.fromtimestamp(int(found.claims["exp"]), UTC)
+            await token_status.deny_access_token(connection, found.claims["jti"], until)
+            subject = str(found.claims["jti"])
+        else:
+            return  # RFC 7009 §2.2: invalid tokens do not cause an error
+        await audit.record(
+            connection,
+            now=now,
+            actor=f"client:{client.client_id}",
+            action="token.revoked",
+            subject=subject,
+            details={
+                "type": "refresh_token" if isinstance(found, RefreshToken) else "access_token"
+            },
+        )

@@ -1,0 +1,159 @@
+"""/revoke (RFC 7009) and /introspect (RFC 7662)."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+import pytest
+
+from idp.clock import FrozenClock
+from idp.settings import Settings
+from tests.conftest import InstanceFactory
+from tests.factories import assert_oauth_error, make_client
+from tests.oauth.test_refresh import App, app_with_refresh
+from tests.oauth.test_refresh import real_time as real_time  # the autouse fixture, shared
+
+
+async def introspect(
+    http: httpx.AsyncClient, auth: tuple[str, str], token: str, **extra: str
+) -> dict[str, object]:
+    response = await http.post("/introspect", auth=auth, data={"token": token, **extra})
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body: dict[str, object] = response.json()
+    return body
+
+
+async def revoke(app: App, token: str, **extra: str) -> httpx.Response:
+    return await app.http.post(
+        "/revoke", auth=(app.client_id, app.secret), data={"token": token, **extra}
+    )
+
+
+async def resource_server(pool: asyncpg.Pool, settings: Settings) -> tuple[str, str]:
+    client, secret = await make_client(
+        pool, settings, name="api", grant_types=("client_credentials",)
+    )
+    return client.client_id, secret
+
+
+async def test_live_access_token_introspects_with_its_claims_and_not_after_revocation(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    async with app_instance() as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        rs = await resource_server(pool, settings)
+        tokens = await app.sign_in()
+        live = await introspect(app.http, rs, tokens["access_token"])
+        assert live["active"] is True
+        assert live["client_id"] == app.client_id
+        assert live["token_type"] == "Bearer"
+        assert {"scope", "sub", "aud", "iss", "exp", "iat", "jti"} <= live.keys()
+
+        response = await revoke(app, tokens["access_token"], token_type_hint="access_token")
+        assert response.status_code == 200
+        assert await introspect(app.http, rs, tokens["access_token"]) == {"active": False}
+        assert await app.userinfo_status(tokens["access_token"]) == 401
+        refreshed = await app.refresh(tokens["refresh_token"])
+        assert refreshed.status_code == 200, "revoking an access token leaves the family alive"
+
+
+async def test_revoking_a_refresh_token_ends_its_family_and_its_access_tokens(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    async with app_instance() as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        rs = await resource_server(pool, settings)
+        tokens = await app.sign_in()
+        refresh = await introspect(app.http, rs, tokens["refresh_token"])
+        assert refresh["active"] is True
+        assert refresh["token_type"] == "refresh_token"
+
+        # a wrong hint is honoured only as an order of search, not trusted
+        assert (
+            await revoke(app, tokens["refresh_token"], token_type_hint="access_token")
+        ).status_code == 200
+        assert_oauth_error(await app.refresh(tokens["refresh_token"]), 400, "invalid_grant")
+        assert await introspect(app.http, rs, tokens["refresh_token"]) == {"active": False}
+        assert await introspect(app.http, rs, tokens["access_token"]) == {"active": False}
+
+
+async def test_theft_makes_every_access_token_of_the_family_inactive(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    async with app_instance() as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        rs = await resource_server(pool, settings)
+        r1 = await app.sign_in()
+        r2 = (await app.refresh(r1["refresh_token"])).json()
+        assert_oauth_error(await app.refresh(r1["refresh_token"]), 400, "invalid_grant")
+        for token in (r1["access_token"], r2["access_token"], r2["refresh_token"]):
+            assert await introspect(app.http, rs, token) == {"active": False}
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "garbage", "a.b.c", "x" * 5000, "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "\u00e9\u00e9"],
+    ids=["empty", "garbage", "dots", "long", "alg-none", "non-ascii"],
+)
+async def test_unknown_or_bad_tokens_revoke_with_200_and_introspect_inactive(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, token: str
+) -> None:
+    async with app_instance() as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        rs = await resource_server(pool, settings)
+        revoked = await revoke(app, token)
+        introspected = await app.http.post("/introspect", auth=rs, data={"token": token})
+    if token == "":  # RFC 6749 §3.1: an empty parameter is a missing one
+        assert_oauth_error(revoked, 400, "invalid_request")
+        assert_oauth_error(introspected, 400, "invalid_request")
+    else:
+        assert revoked.status_code == 200
+        assert introspected.json() == {"active": False}
+
+
+async def test_revoking_another_clients_token_is_refused(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    async with app_instance() as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        tokens = await app.sign_in()
+        other, other_secret = await make_client(pool, settings, grant_types=("client_credentials",))
+        for token in (tokens["refresh_token"], tokens["access_token"]):
+            response = await instance.client.post(
+                "/revoke", auth=(other.client_id, other_secret), data={"token": token}
+            )
+            assert_oauth_error(response, 400, "unauthorized_client")
+        assert (await app.refresh(tokens["refresh_token"])).status_code == 200
+
+
+async def test_introspection_needs_an_authenticated_confidential_client(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    spa, _ = await make_client(
+        pool, settings, grant_types=("authorization_code",),
+        redirect_uris=("https://spa.example/cb",), public=True,
+    )  # fmt: skip
+    async with app_instance() as instance:
+        anonymous = await instance.client.post("/introspect", data={"token": "x"})
+        public = await instance.client.post(
+            "/introspect", data={"token": "x", "client_id": spa.client_id}
+        )
+    assert_oauth_error(anonymous, 401, "invalid_client")
+    assert_oauth_error(public, 401, "invalid_client")
+
+
+async def test_client_credentials_token_introspects_with_the_client_as_subject(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
+) -> None:
+    machine, secret = await make_client(pool, settings, scopes=("read",))
+    rs = await resource_server(pool, settings)
+    async with app_instance() as instance:
+        issued = await instance.client.post(
+            "/token", auth=(machine.client_id, secret), data={"grant_type": "client_credentials"}
+        )
+        token = issued.json()["access_token"]
+        body = await introspect(instance.client, rs, token)
+        assert (body["active"], body["sub"], body["scope"]) == (True, machine.client_id, "read")
+        clock.advance(settings.access_token_ttl + settings.clock_skew)
+        assert await introspect(instance.client, rs, token) == {"active": False}
