@@ -121,6 +121,7 @@ async def make_client(
     public: bool = False,
     first_party: bool = False,
     access_token_ttl: timedelta | None = None,
+    post_logout_redirect_uris: Sequence[str] = (),
 ) -> tuple[Client, str]:
     """A registered client and its secret ("" for a public client)."""
     client, secret = register(
@@ -129,7 +130,7 @@ async def make_client(
         grant_types=grant_types,
         scopes=scopes,
         audiences=audiences,
-        post_logout_redirect_uris=(),
+        post_logout_redirect_uris=post_logout_redirect_uris,
         public=public,
         first_party=first_party,
         access_token_ttl=access_token_ttl,

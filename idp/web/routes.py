@@ -13,6 +13,7 @@ from idp.web.discovery import discovery
 from idp.web.health import healthz, readyz
 from idp.web.jwks import jwks
 from idp.web.login import show_login, submit_login
+from idp.web.logout import logout
 from idp.web.revocation import introspect_endpoint, revoke_endpoint
 from idp.web.static import no_favicon, stylesheet
 from idp.web.token import token
@@ -35,6 +36,7 @@ routes = [
     Route("/favicon.ico", no_favicon, methods=["GET"]),
     Route("/userinfo", userinfo, methods=["GET", "POST"]),
     Route("/revoke", revoke_endpoint, methods=["POST"]),
+    Route("/logout", logout, methods=["GET", "POST"]),
     Route("/introspect", introspect_endpoint, methods=["POST"]),
     Route("/token", preflight, methods=["OPTIONS"]),
     Route("/revoke", preflight, methods=["OPTIONS"]),

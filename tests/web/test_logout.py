@@ -1,0 +1,96 @@
+"""RP-Initiated Logout 1.0 at /logout."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from idp.clock import FrozenClock
+from idp.settings import Settings
+from tests.conftest import InstanceFactory
+from tests.factories import make_client, make_user
+from tests.oauth.flow import Authorization, authorize_code, query_of
+
+REDIRECT = "https://app.example/callback"
+AFTER = "https://app.example/signed-out"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def real_time(clock: FrozenClock) -> None:
+    clock.set(datetime.now(UTC))
+
+
+async def signed_in_app(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> tuple[str, str, str]:
+    client, secret = await make_client(
+        pool, settings, grant_types=("authorization_code",), redirect_uris=(REDIRECT,),
+        scopes=("openid",), first_party=True, post_logout_redirect_uris=(AFTER,),
+    )  # fmt: skip
+    user = await make_user(pool)
+    return client.client_id, secret, user.email
+
+
+async def test_logout_with_a_registered_redirect_keeps_state_and_ends_the_session(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
+) -> None:
+    client_id, secret, email = await signed_in_app(app_instance, pool, settings)
+    async with app_instance() as app:
+        auth = Authorization(client_id, REDIRECT, scope="openid")
+        code = await authorize_code(app.client, auth, email, PASSWORD)
+        tokens = await app.client.post("/token", auth=(client_id, secret), data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+            "code_verifier": auth.verifier,
+        })  # fmt: skip
+        id_token = tokens.json()["id_token"]
+        clock.advance(timedelta(hours=2))  # §2: an expired ID token is still a valid hint
+        out = await app.client.get(
+            "/logout",
+            params={"id_token_hint": id_token, "post_logout_redirect_uri": AFTER, "state": "s1"},
+        )
+        assert out.status_code == 303
+        assert out.headers["location"].startswith(AFTER)
+        assert query_of(out.headers["location"]) == {"state": "s1"}
+
+        again = await app.client.get(Authorization(client_id, REDIRECT, scope="openid").url())
+        assert again.headers["location"].startswith("/login?"), "the next sign-in asks again"
+    ended = await pool.fetchval("SELECT count(*) FROM sessions WHERE ended_at IS NOT NULL")
+    assert ended == 1
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"post_logout_redirect_uri": "https://evil.example/"},  # no client named at all
+        {"client_id": "CLIENT", "post_logout_redirect_uri": "https://evil.example/"},
+        {"client_id": "CLIENT", "post_logout_redirect_uri": AFTER + "/x"},
+        {"client_id": "CLIENT", "post_logout_redirect_uri": REDIRECT},  # a login, not logout, URI
+        {"id_token_hint": "not.a.jwt", "post_logout_redirect_uri": AFTER},
+        {"client_id": "CLIENT\x00", "post_logout_redirect_uri": AFTER},
+    ],
+    ids=["no-client", "unregistered", "prefix", "login-uri", "bad-hint", "nul"],
+)
+async def test_logout_never_redirects_to_an_unregistered_place(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, params: dict[str, str]
+) -> None:
+    client_id, _, email = await signed_in_app(app_instance, pool, settings)
+    async with app_instance() as app:
+        await authorize_code(app.client, Authorization(client_id, REDIRECT, scope="openid"),
+                             email, PASSWORD)  # fmt: skip
+        sent = {key: value.replace("CLIENT", client_id) for key, value in params.items()}
+        out = await app.client.get("/logout", params=sent)
+        assert out.status_code == 200
+        assert "location" not in out.headers
+        assert "You are signed out" in out.text
+        assert out.headers["x-frame-options"] == "DENY"
+        again = await app.client.get(Authorization(client_id, REDIRECT, scope="openid").url())
+        assert again.headers["location"].startswith("/login?")
+
+
+async def test_discovery_lists_the_end_session_endpoint(app_instance: InstanceFactory) -> None:
+    async with app_instance() as app:
+        metadata = (await app.client.get("/.well-known/openid-configuration")).json()
+    assert metadata["end_session_endpoint"] == "http://idp.test/logout"
