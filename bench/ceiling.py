@@ -10,13 +10,17 @@ ceiling that writes as many bytes as it does (the JWKS, with its certificates, i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import asyncpg
+import httpx
 from joserfc import jwt
-from joserfc.jwk import RSAKey
+from joserfc.jwk import KeySet, RSAKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -59,12 +63,45 @@ async def sign(request: Request) -> Response:
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
+class Introspection:
+    """The least an introspection does: verify one JWT, run one indexed SELECT. Needs
+    BENCH_DATABASE_URL (idp's database) and BENCH_JWKS_URL (idp's keys) at start-up."""
+
+    def __init__(self) -> None:
+        self.pool: asyncpg.Pool | None = None
+        self.keys: KeySet | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        database_url = os.environ.get("BENCH_DATABASE_URL")
+        if database_url:
+            self.pool = await asyncpg.create_pool(database_url, min_size=2, max_size=10)
+            async with httpx.AsyncClient() as client:
+                jwks = (await client.get(os.environ["BENCH_JWKS_URL"])).json()
+            self.keys = KeySet.import_key_set(jwks)
+        yield
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def endpoint(self, request: Request) -> Response:
+        assert self.pool is not None
+        assert self.keys is not None
+        form = dict(parse_qsl((await request.body()).decode()))
+        decoded = jwt.decode(form["token"], self.keys, algorithms=["RS256"])
+        revoked = await self.pool.fetchval(
+            "SELECT 1 FROM revoked_access_tokens WHERE jti = $1", decoded.claims["jti"]
+        )
+        return JSONResponse({"active": revoked is None, **decoded.claims})
+
+
+introspection = Introspection()
 routes = [
     Route("/ceiling", constant_json(BODY), methods=["GET"]),
     Route("/ceiling/sign", sign, methods=["POST"]),
+    Route("/ceiling/introspect", introspection.endpoint, methods=["POST"]),
 ]
 for text in filter(None, os.environ.get("BENCH_CEILING_SIZES", "").split(",")):
     size = int(text)
     routes.append(Route(f"/ceiling/{size}", constant_json(sized_body(size)), methods=["GET"]))
 
-app = Starlette(routes=routes)
+app = Starlette(routes=routes, lifespan=introspection.lifespan)

@@ -1,6 +1,7 @@
 """Load for a whole authorization-code round trip: /authorize → /login page → sign-in → /token.
 
     python bench/roundtrip.py BASE_URL CLIENT_ID CLIENT_SECRET EMAIL PASSWORD SECONDS CONCURRENCY
+    python bench/roundtrip.py --refresh-tokens BASE_URL CLIENT_ID CLIENT_SECRET EMAIL PASSWORD N
 
 Runs in its own process, never the server's. Prints its result in wrk's format (the lines that
 bench/report.py reads), one "request" being one whole round trip, so that the round trip sits in
@@ -31,7 +32,7 @@ def s256(verifier: str) -> str:
 
 async def round_trip(
     client: httpx.AsyncClient, client_id: str, secret: str, email: str, password: str
-) -> None:
+) -> dict[str, str]:
     verifier = secrets.token_urlsafe(48)
     query = {
         "response_type": "code",
@@ -60,9 +61,22 @@ async def round_trip(
         },
     )
     tokens.raise_for_status()
+    issued: dict[str, str] = tokens.json()
+    return issued
+
+
+async def refresh_tokens(argv: list[str]) -> int:
+    """``--refresh-tokens N``: sign in N times and print one refresh token per line."""
+    base_url, client_id, secret, email, password, count = argv
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        for _ in range(int(count)):
+            print((await round_trip(client, client_id, secret, email, password))["refresh_token"])
+    return 0
 
 
 async def main(argv: list[str]) -> int:
+    if argv[0] == "--refresh-tokens":
+        return await refresh_tokens(argv[1:])
     base_url, client_id, secret, email, password = argv[:5]
     seconds, concurrency = float(argv[5]), int(argv[6])
     latencies: list[float] = []

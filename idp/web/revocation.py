@@ -5,23 +5,19 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from idp.oauth.client_auth import authenticate, presented_credentials
 from idp.oauth.errors import InvalidClientError, OAuthError
 from idp.oauth.introspection import introspect
 from idp.oauth.revocation import revoke
 from idp.web.cors import allow_origin
-from idp.web.forms import read_form
 from idp.web.state import AppState
-from idp.web.token import NO_STORE, oauth_error
+from idp.web.token import NO_STORE, authenticated, oauth_error
 
 
 async def revoke_endpoint(request: Request[AppState]) -> Response:
     state = request.state
     client = None
     try:
-        params = await read_form(request)
-        presented = presented_credentials(request.headers.get("authorization"), params)
-        client = await authenticate(presented, state["clients"].find)
+        params, client = await authenticated(request)
         await revoke(params, client, state["token_context"])
     except OAuthError as error:
         return allow_origin(oauth_error(error), request, client)
@@ -31,9 +27,7 @@ async def revoke_endpoint(request: Request[AppState]) -> Response:
 async def introspect_endpoint(request: Request[AppState]) -> Response:
     state = request.state
     try:
-        params = await read_form(request)
-        presented = presented_credentials(request.headers.get("authorization"), params)
-        client = await authenticate(presented, state["clients"].find)
+        params, client = await authenticated(request)
         if client.public:  # RFC 7662 §2.1: the caller must be authorized; a public client is not
             raise InvalidClientError("introspection needs client authentication")
         body = await introspect(params, state["token_context"])

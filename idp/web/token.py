@@ -5,10 +5,12 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from idp.db.clients import Client
 from idp.keys.keyring import KeyringStaleError
 from idp.oauth import token_endpoint
 from idp.oauth.client_auth import authenticate, presented_credentials
 from idp.oauth.errors import InvalidClientError, OAuthError
+from idp.oauth.params import Params
 from idp.web.cors import allow_origin
 from idp.web.errors import json_error
 from idp.web.forms import read_form
@@ -25,13 +27,19 @@ def oauth_error(error: OAuthError) -> Response:
     return JSONResponse(error.body(), status_code=error.status_code, headers=headers)
 
 
+async def authenticated(request: Request[AppState]) -> tuple[Params, Client]:
+    """The form and the client that authenticated with it (RFC 6749 §2.3), for /token,
+    /revoke and /introspect alike."""
+    params = await read_form(request)
+    presented = presented_credentials(request.headers.get("authorization"), params)
+    return params, await authenticate(presented, request.state["clients"].find)
+
+
 async def token(request: Request[AppState]) -> Response:
     state = request.state
     client = None
     try:
-        params = await read_form(request)
-        presented = presented_credentials(request.headers.get("authorization"), params)
-        client = await authenticate(presented, state["clients"].find)
+        params, client = await authenticated(request)
         body = await token_endpoint.exchange(params, client, state["token_context"])
     except OAuthError as error:
         return allow_origin(oauth_error(error), request, client)
