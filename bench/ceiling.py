@@ -14,8 +14,8 @@ import contextlib
 import os
 import secrets
 import time
-from urllib.parse import parse_qsl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import parse_qsl
 
 import asyncpg
 import httpx

@@ -1,5 +1,5 @@
 """The wiring: ``create_app(settings)`` builds the Starlette app; its lifespan opens the pool,
-makes sure a signing key exists, loads the keyring and starts the key scheduler."""
+makes sure a signing key exists, loads the keyring and starts the key scheduler and the janitor."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from idp.clock import Clock, SystemClock
 from idp.db.listener import Listener
 from idp.db.pool import create_pool
+from idp.janitor import JanitorScheduler
 from idp.keys.keyring import Keyring
 from idp.keys.manager import KeyManager
 from idp.keys.scheduler import KeyScheduler
@@ -62,6 +63,9 @@ def create_app(
                 scheduler = KeyScheduler(manager, settings)
                 scheduler.start()
                 resources.callback(scheduler.shutdown)
+                janitor = JanitorScheduler(pool, app_clock, settings)
+                janitor.start()
+                resources.callback(janitor.shutdown)
             yield {
                 "settings": settings,
                 "clock": app_clock,

@@ -18,7 +18,7 @@ from typing import TextIO
 import asyncpg
 
 from idp.clock import SystemClock
-from idp.commands import clients, users
+from idp.commands import audit, clients, sessions, users
 from idp.commands.common import UserError, actor, iso, settings_for, with_pool
 from idp.db import signing_keys
 from idp.db.migrate import migrate
@@ -206,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(run=with_pool(cmd_keys_export))
     users.add_parsers(commands)
     clients.add_parsers(commands)
+    sessions.add_parsers(commands)
+    audit.add_parsers(commands)
     add_revoke_arguments(
         keys.add_parser("revoke", help="incident response: unpublish a key now", add_help=False)
     )

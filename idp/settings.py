@@ -76,6 +76,12 @@ class Settings:
         return self.jwks_max_age + self.clock_skew + self.key_check_interval
 
     @property
+    def deny_list_horizon(self) -> timedelta:
+        """How long a revoked access token issued now must stay deny-listed: verifiers accept
+        it until its exp plus the clock skew."""
+        return self.longest_token_ttl + self.clock_skew
+
+    @property
     def longest_token_ttl(self) -> timedelta:
         """The longest lifetime of any JWT a signing key may have signed (access and ID tokens).
 

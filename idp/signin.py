@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from idp.db import login_failures, sessions, users
+from idp.db import audit, login_failures, sessions, users
+from idp.db.pool import Connection
 from idp.db.users import User
 from idp.hashing import digest
 from idp.oauth.code_flow import SignedIn
@@ -59,27 +60,55 @@ async def authenticate(
     pool: asyncpg.Pool, passwords: Passwords, *, email: str, password: str, ip: str, now: datetime
 ) -> User:
     # PostgreSQL text cannot hold NUL: such an email names nobody and is counted by IP only.
-    usable = "\x00" not in email
-    keys = [f"email:{email.strip().lower()}", f"ip:{ip}"] if usable else [f"ip:{ip}"]
+    account = email.strip().lower() if "\x00" not in email else None
+    keys = [f"email:{account}", f"ip:{ip}"] if account is not None else [f"ip:{ip}"]
     until = await login_failures.locked_until(pool, keys, now)
     if until is not None:
-        raise SignInLockedError(until)
-    user = await users.by_email(pool, email.strip()) if usable else None
+        raise SignInLockedError(until)  # not audited: a refusal while locked costs nothing
+    user = await users.by_email(pool, email.strip()) if account is not None else None
     # Unknown users are verified against a dummy hash: the same work as a wrong password.
     verification = await passwords.verify(user.password_hash if user else None, password)
     if user is None or user.disabled or not verification.ok:
+        why = "unknown email" if user is None else "user disabled" if user.disabled else None
+        why = why or "wrong password"
         async with pool.acquire() as connection, connection.transaction():
+            await _audit(connection, now, "login.failed", account, ip, why)
             for key in keys:
                 failures = await login_failures.record_failure(connection, key, now, WINDOW)
                 duration = lock_duration(failures)
                 if duration is not None:
                     await login_failures.lock(connection, key, now + duration)
+                    await _audit(connection, now, "login.locked", key, ip, f"{failures} failures")
         raise SignInFailedError
     async with pool.acquire() as connection, connection.transaction():
-        await login_failures.clear(connection, f"email:{email.strip().lower()}")
+        await login_failures.clear(connection, f"email:{account}")
         if verification.new_hash is not None:  # parameters changed since it was stored
             await users.set_password_hash(connection, user.id, verification.new_hash, now)
+        await _audit(connection, now, "login.succeeded", str(user.id), ip, actor=f"user:{user.id}")
     return user
+
+
+async def _audit(
+    connection: Connection,
+    now: datetime,
+    action: str,
+    subject: str | None,
+    ip: str,
+    reason: str | None = None,
+    *,
+    actor: str = "anonymous",
+) -> None:
+    """The subject is the user id, the lower-cased email or the locked key: never the password
+    or anything derived from it."""
+    await audit.record(
+        connection,
+        now=now,
+        actor=actor,
+        action=action,
+        subject=subject,
+        reason=reason,
+        details={"ip": ip},
+    )
 
 
 async def start_session(

@@ -18,6 +18,7 @@ from idp.commands.common import (
     read_password,
     with_pool,
 )
+from idp.commands.sessions import revoke_user
 from idp.db import audit, users
 from idp.passwords import Passwords
 from idp.settings import Settings
@@ -92,6 +93,15 @@ def _set_disabled(disabled: bool) -> Any:
             await audit.record(
                 connection, now=now, actor=actor(), action=action, subject=str(user_id)
             )
+            if disabled:  # and cut off what they hold, in the same transaction
+                await revoke_user(
+                    connection,
+                    user_id,
+                    settings=settings,
+                    now=now,
+                    reason="user disabled",
+                    audit_if_empty=False,
+                )
         return 0
 
     return command

@@ -26,7 +26,7 @@ async def revoke(params: Params, client: Client, context: TokenContext) -> None:
         if isinstance(found, RefreshToken):
             if found.state.client_id != client.client_id:
                 raise UnauthorizedClientError("the token was issued to another client")
-            deny_until = now + context.settings.longest_token_ttl
+            deny_until = now + context.settings.deny_list_horizon
             await refresh_tokens.revoke_family(
                 connection, found.state.family_id, "revoked by the client", now, deny_until
             )
@@ -34,7 +34,9 @@ async def revoke(params: Params, client: Client, context: TokenContext) -> None:
         elif isinstance(found, AccessToken):
             if found.claims.get("client_id") != client.client_id:
                 raise UnauthorizedClientError("the token was issued to another client")
+            # Accepted until exp + skew: deny-listed that long, or the janitor revives it.
             until = datetime.fromtimestamp(int(found.claims["exp"]), UTC)
+            until += context.settings.clock_skew
             await token_status.deny_access_token(connection, found.claims["jti"], until)
             subject = str(found.claims["jti"])
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from idp.db import consents, users
+from idp.db import audit, consents, users
 from idp.oauth.code_flow import scope_texts
 from idp.oauth.errors import OAuthError
 from idp.web.authorize import error_redirect, proceed, resume, signed_in
@@ -51,9 +51,18 @@ async def submit_consent(request: Request[AppState]) -> Response:
     if auth is None or who is None:
         return error_page(400, *EXPIRED)
     assert auth.client is not None
-    if decision != "allow":
+    allowed, now = decision == "allow", state["clock"].now()
+    async with state["pool"].acquire() as connection, connection.transaction():
+        if allowed:
+            await consents.grant(connection, who.user_id, auth.client.client_id, auth.scopes, now)
+        await audit.record(
+            connection,
+            now=now,
+            actor=f"user:{who.user_id}",
+            action="consent.granted" if allowed else "consent.denied",
+            subject=str(who.user_id),
+            details={"client_id": auth.client.client_id, "scopes": auth.scopes},
+        )
+    if not allowed:
         return error_redirect(auth, state["settings"].issuer, "access_denied", "the user denied")
-    await consents.grant(
-        state["pool"], who.user_id, auth.client.client_id, auth.scopes, state["clock"].now()
-    )
     return await proceed(request, auth, who, fresh=True, parked=token)

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from idp.clock import FrozenClock
+from idp.janitor import sweep
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
 from tests.factories import assert_oauth_error, make_client
@@ -157,3 +158,16 @@ async def test_client_credentials_token_introspects_with_the_client_as_subject(
         assert (body["active"], body["sub"], body["scope"]) == (True, machine.client_id, "read")
         clock.advance(settings.access_token_ttl + settings.clock_skew)
         assert await introspect(instance.client, rs, token) == {"active": False}
+
+
+async def test_a_revoked_access_token_stays_refused_until_no_verifier_accepts_it(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
+) -> None:
+    """Verifiers accept a token until exp + skew: the janitor must not free it before."""
+    async with app_instance() as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        tokens = await app.sign_in()
+        assert (await revoke(app, tokens["access_token"])).status_code == 200
+        clock.advance(settings.access_token_ttl + settings.clock_skew / 2)
+        await sweep(pool, clock, settings)
+        assert await app.userinfo_status(tokens["access_token"]) == 401

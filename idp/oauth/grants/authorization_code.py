@@ -46,7 +46,7 @@ async def _redeem(
     settings, now = context.settings, context.clock.now()
     grant = await authorization_codes.consume(connection, code_hash, client.client_id, now)
     if grant is None:
-        until = now + settings.longest_token_ttl
+        until = now + settings.deny_list_horizon
         if await authorization_codes.revoke_replayed(
             connection, code_hash, client.client_id, until
         ):

@@ -103,7 +103,7 @@ async def _presented_again(
         retried = _unseal(context, token_hash, seen.successor_response)
         if retried is not None:
             return retried
-    deny_until = now + context.settings.longest_token_ttl
+    deny_until = now + context.settings.deny_list_horizon
     await refresh_tokens.revoke_family(
         connection, family.id, "refresh token reuse", now, deny_until
     )

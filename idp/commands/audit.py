@@ -1,0 +1,71 @@
+"""``idp audit tail [--json] [--limit N]``: the most recent audit events, oldest first."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import asyncpg
+
+from idp.commands.common import iso, print_json, print_table, with_pool
+from idp.db.audit import AuditEvent, recent
+from idp.settings import Settings
+
+DEFAULT_LIMIT = 50
+
+
+def _row(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "at": iso(event.at),
+        "actor": event.actor,
+        "action": event.action,
+        "subject": event.subject,
+        "reason": event.reason,
+        "details": event.details,
+    }
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+async def tail(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    rows = [_row(event) for event in await recent(pool, args.limit)]
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(
+            ["AT", "ACTOR", "ACTION", "SUBJECT", "REASON", "DETAILS"],
+            [
+                [
+                    row["at"],
+                    row["actor"],
+                    row["action"],
+                    row["subject"],
+                    row["reason"],
+                    json.dumps(row["details"], separators=(",", ":")) if row["details"] else None,
+                ]
+                for row in rows
+            ],
+        )
+    return 0
+
+
+def add_parsers(commands: Any) -> None:
+    group = commands.add_parser("audit", help="the audit log").add_subparsers(
+        dest="audit", required=True
+    )
+    tailing = group.add_parser("tail", help="the most recent events, oldest first")
+    tailing.add_argument("--json", action="store_true")
+    tailing.add_argument(
+        "--limit", type=_positive, default=DEFAULT_LIMIT, metavar="N", help="how many events"
+    )
+    tailing.set_defaults(run=with_pool(tail))

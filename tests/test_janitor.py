@@ -1,0 +1,335 @@
+"""Housekeeping: the janitor deletes expired rows and nothing else, in batches of bounded size,
+once however many janitors run at the same time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import asyncpg
+import pytest
+
+from idp.clock import FrozenClock
+from idp.db.pool import create_pool
+from idp.janitor import JANITOR_LOCK_ID, JanitorScheduler, sweep
+from idp.settings import Settings
+from tests.factories import make_client, make_user
+
+RETENTION = timedelta(days=7)
+GRACE = timedelta(seconds=30)
+DAY = timedelta(days=1)
+# Of each kind, 10 rows are expired and 5 are not (some of them expired, but recently).
+EXPIRED = {
+    "authorization_requests": 10,
+    "authorization_codes": 10,
+    "sessions": 10,
+    "revoked_access_tokens": 10,
+    "login_failures": 10,
+    "successor_responses": 10,
+    "refresh_tokens": 20,  # two in each of the 10 dead families
+    "refresh_families": 10,
+}
+# Where each kind's rows carry their "keep:" or "drop:" label.
+LABELS = {
+    "authorization_requests": "params->>'label'",
+    "authorization_codes": "sid",
+    "sessions": "sid",
+    "revoked_access_tokens": "jti",
+    "login_failures": "key",
+    "refresh_families": "sid",
+}
+
+
+@pytest.fixture
+def grace_settings(settings: Settings) -> Settings:
+    return replace(settings, refresh_reuse_grace=GRACE)
+
+
+async def seed(pool: asyncpg.Pool, settings: Settings, now: datetime) -> None:
+    """10 expired and 5 live rows of every kind the janitor sweeps."""
+    client, _ = await make_client(pool, settings)
+    user = await make_user(pool)
+    cid, uid = client.client_id, user.id
+    old = now - RETENTION - timedelta(hours=1)  # past the retention window
+
+    requests = [("drop", now - timedelta(seconds=i + 1)) for i in range(10)]
+    requests += [("keep", now + timedelta(minutes=i + 1)) for i in range(5)]
+    await pool.executemany(
+        "INSERT INTO authorization_requests (id, client_id, params, created_at, expires_at) "
+        "VALUES ($1, $2, $3::jsonb, $4, $5)",
+        [
+            (secrets.token_bytes(32), cid, f'{{"label": "{label}:{i}"}}', now - DAY, expires)
+            for i, (label, expires) in enumerate(requests)
+        ],
+    )
+
+    codes = [("drop", old - timedelta(minutes=i)) for i in range(10)]
+    codes += [("keep", now - DAY)] * 3 + [("keep", now + timedelta(seconds=60))] * 2
+    await pool.executemany(
+        "INSERT INTO authorization_codes (code_hash, client_id, user_id, sid, redirect_uri, "
+        "scopes, audience, code_challenge, auth_time, created_at, expires_at) "
+        "VALUES ($1, $2, $3, $4, 'https://app.example/cb', '{openid}', '{}', 'x', $5, $5, $6)",
+        [
+            (secrets.token_bytes(32), cid, uid, f"{label}:{i}", expires - DAY, expires)
+            for i, (label, expires) in enumerate(codes)
+        ],
+    )
+
+    # (label, expires_at, ended_at)
+    sessions: list[tuple[str, datetime, datetime | None]] = [("drop", old, None)] * 5
+    sessions += [("drop", now - 6 * DAY, old)] * 5  # ended long ago, expired recently
+    sessions += [("keep", now + timedelta(hours=1), None)] * 2
+    sessions += [("keep", now + timedelta(hours=1), now - DAY), ("keep", now - DAY, None)]
+    sessions += [("keep", now - DAY, now - 2 * DAY)]
+    await pool.executemany(
+        "INSERT INTO sessions (id_hash, sid, user_id, auth_time, created_at, expires_at, ended_at)"
+        " VALUES ($1, $2, $3, $4, $4, $5, $6)",
+        [
+            (secrets.token_bytes(32), f"{label}:{i}", uid, expires - DAY, expires, ended)
+            for i, (label, expires, ended) in enumerate(sessions)
+        ],
+    )
+
+    denied = [("drop", now - timedelta(seconds=i + 1)) for i in range(10)]
+    denied += [("keep", now + timedelta(minutes=i + 1)) for i in range(5)]
+    await pool.executemany(
+        "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2)",
+        [(f"{label}:{i}", expires) for i, (label, expires) in enumerate(denied)],
+    )
+
+    # (label, last_failure_at, locked_until)
+    failures: list[tuple[str, datetime, datetime | None]] = [
+        ("drop", now - timedelta(minutes=16), None)
+    ] * 5
+    failures += [("drop", now - timedelta(minutes=20), now - timedelta(minutes=1))] * 5
+    failures += [("keep", now - timedelta(minutes=1), None)] * 2  # still counting
+    failures += [("keep", now - timedelta(minutes=20), now + timedelta(minutes=10))] * 3  # locked
+    await pool.executemany(
+        "INSERT INTO login_failures (key, failures, last_failure_at, locked_until) "
+        "VALUES ($1, 7, $2, $3)",
+        [(f"{label}:{i}", last, locked) for i, (label, last, locked) in enumerate(failures)],
+    )
+
+    # (label, expires_at, revoked_at)
+    families: list[tuple[str, datetime, datetime | None]] = [("drop", old, None)] * 5
+    families += [("drop", now + 20 * DAY, old)] * 5
+    families += [("keep", now + 20 * DAY, None)] * 2
+    families += [("keep", now + 20 * DAY, now - DAY)] * 2 + [("keep", now - DAY, None)]
+    ids = [uuid.uuid4() for _ in families]
+    await pool.executemany(
+        "INSERT INTO refresh_families (id, client_id, user_id, sid, scopes, audience, auth_time, "
+        "created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, '{openid}', '{}', $5, $5, "
+        "$6, $7)",
+        [
+            (family_id, cid, uid, f"{label}:{i}", now - 10 * DAY, expires, revoked)
+            for i, (family_id, (label, expires, revoked)) in enumerate(
+                zip(ids, families, strict=True)
+            )
+        ],
+    )
+    tokens: list[tuple[uuid.UUID, datetime | None, bytes | None]]
+    tokens = [(family_id, None, None) for family_id in ids for _ in range(2)]
+    live = ids[10]
+    # Consumed tokens of a live family, their successor sealed for a grace-window retry.
+    tokens += [(live, now - GRACE - timedelta(seconds=i + 1), b"sealed") for i in range(10)]
+    tokens += [(live, now - timedelta(seconds=i + 1), b"sealed") for i in range(5)]
+    await pool.executemany(
+        "INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at, "
+        "consumed_at, successor_response) VALUES ($1, $2, $3, $4, $5, $6)",
+        [
+            (secrets.token_bytes(32), family_id, now - DAY, now + DAY, consumed, sealed)
+            for family_id, consumed, sealed in tokens
+        ],
+    )
+
+
+async def assert_only_live_rows_remain(pool: asyncpg.Pool) -> None:
+    for table, label in LABELS.items():
+        left = [row[0] for row in await pool.fetch(f"SELECT {label} FROM {table}")]
+        assert len(left) == 5, (table, left)
+        assert all(name.startswith("keep:") for name in left), (table, left)
+    assert await pool.fetchval("SELECT count(*) FROM refresh_tokens") == 2 * 5 + 15
+    sealed = "SELECT count(*) FROM refresh_tokens WHERE successor_response IS NOT NULL"
+    assert await pool.fetchval(sealed) == 5
+
+
+# Statement-level triggers record how many rows each DELETE or UPDATE changed.
+PROBE = """
+CREATE SCHEMA janitor_probe;
+CREATE TABLE janitor_probe.statements (id bigserial, name text, op text, rows bigint);
+CREATE FUNCTION janitor_probe.record() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO janitor_probe.statements (name, op, rows)
+    SELECT TG_TABLE_NAME, TG_OP, count(*) FROM changed;
+    RETURN NULL;
+END $$;
+"""
+PROBE_TRIGGER = """
+CREATE TRIGGER janitor_probe_{op} AFTER {op} ON {table} REFERENCING OLD TABLE AS changed
+FOR EACH STATEMENT EXECUTE FUNCTION janitor_probe.record()
+"""
+Statements = dict[tuple[str, str], list[int]]
+
+
+@pytest.fixture
+async def probe(pool: asyncpg.Pool) -> AsyncIterator[None]:
+    await pool.execute(PROBE)
+    try:
+        for table in [*LABELS, "refresh_tokens"]:
+            await pool.execute(PROBE_TRIGGER.format(op="delete", table=table))
+        await pool.execute(PROBE_TRIGGER.format(op="update", table="refresh_tokens"))
+        yield
+    finally:
+        await pool.execute("DROP SCHEMA janitor_probe CASCADE")  # and the triggers with it
+
+
+async def statements(pool: asyncpg.Pool) -> Statements:
+    """Rows changed by each statement that changed any, per (table, operation), in order."""
+    found: Statements = {}
+    rows = await pool.fetch(
+        "SELECT name, op, rows FROM janitor_probe.statements WHERE rows > 0 ORDER BY id"
+    )
+    for row in rows:
+        found.setdefault((row["name"], row["op"]), []).append(row["rows"])
+    return found
+
+
+@pytest.mark.usefixtures("probe")
+async def test_sweep_deletes_only_expired_rows_in_batches_of_bounded_size(
+    pool: asyncpg.Pool, grace_settings: Settings, clock: FrozenClock
+) -> None:
+    await seed(pool, grace_settings, clock.now())
+
+    counts = await sweep(pool, clock, grace_settings, batch_size=3, retention=RETENTION)
+
+    assert counts == EXPIRED
+    await assert_only_live_rows_remain(pool)
+    batches = [3, 3, 3, 1]  # each batch its own statement, none larger than batch_size
+    assert await statements(pool) == {
+        **{(table, "DELETE"): batches for table in LABELS},
+        ("refresh_tokens", "UPDATE"): batches,
+        ("refresh_tokens", "DELETE"): [3, 3, 3, 3, 3, 3, 2],  # before their families
+    }
+
+
+@pytest.mark.usefixtures("probe")
+async def test_two_janitors_at_once_delete_each_row_once(
+    pool: asyncpg.Pool, migrated: str, grace_settings: Settings, clock: FrozenClock
+) -> None:
+    await seed(pool, grace_settings, clock.now())
+    other = await create_pool(migrated, min_size=1, max_size=4)  # another process's pool
+    try:
+        first, second = await asyncio.gather(
+            sweep(pool, clock, grace_settings, batch_size=3),
+            sweep(other, clock, grace_settings, batch_size=3),
+        )
+    finally:
+        await other.close()
+
+    assert {name: first[name] + second[name] for name in EXPIRED} == EXPIRED
+    await assert_only_live_rows_remain(pool)
+    changed = {key: sum(rows) for key, rows in (await statements(pool)).items()}
+    assert changed[("sessions", "DELETE")] == EXPIRED["sessions"]
+    assert changed[("refresh_tokens", "DELETE")] == EXPIRED["refresh_tokens"]
+    assert changed[("refresh_tokens", "UPDATE")] == EXPIRED["successor_responses"]
+
+
+async def test_a_sweep_waits_while_another_janitor_holds_the_lock(
+    pool: asyncpg.Pool, grace_settings: Settings, clock: FrozenClock
+) -> None:
+    await seed(pool, grace_settings, clock.now())
+    async with pool.acquire() as holder:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("SELECT pg_advisory_xact_lock($1)", JANITOR_LOCK_ID)
+        waiting = asyncio.create_task(sweep(pool, clock, grace_settings, batch_size=3))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        assert await pool.fetchval("SELECT count(*) FROM authorization_requests") == 15
+        await transaction.commit()
+    assert await waiting == EXPIRED
+
+
+async def test_successor_responses_are_erased_only_past_the_grace(
+    pool: asyncpg.Pool, grace_settings: Settings, clock: FrozenClock
+) -> None:
+    client, _ = await make_client(pool, grace_settings)
+    user = await make_user(pool)
+    now = clock.now()
+    family = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO refresh_families (id, client_id, user_id, sid, scopes, audience, auth_time, "
+        "created_at, expires_at) VALUES ($1, $2, $3, 's', '{openid}', '{}', $4, $4, $5)",
+        family,
+        client.client_id,
+        user.id,
+        now - DAY,
+        now + DAY,
+    )
+    ages = {b"past": GRACE + timedelta(seconds=1), b"at": GRACE, b"within": timedelta(seconds=5)}
+    for name, age in ages.items():
+        await pool.execute(
+            "INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at, "
+            "consumed_at, successor_response) VALUES ($1, $2, $3, $4, $5, $1)",
+            name,
+            family,
+            now - DAY,
+            now + DAY,
+            now - age,
+        )
+
+    counts = await sweep(pool, clock, grace_settings)
+
+    assert counts["successor_responses"] == 1
+    rows = await pool.fetch("SELECT token_hash, successor_response FROM refresh_tokens")
+    kept = {row["token_hash"]: row["successor_response"] for row in rows}
+    assert kept == {b"past": None, b"at": b"at", b"within": b"within"}  # the tokens stay
+
+
+async def test_rows_expire_by_the_injected_clock(
+    pool: asyncpg.Pool, grace_settings: Settings, clock: FrozenClock
+) -> None:
+    await seed(pool, grace_settings, clock.now())
+    assert await sweep(pool, clock, grace_settings) == EXPIRED
+
+    clock.advance(RETENTION + 2 * DAY)  # every live row above is now past its retention...
+    counts = await sweep(pool, clock, grace_settings)
+
+    assert counts["sessions"] == counts["authorization_codes"] == 5
+    assert counts["login_failures"] == counts["revoked_access_tokens"] == 5
+    assert counts["refresh_families"] == 3  # ...but the families that have 20 days to live
+    assert await pool.fetchval("SELECT array_agg(sid ORDER BY sid) FROM refresh_families") == [
+        "keep:10",
+        "keep:11",
+    ]
+
+
+async def test_the_scheduled_janitor_sweeps_and_logs_a_failed_run(
+    pool: asyncpg.Pool,
+    migrated: str,
+    grace_settings: Settings,
+    clock: FrozenClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await seed(pool, grace_settings, clock.now())
+    janitor = JanitorScheduler(pool, clock, grace_settings, interval=timedelta(seconds=0.1))
+    janitor.start()
+    try:
+        deadline = time.monotonic() + 5
+        while await pool.fetchval("SELECT count(*) FROM revoked_access_tokens") > 5:
+            assert time.monotonic() < deadline, "no sweep within 5 s"
+            await asyncio.sleep(0.05)
+    finally:
+        janitor.shutdown()
+
+    closed = await create_pool(migrated, min_size=1, max_size=1)
+    await closed.close()
+    with caplog.at_level(logging.WARNING, logger="idp.janitor"):
+        await JanitorScheduler(closed, clock, grace_settings).run()  # must not raise
+    assert "will retry at the next run" in caplog.text
