@@ -25,6 +25,7 @@ from idp.settings import SIGNING_ALGS
 class LogoutRequest:
     client: Client | None
     redirect_to: str | None  # the registered post-logout URI with state, or None: show a page
+    hinted: bool = False  # a valid id_token_hint named the client: no need to ask the user
 
 
 def hinted_client_id(id_token_hint: str, keys: KeySet, issuer: str) -> str | None:
@@ -56,9 +57,10 @@ async def check_logout(
     chosen = client_id or hinted
     client = None if chosen is None or "\x00" in chosen else await clients.find(chosen)
     if client is None or client.disabled or redirect_uri not in client.post_logout_redirect_uris:
-        return LogoutRequest(client, None)
+        return LogoutRequest(client, None, hinted is not None)
     parts = urlsplit(redirect_uri)
     query = parse_qsl(parts.query, keep_blank_values=True)
     if state is not None:
         query.append(("state", state))
-    return LogoutRequest(client, urlunsplit(parts._replace(query=urlencode(query))))
+    target = urlunsplit(parts._replace(query=urlencode(query)))
+    return LogoutRequest(client, target, hinted is not None)

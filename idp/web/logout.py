@@ -16,7 +16,7 @@ from idp.oauth.params import Params
 from idp.web.authorize import redirect
 from idp.web.forms import read_form
 from idp.web.state import AppState
-from idp.web.templates import render
+from idp.web.templates import error_page, render
 
 
 async def _params(request: Request[AppState]) -> Params:
@@ -32,7 +32,13 @@ async def _params(request: Request[AppState]) -> Params:
         return Params([])
 
 
+# Parameters carried through the confirmation form (the hint, if any, was not valid).
+_CARRIED = ("client_id", "post_logout_redirect_uri", "state")
+
+
 async def logout(request: Request[AppState]) -> Response:
+    """§2: without a valid id_token_hint the user is asked first (a cross-site link must not
+    sign anyone out); the confirmation is a CSRF-protected POST."""
     state = request.state
     cookies = state["cookies"]
     params = await _params(request)
@@ -43,8 +49,24 @@ async def logout(request: Request[AppState]) -> Response:
         state["settings"].issuer,
     )
     cookie = request.cookies.get(cookies.session)
-    if cookie:
-        await sessions.end(state["pool"], digest(cookie), state["clock"].now())
+    now = state["clock"].now()
+    live = (
+        bool(cookie) and await sessions.live(state["pool"], digest(cookie or ""), now) is not None
+    )
+    if live and not decision.hinted:
+        confirmed = request.method == "POST" and _get(params, "confirm") == "yes"
+        if not confirmed:
+            carried = {name: value for name in _CARRIED if (value := _get(params, name))}
+            return render(
+                "logout_confirm.html",
+                client_name=decision.client.name if decision.client else None,
+                carried=carried,
+                csrf_token=cookies.csrf_token("logout", cookie or ""),
+            )
+        if not cookies.csrf_ok("logout", cookie, _get(params, "csrf_token")):
+            return error_page(400, "This form has expired", "Reload the page and try again.")
+    if live:
+        await sessions.end(state["pool"], digest(cookie or ""), now)
     response: Response
     if decision.redirect_to is not None:
         response = redirect(decision.redirect_to)
@@ -53,3 +75,10 @@ async def logout(request: Request[AppState]) -> Response:
         response = render("signed_out.html", client_name=name)
     cookies.clear(response, cookies.session)
     return response
+
+
+def _get(params: Params, name: str) -> str | None:
+    try:
+        return params.get(name)
+    except OAuthError:
+        return None

@@ -959,10 +959,11 @@ def assert_refused(response: httpx.Response, expect: Refused) -> None:
 
 
 def assert_signed_out(response: httpx.Response) -> None:
+    """A page and no redirect: signed out, or (no valid id_token_hint) asked to confirm first."""
     assert response.status_code == 200, response.text
     assert "location" not in response.headers
     assert response.headers["content-type"].startswith("text/html")
-    assert "You are signed out" in response.text
+    assert "You are signed out" in response.text or "Sign out of idp?" in response.text
     assert_security_headers(response)
 
 

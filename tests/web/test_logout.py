@@ -11,7 +11,7 @@ from idp.clock import FrozenClock
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
 from tests.factories import make_client, make_user
-from tests.oauth.flow import Authorization, authorize_code, query_of
+from tests.oauth.flow import Authorization, authorize_code, hidden_fields, query_of
 
 REDIRECT = "https://app.example/callback"
 AFTER = "https://app.example/signed-out"
@@ -81,13 +81,40 @@ async def test_logout_never_redirects_to_an_unregistered_place(
         await authorize_code(app.client, Authorization(client_id, REDIRECT, scope="openid"),
                              email, PASSWORD)  # fmt: skip
         sent = {key: value.replace("CLIENT", client_id) for key, value in params.items()}
-        out = await app.client.get("/logout", params=sent)
+        ask = await app.client.get("/logout", params=sent)
+        # No valid id_token_hint: the user is asked first (RP-Initiated Logout §2).
+        assert ask.status_code == 200
+        assert "location" not in ask.headers
+        assert "Sign out of idp?" in ask.text
+        assert ask.headers["x-frame-options"] == "DENY"
+        still = await app.client.get(Authorization(client_id, REDIRECT, scope="openid").url())
+        assert "code" in query_of(still.headers["location"]), "asking ends nothing"
+
+        out = await app.client.post("/logout", data={**hidden_fields(ask.text), "confirm": "yes"})
         assert out.status_code == 200
         assert "location" not in out.headers
         assert "You are signed out" in out.text
-        assert out.headers["x-frame-options"] == "DENY"
         again = await app.client.get(Authorization(client_id, REDIRECT, scope="openid").url())
         assert again.headers["location"].startswith("/login?")
+
+
+async def test_confirmed_logout_without_hint_goes_back_to_a_registered_uri(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    client_id, _, email = await signed_in_app(app_instance, pool, settings)
+    async with app_instance() as app:
+        await authorize_code(app.client, Authorization(client_id, REDIRECT, scope="openid"),
+                             email, PASSWORD)  # fmt: skip
+        params = {"client_id": client_id, "post_logout_redirect_uri": AFTER, "state": "s2"}
+        ask = await app.client.get("/logout", params=params)
+        forged = await app.client.post(
+            "/logout", data={**hidden_fields(ask.text), "csrf_token": "forged", "confirm": "yes"}
+        )
+        assert forged.status_code == 400
+        out = await app.client.post("/logout", data={**hidden_fields(ask.text), "confirm": "yes"})
+    assert out.status_code == 303
+    assert out.headers["location"].startswith(AFTER)
+    assert query_of(out.headers["location"]) == {"state": "s2"}
 
 
 async def test_discovery_lists_the_end_session_endpoint(app_instance: InstanceFactory) -> None:
