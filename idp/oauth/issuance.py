@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -33,10 +33,51 @@ class UserGrant:
     nonce: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Issued:
-    response: dict[str, Any]
-    access_jti: str
+    """Tokens decided (their jti known, their rows written) but not signed yet: signing, the
+    costly part (~0.3 ms an RS256 signature), waits until the transaction has committed and
+    given its connection back to the pool."""
+
+    client: Client
+    grant: UserGrant
+    now: datetime
+    access_claims: dict[str, Any]
+    expires_in: int
+    extra: dict[str, str] = field(default_factory=dict)  # e.g. the refresh token
+
+    @property
+    def access_jti(self) -> str:
+        jti: str = self.access_claims["jti"]
+        return jti
+
+    def sign(self, context: TokenContext) -> dict[str, Any]:
+        grant, settings = self.grant, context.settings
+        access_token = context.sign(self.access_claims, typ=ACCESS_TOKEN_TYPE)
+        response: dict[str, Any] = {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": " ".join(grant.scopes),
+        }
+        if "openid" in grant.scopes:
+            response["id_token"] = context.sign(
+                id_token_claims(
+                    issuer=settings.issuer,
+                    user=grant.user,
+                    client_id=self.client.client_id,
+                    scopes=grant.scopes,
+                    nonce=grant.nonce,
+                    auth_time=grant.auth_time,
+                    sid=grant.sid,
+                    access_token=access_token,
+                    now=self.now,
+                    ttl=settings.access_token_ttl,
+                ),
+                typ="JWT",
+            )
+        response.update(self.extra)
+        return response
 
 
 def user_tokens(client: Client, grant: UserGrant, context: TokenContext, now: datetime) -> Issued:
@@ -56,30 +97,7 @@ def user_tokens(client: Client, grant: UserGrant, context: TokenContext, now: da
             "roles": list(grant.user.roles),  # RFC 9068 §2.2.3.1
         },
     )
-    access_token = context.sign(claims, typ=ACCESS_TOKEN_TYPE)
-    response: dict[str, Any] = {
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": int(ttl.total_seconds()),
-        "scope": " ".join(grant.scopes),
-    }
-    if "openid" in grant.scopes:
-        response["id_token"] = context.sign(
-            id_token_claims(
-                issuer=settings.issuer,
-                user=grant.user,
-                client_id=client.client_id,
-                scopes=grant.scopes,
-                nonce=grant.nonce,
-                auth_time=grant.auth_time,
-                sid=grant.sid,
-                access_token=access_token,
-                now=now,
-                ttl=settings.access_token_ttl,
-            ),
-            typ="JWT",
-        )
-    return Issued(response, claims["jti"])
+    return Issued(client, grant, now, claims, int(ttl.total_seconds()))
 
 
 async def start_refresh_family(
@@ -90,7 +108,7 @@ async def start_refresh_family(
     context: TokenContext,
     now: datetime,
 ) -> None:
-    """A new family and its first token, added to ``issued.response``."""
+    """A new family and its first token, added to what ``issued`` will answer."""
     settings = context.settings
     family = refresh_tokens.Family(
         id=uuid.uuid4(),
@@ -104,7 +122,7 @@ async def start_refresh_family(
         revoked_at=None,
     )
     await refresh_tokens.insert_family(connection, family, now)
-    issued.response["refresh_token"] = await add_refresh_token(connection, family, context, now)
+    issued.extra["refresh_token"] = await add_refresh_token(connection, family, context, now)
     await refresh_tokens.add_access_jti(connection, family.id, issued.access_jti)
 
 

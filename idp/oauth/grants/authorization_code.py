@@ -15,7 +15,13 @@ from idp.db.pool import Connection
 from idp.hashing import digest
 from idp.oauth.context import TokenContext
 from idp.oauth.errors import InvalidGrantError
-from idp.oauth.issuance import REFRESH_GRANT, UserGrant, start_refresh_family, user_tokens
+from idp.oauth.issuance import (
+    REFRESH_GRANT,
+    Issued,
+    UserGrant,
+    start_refresh_family,
+    user_tokens,
+)
 from idp.oauth.params import Params
 from idp.oauth.pkce import verify_pkce
 
@@ -32,7 +38,7 @@ async def exchange(params: Params, client: Client, context: TokenContext) -> dic
         outcome = await _redeem(connection, digest(code), redirect_uri, verifier, client, context)
     if isinstance(outcome, InvalidGrantError):
         raise outcome
-    return outcome
+    return outcome.sign(context)  # after the commit: the connection is back in the pool
 
 
 async def _redeem(
@@ -42,7 +48,7 @@ async def _redeem(
     verifier: str,
     client: Client,
     context: TokenContext,
-) -> dict[str, Any] | InvalidGrantError:
+) -> Issued | InvalidGrantError:
     settings, now = context.settings, context.clock.now()
     grant = await authorization_codes.consume(connection, code_hash, client.client_id, now)
     if grant is None:
@@ -71,4 +77,4 @@ async def _redeem(
     if REFRESH_GRANT in client.grant_types:
         await start_refresh_family(connection, client, authorized, issued, context, now)
     await authorization_codes.record_issued(connection, code_hash, [issued.access_jti])
-    return issued.response
+    return issued

@@ -25,7 +25,7 @@ from idp.db.pool import Connection
 from idp.hashing import digest
 from idp.oauth.context import TokenContext
 from idp.oauth.errors import InvalidGrantError, InvalidScopeError, OAuthError
-from idp.oauth.issuance import UserGrant, add_refresh_token, user_tokens
+from idp.oauth.issuance import Issued, UserGrant, add_refresh_token, user_tokens
 from idp.oauth.params import Params, parse_scope
 
 GRANT_TYPE = "refresh_token"
@@ -40,6 +40,8 @@ async def exchange(params: Params, client: Client, context: TokenContext) -> dic
         outcome = await _rotate(connection, digest(presented), requested, client, context)
     if isinstance(outcome, OAuthError):
         raise outcome
+    if isinstance(outcome, Issued):
+        return outcome.sign(context)  # after the commit: the connection is back in the pool
     return outcome
 
 
@@ -49,7 +51,7 @@ async def _rotate(
     requested: list[str] | None,
     client: Client,
     context: TokenContext,
-) -> dict[str, Any] | OAuthError:
+) -> Issued | dict[str, Any] | OAuthError:
     settings, now = context.settings, context.clock.now()
     used = await refresh_tokens.consume(connection, token_hash, client.client_id, now)
     if used is None:
@@ -77,12 +79,16 @@ async def _rotate(
         auth_time=family.auth_time,
     )
     issued = user_tokens(client, grant, context, now)
-    issued.response["refresh_token"] = await add_refresh_token(connection, family, context, now)
+    issued.extra["refresh_token"] = await add_refresh_token(connection, family, context, now)
     await refresh_tokens.add_access_jti(connection, family.id, issued.access_jti)
     if settings.refresh_reuse_grace.total_seconds() > 0:
-        sealed = _seal(context, token_hash, issued.response)
-        await refresh_tokens.seal_successor(connection, token_hash, sealed)
-    return issued.response
+        # A retry must get the very same answer: sign now and keep it, sealed, for the grace.
+        response = issued.sign(context)
+        await refresh_tokens.seal_successor(
+            connection, token_hash, _seal(context, token_hash, response)
+        )
+        return response
+    return issued
 
 
 async def _presented_again(
