@@ -64,6 +64,15 @@ def verify(token: str, jwks_body: bytes, algorithms: list[str]) -> dict[str, Any
     return jwt.decode(token, keyset(jwks_body), algorithms=algorithms).claims
 
 
+def assert_security_headers(response: httpx.Response) -> None:
+    """What every HTML page of idp carries (see idp.web.security.HTML_HEADERS)."""
+    headers = response.headers
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["cache-control"] == "no-store"
+
+
 def assert_oauth_error(response: httpx.Response, status: int, error: str) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")

@@ -36,7 +36,7 @@ from idp.keys.crypto import generate_key, load_signing_key
 from idp.settings import Settings
 from idp.web.state import AppState
 from tests.conftest import Instance, InstanceFactory
-from tests.factories import make_client, make_user
+from tests.factories import assert_security_headers, make_client, make_user
 from tests.oauth.test_refresh import REDIRECT, App
 from tests.oauth.test_refresh import real_time as real_time  # the autouse fixture, shared
 
@@ -933,14 +933,6 @@ async def context(instance: Instance, pool: asyncpg.Pool, settings: Settings) ->
         spa=spa.client_id,
         api=Credentials(api.client_id, api_secret),
     )
-
-
-def assert_security_headers(response: httpx.Response) -> None:
-    headers = response.headers
-    assert "frame-ancestors 'none'" in headers["content-security-policy"]
-    assert headers["x-frame-options"] == "DENY"
-    assert headers["referrer-policy"] == "no-referrer"
-    assert headers["cache-control"] == "no-store"
 
 
 def assert_refused(response: httpx.Response, expect: Refused) -> None:

@@ -38,7 +38,7 @@ from idp.settings import Settings
 from idp.web.authorize import PENDING_TTL
 from idp.web.state import AppState
 from tests.conftest import InstanceFactory
-from tests.factories import make_client, make_user
+from tests.factories import assert_security_headers, make_client, make_user
 from tests.oauth.flow import Authorization, hidden_fields, query_of, sign_in
 
 REDIRECT = "https://app.example/callback"
@@ -888,14 +888,6 @@ USERINFO_CASES = [
 
 
 # -- the checks ---------------------------------------------------------------------------------
-def assert_security_headers(response: httpx.Response) -> None:
-    headers = response.headers
-    assert "frame-ancestors 'none'" in headers["content-security-policy"]
-    assert headers["x-frame-options"] == "DENY"
-    assert headers["referrer-policy"] == "no-referrer"
-    assert headers["cache-control"] == "no-store"
-
-
 def assert_page(response: httpx.Response, status: int) -> None:
     assert response.status_code == status, response.text
     assert "location" not in response.headers
