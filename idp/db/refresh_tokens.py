@@ -9,25 +9,24 @@ from datetime import datetime
 import asyncpg
 
 from idp.db.pool import Executor
+from idp.db.users import User
 
 INSERT_FAMILY = """
 INSERT INTO refresh_families (id, client_id, user_id, sid, scopes, audience, auth_time,
     created_at, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 """
-INSERT_REFRESH = """
-INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at)
-VALUES ($1, $2, $3, $4)
-"""
 _FAMILY_COLUMNS = """f.id, f.client_id, f.user_id, f.sid, f.scopes, f.audience, f.auth_time,
     f.expires_at, f.revoked_at"""
 # One conditional statement: of concurrent uses of one token, exactly one consumes it (the
 # others wait on the row lock, then find it consumed).
+# The family's user comes back too: the refresh re-reads it, in the same round trip.
 CONSUME = f"""
 UPDATE refresh_tokens t SET consumed_at = $2
-FROM refresh_families f
+FROM refresh_families f JOIN users u ON u.id = f.user_id
 WHERE t.token_hash = $1 AND t.consumed_at IS NULL AND f.id = t.family_id AND f.client_id = $3
-RETURNING t.idle_expires_at, {_FAMILY_COLUMNS}
+RETURNING t.idle_expires_at, {_FAMILY_COLUMNS}, u.email, u.name, u.email_verified,
+    u.password_hash, u.roles, u.disabled, u.created_at AS user_created_at
 """
 SELECT_CONSUMED = f"""
 SELECT t.consumed_at, t.successor_response, {_FAMILY_COLUMNS}
@@ -35,8 +34,13 @@ FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
 WHERE t.token_hash = $1
 """
 SEAL_SUCCESSOR = "UPDATE refresh_tokens SET successor_response = $2 WHERE token_hash = $1"
-ADD_ACCESS_JTI = """
-UPDATE refresh_families SET access_jtis = array_append(access_jtis, $2) WHERE id = $1
+# A successor token and the access token issued with it, in one round trip.
+ADD_SUCCESSOR = """
+WITH successor AS (
+    INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at)
+    VALUES ($1, $2, $3, $4)
+)
+UPDATE refresh_families SET access_jtis = array_append(access_jtis, $5) WHERE id = $2
 """
 REVOKE_FAMILY = """
 UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3
@@ -101,18 +105,35 @@ async def insert_family(db: Executor, family: Family, now: datetime) -> None:
     )
 
 
-async def insert_token(
-    db: Executor, token_hash: bytes, family_id: uuid.UUID, now: datetime, idle_expires_at: datetime
-) -> None:
-    await db.execute(INSERT_REFRESH, token_hash, family_id, now, idle_expires_at)
-
-
 async def consume(
     db: Executor, token_hash: bytes, client_id: str, now: datetime
-) -> tuple[datetime, Family] | None:
-    """(idle expiry, family) of the token if this call consumed it for its own client."""
+) -> tuple[datetime, Family, User] | None:
+    """(idle expiry, family, its user) if this call consumed the token for its own client."""
     row = await db.fetchrow(CONSUME, token_hash, now, client_id)
-    return None if row is None else (row["idle_expires_at"], _family(row))
+    if row is None:
+        return None
+    user = User(
+        id=row["user_id"],
+        email=row["email"],
+        name=row["name"],
+        email_verified=row["email_verified"],
+        password_hash=row["password_hash"],
+        roles=tuple(row["roles"]),
+        disabled=row["disabled"],
+        created_at=row["user_created_at"],
+    )
+    return row["idle_expires_at"], _family(row), user
+
+
+async def add_token_and_jti(
+    db: Executor,
+    token_hash: bytes,
+    family_id: uuid.UUID,
+    now: datetime,
+    idle_expires_at: datetime,
+    access_jti: str,
+) -> None:
+    await db.execute(ADD_SUCCESSOR, token_hash, family_id, now, idle_expires_at, access_jti)
 
 
 async def consumed(db: Executor, token_hash: bytes) -> Consumed | None:
@@ -124,10 +145,6 @@ async def consumed(db: Executor, token_hash: bytes) -> Consumed | None:
 
 async def seal_successor(db: Executor, token_hash: bytes, sealed: bytes) -> None:
     await db.execute(SEAL_SUCCESSOR, token_hash, sealed)
-
-
-async def add_access_jti(db: Executor, family_id: uuid.UUID, jti: str) -> None:
-    await db.execute(ADD_ACCESS_JTI, family_id, jti)
 
 
 async def revoke_family(

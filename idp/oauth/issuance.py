@@ -122,15 +122,23 @@ async def start_refresh_family(
         revoked_at=None,
     )
     await refresh_tokens.insert_family(connection, family, now)
-    issued.extra["refresh_token"] = await add_refresh_token(connection, family, context, now)
-    await refresh_tokens.add_access_jti(connection, family.id, issued.access_jti)
+    issued.extra["refresh_token"] = await add_refresh_token(
+        connection, family, context, now, issued.access_jti
+    )
 
 
 async def add_refresh_token(
-    connection: Connection, family: refresh_tokens.Family, context: TokenContext, now: datetime
+    connection: Connection,
+    family: refresh_tokens.Family,
+    context: TokenContext,
+    now: datetime,
+    access_jti: str,
 ) -> str:
-    """A new token of ``family``: 256 random bits, stored as SHA-256, idle-limited."""
+    """A new token of ``family`` (256 random bits, stored as SHA-256, idle-limited), recording
+    the access token issued beside it so that revoking the family deny-lists it."""
     token = secrets.token_urlsafe(32)
     idle = min(now + context.settings.refresh_idle_ttl, family.expires_at)
-    await refresh_tokens.insert_token(connection, digest(token), family.id, now, idle)
+    await refresh_tokens.add_token_and_jti(
+        connection, digest(token), family.id, now, idle, access_jti
+    )
     return token

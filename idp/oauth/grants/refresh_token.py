@@ -19,7 +19,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from idp.db import audit, refresh_tokens, users
+from idp.db import audit, refresh_tokens
 from idp.db.clients import Client
 from idp.db.pool import Connection
 from idp.hashing import digest
@@ -56,7 +56,7 @@ async def _rotate(
     used = await refresh_tokens.consume(connection, token_hash, client.client_id, now)
     if used is None:
         return await _presented_again(connection, token_hash, client, context, now)
-    idle_expires_at, family = used
+    idle_expires_at, family, user = used
     if family.revoked_at is not None:
         return InvalidGrantError("the refresh token was revoked")
     if now >= family.expires_at or now >= idle_expires_at:
@@ -67,8 +67,7 @@ async def _rotate(
         if not set(requested) <= set(family.scopes):
             raise InvalidScopeError("a refresh cannot widen the scope")
         scopes = requested
-    user = await users.by_id(connection, family.user_id)
-    if user is None or user.disabled:
+    if user.disabled:
         return InvalidGrantError("the user can no longer sign in")
     # Each refresh re-reads the user: new roles and email appear in the new tokens.
     grant = UserGrant(
@@ -79,8 +78,9 @@ async def _rotate(
         auth_time=family.auth_time,
     )
     issued = user_tokens(client, grant, context, now)
-    issued.extra["refresh_token"] = await add_refresh_token(connection, family, context, now)
-    await refresh_tokens.add_access_jti(connection, family.id, issued.access_jti)
+    issued.extra["refresh_token"] = await add_refresh_token(
+        connection, family, context, now, issued.access_jti
+    )
     if settings.refresh_reuse_grace.total_seconds() > 0:
         # A retry must get the very same answer: sign now and keep it, sealed, for the grace.
         response = issued.sign(context)
