@@ -8,6 +8,7 @@ import json
 import os
 from collections.abc import AsyncIterator
 
+import asyncpg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
@@ -24,7 +25,7 @@ from idp.oauth.discovery import provider_metadata
 from idp.passwords import Passwords
 from idp.runtime import resolve
 from idp.settings import Settings
-from idp.web.errors import http_exception, server_error
+from idp.web.errors import database_unavailable, http_exception, server_error
 from idp.web.router import StaticPathRouter
 from idp.web.routes import demo_routes, routes
 from idp.web.security import Cookies
@@ -82,7 +83,16 @@ def create_app(
                 ),
             }
 
-    app = Starlette(exception_handlers={HTTPException: http_exception, Exception: server_error})
+    app = Starlette(
+        exception_handlers={
+            HTTPException: http_exception,
+            # The database went away (connection refused, timeout, closed pool): 503, not 500.
+            OSError: database_unavailable,
+            asyncpg.PostgresConnectionError: database_unavailable,
+            asyncpg.InterfaceError: database_unavailable,
+            Exception: server_error,
+        }
+    )
     app.router = StaticPathRouter(
         [*routes, *(demo_routes if settings.demo else [])], lifespan=lifespan
     )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncpg
+
+from idp.settings import Settings
 from tests.conftest import InstanceFactory
-from tests.factories import assert_oauth_error
+from tests.factories import assert_oauth_error, assert_security_headers, make_client
 
 
 async def test_discovery_documents_name_the_issuer_and_jwks(
@@ -56,3 +59,23 @@ async def test_unknown_paths_and_wrong_methods_get_json_errors(
         assert_oauth_error(wrong, 405, "method_not_allowed")
         assert "GET" in wrong.headers["allow"]
         assert_oauth_error(await instance.client.delete("/healthz"), 405, "method_not_allowed")
+
+
+async def test_endpoints_that_need_the_database_answer_503_with_retry_after_when_it_is_gone(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    machine, secret = await make_client(pool, settings)
+    async with app_instance() as instance:
+        await instance.state["pool"].close()  # as good as a database that went away
+        token = await instance.client.post(
+            "/token", auth=(machine.client_id, secret), data={"grant_type": "client_credentials"}
+        )
+        page = await instance.client.get("/login", params={"request": "anything"})
+        jwks = await instance.client.get("/jwks.json")
+    assert_oauth_error(token, 503, "temporarily_unavailable")
+    assert token.headers["retry-after"] == "5"
+    assert page.status_code == 503
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["retry-after"] == "5"
+    assert_security_headers(page)
+    assert jwks.status_code == 200
