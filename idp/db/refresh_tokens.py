@@ -9,7 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from idp.db.pool import Executor
-from idp.db.users import User
+from idp.db.users import User, user_from
 
 INSERT_FAMILY = """
 INSERT INTO refresh_families (id, client_id, user_id, sid, scopes, audience, auth_time,
@@ -25,8 +25,9 @@ CONSUME = f"""
 UPDATE refresh_tokens t SET consumed_at = $2
 FROM refresh_families f JOIN users u ON u.id = f.user_id
 WHERE t.token_hash = $1 AND t.consumed_at IS NULL AND f.id = t.family_id AND f.client_id = $3
-RETURNING t.idle_expires_at, {_FAMILY_COLUMNS}, u.email, u.name, u.email_verified,
-    u.password_hash, u.roles, u.disabled, u.created_at AS user_created_at
+RETURNING t.idle_expires_at, {_FAMILY_COLUMNS}, u.id AS u_id, u.email AS u_email,
+    u.name AS u_name, u.email_verified AS u_email_verified, u.password_hash AS u_password_hash,
+    u.roles AS u_roles, u.disabled AS u_disabled, u.created_at AS u_created_at
 """
 SELECT_CONSUMED = f"""
 SELECT t.consumed_at, t.successor_response, {_FAMILY_COLUMNS}
@@ -112,17 +113,7 @@ async def consume(
     row = await db.fetchrow(CONSUME, token_hash, now, client_id)
     if row is None:
         return None
-    user = User(
-        id=row["user_id"],
-        email=row["email"],
-        name=row["name"],
-        email_verified=row["email_verified"],
-        password_hash=row["password_hash"],
-        roles=tuple(row["roles"]),
-        disabled=row["disabled"],
-        created_at=row["user_created_at"],
-    )
-    return row["idle_expires_at"], _family(row), user
+    return row["idle_expires_at"], _family(row), user_from(row, prefix="u_")
 
 
 async def add_token_and_jti(

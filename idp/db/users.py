@@ -54,16 +54,17 @@ class User:
     created_at: datetime
 
 
-def _user(row: asyncpg.Record) -> User:
+def user_from(row: asyncpg.Record, prefix: str = "") -> User:
+    """A user from a row; ``prefix`` names its columns when the row joins other tables."""
     return User(
-        id=row["id"],
-        email=row["email"],
-        name=row["name"],
-        email_verified=row["email_verified"],
-        password_hash=row["password_hash"],
-        roles=tuple(row["roles"]),
-        disabled=row["disabled"],
-        created_at=row["created_at"],
+        id=row[f"{prefix}id"],
+        email=row[f"{prefix}email"],
+        name=row[f"{prefix}name"],
+        email_verified=row[f"{prefix}email_verified"],
+        password_hash=row[f"{prefix}password_hash"],
+        roles=tuple(row[f"{prefix}roles"]),
+        disabled=row[f"{prefix}disabled"],
+        created_at=row[f"{prefix}created_at"],
     )
 
 
@@ -81,21 +82,21 @@ async def insert(
     except asyncpg.UniqueViolationError:
         raise EmailTakenError(email) from None
     assert row is not None
-    return _user(row)
+    return user_from(row)
 
 
 async def by_email(db: Executor, email: str) -> User | None:
     row = await db.fetchrow(SELECT_BY_EMAIL, email)
-    return None if row is None else _user(row)
+    return None if row is None else user_from(row)
 
 
 async def by_id(db: Executor, user_id: uuid.UUID) -> User | None:
     row = await db.fetchrow(SELECT_BY_ID, user_id)
-    return None if row is None else _user(row)
+    return None if row is None else user_from(row)
 
 
 async def all_users(db: Executor) -> list[User]:
-    return [_user(row) for row in await db.fetch(SELECT_ALL)]
+    return [user_from(row) for row in await db.fetch(SELECT_ALL)]
 
 
 async def set_disabled(db: Executor, email: str, disabled: bool, now: datetime) -> uuid.UUID | None:
@@ -112,4 +113,4 @@ async def change_roles(
     db: Executor, email: str, add: list[str], remove: list[str], now: datetime
 ) -> User | None:
     row = await db.fetchrow(SET_ROLES, email, add, remove, now)
-    return None if row is None else _user(row)
+    return None if row is None else user_from(row)

@@ -55,7 +55,7 @@ async def check_logout(
     if client_id is not None and hinted is not None and client_id != hinted:
         return LogoutRequest(None, None)  # §2: they must agree
     chosen = client_id or hinted
-    client = None if chosen is None or "\x00" in chosen else await clients.find(chosen)
+    client = None if chosen is None else await clients.find(chosen)
     if client is None or client.disabled or redirect_uri not in client.post_logout_redirect_uris:
         return LogoutRequest(client, None, hinted is not None)
     parts = urlsplit(redirect_uri)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
-from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -24,12 +23,12 @@ from idp.oauth.code_flow import (
     needs_login,
     redirect_to_client,
 )
-from idp.oauth.params import Params
+from idp.oauth.errors import OAuthError
+from idp.web.forms import read_query
 from idp.web.security import HTML_HEADERS
 from idp.web.state import AppState
 from idp.web.templates import error_page
 
-MAX_QUERY_FIELDS = 64
 # How long a user may take to sign in and consent before the request must start over.
 PENDING_TTL = timedelta(minutes=10)
 
@@ -123,14 +122,9 @@ async def proceed(
 async def authorize(request: Request[AppState]) -> Response:
     state = request.state
     try:
-        # Bytes that are not UTF-8 stay marked (surrogateescape) for Params to refuse, instead of
-        # becoming U+FFFD and silently altering the client's state.
-        query = request.scope["query_string"].decode("utf-8", "surrogateescape")
-        pairs = parse_qsl(query, errors="surrogateescape", keep_blank_values=True,
-                          max_num_fields=MAX_QUERY_FIELDS)  # fmt: skip
-    except ValueError:
+        params = read_query(request)
+    except OAuthError:
         return error_page(400, "Invalid request", "The request has too many parameters.")
-    params = Params(pairs)
     try:
         auth = await check_request(params, state["clients"].find, state["settings"].issuer)
     except AuthorizePageError as error:

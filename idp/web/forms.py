@@ -35,3 +35,16 @@ async def read_form(request: Request[Any]) -> Params:
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequestError("the request body is not valid UTF-8 form data") from None
     return Params(pairs)
+
+
+def read_query(request: Request[Any], *, max_fields: int = MAX_FIELDS) -> Params:
+    """The query string. Bytes that are not UTF-8 stay marked (surrogateescape) for Params to
+    refuse, instead of becoming U+FFFD and silently altering, say, the client's state."""
+    query = request.scope["query_string"].decode("utf-8", "surrogateescape")
+    try:
+        pairs = parse_qsl(
+            query, keep_blank_values=True, errors="surrogateescape", max_num_fields=max_fields
+        )
+    except ValueError:
+        raise InvalidRequestError("the request has too many parameters") from None
+    return Params(pairs)

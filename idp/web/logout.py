@@ -3,8 +3,6 @@ app's registered post-logout URI, or show a signed-out page."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -14,21 +12,20 @@ from idp.oauth.errors import OAuthError
 from idp.oauth.logout import check_logout
 from idp.oauth.params import Params
 from idp.web.authorize import redirect
-from idp.web.forms import read_form
+from idp.web.forms import read_form, read_query
 from idp.web.state import AppState
 from idp.web.templates import error_page, render
 
 
 async def _params(request: Request[AppState]) -> Params:
-    if request.method == "POST":
-        try:
-            return await read_form(request)
-        except OAuthError:
-            return Params([])
-    query = request.scope["query_string"].decode("utf-8", "surrogateescape")
+    """Bad input names no client: the logout then shows a page and redirects nowhere."""
     try:
-        return Params(parse_qsl(query, errors="surrogateescape", max_num_fields=32))
-    except ValueError:
+        return (
+            await read_form(request)
+            if request.method == "POST"
+            else read_query(request, max_fields=32)
+        )
+    except OAuthError:
         return Params([])
 
 
