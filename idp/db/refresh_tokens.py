@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -18,24 +18,41 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 """
 _FAMILY_COLUMNS = """f.id, f.client_id, f.user_id, f.sid, f.scopes, f.audience, f.auth_time,
     f.expires_at, f.revoked_at"""
-# One conditional statement: of concurrent uses of one token, exactly one consumes it (the
-# others wait on the row lock, then find it consumed).
-# The family's user comes back too: the refresh re-reads it, in the same round trip.
-CONSUME = f"""
-UPDATE refresh_tokens t SET consumed_at = $2
-FROM refresh_families f JOIN users u ON u.id = f.user_id
-WHERE t.token_hash = $1 AND t.consumed_at IS NULL AND f.id = t.family_id AND f.client_id = $3
-RETURNING t.idle_expires_at, {_FAMILY_COLUMNS}, u.id AS u_id, u.email AS u_email,
-    u.name AS u_name, u.email_verified AS u_email_verified, u.password_hash AS u_password_hash,
-    u.roles AS u_roles, u.disabled AS u_disabled, u.created_at AS u_created_at
+# The whole rotation is one statement, so it needs no explicit transaction: it consumes the
+# presented token (of concurrent uses of one token exactly one matches; the others wait on the
+# row lock, then find it consumed) and, if the family is live, adds the successor and records the
+# access token's jti on the family. A widened scope matches nothing, so the token is kept. The
+# family's user comes back too: each refresh re-reads it in the same round trip.
+ROTATE = f"""
+WITH used AS (
+    UPDATE refresh_tokens t SET consumed_at = $2
+    FROM refresh_families f JOIN users u ON u.id = f.user_id
+    WHERE t.token_hash = $1 AND t.consumed_at IS NULL AND f.id = t.family_id
+        AND f.client_id = $3 AND ($4::text[] IS NULL OR $4::text[] <@ f.scopes)
+    RETURNING t.idle_expires_at, {_FAMILY_COLUMNS}, u.id AS u_id, u.email AS u_email,
+        u.name AS u_name, u.email_verified AS u_email_verified,
+        u.password_hash AS u_password_hash, u.roles AS u_roles, u.disabled AS u_disabled,
+        u.created_at AS u_created_at
+), live AS (
+    SELECT id, expires_at FROM used
+    WHERE revoked_at IS NULL AND $2 < expires_at AND $2 < idle_expires_at AND NOT u_disabled
+), successor AS (
+    INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at)
+    SELECT $5, id, $2, LEAST($2 + $7::interval, expires_at) FROM live
+    RETURNING family_id
+), recorded AS (
+    UPDATE refresh_families SET access_jtis = array_append(access_jtis, $6)
+    WHERE id IN (SELECT family_id FROM successor)
+)
+SELECT used.*, EXISTS (SELECT 1 FROM successor) AS rotated FROM used
 """
-SELECT_CONSUMED = f"""
+SELECT_TOKEN = f"""
 SELECT t.consumed_at, t.successor_response, {_FAMILY_COLUMNS}
 FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
 WHERE t.token_hash = $1
 """
 SEAL_SUCCESSOR = "UPDATE refresh_tokens SET successor_response = $2 WHERE token_hash = $1"
-# A successor token and the access token issued with it, in one round trip.
+# A family's first token and the access token issued with it, in one round trip.
 ADD_SUCCESSOR = """
 WITH successor AS (
     INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at)
@@ -69,10 +86,22 @@ class Family:
 
 
 @dataclass(frozen=True)
-class Consumed:
-    """A token found consumed already: when, by which family, and the sealed answer if kept."""
+class Rotation:
+    """A token this call consumed: its family, the family's user, and whether the successor was
+    added (only for a live family: not revoked, not expired, its user not disabled)."""
 
-    consumed_at: datetime
+    idle_expires_at: datetime
+    family: Family
+    user: User
+    rotated: bool
+
+
+@dataclass(frozen=True)
+class Presented:
+    """A token the rotation did not consume: when it was consumed (None if it never was), the
+    sealed answer kept for the grace window, and its family."""
+
+    consumed_at: datetime | None
     successor_response: bytes | None
     family: Family
 
@@ -106,14 +135,26 @@ async def insert_family(db: Executor, family: Family, now: datetime) -> None:
     )
 
 
-async def consume(
-    db: Executor, token_hash: bytes, client_id: str, now: datetime
-) -> tuple[datetime, Family, User] | None:
-    """(idle expiry, family, its user) if this call consumed the token for its own client."""
-    row = await db.fetchrow(CONSUME, token_hash, now, client_id)
+async def rotate(
+    db: Executor,
+    token_hash: bytes,
+    client_id: str,
+    scopes: list[str] | None,
+    now: datetime,
+    successor_hash: bytes,
+    access_jti: str,
+    idle_ttl: timedelta,
+) -> Rotation | None:
+    """Consume the token for its own client (and a scope within the family's), adding the
+    successor if the family is live; None if nothing was consumed."""
+    row = await db.fetchrow(
+        ROTATE, token_hash, now, client_id, scopes, successor_hash, access_jti, idle_ttl
+    )
     if row is None:
         return None
-    return row["idle_expires_at"], _family(row), user_from(row, prefix="u_")
+    return Rotation(
+        row["idle_expires_at"], _family(row), user_from(row, prefix="u_"), row["rotated"]
+    )
 
 
 async def add_token_and_jti(
@@ -124,14 +165,15 @@ async def add_token_and_jti(
     idle_expires_at: datetime,
     access_jti: str,
 ) -> None:
+    """A family's first token, and the access token issued with it (the code exchange)."""
     await db.execute(ADD_SUCCESSOR, token_hash, family_id, now, idle_expires_at, access_jti)
 
 
-async def consumed(db: Executor, token_hash: bytes) -> Consumed | None:
-    row = await db.fetchrow(SELECT_CONSUMED, token_hash)
-    if row is None or row["consumed_at"] is None:
+async def find(db: Executor, token_hash: bytes) -> Presented | None:
+    row = await db.fetchrow(SELECT_TOKEN, token_hash)
+    if row is None:
         return None
-    return Consumed(row["consumed_at"], row["successor_response"], _family(row))
+    return Presented(row["consumed_at"], row["successor_response"], _family(row))
 
 
 async def seal_successor(db: Executor, token_hash: bytes, sealed: bytes) -> None:

@@ -80,7 +80,14 @@ class Issued:
         return response
 
 
-def user_tokens(client: Client, grant: UserGrant, context: TokenContext, now: datetime) -> Issued:
+def user_tokens(
+    client: Client,
+    grant: UserGrant,
+    context: TokenContext,
+    now: datetime,
+    *,
+    jti: str | None = None,
+) -> Issued:
     settings = context.settings
     ttl = access_token_ttl(client, settings.access_token_ttl)
     claims = access_token_claims(
@@ -96,6 +103,7 @@ def user_tokens(client: Client, grant: UserGrant, context: TokenContext, now: da
             "sid": grant.sid,
             "roles": list(grant.user.roles),  # RFC 9068 §2.2.3.1
         },
+        jti=jti,
     )
     return Issued(client, grant, now, claims, int(ttl.total_seconds()))
 

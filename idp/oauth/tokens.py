@@ -52,6 +52,10 @@ def access_token_ttl(client: Client, default: timedelta) -> timedelta:
     return client.access_token_ttl or default
 
 
+def new_jti() -> str:
+    return secrets.token_urlsafe(16)
+
+
 def access_token_claims(
     *,
     issuer: str,
@@ -62,6 +66,7 @@ def access_token_claims(
     now: datetime,
     ttl: timedelta,
     extra: dict[str, Any] | None = None,
+    jti: str | None = None,
 ) -> dict[str, Any]:
     """RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti, and scope (§2.2.3)."""
     issued = int(now.timestamp())
@@ -72,7 +77,7 @@ def access_token_claims(
         "client_id": client_id,
         "iat": issued,
         "exp": issued + int(ttl.total_seconds()),
-        "jti": secrets.token_urlsafe(16),
+        "jti": jti or new_jti(),
     }
     if scopes:
         claims["scope"] = " ".join(scopes)

@@ -1,10 +1,10 @@
 """The refresh_token grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2).
 
-Every use consumes the presented token in one conditional statement and issues its successor in
-the same transaction. A token presented again revokes its whole family, and every access token
-issued from it is deny-listed, unless it comes back from the same client within
-IDP_REFRESH_REUSE_GRACE: then the very same answer is returned again (a retry after a network
-error must not log the user out). That answer is kept AES-GCM sealed only for the grace window.
+Every use consumes the presented token and adds its successor in one conditional statement. A
+token presented again revokes its whole family, and every access token issued from it is
+deny-listed, unless it comes back from the same client within IDP_REFRESH_REUSE_GRACE: then the
+very same answer is returned again (a retry after a network error must not log the user out).
+That answer is kept AES-GCM sealed only for the grace window.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from idp.db.pool import Connection
 from idp.hashing import digest
 from idp.oauth.context import TokenContext
 from idp.oauth.errors import InvalidGrantError, InvalidScopeError, OAuthError
-from idp.oauth.issuance import Issued, UserGrant, add_refresh_token, user_tokens
+from idp.oauth.issuance import Issued, UserGrant, user_tokens
 from idp.oauth.params import Params, parse_scope
+from idp.oauth.tokens import new_jti
 
 GRANT_TYPE = "refresh_token"
 
@@ -34,10 +35,16 @@ GRANT_TYPE = "refresh_token"
 async def exchange(params: Params, client: Client, context: TokenContext) -> dict[str, Any]:
     presented = params.require("refresh_token")
     requested = parse_scope(params.get("scope"))
-    async with context.pool.acquire() as connection, connection.transaction():
-        # invalid_grant is returned, not raised, so that consumption and revocation commit;
-        # invalid_scope is raised: it rolls back, and the client keeps its token.
-        outcome = await _rotate(connection, digest(presented), requested, client, context)
+    async with context.pool.acquire() as connection:
+        if context.settings.refresh_reuse_grace.total_seconds() > 0:
+            # The sealed answer must commit with the rotation: a retry waiting on the row lock
+            # then finds it.
+            async with connection.transaction():
+                outcome = await _rotate(connection, digest(presented), requested, client, context)
+        else:
+            # The rotation is one statement (its own transaction): one round trip, no lock held
+            # across round trips.
+            outcome = await _rotate(connection, digest(presented), requested, client, context)
     if isinstance(outcome, OAuthError):
         raise outcome
     if isinstance(outcome, Issued):
@@ -52,35 +59,38 @@ async def _rotate(
     client: Client,
     context: TokenContext,
 ) -> Issued | dict[str, Any] | OAuthError:
+    """invalid_grant is returned, not raised: the consumption or revocation it follows stands."""
     settings, now = context.settings, context.clock.now()
-    used = await refresh_tokens.consume(connection, token_hash, client.client_id, now)
+    successor, access_jti = secrets.token_urlsafe(32), new_jti()
+    used = await refresh_tokens.rotate(
+        connection,
+        token_hash,
+        client.client_id,
+        requested,
+        now,
+        digest(successor),
+        access_jti,
+        settings.refresh_idle_ttl,
+    )
     if used is None:
-        return await _presented_again(connection, token_hash, client, context, now)
-    idle_expires_at, family, user = used
-    if family.revoked_at is not None:
-        return InvalidGrantError("the refresh token was revoked")
-    if now >= family.expires_at or now >= idle_expires_at:
-        return InvalidGrantError("the refresh token expired")
-    scopes = family.scopes
-    if requested is not None:
-        # RFC 6749 §6: the scope may be narrowed, never widened.
-        if not set(requested) <= set(family.scopes):
-            raise InvalidScopeError("a refresh cannot widen the scope")
-        scopes = requested
-    if user.disabled:
+        return await _not_consumed(connection, token_hash, requested, client, context, now)
+    family, user = used.family, used.user
+    if not used.rotated:
+        if family.revoked_at is not None:
+            return InvalidGrantError("the refresh token was revoked")
+        if now >= family.expires_at or now >= used.idle_expires_at:
+            return InvalidGrantError("the refresh token expired")
         return InvalidGrantError("the user can no longer sign in")
     # Each refresh re-reads the user: new roles and email appear in the new tokens.
     grant = UserGrant(
         user=user,
         sid=family.sid,
-        scopes=scopes,
+        scopes=family.scopes if requested is None else requested,
         audience=family.audience,
         auth_time=family.auth_time,
     )
-    issued = user_tokens(client, grant, context, now)
-    issued.extra["refresh_token"] = await add_refresh_token(
-        connection, family, context, now, issued.access_jti
-    )
+    issued = user_tokens(client, grant, context, now, jti=access_jti)
+    issued.extra["refresh_token"] = successor
     if settings.refresh_reuse_grace.total_seconds() > 0:
         # A retry must get the very same answer: sign now and keep it, sealed, for the grace.
         response = issued.sign(context)
@@ -91,17 +101,25 @@ async def _rotate(
     return issued
 
 
-async def _presented_again(
+async def _not_consumed(
     connection: Connection,
     token_hash: bytes,
+    requested: list[str] | None,
     client: Client,
     context: TokenContext,
     now: datetime,
 ) -> OAuthError | dict[str, Any]:
-    seen = await refresh_tokens.consumed(connection, token_hash)
+    """Why the rotation consumed nothing: unknown, another client's, a widened scope, or a token
+    presented again (RFC 9700 §4.14.2: the family is revoked, unless a retry within the grace)."""
+    seen = await refresh_tokens.find(connection, token_hash)
     if seen is None or seen.family.client_id != client.client_id:
         return InvalidGrantError("the refresh token is invalid")  # unknown, or another client's
     family = seen.family
+    if seen.consumed_at is None:
+        # RFC 6749 §6: the scope may be narrowed, never widened. The token stays usable.
+        if requested is not None and not set(requested) <= set(family.scopes):
+            raise InvalidScopeError("a refresh cannot widen the scope")
+        return InvalidGrantError("the refresh token is invalid")
     if family.revoked_at is not None:
         return InvalidGrantError("the refresh token was revoked")
     grace = context.settings.refresh_reuse_grace
@@ -110,18 +128,19 @@ async def _presented_again(
         if retried is not None:
             return retried
     deny_until = now + context.settings.deny_list_horizon
-    await refresh_tokens.revoke_family(
-        connection, family.id, "refresh token reuse", now, deny_until
-    )
-    await audit.record(
-        connection,
-        now=now,
-        actor=f"client:{client.client_id}",
-        action="refresh.reuse_detected",
-        subject=str(family.id),
-        reason="a consumed refresh token was presented again; the family is revoked",
-        details={"user_id": str(family.user_id)},
-    )
+    async with connection.transaction():
+        await refresh_tokens.revoke_family(
+            connection, family.id, "refresh token reuse", now, deny_until
+        )
+        await audit.record(
+            connection,
+            now=now,
+            actor=f"client:{client.client_id}",
+            action="refresh.reuse_detected",
+            subject=str(family.id),
+            reason="a consumed refresh token was presented again; the family is revoked",
+            details={"user_id": str(family.user_id)},
+        )
     return InvalidGrantError("the refresh token was used already; the grant is revoked")
 
 
