@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import Route
 
 from idp.clock import Clock, SystemClock
 from idp.db.listener import Listener
@@ -19,6 +21,8 @@ from idp.janitor import JanitorScheduler
 from idp.keys.keyring import Keyring
 from idp.keys.manager import KeyManager
 from idp.keys.scheduler import KeyScheduler
+from idp.logs import configure as configure_logging
+from idp.metrics import Exposition
 from idp.oauth.client_registry import ClientRegistry
 from idp.oauth.context import TokenContext
 from idp.oauth.discovery import provider_metadata
@@ -26,6 +30,7 @@ from idp.passwords import Passwords
 from idp.runtime import resolve
 from idp.settings import Settings
 from idp.web.errors import database_unavailable, http_exception, server_error
+from idp.web.observe import Observe
 from idp.web.router import StaticPathRouter
 from idp.web.routes import demo_routes, routes
 from idp.web.security import Cookies
@@ -81,9 +86,13 @@ def create_app(
                 "token_context": TokenContext(
                     settings, app_clock, pool, keyring.sign, keyring.verification_keys
                 ),
+                "metrics": Exposition(keyring, pool, app_clock.now),
             }
 
+    app_routes = [*routes, *(demo_routes if settings.demo else [])]
+    paths = frozenset(route.path for route in app_routes if isinstance(route, Route))
     app = Starlette(
+        middleware=[Middleware(Observe, paths=paths)],
         exception_handlers={
             HTTPException: http_exception,
             # The database went away (connection refused, timeout, closed pool): 503, not 500.
@@ -91,14 +100,13 @@ def create_app(
             asyncpg.PostgresConnectionError: database_unavailable,
             asyncpg.InterfaceError: database_unavailable,
             Exception: server_error,
-        }
+        },
     )
-    app.router = StaticPathRouter(
-        [*routes, *(demo_routes if settings.demo else [])], lifespan=lifespan
-    )
+    app.router = StaticPathRouter(app_routes, lifespan=lifespan)
     return app
 
 
 def app_from_env() -> Starlette:
     """Factory for uvicorn workers (``idp serve --workers N`` passes resolved settings in env)."""
+    configure_logging()
     return create_app(resolve(Settings.from_env(os.environ)))

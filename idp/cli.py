@@ -10,7 +10,9 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TextIO
@@ -35,7 +37,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from idp.app import create_app
+    from idp.logs import configure as configure_logging
+    from idp.logs import uvicorn_log_config
 
+    configure_logging()
     settings = replace(settings_for(args), demo=args.demo)
     assert settings.database_url is not None
     assert settings.key_encryption_key is not None
@@ -60,9 +65,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     elif args.demo:
         print("idp: demo not seeded: the database already has other users or clients")
     sys.stdout.flush()
+    log_config = uvicorn_log_config()
     if args.workers > 1:
         # Workers rebuild settings from the environment: hand them the resolved database and key.
         from idp.keys.crypto import b64url
+
+        # Each worker writes its metrics to files here; a scrape of any worker sums them.
+        own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+        if own_metrics_dir:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="idp-metrics-")
 
         os.environ["IDP_DATABASE_URL"] = settings.database_url
         os.environ["IDP_KEY_ENCRYPTION_KEY"] = b64url(settings.key_encryption_key)
@@ -75,15 +86,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             access_log=False,
-            log_level="warning",
+            log_config=log_config,
         )
+        if own_metrics_dir:
+            shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
     else:
         uvicorn.run(
             create_app(settings),
             host=args.host,
             port=args.port,
             access_log=False,
-            log_level="warning",
+            log_config=log_config,
         )
     return 0
 

@@ -7,6 +7,7 @@ Slow on purpose (it creates a virtualenv and installs the project, as a newcomer
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -17,10 +18,11 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.oauth.flow import hidden_fields
 
@@ -60,11 +62,26 @@ async def sign_in_as_the_demo_user(client: httpx.AsyncClient, printed: str) -> s
     return (await client.get(callback.headers["location"])).text
 
 
+def codes_exchanged(exposition: str) -> float:
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name == "idp_tokens_issued_total" and labels == {
+                "grant_type": "authorization_code"
+            }:
+                return sample.value
+    return 0.0
+
+
+def json_lines(output: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
 async def start_serve(
     clone: Path, port: int, env: dict[str, str], output: BinaryIO
 ) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        *("bash", "scripts/serve", "--port", str(port)),
+        *("bash", "scripts/serve", "--port", str(port), "--workers", "2"),
         cwd=clone,
         env=env,
         stdout=output,
@@ -97,7 +114,18 @@ async def test_scripts_serve_from_a_fresh_clone_serves_discovery_and_jwks(
             discovery = (await client.get("/.well-known/openid-configuration")).json()
             jwks = (await client.get(discovery["jwks_uri"].removeprefix(base))).json()
             signed_in = await sign_in_as_the_demo_user(client, log.read_text())
+        # Whichever worker answers a scrape, it counts the other's work too (multiprocess mode).
+        issued = set()
+        for _ in range(6):
+            async with httpx.AsyncClient(base_url=base, timeout=5) as scraper:  # new connection
+                issued.add(codes_exchanged((await scraper.get("/metrics")).text))
         assert "You are signed in" in signed_in
+        assert issued == {1.0}, issued
+        request_lines = [
+            line for line in json_lines(log.read_text()) if line["logger"] == "idp.request"
+        ]
+        assert request_lines, "one JSON line a request"
+        assert all(line["request_id"] for line in request_lines)
         assert "demo@example.com" in signed_in, "the page shows the decoded ID token"
         assert discovery["issuer"] == base
         assert len(jwks["keys"]) == 2

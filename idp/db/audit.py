@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from idp.db.pool import Connection, Executor
+from idp.logs import event_log
+from idp.metrics import count_event
 
 INSERT = """
 INSERT INTO audit_log (at, actor, action, subject, reason, details)
@@ -43,6 +45,13 @@ async def record(
     details: dict[str, Any] | None = None,
 ) -> None:
     await connection.execute(INSERT, now, actor, action, subject, reason, json.dumps(details or {}))
+    # Audit fields hold no secret by design: they may go to the log as they are.
+    event_log.info(
+        action,
+        extra={"event": action, "actor": actor, "subject": subject, "reason": reason,
+               "details": details or {}},
+    )  # fmt: skip
+    count_event(action)
 
 
 async def recent(connection: Executor, limit: int = 50) -> list[AuditEvent]:

@@ -62,6 +62,7 @@ class Signer:
     kid: str
     alg: SigningAlg
     key: crypto.JoseKey
+    activated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,12 @@ class Keyring:
         body = build_jwks(published)
         records: list[KeyRecord] = [key.record for key in published]
         self._snapshot = Snapshot(
-            signer=Signer(active.record.kid, active.record.alg, self._parsed[active.record.kid]),
+            signer=Signer(
+                active.record.kid,
+                active.record.alg,
+                self._parsed[active.record.kid],
+                active.record.activated_at or active.record.created_at,
+            ),
             jwks_body=body,
             etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
             next_change_at=next_change(records, self._clock.now(), self._settings),

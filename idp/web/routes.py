@@ -14,6 +14,7 @@ from idp.web.health import healthz, readyz
 from idp.web.jwks import jwks
 from idp.web.login import show_login, submit_login
 from idp.web.logout import logout
+from idp.web.metrics import metrics
 from idp.web.revocation import introspect_endpoint, revoke_endpoint
 from idp.web.static import no_favicon, stylesheet
 from idp.web.token import token
@@ -26,6 +27,7 @@ routes = [
     Route("/.well-known/jwks.json", jwks, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
     Route("/token", token, methods=["POST"]),
     Route("/authorize", authorize, methods=["GET"]),
     Route("/login", show_login, methods=["GET"]),

@@ -10,6 +10,7 @@ from idp.clock import Clock
 from idp.db.listener import Listener
 from idp.keys.keyring import Keyring
 from idp.keys.manager import KeyManager
+from idp.metrics import Exposition
 from idp.oauth.client_registry import ClientRegistry
 from idp.oauth.context import TokenContext
 from idp.passwords import Passwords
@@ -29,3 +30,4 @@ class AppState(TypedDict):
     passwords: Passwords
     cookies: Cookies
     token_context: TokenContext
+    metrics: Exposition

@@ -1,0 +1,109 @@
+"""Prometheus metrics (``prometheus-client``): what idp counts, and the ``/metrics`` exposition.
+
+Counters and histograms are module-level, as prometheus-client intends. With several worker
+processes (``idp serve --workers N``) ``idp serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a
+directory of its own before the workers start, each worker writes its values to files there,
+and a scrape of any worker sums them (``MultiProcessCollector``). Gauges that describe the state
+of one process (its connection pool) or of the shared database (key age) are computed when
+scraped, by the process that answers, and carry its ``pid``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import asyncpg
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import REGISTRY, Collector
+
+if TYPE_CHECKING:
+    from idp.keys.keyring import Keyring
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+REQUESTS = Counter(
+    "idp_http_requests", "HTTP requests answered, by route, method and status.",
+    ["route", "method", "status"],
+)  # fmt: skip
+LATENCY = Histogram(
+    "idp_http_request_duration_seconds",
+    "Time from the request's arrival to the end of its response, by route.",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+TOKENS_ISSUED = Counter(
+    "idp_tokens_issued", "Successful /token answers, by grant type.", ["grant_type"]
+)
+LOGIN_FAILURES = Counter("idp_login_failures", "Failed sign-ins (wrong credentials or locked).")
+REFRESH_REUSE = Counter(
+    "idp_refresh_reuse_detected",
+    "Consumed refresh tokens presented again: each revoked its family (RFC 9700 §4.14.2).",
+)
+EVENTS = Counter("idp_audit_events", "Audit log events written, by action.", ["action"])
+
+# Audit actions that also have a counter of their own.
+_ACTION_COUNTERS: dict[str, Counter] = {
+    "login.failed": LOGIN_FAILURES,
+    "refresh.reuse_detected": REFRESH_REUSE,
+}
+
+
+def count_event(action: str) -> None:
+    EVENTS.labels(action).inc()
+    counter = _ACTION_COUNTERS.get(action)
+    if counter is not None:
+        counter.inc()
+
+
+class _LiveState(Collector):
+    """Gauges read when scraped: key age, time to the next key change, this process's pool."""
+
+    def __init__(self, keyring: Keyring, pool: asyncpg.Pool, now: Callable[[], datetime]) -> None:
+        self._keyring, self._pool, self._now = keyring, pool, now
+
+    def collect(self) -> Iterator[Metric]:
+        pid = str(os.getpid())
+        if self._keyring.loaded:
+            snapshot, now = self._keyring.snapshot, self._now()
+            age = GaugeMetricFamily(
+                "idp_signing_key_age_seconds", "Seconds since the signing key became active."
+            )
+            age.add_metric([], (now - snapshot.signer.activated_at).total_seconds())
+            yield age
+            change = GaugeMetricFamily(
+                "idp_signing_key_next_change_seconds",
+                "Seconds until the next scheduled key change (rotation or retirement).",
+            )
+            change.add_metric([], max(0.0, (snapshot.next_change_at - now).total_seconds()))
+            yield change
+        pool = GaugeMetricFamily(
+            "idp_db_pool_connections",
+            "Database connections of the answering process's pool, by state.",
+            labels=["pid", "state"],
+        )
+        size, idle = self._pool.get_size(), self._pool.get_idle_size()
+        pool.add_metric([pid, "in_use"], size - idle)
+        pool.add_metric([pid, "idle"], idle)
+        pool.add_metric([pid, "max"], self._pool.get_max_size())
+        yield pool
+
+
+class Exposition:
+    """The ``/metrics`` body for one app: the shared counters plus its live gauges."""
+
+    def __init__(self, keyring: Keyring, pool: asyncpg.Pool, now: Callable[[], datetime]) -> None:
+        self._live = CollectorRegistry(auto_describe=False)
+        self._live.register(_LiveState(keyring, pool, now))
+
+    def render(self) -> bytes:
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if directory:
+            shared = CollectorRegistry()
+            MultiProcessCollector(shared, path=directory)  # type: ignore[no-untyped-call]
+            return generate_latest(shared) + generate_latest(self._live)
+        return generate_latest(REGISTRY) + generate_latest(self._live)
