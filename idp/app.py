@@ -50,7 +50,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         async with contextlib.AsyncExitStack() as resources:  # closed in reverse, each once
-            pool = await create_pool(database_url)
+            pool = await create_pool(
+                database_url, statement_timeout=settings.database_timeout.total_seconds()
+            )
             resources.push_async_callback(pool.close)
             keyring = Keyring(settings, app_clock)
             manager = KeyManager(pool, settings, app_clock)

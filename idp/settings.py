@@ -61,6 +61,7 @@ class Settings:
     refresh_token_ttl: timedelta = timedelta(days=30)
     refresh_idle_ttl: timedelta = timedelta(days=14)
     refresh_reuse_grace: timedelta = timedelta(0)
+    database_timeout: timedelta = timedelta(seconds=5)
     argon2_profile: Argon2Profile = "rfc9106-low-memory"
     demo: bool = False  # idp serve --demo: the /demo/callback page exists
 
@@ -103,7 +104,12 @@ class Settings:
             )
         if self.key_encryption_key is not None and len(self.key_encryption_key) != 32:
             raise SettingsError("IDP_KEY_ENCRYPTION_KEY", "must be 32 bytes, base64url-encoded")
-        for name in ("key_rotation_interval", "key_check_interval", "access_token_ttl"):
+        for name in (
+            "key_rotation_interval",
+            "key_check_interval",
+            "access_token_ttl",
+            "database_timeout",
+        ):
             if getattr(self, name) <= timedelta(0):
                 raise SettingsError(f"IDP_{name.upper()}", "must be longer than 0s")
         if self.key_prepublish < self.min_publication:
@@ -175,6 +181,7 @@ class Settings:
             refresh_reuse_grace=duration(
                 "IDP_REFRESH_REUSE_GRACE", default_of("refresh_reuse_grace")
             ),
+            database_timeout=duration("IDP_DATABASE_TIMEOUT", default_of("database_timeout")),
             argon2_profile=profile,
             demo=environ.get("IDP_DEMO", "") == "1",
         )

@@ -21,11 +21,17 @@ async def _no_reset(connection: asyncpg.Connection) -> None:
     return None
 
 
-async def create_pool(database_url: str, *, min_size: int = 2, max_size: int = 10) -> Pool:
+async def create_pool(
+    database_url: str, *, min_size: int = 2, max_size: int = 10, statement_timeout: float = 5.0
+) -> Pool:
+    """``statement_timeout`` bounds connecting and every statement (IDP_DATABASE_TIMEOUT): while the
+    database is away, a request fails with 503 in that time instead of hanging. The pool
+    reconnects by itself: a connection found closed is replaced when next acquired."""
     return await asyncpg.create_pool(
         database_url,
         min_size=min_size,
         max_size=max_size,
         reset=_no_reset,
-        command_timeout=30,
+        timeout=statement_timeout,
+        command_timeout=statement_timeout,
     )

@@ -7,6 +7,7 @@ once per cluster however many processes tick.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -15,6 +16,8 @@ from idp.keys.manager import KeyManager
 from idp.settings import Settings
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_FAILURE = timedelta(seconds=2)
 
 
 class KeyScheduler:
@@ -43,8 +46,20 @@ class KeyScheduler:
     async def tick(self) -> None:
         try:
             applied = await self._manager.tick()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            log.warning("key lifecycle tick failed; will retry at the next tick", exc_info=True)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            # The database is away: try again soon rather than a whole interval later. One
+            # retry is pending at a time, so an outage never piles ticks up.
+            retry = min(RETRY_AFTER_FAILURE, self._interval)
+            log.warning(
+                "key lifecycle tick failed (%s); retrying in %ss", error, retry.total_seconds()
+            )
+            self._scheduler.add_job(
+                self.tick,
+                "date",
+                run_date=datetime.now(UTC) + retry,
+                id="keys.retry",
+                replace_existing=True,
+            )
             return
         for item in applied:
             log.info("key %s: %s", item.kid, type(item.transition).__name__.lower())

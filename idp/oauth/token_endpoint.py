@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from idp.db.clients import Client
+from idp.metrics import TOKENS_ISSUED
 from idp.oauth.context import TokenContext
 from idp.oauth.errors import (
     InvalidClientError,
@@ -35,4 +36,6 @@ async def exchange(params: Params, client: Client, context: TokenContext) -> dic
         raise InvalidClientError(f"{grant_type} needs client authentication")
     if grant_type not in client.grant_types:
         raise UnauthorizedClientError(f"this client may not use {grant_type}")
-    return await grant(params, client, context)
+    issued = await grant(params, client, context)
+    TOKENS_ISSUED.labels(grant_type).inc()
+    return issued
