@@ -1,0 +1,282 @@
+"""Crash tests: an idp process SIGKILLed in the middle of a key rotation and of a refresh leaves
+the database whole (exactly one active key; no consumed refresh token without its successor),
+and a restarted idp carries on.
+
+No hook in idp: the test holds a lock that the process's transaction needs for its last write
+(the audit log of a key change; the refresh family's row), waits until PostgreSQL shows the
+process's backend waiting for it with rows already written, SIGKILLs the process, then releases
+the lock and waits until the orphaned backend is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from joserfc import jws
+
+from idp.clock import FrozenClock
+from idp.hashing import digest
+from idp.keys.manager import KeyManager
+from idp.settings import Settings
+from tests.conftest import free_port
+from tests.factories import assert_oauth_error, kids, make_client, make_user, run_command, verify
+from tests.oauth.flow import Authorization, authorize_code
+from tests.processes import (
+    IDP,
+    ROOT,
+    Processes,
+    Spawned,
+    holding_lock,
+    idp_environ,
+    row_locked,
+    running,
+    wait_for_lock_wait,
+    wait_until_backend_gone,
+)
+
+REDIRECT = "https://app.example/callback"
+PASSWORD = "correct horse battery"
+
+KEY_STATES = "SELECT kid, state FROM signing_keys"
+ACTIVE_KEYS = "SELECT count(*) FROM signing_keys WHERE state = 'active'"
+FAMILY_OF = "SELECT family_id FROM refresh_tokens WHERE token_hash = $1"
+FAMILY_TOKENS = """
+SELECT token_hash, consumed_at FROM refresh_tokens WHERE family_id = $1
+ORDER BY created_at, consumed_at NULLS LAST
+"""
+FAMILY = "SELECT revoked_at, cardinality(access_jtis) AS jtis FROM refresh_families WHERE id = $1"
+
+
+@pytest.fixture
+async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
+    async with running(tmp_path) as started:
+        yield started
+
+
+def kid_of(token: str) -> str:
+    kid: str = jws.extract_compact(token.encode()).protected["kid"]
+    return kid
+
+
+async def key_states(pool: asyncpg.Pool) -> dict[str, str]:
+    return {row["kid"]: row["state"] for row in await pool.fetch(KEY_STATES)}
+
+
+async def test_sigkill_in_the_middle_of_a_key_rotation_leaves_exactly_one_active_key(
+    processes: Processes, pool: asyncpg.Pool, settings: Settings, migrated: str, kek: bytes
+) -> None:
+    # Keys made an hour ago: a manual rotation may promote the pending one at once.
+    an_hour_ago = FrozenClock(datetime.now(UTC) - timedelta(hours=1))
+    await KeyManager(pool, settings, an_hour_ago).tick(actor="test")
+    before = await key_states(pool)
+    [active] = [kid for kid, state in before.items() if state == "active"]
+    [pending] = [kid for kid, state in before.items() if state == "pending"]
+    port = free_port()
+    env = idp_environ(migrated, kek, f"http://127.0.0.1:{port}")
+
+    # The rotation writes the audit log after each key change: it waits there, mid-transaction.
+    async with holding_lock(migrated, "LOCK TABLE audit_log IN SHARE MODE") as blocker:
+        rotation = await processes.spawn(["keys", "rotate"], env)
+        waiting = await wait_for_lock_wait(pool, rotation, blocker)
+        assert waiting.query.lstrip().startswith("INSERT INTO audit_log"), waiting.query
+        assert waiting.has_written, "its transaction has written nothing: not mid-rotation"
+        # Caught half-rotated: the active key is demoted (its row is locked by the update) and
+        # the pending key not promoted yet; committed, this would leave no key signing.
+        assert await row_locked(pool, "SELECT kid FROM signing_keys WHERE kid = $1", active)
+        assert not await row_locked(pool, "SELECT kid FROM signing_keys WHERE kid = $1", pending)
+        await processes.kill(rotation)
+    await wait_until_backend_gone(pool, waiting.pid)
+
+    assert await key_states(pool) == before, "a change of the killed rotation survived"
+    assert await pool.fetchval(ACTIVE_KEYS) == 1
+    assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE actor LIKE 'cli:%'") == 0
+
+    # A restarted idp publishes both keys and signs with the active one.
+    served = await processes.serve(env, port)
+    client, secret = await make_client(pool, settings)
+    async with httpx.AsyncClient(base_url=served.url, timeout=10) as http:
+        jwks = (await http.get("/jwks.json")).content
+        assert kids(jwks) == {active, pending}
+        response = await http.post(
+            "/token", auth=(client.client_id, secret), data={"grant_type": "client_credentials"}
+        )
+        assert response.status_code == 200, response.text
+        token = response.json()["access_token"]
+        assert kid_of(token) == active
+        assert verify(token, jwks, ["RS256"])["client_id"] == client.client_id
+
+    # And the rotation, run again, completes: nothing of the killed one is left in the way.
+    rotated = await run_command([*IDP, "keys", "rotate"], env, cwd=ROOT)
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout.strip() == pending
+    after = await key_states(pool)
+    assert after[active] == "retiring"
+    assert after[pending] == "active"
+    assert await pool.fetchval(ACTIVE_KEYS) == 1
+
+
+def family_whole(tokens: list[asyncpg.Record], family: asyncpg.Record | None) -> tuple[bool, str]:
+    """Whether a live family is whole, and why not: every token but the newest consumed (each
+    consumed token has its successor), the newest not, and every token issued with its access
+    token's jti recorded on the family."""
+    if family is None or not tokens:
+        return False, "no such family"
+    *older, newest = tokens
+    if any(token["consumed_at"] is None for token in older):
+        return False, "an older token is unconsumed"
+    if newest["consumed_at"] is not None:
+        return False, "the newest token is consumed: it has no successor"
+    if family["jtis"] != len(tokens):
+        return False, f"{family['jtis']} access-token jtis for {len(tokens)} tokens"
+    return True, ""
+
+
+async def assert_family_whole(pool: asyncpg.Pool, family_id: object, newest: str) -> int:
+    """The family is whole and live, ``newest`` its one unconsumed token; returns its size."""
+    tokens = await pool.fetch(FAMILY_TOKENS, family_id)
+    family = await pool.fetchrow(FAMILY, family_id)
+    whole, why = family_whole(tokens, family)
+    assert whole, f"{why}: {[dict(token) for token in tokens]}"
+    assert family is not None
+    assert family["revoked_at"] is None
+    assert tokens[-1]["token_hash"] == digest(newest), "another token is the newest"
+    return len(tokens)
+
+
+@dataclass
+class Signed:
+    """A confidential client's refresh token, the second of its family, presented mid-crash."""
+
+    client_id: str
+    secret: str
+    user_id: str
+    presented: str
+    family_id: object
+
+    async def refresh(self, http: httpx.AsyncClient) -> httpx.Response:
+        return await http.post(
+            "/token",
+            auth=(self.client_id, self.secret),
+            data={"grant_type": "refresh_token", "refresh_token": self.presented},
+        )
+
+
+async def sign_in_and_refresh(
+    http: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+) -> Signed:
+    """A code flow, then one refresh: the family already holds a consumed token."""
+    client, secret = await make_client(
+        pool,
+        settings,
+        grant_types=("authorization_code", "refresh_token"),
+        redirect_uris=(REDIRECT,),
+        scopes=("openid", "email"),
+        first_party=True,
+    )
+    user = await make_user(pool, password=PASSWORD)
+    auth = Authorization(client.client_id, REDIRECT, scope="openid email")
+    code = await authorize_code(http, auth, user.email, PASSWORD)
+    exchanged = await http.post(
+        "/token",
+        auth=(client.client_id, secret),
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": auth.verifier,
+        },
+    )
+    assert exchanged.status_code == 200, exchanged.text
+    first = exchanged.json()["refresh_token"]
+    signed = Signed(client.client_id, secret, str(user.id), first, None)
+    refreshed = await signed.refresh(http)
+    assert refreshed.status_code == 200, refreshed.text
+    signed.presented = refreshed.json()["refresh_token"]
+    signed.family_id = await pool.fetchval(FAMILY_OF, digest(signed.presented))
+    assert await assert_family_whole(pool, signed.family_id, signed.presented) == 2
+    return signed
+
+
+async def crash_mid_refresh(
+    processes: Processes,
+    pool: asyncpg.Pool,
+    migrated: str,
+    served: Spawned,
+    http: httpx.AsyncClient,
+    signed: Signed,
+) -> None:
+    """POST the refresh; once its backend has consumed the token and waits to record the
+    successor's access token on the family (whose row the test holds locked), SIGKILL idp;
+    then release the lock and wait until the backend is gone."""
+    lock = "SELECT id FROM refresh_families WHERE id = $1 FOR NO KEY UPDATE"
+    async with holding_lock(migrated, lock, signed.family_id) as blocker:
+        attempt = asyncio.create_task(signed.refresh(http))
+        waiting = await wait_for_lock_wait(pool, served, blocker)
+        assert "refresh_tokens" in waiting.query, waiting.query
+        assert waiting.has_written, "its transaction has written nothing: not mid-refresh"
+        token_row = "SELECT token_hash FROM refresh_tokens WHERE token_hash = $1"
+        assert await row_locked(pool, token_row, digest(signed.presented)), "not consumed yet"
+        await processes.kill(served)
+        with pytest.raises(httpx.TransportError):
+            await attempt  # the client never gets an answer
+    await wait_until_backend_gone(pool, waiting.pid)
+
+
+async def test_sigkill_mid_refresh_in_a_transaction_rolls_back_and_the_retry_refreshes(
+    processes: Processes, pool: asyncpg.Pool, settings: Settings, migrated: str, kek: bytes
+) -> None:
+    # With a grace window the rotation and the sealed answer commit together, in a transaction.
+    port = free_port()
+    env = idp_environ(migrated, kek, f"http://127.0.0.1:{port}", IDP_REFRESH_REUSE_GRACE="60s")
+    served = await processes.serve(env, port)
+    async with httpx.AsyncClient(base_url=served.url, timeout=30) as http:
+        signed = await sign_in_and_refresh(http, pool, settings)
+        await crash_mid_refresh(processes, pool, migrated, served, http, signed)
+
+    # Rolled back whole: the presented token is unconsumed and has no successor.
+    assert await assert_family_whole(pool, signed.family_id, signed.presented) == 2
+
+    # The client retries against the restarted idp, and the token refreshes.
+    restarted = await processes.serve(env, port)
+    async with httpx.AsyncClient(base_url=restarted.url, timeout=10) as http:
+        retried = await signed.refresh(http)
+        assert retried.status_code == 200, retried.text
+        jwks = (await http.get("/jwks.json")).content
+    assert verify(retried.json()["access_token"], jwks, ["RS256"])["sub"] == signed.user_id
+    assert await assert_family_whole(pool, signed.family_id, retried.json()["refresh_token"]) == 3
+
+
+async def test_sigkill_mid_refresh_in_one_statement_completes_it_whole(
+    processes: Processes, pool: asyncpg.Pool, settings: Settings, migrated: str, kek: bytes
+) -> None:
+    """Without a grace window the rotation is one statement, sent with its Sync: PostgreSQL
+    finishes it and commits after the process died. The family is whole, but the client never
+    got the successor: its retry is a reuse, which revokes the family (RFC 9700 §4.14.2) as it
+    would after any answer lost on the way. IDP_REFRESH_REUSE_GRACE is the remedy."""
+    port = free_port()
+    env = idp_environ(migrated, kek, f"http://127.0.0.1:{port}", IDP_REFRESH_REUSE_GRACE="0")
+    served = await processes.serve(env, port)
+    async with httpx.AsyncClient(base_url=served.url, timeout=30) as http:
+        signed = await sign_in_and_refresh(http, pool, settings)
+        await crash_mid_refresh(processes, pool, migrated, served, http, signed)
+
+    tokens = await pool.fetch(FAMILY_TOKENS, signed.family_id)
+    whole, why = family_whole(tokens, await pool.fetchrow(FAMILY, signed.family_id))
+    assert whole, f"{why}: {[dict(token) for token in tokens]}"
+    assert len(tokens) == 3
+    assert tokens[1]["token_hash"] == digest(signed.presented)  # consumed, with its successor
+
+    restarted = await processes.serve(env, port)
+    async with httpx.AsyncClient(base_url=restarted.url, timeout=10) as http:
+        retried = await signed.refresh(http)
+    assert_oauth_error(retried, 400, "invalid_grant")
+    family = await pool.fetchrow(FAMILY, signed.family_id)
+    assert family is not None
+    assert family["revoked_at"] is not None
