@@ -158,7 +158,7 @@ class Settings:
             return cast(timedelta, defaults[name].default)
 
         return cls(
-            issuer=environ.get("IDP_ISSUER") or f"http://{host}:{port}",
+            issuer=environ.get("IDP_ISSUER") or _default_issuer(host, port),
             database_url=environ.get("IDP_DATABASE_URL") or None,
             data_dir=Path(environ.get("IDP_DATA_DIR") or ".idp"),
             key_encryption_key=None if kek_text is None else decode_kek(kek_text),
@@ -185,6 +185,17 @@ class Settings:
             argon2_profile=profile,
             demo=environ.get("IDP_DEMO", "") == "1",
         )
+
+
+def _default_issuer(host: str, port: int) -> str:
+    """``http://host:port``, which names a server only when ``host`` is one address."""
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - refusing it, not binding to it
+        raise SettingsError(
+            "IDP_ISSUER",
+            f"is required when serving on every interface ({host or '*'}): the issuer is the "
+            "URL clients reach idp at, e.g. https://login.example.com",
+        )
+    return f"http://{host}:{port}"
 
 
 def decode_kek(text: str) -> bytes:

@@ -58,6 +58,14 @@ def test_default_issuer_is_the_serve_host_and_port() -> None:
     )
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])  # noqa: S104
+def test_serving_on_every_interface_needs_an_explicit_issuer(host: str) -> None:
+    with pytest.raises(SettingsError, match="IDP_ISSUER"):
+        Settings.from_env({}, host=host, port=8000)
+    given = Settings.from_env({"IDP_ISSUER": "https://login.example"}, host=host, port=8000)
+    assert given.issuer == "https://login.example"
+
+
 def test_empty_variables_count_as_unset() -> None:
     environ = {name: "" for name, *_ in DURATION_VARIABLES}
     for name in ("IDP_ISSUER", "IDP_DATABASE_URL", "IDP_DATA_DIR", "IDP_KEY_ENCRYPTION_KEY"):
