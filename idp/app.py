@@ -30,7 +30,7 @@ from idp.passwords import Passwords
 from idp.runtime import resolve
 from idp.settings import Settings
 from idp.web.errors import database_unavailable, http_exception, server_error
-from idp.web.observe import Observe
+from idp.web.observe import Observe, flushing
 from idp.web.router import StaticPathRouter
 from idp.web.routes import demo_routes, routes
 from idp.web.security import Cookies
@@ -50,6 +50,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         async with contextlib.AsyncExitStack() as resources:  # closed in reverse, each once
+            await resources.enter_async_context(flushing())
             pool = await create_pool(
                 database_url, statement_timeout=settings.database_timeout.total_seconds()
             )

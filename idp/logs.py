@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -46,6 +47,57 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str, separators=(",", ":"))
+
+
+class RequestLines:
+    """The request log (logger ``idp.request``): one line per request in JsonFormatter's shape,
+    formatted directly and written in batches, at most a second late (``flush``: every second,
+    when 256 lines wait, and at shutdown).
+
+    Going through ``logging`` costs about 13 µs a line, a fifth of what serving the JWKS costs;
+    this costs about 1 µs. Every field is one idp chose (a known route or ``unmatched``, a known
+    method, a request id of a plain charset), so nothing needs escaping.
+    """
+
+    BATCH = 256
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+        self._second = -1
+        self._stamp = ""
+        self.write: Callable[[str], object] = _to_stderr
+
+    @property
+    def enabled(self) -> bool:
+        return request_log.isEnabledFor(logging.INFO)
+
+    def add(self, request_id: str, method: str, route: str, status: int, seconds: float) -> None:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        self._lines.append(
+            f'{{"ts":"{self._stamp}.{int((now - second) * 1000):03d}Z","level":"info",'
+            f'"logger":"idp.request","msg":"request","request_id":"{request_id}",'
+            f'"method":"{method}","route":"{route}","status":{status},'
+            f'"duration_ms":{seconds * 1000:.3f}}}\n'
+        )
+        if len(self._lines) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._lines:
+            lines, self._lines = self._lines, []
+            self.write("".join(lines))
+
+
+def _to_stderr(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+REQUEST_LINES = RequestLines()
 
 
 def configure(level: int = logging.INFO) -> None:

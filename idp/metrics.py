@@ -10,6 +10,8 @@ scraped, by the process that answers, and carry its ``pid``.
 
 from __future__ import annotations
 
+import bisect
+import math
 import os
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -30,11 +32,12 @@ REQUESTS = Counter(
     "idp_http_requests", "HTTP requests answered, by route, method and status.",
     ["route", "method", "status"],
 )  # fmt: skip
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LATENCY = Histogram(
     "idp_http_request_duration_seconds",
     "Time from the request's arrival to the end of its response, by route.",
     ["route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    buckets=_BUCKETS,
 )
 TOKENS_ISSUED = Counter(
     "idp_tokens_issued", "Successful /token answers, by grant type.", ["grant_type"]
@@ -51,6 +54,49 @@ _ACTION_COUNTERS: dict[str, Counter] = {
     "login.failed": LOGIN_FAILURES,
     "refresh.reuse_detected": REFRESH_REUSE,
 }
+
+
+class RequestTally:
+    """Requests counted in plain dictionaries, flushed into REQUESTS and LATENCY every second
+    and before each scrape (``flush``).
+
+    Each prometheus-client update takes a lock, and in multiprocess mode writes a memory-mapped
+    file: about 4 µs a request for the counter and the histogram, a tenth of what serving the
+    JWKS costs. Tallying costs a tenth of that; a scrape of another worker sees this one's
+    requests at most a second late.
+    """
+
+    _BOUNDS = (*_BUCKETS, math.inf)  # the histogram's upper bounds, +Inf last
+
+    def __init__(self) -> None:
+        self._requests: dict[tuple[str, str, int], int] = {}
+        self._latency: dict[str, list[float]] = {}  # a count per bucket, then the sum
+
+    def record(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        self._requests[key] = self._requests.get(key, 0) + 1
+        row = self._latency.get(route)
+        if row is None:
+            row = self._latency[route] = [0.0] * (len(self._BOUNDS) + 1)
+        row[bisect.bisect_left(self._BOUNDS, seconds)] += 1  # the first bound >= seconds
+        row[-1] += seconds
+
+    def flush(self) -> None:
+        requests, self._requests = self._requests, {}
+        latency, self._latency = self._latency, {}
+        for (route, method, status), count in requests.items():
+            REQUESTS.labels(route, method, str(status)).inc(count)
+        for route, row in latency.items():
+            child = LATENCY.labels(route)
+            # What Histogram.observe does, n observations at a time: buckets are stored
+            # per bound (cumulated when collected), plus the sum.
+            for bucket, observed in zip(child._buckets, row[:-1], strict=True):
+                if observed:
+                    bucket.inc(observed)
+            child._sum.inc(row[-1])
+
+
+TALLY = RequestTally()
 
 
 def count_event(action: str) -> None:

@@ -121,11 +121,6 @@ async def test_scripts_serve_from_a_fresh_clone_serves_discovery_and_jwks(
                 issued.add(codes_exchanged((await scraper.get("/metrics")).text))
         assert "You are signed in" in signed_in
         assert issued == {1.0}, issued
-        request_lines = [
-            line for line in json_lines(log.read_text()) if line["logger"] == "idp.request"
-        ]
-        assert request_lines, "one JSON line a request"
-        assert all(line["request_id"] for line in request_lines)
         assert "demo@example.com" in signed_in, "the page shows the decoded ID token"
         assert discovery["issuer"] == base
         assert len(jwks["keys"]) == 2
@@ -145,3 +140,8 @@ async def test_scripts_serve_from_a_fresh_clone_serves_discovery_and_jwks(
     assert process.returncode == 0, log.read_text()
     postmaster = fresh_clone / ".idp" / "pg" / "postmaster.pid"
     assert not postmaster.exists(), "the embedded PostgreSQL stops with the last idp process"
+    request_lines = [
+        line for line in json_lines(log.read_text()) if line["logger"] == "idp.request"
+    ]
+    assert request_lines, "one JSON line a request"
+    assert all(line["request_id"] for line in request_lines)

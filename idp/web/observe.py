@@ -2,35 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
+import os
 import re
-import secrets
+from collections.abc import AsyncIterator
 from time import perf_counter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from idp.logs import REQUEST_ID, request_log
-from idp.metrics import LATENCY, REQUESTS
+from idp.logs import REQUEST_ID, REQUEST_LINES
+from idp.metrics import TALLY
 
 REQUEST_ID_HEADER = b"x-request-id"
 # An id set by a proxy in front is kept if it is plain; anything else is replaced.
 _ACCEPTABLE_ID = re.compile(rb"[A-Za-z0-9._-]{8,64}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+FLUSH_INTERVAL = 1.0  # seconds: request lines and request metrics are at most this late
 
 
 class Observe:
     """Labels use the route's path (or ``unmatched``) and a known method (or ``other``), so an
-    attacker's made-up paths cannot grow the metrics; the query string is never logged."""
+    attacker's made-up paths cannot grow the metrics; the query string is never logged.
+
+    Request ids are unique, not secret: this process's random prefix and a counter."""
 
     def __init__(self, app: ASGIApp, paths: frozenset[str]) -> None:
         self.app = app
         self.paths = paths
+        self._prefix = os.urandom(4).hex()
+        self._counter = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = perf_counter()
-        request_id = _incoming_id(scope) or secrets.token_hex(8)
+        request_id = _incoming_id(scope) or f"{self._prefix}{next(self._counter):08x}"
         encoded = request_id.encode()
         context = REQUEST_ID.set(request_id)
         status = 500  # unless a response starts: an exception escaped to the server
@@ -50,17 +59,9 @@ class Observe:
             path = scope["path"]
             route = path if path in self.paths else "unmatched"
             method = scope["method"] if scope["method"] in _METHODS else "other"
-            REQUESTS.labels(route, method, str(status)).inc()
-            LATENCY.labels(route).observe(elapsed)
-            request_log.info(
-                "request",
-                extra={
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                },
-            )
+            TALLY.record(route, method, status, elapsed)
+            if REQUEST_LINES.enabled:
+                REQUEST_LINES.add(request_id, method, route, status, elapsed)
             REQUEST_ID.reset(context)
 
 
@@ -69,3 +70,27 @@ def _incoming_id(scope: Scope) -> str | None:
         if name == REQUEST_ID_HEADER:
             return value.decode() if _ACCEPTABLE_ID.fullmatch(value) else None
     return None
+
+
+def flush() -> None:
+    REQUEST_LINES.flush()
+    TALLY.flush()
+
+
+@contextlib.asynccontextmanager
+async def flushing() -> AsyncIterator[None]:
+    """For the app's lifespan: flush every FLUSH_INTERVAL, and once more at the end."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            flush()
+
+    task = asyncio.create_task(loop(), name="observe-flush")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        flush()

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from idp.clock import FrozenClock
 from idp.keys.crypto import b64url
-from idp.logs import JsonFormatter
+from idp.logs import REQUEST_LINES, JsonFormatter
 from idp.settings import Settings
 from tests.conftest import Instance, InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
@@ -44,9 +44,12 @@ def captured_logs() -> Iterator[io.StringIO]:
     level = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
+    previous, REQUEST_LINES.write = REQUEST_LINES.write, buffer.write  # their own fast path
     try:
         yield buffer
     finally:
+        REQUEST_LINES.flush()
+        REQUEST_LINES.write = previous
         root.removeHandler(handler)
         root.setLevel(level)
 
@@ -130,6 +133,9 @@ async def test_metrics_parse_and_their_counters_follow_what_happened(
     assert moved("idp_http_requests_total", route="/token", method="POST", status="200") == 5
     assert moved("idp_http_requests_total", route="/token", method="POST", status="400") == 1
     assert moved("idp_http_request_duration_seconds_count", route="/token") == 6
+    assert moved("idp_http_request_duration_seconds_sum", route="/token") > 0
+    fastest = value(after, "idp_http_request_duration_seconds_bucket", route="/token", le="10.0")
+    assert fastest == value(after, "idp_http_request_duration_seconds_count", route="/token")
     assert moved("idp_login_failures_total") == 1
     assert moved("idp_refresh_reuse_detected_total") == 1
     assert moved("idp_audit_events_total", action="refresh.reuse_detected") == 1
