@@ -20,8 +20,18 @@ class InvalidTokenError(Exception):
 
 
 def verify_access_token(
-    token: str, keys: KeySet, *, issuer: str, now: datetime, skew: timedelta
+    token: str,
+    keys: KeySet,
+    *,
+    issuer: str,
+    now: datetime,
+    skew: timedelta,
+    audience: str | None,
 ) -> dict[str, Any]:
+    """The claims of one of idp's own live access tokens. ``audience`` must be among its
+    ``aud`` when given (/userinfo names itself, the issuer); None accepts any audience, for
+    /introspect and /revoke, which answer about tokens meant for other servers (RFC 7662 §1,
+    RFC 7009 §2)."""
     try:
         decoded = jwt.decode(token, keys, algorithms=list(SIGNING_ALGS))
     except (JoseError, ValueError, TypeError, KeyError):
@@ -41,9 +51,11 @@ def verify_access_token(
         raise InvalidTokenError("the access token expired")
     if not isinstance(iat, int) or iat - leeway > moment:
         raise InvalidTokenError("the access token is not valid yet")
-    audience = claims.get("aud")
-    audiences = audience if isinstance(audience, list) else [audience]
-    if issuer not in audiences:
+    aud = claims.get("aud")
+    audiences = aud if isinstance(aud, list) else [aud]
+    if not audiences or not all(isinstance(item, str) for item in audiences):
+        raise InvalidTokenError("the access token has no audience")
+    if audience is not None and audience not in audiences:
         raise InvalidTokenError("the access token is not meant for this server")
     if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str):
         raise InvalidTokenError("the access token lacks sub or jti")

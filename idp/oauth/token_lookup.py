@@ -47,6 +47,7 @@ async def find_token(db: Executor, token: str, hint: str | None, context: TokenC
                     issuer=context.settings.issuer,
                     now=context.clock.now(),
                     skew=context.settings.clock_skew,
+                    audience=None,  # any of ours: resource servers introspect their tokens
                 )
             except InvalidTokenError:
                 continue

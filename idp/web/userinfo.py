@@ -67,6 +67,7 @@ async def userinfo(request: Request[AppState]) -> Response:
             issuer=settings.issuer,
             now=state["clock"].now(),
             skew=settings.clock_skew,
+            audience=settings.issuer,  # OIDC Core §5.3: the token must be meant for userinfo
         )
         if await authorization_codes.is_revoked(state["pool"], claims["jti"]):
             raise InvalidTokenError("the access token was revoked")

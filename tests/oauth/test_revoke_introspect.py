@@ -160,6 +160,32 @@ async def test_client_credentials_token_introspects_with_the_client_as_subject(
         assert await introspect(instance.client, rs, token) == {"active": False}
 
 
+async def test_a_token_for_a_resource_server_introspects_and_revokes_but_not_at_userinfo(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """RFC 7662 §1: introspection serves the resource servers a token is meant for; its
+    audience is theirs, not the issuer's. /userinfo still wants a token meant for itself."""
+    api = "https://api.example"
+    machine, secret = await make_client(pool, settings, scopes=("read",), audiences=(api,))
+    rs = await resource_server(pool, settings)
+    async with app_instance() as instance:
+        issued = await instance.client.post(
+            "/token", auth=(machine.client_id, secret), data={"grant_type": "client_credentials"}
+        )
+        token = issued.json()["access_token"]
+        body = await introspect(instance.client, rs, token)
+        assert (body["active"], body["aud"]) == (True, api)
+        userinfo = await instance.client.get(
+            "/userinfo", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert userinfo.status_code == 401
+        revoked = await instance.client.post(
+            "/revoke", auth=(machine.client_id, secret), data={"token": token}
+        )
+        assert revoked.status_code == 200
+        assert await introspect(instance.client, rs, token) == {"active": False}
+
+
 async def test_a_revoked_access_token_stays_refused_until_no_verifier_accepts_it(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
 ) -> None:
