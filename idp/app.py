@@ -7,12 +7,13 @@ import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from idp.clock import Clock, SystemClock
 from idp.db.listener import Listener
@@ -29,12 +30,33 @@ from idp.oauth.discovery import provider_metadata
 from idp.passwords import Passwords
 from idp.runtime import resolve
 from idp.settings import Settings
+from idp.web.discovery import discovery_answer
 from idp.web.errors import database_unavailable, http_exception, server_error
-from idp.web.observe import Observe, flushing
+from idp.web.jwks import jwks_answer
+from idp.web.observe import Front, HotAnswer, flushing
 from idp.web.router import StaticPathRouter
 from idp.web.routes import demo_routes, routes
 from idp.web.security import Cookies
 from idp.web.state import AppState
+
+JWKS_PATHS = ("/jwks.json", "/.well-known/jwks.json")
+DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
+HOT: dict[tuple[str, str], HotAnswer] = {
+    **{(path, "GET"): jwks_answer for path in JWKS_PATHS},
+    **{(path, "GET"): discovery_answer for path in DISCOVERY_PATHS},
+}
+
+
+class IdpApp(Starlette):
+    """Starlette with ``Front`` outermost: every request observed (even one that ends in
+    ServerErrorMiddleware's 500), and the hot read paths answered before any middleware."""
+
+    def __init__(self, paths: frozenset[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._paths = paths
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return Front(super().build_middleware_stack(), self._paths, HOT)
 
 
 def create_app(
@@ -94,8 +116,8 @@ def create_app(
 
     app_routes = [*routes, *(demo_routes if settings.demo else [])]
     paths = frozenset(route.path for route in app_routes if isinstance(route, Route))
-    app = Starlette(
-        middleware=[Middleware(Observe, paths=paths)],
+    app = IdpApp(
+        paths,
         exception_handlers={
             HTTPException: http_exception,
             # The database went away (connection refused, timeout, closed pool): 503, not 500.

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from idp.web.state import AppState
 
 CORS_OPEN = (b"access-control-allow-origin", b"*")
-JSON = "application/json"
+JSON = b"application/json"
 
 
 def etag_matches(if_none_match: str, etag: str) -> bool:
@@ -26,20 +29,30 @@ def _if_none_match(raw_headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-async def jwks(request: Request[AppState]) -> Response:
-    """Headers are appended pre-encoded: this endpoint is the hottest read path."""
-    keyring = request.state["keyring"]
+def jwks_answer(
+    state: Mapping[str, Any], request_headers: list[tuple[bytes, bytes]]
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, headers and body, from memory alone: the front layer sends them
+    (``idp.web.observe``), as the hottest read path."""
+    keyring = state["keyring"]
     snapshot = keyring.snapshot
-    max_age = keyring.jwks_max_age(request.state["clock"].now())
+    max_age = keyring.jwks_max_age(state["clock"].now())
     headers = [
         (b"cache-control", b"public, max-age=%d" % max_age),
         (b"etag", snapshot.etag.encode()),
         CORS_OPEN,
     ]
-    if_none_match = _if_none_match(request.scope["headers"])
+    if_none_match = _if_none_match(request_headers)
     if if_none_match is not None and etag_matches(if_none_match, snapshot.etag):
-        response = Response(status_code=304)
-    else:
-        response = Response(snapshot.jwks_body, media_type=JSON)
-    response.raw_headers.extend(headers)
+        return 304, headers, b""
+    body: bytes = snapshot.jwks_body
+    headers += [(b"content-type", JSON), (b"content-length", b"%d" % len(body))]
+    return 200, headers, body
+
+
+async def jwks(request: Request[AppState]) -> Response:
+    """The same answer through Starlette (HEAD, and anything the front layer passes on)."""
+    status, headers, body = jwks_answer(request.scope["state"], request.scope["headers"])
+    response = Response(body, status_code=status)
+    response.raw_headers = headers
     return response
