@@ -51,7 +51,11 @@ FAMILY_TOKENS = """
 SELECT token_hash, consumed_at FROM refresh_tokens WHERE family_id = $1
 ORDER BY created_at, consumed_at NULLS LAST
 """
-FAMILY = "SELECT revoked_at, cardinality(access_jtis) AS jtis FROM refresh_families WHERE id = $1"
+FAMILY = """
+SELECT revoked_at,
+    (SELECT count(access_jti) FROM refresh_tokens WHERE family_id = f.id) AS jtis
+FROM refresh_families f WHERE id = $1
+"""
 
 
 @pytest.fixture
@@ -212,10 +216,11 @@ async def crash_mid_refresh(
     http: httpx.AsyncClient,
     signed: Signed,
 ) -> None:
-    """POST the refresh; once its backend has consumed the token and waits to record the
-    successor's access token on the family (whose row the test holds locked), SIGKILL idp;
-    then release the lock and wait until the backend is gone."""
-    lock = "SELECT id FROM refresh_families WHERE id = $1 FOR NO KEY UPDATE"
+    """POST the refresh; once its backend has consumed the token and inserted the successor,
+    and waits for the key-share lock on the family row that the successor's foreign key check
+    takes (the test holds that row FOR UPDATE), SIGKILL idp; then release the lock and wait
+    until the backend is gone."""
+    lock = "SELECT id FROM refresh_families WHERE id = $1 FOR UPDATE"
     async with holding_lock(migrated, lock, signed.family_id) as blocker:
         attempt = asyncio.create_task(signed.refresh(http))
         waiting = await wait_for_lock_wait(pool, served, blocker)

@@ -14,16 +14,20 @@ END_SESSIONS = """
 UPDATE sessions SET ended_at = $2
 WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $2
 """
-# Expired families are revoked too: access tokens issued from them may still be alive. Access
+# Expired families are revoked too: access tokens issued from them may still be alive (those of
+# refresh tokens created within one token lifetime, $4 - $2, can be). Access
 # tokens issued to clients without refresh tokens are found through the codes they came from
 # (those exchanged within one token lifetime, $4 - $2, can still be alive).
 REVOKE_TOKENS = """
 WITH revoked AS (
     UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3
     WHERE user_id = $1 AND revoked_at IS NULL
-    RETURNING access_jtis
+    RETURNING id, access_jtis
 ), issued AS (
     SELECT unnest(access_jtis) AS jti FROM revoked
+    UNION
+    SELECT t.access_jti FROM refresh_tokens t JOIN revoked ON t.family_id = revoked.id
+    WHERE t.access_jti IS NOT NULL AND t.created_at > $2 - ($4 - $2)
     UNION
     SELECT unnest(issued_jtis) FROM authorization_codes
     WHERE user_id = $1 AND consumed_at > $2 - ($4 - $2)

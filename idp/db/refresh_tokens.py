@@ -20,9 +20,9 @@ _FAMILY_COLUMNS = """f.id, f.client_id, f.user_id, f.sid, f.scopes, f.audience, 
     f.expires_at, f.revoked_at"""
 # The whole rotation is one statement, so it needs no explicit transaction: it consumes the
 # presented token (of concurrent uses of one token exactly one matches; the others wait on the
-# row lock, then find it consumed) and, if the family is live, adds the successor and records the
-# access token's jti on the family. A widened scope matches nothing, so the token is kept. The
-# family's user comes back too: each refresh re-reads it in the same round trip.
+# row lock, then find it consumed) and, if the family is live, adds the successor, which records
+# the jti of the access token issued beside it. A widened scope matches nothing, so the token is
+# kept. The family's user comes back too: each refresh re-reads it in the same round trip.
 ROTATE = f"""
 WITH used AS (
     UPDATE refresh_tokens t SET consumed_at = $2
@@ -37,12 +37,9 @@ WITH used AS (
     SELECT id, expires_at FROM used
     WHERE revoked_at IS NULL AND $2 < expires_at AND $2 < idle_expires_at AND NOT u_disabled
 ), successor AS (
-    INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at)
-    SELECT $5, id, $2, LEAST($2 + $7::interval, expires_at) FROM live
+    INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at, access_jti)
+    SELECT $5, id, $2, LEAST($2 + $7::interval, expires_at), $6 FROM live
     RETURNING family_id
-), recorded AS (
-    UPDATE refresh_families SET access_jtis = array_append(access_jtis, $6)
-    WHERE id IN (SELECT family_id FROM successor)
 )
 SELECT used.*, EXISTS (SELECT 1 FROM successor) AS rotated FROM used
 """
@@ -52,22 +49,26 @@ FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
 WHERE t.token_hash = $1
 """
 SEAL_SUCCESSOR = "UPDATE refresh_tokens SET successor_response = $2 WHERE token_hash = $1"
-# A family's first token and the access token issued with it, in one round trip.
-ADD_SUCCESSOR = """
-WITH successor AS (
-    INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at)
-    VALUES ($1, $2, $3, $4)
-)
-UPDATE refresh_families SET access_jtis = array_append(access_jtis, $5) WHERE id = $2
+# A family's first token, with the jti of the access token issued beside it.
+ADD_FIRST = """
+INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at, access_jti)
+VALUES ($1, $2, $3, $4, $5)
 """
+# Access tokens live at most until $4 (now + the longest TTL + skew) - now after they were
+# issued: older tokens' access tokens are expired, and need no deny-listing.
 REVOKE_FAMILY = """
-UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3
-WHERE id = $1 AND revoked_at IS NULL
-RETURNING access_jtis
-"""
-DENY_JTIS = """
+WITH family AS (
+    UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3
+    WHERE id = $1 AND revoked_at IS NULL
+    RETURNING id, access_jtis
+), issued AS (
+    SELECT unnest(access_jtis) AS jti FROM family
+    UNION
+    SELECT t.access_jti FROM refresh_tokens t JOIN family ON t.family_id = family.id
+    WHERE t.access_jti IS NOT NULL AND t.created_at > $2 - ($4 - $2)
+)
 INSERT INTO revoked_access_tokens (jti, expires_at)
-SELECT unnest($1::text[]), $2
+SELECT jti, $4 FROM issued
 ON CONFLICT (jti) DO NOTHING
 """
 
@@ -166,7 +167,7 @@ async def add_token_and_jti(
     access_jti: str,
 ) -> None:
     """A family's first token, and the access token issued with it (the code exchange)."""
-    await db.execute(ADD_SUCCESSOR, token_hash, family_id, now, idle_expires_at, access_jti)
+    await db.execute(ADD_FIRST, token_hash, family_id, now, idle_expires_at, access_jti)
 
 
 async def find(db: Executor, token_hash: bytes) -> Presented | None:
@@ -183,7 +184,5 @@ async def seal_successor(db: Executor, token_hash: bytes, sealed: bytes) -> None
 async def revoke_family(
     db: Executor, family_id: uuid.UUID, reason: str, now: datetime, deny_until: datetime
 ) -> None:
-    """Revoke the family and deny-list every access token issued from it."""
-    jtis = await db.fetchval(REVOKE_FAMILY, family_id, now, reason)
-    if jtis:
-        await db.execute(DENY_JTIS, list(jtis), deny_until)
+    """Revoke the family and deny-list every access token issued from it that may be alive."""
+    await db.execute(REVOKE_FAMILY, family_id, now, reason, deny_until)
