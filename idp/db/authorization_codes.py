@@ -32,7 +32,6 @@ INSERT INTO revoked_access_tokens (jti, expires_at)
 SELECT unnest($1::text[]), $2
 ON CONFLICT (jti) DO NOTHING
 """
-IS_REVOKED = "SELECT 1 FROM revoked_access_tokens WHERE jti = $1"
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,3 @@ async def revoke_replayed(db: Executor, code_hash: bytes, client_id: str, until:
         return False
     await db.execute(REVOKE_JTIS, list(jtis), until)
     return True
-
-
-async def is_revoked(db: Executor, jti: str) -> bool:
-    return await db.fetchval(IS_REVOKED, jti) is not None

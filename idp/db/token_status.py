@@ -6,7 +6,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from idp.db import users
 from idp.db.pool import Executor
+from idp.db.users import User, user_from
 
 ACCESS_STATE = """
 SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1) AS revoked,
@@ -19,6 +21,12 @@ FROM refresh_tokens t
 JOIN refresh_families f ON f.id = t.family_id
 JOIN users u ON u.id = f.user_id
 WHERE t.token_hash = $1
+"""
+# /userinfo's bearer: the user it names, and whether it was revoked, in one round trip.
+BEARER = f"""
+SELECT {users.COLUMNS},
+    EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $2) AS token_revoked
+FROM users WHERE id = $1
 """
 DENY_JTI = """
 INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2)
@@ -60,6 +68,14 @@ async def access_state(db: Executor, jti: str, user_id: uuid.UUID | None) -> Acc
     row = await db.fetchrow(ACCESS_STATE, jti, user_id)
     assert row is not None
     return AccessState(revoked=row["revoked"], user_disabled=row["user_disabled"])
+
+
+async def bearer(db: Executor, user_id: uuid.UUID, jti: str) -> tuple[User | None, bool]:
+    """The user (None if there is none) and whether the access token ``jti`` is deny-listed."""
+    row = await db.fetchrow(BEARER, user_id, jti)
+    if row is None:
+        return None, False
+    return user_from(row), row["token_revoked"]
 
 
 async def refresh_state(db: Executor, token_hash: bytes) -> RefreshState | None:
