@@ -26,6 +26,7 @@ from idp.logs import configure as configure_logging
 from idp.metrics import Exposition
 from idp.oauth.client_registry import ClientRegistry
 from idp.oauth.context import TokenContext
+from idp.oauth.deny_list import DenyList
 from idp.oauth.discovery import provider_metadata
 from idp.passwords import Passwords
 from idp.runtime import resolve
@@ -86,6 +87,10 @@ def create_app(
             listener = Listener(database_url)
             listener.subscribe(keyring.subscription())
             listener.subscribe(clients.subscription())
+            deny_list = DenyList(pool, app_clock, listener)
+            listener.subscribe(deny_list.subscription())
+            await deny_list.start(reload_every=settings.key_check_interval.total_seconds())
+            resources.push_async_callback(deny_list.stop)
             await listener.start()
             resources.push_async_callback(listener.stop)
             passwords = Passwords(settings.argon2_profile)
@@ -109,7 +114,12 @@ def create_app(
                 "passwords": passwords,
                 "cookies": Cookies(settings),
                 "token_context": TokenContext(
-                    settings, app_clock, pool, keyring.sign, keyring.verification_keys
+                    settings,
+                    app_clock,
+                    pool,
+                    keyring.sign,
+                    keyring.verification_keys,
+                    deny_list,
                 ),
                 "metrics": Exposition(keyring, pool, app_clock.now),
             }

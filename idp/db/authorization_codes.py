@@ -31,6 +31,7 @@ REVOKE_JTIS = """
 INSERT INTO revoked_access_tokens (jti, expires_at)
 SELECT unnest($1::text[]), $2
 ON CONFLICT (jti) DO NOTHING
+RETURNING jti, expires_at
 """
 
 
@@ -94,10 +95,13 @@ async def record_issued(db: Executor, code_hash: bytes, jtis: list[str]) -> None
     await db.execute(RECORD_ISSUED, code_hash, jtis)
 
 
-async def revoke_replayed(db: Executor, code_hash: bytes, client_id: str, until: datetime) -> bool:
-    """If the code was consumed already, deny-list what it issued; True when it was a replay."""
+async def revoke_replayed(
+    db: Executor, code_hash: bytes, client_id: str, until: datetime
+) -> list[tuple[str, datetime]] | None:
+    """If the code was consumed already, deny-list what it issued and return the entries added
+    (a replay); None if it was not consumed."""
     jtis = await db.fetchval(SELECT_CONSUMED, code_hash, client_id)
     if jtis is None:
-        return False
-    await db.execute(REVOKE_JTIS, list(jtis), until)
-    return True
+        return None
+    rows = await db.fetch(REVOKE_JTIS, list(jtis), until)
+    return [(row["jti"], row["expires_at"]) for row in rows]

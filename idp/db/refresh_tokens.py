@@ -70,6 +70,7 @@ WITH family AS (
 INSERT INTO revoked_access_tokens (jti, expires_at)
 SELECT jti, $4 FROM issued
 ON CONFLICT (jti) DO NOTHING
+RETURNING jti, expires_at
 """
 
 
@@ -183,6 +184,8 @@ async def seal_successor(db: Executor, token_hash: bytes, sealed: bytes) -> None
 
 async def revoke_family(
     db: Executor, family_id: uuid.UUID, reason: str, now: datetime, deny_until: datetime
-) -> None:
-    """Revoke the family and deny-list every access token issued from it that may be alive."""
-    await db.execute(REVOKE_FAMILY, family_id, now, reason, deny_until)
+) -> list[tuple[str, datetime]]:
+    """Revoke the family and deny-list every access token issued from it that may be alive;
+    returns the entries added to the deny-list."""
+    rows = await db.fetch(REVOKE_FAMILY, family_id, now, reason, deny_until)
+    return [(row["jti"], row["expires_at"]) for row in rows]

@@ -28,6 +28,8 @@ SELECT {users.COLUMNS},
     EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $2) AS token_revoked
 FROM users WHERE id = $1
 """
+IS_DENIED = "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)"
+DENIED_SINCE = "SELECT jti, expires_at FROM revoked_access_tokens WHERE expires_at > $1"
 DENY_JTI = """
 INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2)
 ON CONFLICT (jti) DO NOTHING
@@ -95,6 +97,16 @@ async def refresh_state(db: Executor, token_hash: bytes) -> RefreshState | None:
         idle_expires_at=row["idle_expires_at"],
         user_disabled=row["user_disabled"],
     )
+
+
+async def is_denied(db: Executor, jti: str) -> bool:
+    denied: bool = await db.fetchval(IS_DENIED, jti)
+    return denied
+
+
+async def denied_since(db: Executor, now: datetime) -> dict[str, datetime]:
+    """Every deny-list entry still in force."""
+    return {row["jti"]: row["expires_at"] for row in await db.fetch(DENIED_SINCE, now)}
 
 
 async def deny_access_token(db: Executor, jti: str, until: datetime) -> None:

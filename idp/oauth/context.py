@@ -9,6 +9,7 @@ import asyncpg
 from joserfc.jwk import KeySet
 
 from idp.clock import Clock
+from idp.oauth.deny_list import DenyList
 from idp.settings import Settings
 
 
@@ -19,3 +20,4 @@ class TokenContext:
     pool: asyncpg.Pool
     sign: Callable[..., str]  # Keyring.sign(claims, typ=...)
     verification_keys: Callable[[], KeySet]  # the published keys, from memory
+    deny_list: DenyList  # deny-listed access tokens, from memory when it is complete

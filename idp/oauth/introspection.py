@@ -19,11 +19,14 @@ async def introspect(params: Params, context: TokenContext) -> dict[str, Any]:
     found = await find_token(context.pool, token, params.get("token_type_hint"), context)
     if isinstance(found, AccessToken):
         claims = found.claims
-        state = await token_status.access_state(
-            context.pool, claims["jti"], subject_user_id(claims)
-        )
-        if state.revoked or state.user_disabled:
-            return INACTIVE
+        user_id = subject_user_id(claims)
+        if user_id is None:  # a client's own token: the deny-list, from memory
+            if await context.deny_list.revoked(claims["jti"]):
+                return INACTIVE
+        else:  # a user's: whether it is deny-listed, and whether the user was disabled
+            state = await token_status.access_state(context.pool, claims["jti"], user_id)
+            if state.revoked or state.user_disabled:
+                return INACTIVE
         body = {"active": True, "token_type": "Bearer"}
         body.update({name: claims[name] for name in _ACCESS_FIELDS if name in claims})
         return body

@@ -27,9 +27,10 @@ async def revoke(params: Params, client: Client, context: TokenContext) -> None:
             if found.state.client_id != client.client_id:
                 raise UnauthorizedClientError("the token was issued to another client")
             deny_until = now + context.settings.deny_list_horizon
-            await refresh_tokens.revoke_family(
+            denied = await refresh_tokens.revoke_family(
                 connection, found.state.family_id, "revoked by the client", now, deny_until
             )
+            context.deny_list.add(denied)
             subject = str(found.state.family_id)
         elif isinstance(found, AccessToken):
             if found.claims.get("client_id") != client.client_id:
@@ -38,6 +39,7 @@ async def revoke(params: Params, client: Client, context: TokenContext) -> None:
             until = datetime.fromtimestamp(int(found.claims["exp"]), UTC)
             until += context.settings.clock_skew
             await token_status.deny_access_token(connection, found.claims["jti"], until)
+            context.deny_list.add([(found.claims["jti"], until)])
             subject = str(found.claims["jti"])
         else:
             return  # RFC 7009 §2.2: invalid tokens do not cause an error

@@ -53,9 +53,11 @@ async def _redeem(
     grant = await authorization_codes.consume(connection, code_hash, client.client_id, now)
     if grant is None:
         until = now + settings.deny_list_horizon
-        if await authorization_codes.revoke_replayed(
+        denied = await authorization_codes.revoke_replayed(
             connection, code_hash, client.client_id, until
-        ):
+        )
+        if denied is not None:
+            context.deny_list.add(denied)
             return InvalidGrantError("the code was used already; its tokens are revoked")
         return InvalidGrantError("the code is invalid or expired")
     if grant.redirect_uri != redirect_uri:

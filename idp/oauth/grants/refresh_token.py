@@ -129,9 +129,10 @@ async def _not_consumed(
             return retried
     deny_until = now + context.settings.deny_list_horizon
     async with connection.transaction():
-        await refresh_tokens.revoke_family(
+        denied = await refresh_tokens.revoke_family(
             connection, family.id, "refresh token reuse", now, deny_until
         )
+        context.deny_list.add(denied)
         await audit.record(
             connection,
             now=now,
