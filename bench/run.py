@@ -710,6 +710,10 @@ class Bench:
                     raise NotMeasured(problem)
         log(f"{label}: warm-up {WARMUP}, then {self.config.duration}")
         self.wrk(job, WARMUP, job.warmup_env, latency=False)
+        if data is not None:
+            # A checkpoint due in the middle of a run would slow whichever server it fell on:
+            # every run on PostgreSQL starts right after one.
+            postgres_query(data, "CHECKPOINT")
 
         def run() -> report.Measure:
             output = self.wrk(job, self.config.duration, job.run_env, latency=True)
@@ -1176,18 +1180,22 @@ def common_versions() -> dict[str, str]:
     }
 
 
-def postgres_version(data: Path) -> str:
+def postgres_query(data: Path, statement: str) -> str:
+    """One statement on the embedded PostgreSQL in ``data``; its first value, as text."""
     socket_dir = (data / "pg" / "postmaster.pid").read_text().splitlines()[4]
 
     async def query() -> str:
         connection = await asyncpg.connect(f"postgresql://postgres:@/postgres?host={socket_dir}")
         try:
-            version: str = await connection.fetchval("SHOW server_version")
-            return version
+            return str(await connection.fetchval(statement))
         finally:
             await connection.close()
 
     return asyncio.run(query())
+
+
+def postgres_version(data: Path) -> str:
+    return postgres_query(data, "SHOW server_version")
 
 
 def node_version() -> str:
