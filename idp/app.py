@@ -28,6 +28,7 @@ from idp.oauth.client_registry import ClientRegistry
 from idp.oauth.context import TokenContext
 from idp.oauth.deny_list import DenyList
 from idp.oauth.discovery import provider_metadata
+from idp.oauth.user_cache import UserCache
 from idp.passwords import Passwords
 from idp.runtime import resolve
 from idp.settings import Settings
@@ -89,6 +90,8 @@ def create_app(
             listener.subscribe(clients.subscription())
             deny_list = DenyList(pool, app_clock, listener)
             listener.subscribe(deny_list.subscription())
+            user_cache = UserCache(pool, listener)
+            listener.subscribe(user_cache.subscription())
             await deny_list.start(reload_every=settings.key_check_interval.total_seconds())
             resources.push_async_callback(deny_list.stop)
             await listener.start()
@@ -120,6 +123,7 @@ def create_app(
                     keyring.sign,
                     keyring.verification_keys,
                     deny_list,
+                    user_cache,
                 ),
                 "metrics": Exposition(keyring, pool, app_clock.now),
             }

@@ -1,4 +1,5 @@
-"""Lookups behind /revoke and /introspect: a token's live state in one round trip each."""
+"""Lookups behind /revoke, /introspect and the deny-list: a token's live state, one round trip
+each."""
 
 from __future__ import annotations
 
@@ -6,14 +7,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from idp.db import users
 from idp.db.pool import Executor
-from idp.db.users import User, user_from
 
-ACCESS_STATE = """
-SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1) AS revoked,
-       (SELECT disabled FROM users WHERE id = $2) AS user_disabled
-"""
 REFRESH_STATE = """
 SELECT f.id, f.client_id, f.user_id, f.scopes, f.audience, f.created_at, f.expires_at,
        f.revoked_at, t.consumed_at, t.idle_expires_at, u.disabled AS user_disabled
@@ -22,24 +17,12 @@ JOIN refresh_families f ON f.id = t.family_id
 JOIN users u ON u.id = f.user_id
 WHERE t.token_hash = $1
 """
-# /userinfo's bearer: the user it names, and whether it was revoked, in one round trip.
-BEARER = f"""
-SELECT {users.COLUMNS},
-    EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $2) AS token_revoked
-FROM users WHERE id = $1
-"""
 IS_DENIED = "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)"
 DENIED_SINCE = "SELECT jti, expires_at FROM revoked_access_tokens WHERE expires_at > $1"
 DENY_JTI = """
 INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2)
 ON CONFLICT (jti) DO NOTHING
 """
-
-
-@dataclass(frozen=True)
-class AccessState:
-    revoked: bool
-    user_disabled: bool | None  # None: the subject is no user (client_credentials)
 
 
 @dataclass(frozen=True)
@@ -64,20 +47,6 @@ class RefreshState:
             and now < self.idle_expires_at
             and not self.user_disabled
         )
-
-
-async def access_state(db: Executor, jti: str, user_id: uuid.UUID | None) -> AccessState:
-    row = await db.fetchrow(ACCESS_STATE, jti, user_id)
-    assert row is not None
-    return AccessState(revoked=row["revoked"], user_disabled=row["user_disabled"])
-
-
-async def bearer(db: Executor, user_id: uuid.UUID, jti: str) -> tuple[User | None, bool]:
-    """The user (None if there is none) and whether the access token ``jti`` is deny-listed."""
-    row = await db.fetchrow(BEARER, user_id, jti)
-    if row is None:
-        return None, False
-    return user_from(row), row["token_revoked"]
 
 
 async def refresh_state(db: Executor, token_hash: bytes) -> RefreshState | None:

@@ -10,6 +10,7 @@ from joserfc.jwk import KeySet
 
 from idp.clock import Clock
 from idp.oauth.deny_list import DenyList
+from idp.oauth.user_cache import UserCache
 from idp.settings import Settings
 
 
@@ -21,3 +22,4 @@ class TokenContext:
     sign: Callable[..., str]  # Keyring.sign(claims, typ=...)
     verification_keys: Callable[[], KeySet]  # the published keys, from memory
     deny_list: DenyList  # deny-listed access tokens, from memory when it is complete
+    users: UserCache  # users by id, from memory while changes are announced

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from idp.db import token_status
 from idp.oauth.context import TokenContext
 from idp.oauth.params import Params
 from idp.oauth.token_lookup import AccessToken, RefreshToken, find_token, subject_user_id
@@ -20,12 +19,11 @@ async def introspect(params: Params, context: TokenContext) -> dict[str, Any]:
     if isinstance(found, AccessToken):
         claims = found.claims
         user_id = subject_user_id(claims)
-        if user_id is None:  # a client's own token: the deny-list, from memory
-            if await context.deny_list.revoked(claims["jti"]):
-                return INACTIVE
-        else:  # a user's: whether it is deny-listed, and whether the user was disabled
-            state = await token_status.access_state(context.pool, claims["jti"], user_id)
-            if state.revoked or state.user_disabled:
+        if await context.deny_list.revoked(claims["jti"]):
+            return INACTIVE
+        if user_id is not None:  # a user's token: the user must still be able to sign in
+            user = await context.users.find(user_id)
+            if user is None or user.disabled:
                 return INACTIVE
         body = {"active": True, "token_type": "Bearer"}
         body.update({name: claims[name] for name in _ACCESS_FIELDS if name in claims})

@@ -7,7 +7,6 @@ import uuid
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from idp.db import token_status
 from idp.oauth.access_tokens import InvalidTokenError, verify_access_token
 from idp.oauth.errors import InvalidRequestError, OAuthError
 from idp.oauth.id_token import scope_claims
@@ -69,11 +68,10 @@ async def userinfo(request: Request[AppState]) -> Response:
             skew=settings.clock_skew,
             audience=settings.issuer,  # OIDC Core §5.3: the token must be meant for userinfo
         )
-        user, revoked = await token_status.bearer(
-            state["pool"], uuid.UUID(claims["sub"]), claims["jti"]
-        )
-        if revoked:
+        context = state["token_context"]
+        if await context.deny_list.revoked(claims["jti"]):
             raise InvalidTokenError("the access token was revoked")
+        user = await context.users.find(uuid.UUID(claims["sub"]))
         if user is None or user.disabled:
             raise InvalidTokenError("the user can no longer sign in")
     except (InvalidTokenError, ValueError) as error:
