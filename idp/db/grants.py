@@ -14,10 +14,10 @@ END_SESSIONS = """
 UPDATE sessions SET ended_at = $2
 WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $2
 """
-# Expired families are revoked too: access tokens issued from them may still be alive (those of
-# refresh tokens created within one token lifetime, $4 - $2, can be). Access
-# tokens issued to clients without refresh tokens are found through the codes they came from
-# (those exchanged within one token lifetime, $4 - $2, can still be alive).
+# Expired families are revoked too: access tokens issued from them may still be alive. An access
+# token is alive at most one token lifetime ($4 - $2: the longest TTL + skew) after it was
+# issued, so only those of refresh tokens created since then are deny-listed; access tokens
+# issued to clients without refresh tokens are found through the codes exchanged since then.
 REVOKE_TOKENS = """
 WITH revoked AS (
     UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3

@@ -54,8 +54,8 @@ ADD_FIRST = """
 INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at, access_jti)
 VALUES ($1, $2, $3, $4, $5)
 """
-# Access tokens live at most until $4 (now + the longest TTL + skew) - now after they were
-# issued: older tokens' access tokens are expired, and need no deny-listing.
+# An access token is alive at most $4 - $2 (the longest TTL + skew) after it was issued: only
+# those of the family's tokens created since then need deny-listing.
 REVOKE_FAMILY = """
 WITH family AS (
     UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3

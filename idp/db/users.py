@@ -10,16 +10,16 @@ import asyncpg
 
 from idp.db.pool import Executor
 
-COLUMNS = "id, email, name, email_verified, password_hash, roles, disabled, created_at"
+_COLUMNS = "id, email, name, email_verified, password_hash, roles, disabled, created_at"
 
 INSERT = f"""
 INSERT INTO users (id, email, name, password_hash, roles, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $6)
-RETURNING {COLUMNS}
+RETURNING {_COLUMNS}
 """
-SELECT_BY_EMAIL = f"SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1)"
-SELECT_BY_ID = f"SELECT {COLUMNS} FROM users WHERE id = $1"
-SELECT_ALL = f"SELECT {COLUMNS} FROM users ORDER BY lower(email)"
+SELECT_BY_EMAIL = f"SELECT {_COLUMNS} FROM users WHERE lower(email) = lower($1)"
+SELECT_BY_ID = f"SELECT {_COLUMNS} FROM users WHERE id = $1"
+SELECT_ALL = f"SELECT {_COLUMNS} FROM users ORDER BY lower(email)"
 SET_DISABLED = """
 UPDATE users SET disabled = $2, updated_at = $3 WHERE lower(email) = lower($1) RETURNING id
 """
@@ -34,7 +34,7 @@ SET roles = ARRAY(
     ),
     updated_at = $4
 WHERE lower(email) = lower($1)
-RETURNING {COLUMNS}
+RETURNING {_COLUMNS}
 """
 
 
