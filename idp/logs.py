@@ -110,6 +110,7 @@ def configure(level: int = logging.INFO) -> None:
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
     root.setLevel(level)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # every pg_ctl run, at INFO
 
 
 def uvicorn_log_config() -> dict[str, Any]:
@@ -131,5 +132,7 @@ def uvicorn_log_config() -> dict[str, Any]:
             "uvicorn": {"level": "INFO", "handlers": [], "propagate": True},
             "uvicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
             "uvicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
+            # pgserver logs every pg_ctl command it runs, output included, at INFO.
+            "pgserver": {"level": "WARNING", "handlers": [], "propagate": True},
         },
     }
