@@ -19,6 +19,7 @@ from idp.oauth.issuance import (
     REFRESH_GRANT,
     Issued,
     UserGrant,
+    signed,
     start_refresh_family,
     user_tokens,
 )
@@ -38,7 +39,7 @@ async def exchange(params: Params, client: Client, context: TokenContext) -> dic
         outcome = await _redeem(connection, digest(code), redirect_uri, verifier, client, context)
     if isinstance(outcome, InvalidGrantError):
         raise outcome
-    return outcome.sign(context)  # after the commit: the connection is back in the pool
+    return await signed(outcome, context)  # after the commit: the connection is back
 
 
 async def _redeem(
