@@ -27,7 +27,7 @@ from idp.keys.manager import KeyManager
 from idp.settings import Settings
 from tests.conftest import free_port
 from tests.factories import assert_oauth_error, kids, make_client, make_user, run_command, verify
-from tests.oauth.flow import Authorization, authorize_code
+from tests.oauth.flow import Authorization, authorize_code, exchange_code
 from tests.processes import (
     IDP,
     ROOT,
@@ -187,16 +187,7 @@ async def sign_in_and_refresh(
     user = await make_user(pool, password=PASSWORD)
     auth = Authorization(client.client_id, REDIRECT, scope="openid email")
     code = await authorize_code(http, auth, user.email, PASSWORD)
-    exchanged = await http.post(
-        "/token",
-        auth=(client.client_id, secret),
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "code_verifier": auth.verifier,
-        },
-    )
+    exchanged = await exchange_code(http, client.client_id, secret, code, auth)
     assert exchanged.status_code == 200, exchanged.text
     first = exchanged.json()["refresh_token"]
     signed = Signed(client.client_id, secret, str(user.id), first, None)

@@ -26,7 +26,7 @@ import httpx
 from idp.db.listener import APPLICATION_NAME
 from idp.settings import Settings
 from tests.factories import assert_oauth_error, environ_without_idp, make_client, make_user
-from tests.oauth.flow import Authorization, authorize_code
+from tests.oauth.flow import Authorization, authorize_code, exchange_code
 from tests.processes import Processes, running
 
 REDIRECT = "https://app.example/callback"
@@ -151,16 +151,7 @@ async def test_an_outage_keeps_memory_answers_gives_503s_and_heals_without_a_res
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             auth = Authorization(client.client_id, REDIRECT, scope="openid email")
             code = await authorize_code(http, auth, user.email, PASSWORD)
-            exchanged = await http.post(
-                "/token",
-                auth=(client.client_id, secret),
-                data={
-                    "grant_type": "authorization_code",
-                    "code": code,
-                    "redirect_uri": REDIRECT,
-                    "code_verifier": auth.verifier,
-                },
-            )
+            exchanged = await exchange_code(http, client.client_id, secret, code, auth)
             assert exchanged.status_code == 200, exchanged.text
             refresh_token = exchanged.json()["refresh_token"]
             jwks_before = (await http.get("/jwks.json")).content

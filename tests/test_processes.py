@@ -18,7 +18,7 @@ from joserfc import jws
 
 from tests.conftest import free_port
 from tests.factories import Completed, assert_oauth_error, kids, run_command, verify
-from tests.oauth.flow import Authorization, authorize_code
+from tests.oauth.flow import Authorization, authorize_code, exchange_code
 from tests.processes import IDP, ROOT, Processes, idp_environ, running
 
 REDIRECT = "https://app.example/callback"
@@ -114,15 +114,8 @@ async def test_two_serve_processes_share_refresh_rotation_and_a_key_revoked_leav
         # Sign in and exchange the code through A.
         auth = Authorization(client["client_id"], REDIRECT, scope="openid email")
         code = await authorize_code(http_a, auth, EMAIL, PASSWORD)
-        exchanged = await http_a.post(
-            "/token",
-            auth=(client["client_id"], client["client_secret"]),
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": REDIRECT,
-                "code_verifier": auth.verifier,
-            },
+        exchanged = await exchange_code(
+            http_a, client["client_id"], client["client_secret"], code, auth
         )
         first = tokens_of(exchanged)
 

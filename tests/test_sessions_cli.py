@@ -27,7 +27,7 @@ from tests.factories import (
     make_user,
     run_command,
 )
-from tests.oauth.flow import Authorization, authorize_code
+from tests.oauth.flow import Authorization, authorize_code, exchange_code
 
 IDP = [sys.executable, "-m", "idp"]
 REDIRECT = "https://app.example/callback"
@@ -75,16 +75,7 @@ class RelyingApp:
         self.http.cookies = httpx.Cookies()  # a browser of their own
         auth = Authorization(self.client_id, REDIRECT, scope=SCOPE)
         code = await authorize_code(self.http, auth, email, PASSWORD)
-        response = await self.http.post(
-            "/token",
-            auth=(self.client_id, self.secret),
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": REDIRECT,
-                "code_verifier": auth.verifier,
-            },
-        )
+        response = await exchange_code(self.http, self.client_id, self.secret, code, auth)
         assert response.status_code == 200, response.text
         return Person(email, httpx.Cookies(self.http.cookies), response.json())
 

@@ -64,6 +64,22 @@ async def sign_in(
     return await client.post("/login", data={**fields, "email": email, "password": password})
 
 
+async def exchange_code(
+    client: httpx.AsyncClient, client_id: str, secret: str, code: str, auth: Authorization
+) -> httpx.Response:
+    """The client's side: POST /token with the code and its verifier (client_secret_basic)."""
+    return await client.post(
+        "/token",
+        auth=(client_id, secret),
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": auth.redirect_uri,
+            "code_verifier": auth.verifier,
+        },
+    )
+
+
 async def authorize_code(
     client: httpx.AsyncClient, auth: Authorization, email: str, password: str
 ) -> str:

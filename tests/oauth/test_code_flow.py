@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import httpx
 import jwt as pyjwt
 import pytest
 from starlette.responses import Response
@@ -19,7 +18,14 @@ from idp.settings import Settings
 from idp.web.security import Cookies
 from tests.conftest import InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
-from tests.oauth.flow import Authorization, authorize_code, hidden_fields, query_of, sign_in
+from tests.oauth.flow import (
+    Authorization,
+    authorize_code,
+    exchange_code,
+    hidden_fields,
+    query_of,
+    sign_in,
+)
 
 REDIRECT = "https://app.example/callback"
 PASSWORD = "correct horse battery"
@@ -28,21 +34,6 @@ PASSWORD = "correct horse battery"
 @pytest.fixture(autouse=True)
 def real_time(clock: FrozenClock) -> None:
     clock.set(datetime.now(UTC))  # PyJWT checks exp and iat against the real clock
-
-
-async def exchange(
-    client: httpx.AsyncClient, client_id: str, secret: str, code: str, auth: Authorization
-) -> httpx.Response:
-    return await client.post(
-        "/token",
-        auth=(client_id, secret),
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": auth.redirect_uri,
-            "code_verifier": auth.verifier,
-        },
-    )
 
 
 async def registered(
@@ -70,7 +61,7 @@ async def test_code_flow_gives_verifiable_access_and_id_tokens_and_userinfo(
     auth = Authorization(client_id, REDIRECT, scope="openid profile email roles")
     async with app_instance() as app:
         code = await authorize_code(app.client, auth, user.email, PASSWORD)
-        tokens = await exchange(app.client, client_id, secret, code, auth)
+        tokens = await exchange_code(app.client, client_id, secret, code, auth)
         assert tokens.status_code == 200, tokens.text
         assert tokens.headers["cache-control"] == "no-store"
         body = tokens.json()
@@ -126,12 +117,12 @@ async def test_second_use_of_a_code_fails_and_revokes_the_first_tokens(
     auth = Authorization(client_id, REDIRECT)
     async with app_instance() as app:
         code = await authorize_code(app.client, auth, user.email, PASSWORD)
-        first = await exchange(app.client, client_id, secret, code, auth)
+        first = await exchange_code(app.client, client_id, secret, code, auth)
         access_token = first.json()["access_token"]
         bearer = {"Authorization": f"Bearer {access_token}"}
         assert (await app.client.get("/userinfo", headers=bearer)).status_code == 200
 
-        replay = await exchange(app.client, client_id, secret, code, auth)
+        replay = await exchange_code(app.client, client_id, secret, code, auth)
         assert_oauth_error(replay, 400, "invalid_grant")
         assert (await app.client.get("/userinfo", headers=bearer)).status_code == 401
 
@@ -145,7 +136,7 @@ async def test_ten_concurrent_exchanges_of_one_code_yield_exactly_one_success(
     async with app_instance() as app:
         code = await authorize_code(app.client, auth, user.email, PASSWORD)
         results = await asyncio.gather(
-            *(exchange(app.client, client_id, secret, code, auth) for _ in range(10))
+            *(exchange_code(app.client, client_id, secret, code, auth) for _ in range(10))
         )
     assert sorted(r.status_code for r in results) == [200] + [400] * 9
     assert {r.json().get("error") for r in results if r.status_code == 400} == {"invalid_grant"}
@@ -161,10 +152,10 @@ async def test_wrong_pkce_verifier_is_invalid_grant(
         code = await authorize_code(app.client, auth, user.email, PASSWORD)
         right = auth.verifier
         auth.verifier = right[::-1]
-        wrong = await exchange(app.client, client_id, secret, code, auth)
+        wrong = await exchange_code(app.client, client_id, secret, code, auth)
         assert_oauth_error(wrong, 400, "invalid_grant")
         auth.verifier = right  # the failed attempt spent the code: no guessing the verifier
-        assert_oauth_error(await exchange(app.client, client_id, secret, code, auth), 400,
+        assert_oauth_error(await exchange_code(app.client, client_id, secret, code, auth), 400,
                            "invalid_grant")  # fmt: skip
 
 

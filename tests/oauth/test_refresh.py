@@ -15,7 +15,7 @@ from idp.clock import FrozenClock
 from idp.settings import Settings
 from tests.conftest import Instance, InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
-from tests.oauth.flow import Authorization, authorize_code
+from tests.oauth.flow import Authorization, authorize_code, exchange_code
 
 REDIRECT = "https://app.example/callback"
 PASSWORD = "correct horse battery"
@@ -37,16 +37,7 @@ class App:
     async def sign_in(self, scope: str = "openid email roles") -> dict[str, str]:
         auth = Authorization(self.client_id, REDIRECT, scope=scope)
         code = await authorize_code(self.http, auth, self.email, PASSWORD)
-        response = await self.http.post(
-            "/token",
-            auth=(self.client_id, self.secret),
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": REDIRECT,
-                "code_verifier": auth.verifier,
-            },
-        )
+        response = await exchange_code(self.http, self.client_id, self.secret, code, auth)
         assert response.status_code == 200, response.text
         tokens: dict[str, str] = response.json()
         return tokens

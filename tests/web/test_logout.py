@@ -11,7 +11,7 @@ from idp.clock import FrozenClock
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
 from tests.factories import make_client, make_user
-from tests.oauth.flow import Authorization, authorize_code, hidden_fields, query_of
+from tests.oauth.flow import Authorization, authorize_code, exchange_code, hidden_fields, query_of
 
 REDIRECT = "https://app.example/callback"
 AFTER = "https://app.example/signed-out"
@@ -41,10 +41,7 @@ async def test_logout_with_a_registered_redirect_keeps_state_and_ends_the_sessio
     async with app_instance() as app:
         auth = Authorization(client_id, REDIRECT, scope="openid")
         code = await authorize_code(app.client, auth, email, PASSWORD)
-        tokens = await app.client.post("/token", auth=(client_id, secret), data={
-            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-            "code_verifier": auth.verifier,
-        })  # fmt: skip
+        tokens = await exchange_code(app.client, client_id, secret, code, auth)
         id_token = tokens.json()["id_token"]
         clock.advance(timedelta(hours=2))  # §2: an expired ID token is still a valid hint
         out = await app.client.get(

@@ -19,7 +19,7 @@ from idp.logs import REQUEST_LINES, JsonFormatter
 from idp.settings import Settings
 from tests.conftest import Instance, InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
-from tests.oauth.flow import Authorization, authorize_code, hidden_fields, sign_in
+from tests.oauth.flow import Authorization, authorize_code, exchange_code, hidden_fields, sign_in
 
 REDIRECT = "https://app.example/callback"
 PASSWORD = "correct horse battery"
@@ -74,16 +74,7 @@ async def code_flow(
 ) -> tuple[Authorization, str, dict[str, str]]:
     auth = Authorization(client_id, REDIRECT, scope="openid email")
     code = await authorize_code(instance.client, auth, email, PASSWORD)
-    response = await instance.client.post(
-        "/token",
-        auth=(client_id, secret),
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "code_verifier": auth.verifier,
-        },
-    )
+    response = await exchange_code(instance.client, client_id, secret, code, auth)
     assert response.status_code == 200, response.text
     return auth, code, response.json()
 

@@ -39,7 +39,7 @@ from idp.web.authorize import PENDING_TTL
 from idp.web.state import AppState
 from tests.conftest import InstanceFactory
 from tests.factories import assert_security_headers, make_client, make_user
-from tests.oauth.flow import Authorization, hidden_fields, query_of, sign_in
+from tests.oauth.flow import Authorization, exchange_code, hidden_fields, query_of, sign_in
 
 REDIRECT = "https://app.example/callback"
 EMAIL = "alice@example.com"
@@ -262,16 +262,7 @@ async def issued_tokens(ctx: Ctx) -> dict[str, str]:
     fields = await consent_fields(ctx)
     allowed = await post(ctx, "/consent", form_encoded({**fields, "decision": "allow"}))
     code = query_of(allowed.headers["location"])["code"]
-    response = await ctx.http.post(
-        "/token",
-        auth=(ctx.client_id, ctx.secret),
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "code_verifier": ctx.auth.verifier,
-        },
-    )
+    response = await exchange_code(ctx.http, ctx.client_id, ctx.secret, code, ctx.auth)
     assert response.status_code == 200, response.text
     tokens: dict[str, str] = response.json()
     return tokens
