@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from idp.db.pool import Connection
+from idp.tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,8 @@ class Listener:
                 await self.connected.wait()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         backoff = 0.1

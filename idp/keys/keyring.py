@@ -32,6 +32,7 @@ from idp.db.pool import Executor
 from idp.keys import crypto
 from idp.keys.lifecycle import KeyRecord, next_change
 from idp.settings import Settings, SigningAlg
+from idp.tasks import cancel
 
 # RFC 9864 deprecates the name "EdDSA" in favour of "Ed25519", but verifiers in the field still
 # know only "EdDSA"; joserfc warns on every use.
@@ -184,11 +185,8 @@ class Keyring:
         self._task = asyncio.create_task(self._reload_loop(pool), name="keyring-reload")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task  # the loop itself never ends with another error
-            self._task = None
+        await cancel(self._task)  # the loop itself never ends with another error
+        self._task = None
 
     def request_reload(self) -> None:
         self._wake.set()

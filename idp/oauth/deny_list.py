@@ -20,6 +20,7 @@ import asyncpg
 from idp.clock import Clock
 from idp.db import token_status
 from idp.db.listener import Listener, Subscription
+from idp.tasks import cancel
 
 CHANNEL = "idp_revocations"
 
@@ -81,11 +82,8 @@ class DenyList:
         self._task = asyncio.create_task(self._reload_loop(reload_every), name="deny-list")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _reload_loop(self, every: float) -> None:
         while True:

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from idp.logs import REQUEST_ID, REQUEST_LINES
 from idp.metrics import TALLY
+from idp.tasks import cancel
 
 REQUEST_ID_HEADER = b"x-request-id"
 # An id set by a proxy in front is kept if it is plain; anything else is replaced.
@@ -114,7 +115,5 @@ async def flushing() -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel(task)
         flush()
