@@ -9,7 +9,6 @@ so the JWKS keeps answering while PostgreSQL is away.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -32,7 +31,7 @@ from idp.db.pool import Executor
 from idp.keys import crypto
 from idp.keys.lifecycle import KeyRecord, next_change
 from idp.settings import Settings, SigningAlg
-from idp.tasks import cancel
+from idp.tasks import cancel, woken
 
 # RFC 9864 deprecates the name "EdDSA" in favour of "Ed25519", but verifiers in the field still
 # know only "EdDSA"; joserfc warns on every use.
@@ -195,10 +194,7 @@ class Keyring:
         # Twice per staleness budget, so that one slow or failed reload does not stop signing.
         interval = self._max_staleness / 2
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await self._wake.wait()
-            self._wake.clear()
+            await woken(self._wake, interval)
             try:
                 await self.load(pool)
             except Exception:  # the loop must outlive any failure; the error is logged

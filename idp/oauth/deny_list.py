@@ -11,7 +11,6 @@ a silently dead connection could hide, and drops the entries no verifier accepts
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -20,7 +19,7 @@ import asyncpg
 from idp.clock import Clock
 from idp.db import token_status
 from idp.db.listener import Listener, Subscription
-from idp.tasks import cancel
+from idp.tasks import cancel, woken
 
 CHANNEL = "idp_revocations"
 
@@ -87,10 +86,7 @@ class DenyList:
 
     async def _reload_loop(self, every: float) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(every):
-                    await self._wake.wait()
-            self._wake.clear()
+            await woken(self._wake, every)
             try:
                 await self.load()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
