@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -18,20 +19,33 @@ from tests.oauth.test_refresh import real_time as real_time  # the autouse fixtu
 DENY = "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2)"
 
 
-async def client_token(instance: Instance, pool: asyncpg.Pool, settings: Settings) -> str:
+@dataclass(frozen=True)
+class Introspected:
+    """A client's live access token, its jti, and a resource server that introspects it."""
+
+    instance: Instance
+    resource_server: tuple[str, str]
+    token: str
+    jti: str
+
+    async def active(self) -> bool:
+        answer = await self.instance.client.post(
+            "/introspect", auth=self.resource_server, data={"token": self.token}
+        )
+        assert answer.status_code == 200, answer.text
+        is_active: bool = answer.json()["active"]
+        return is_active
+
+
+async def introspected(instance: Instance, pool: asyncpg.Pool, settings: Settings) -> Introspected:
     machine, secret = await make_client(pool, settings, name="machine")
+    rs, rs_secret = await make_client(pool, settings, name="api")
     issued = await instance.client.post(
         "/token", auth=(machine.client_id, secret), data={"grant_type": "client_credentials"}
     )
     token: str = issued.json()["access_token"]
-    return token
-
-
-async def active(instance: Instance, auth: tuple[str, str], token: str) -> bool:
-    answer = await instance.client.post("/introspect", auth=auth, data={"token": token})
-    assert answer.status_code == 200, answer.text
-    is_active: bool = answer.json()["active"]
-    return is_active
+    jti: str = pyjwt.decode(token, options={"verify_signature": False})["jti"]
+    return Introspected(instance, (rs.client_id, rs_secret), token, jti)
 
 
 async def test_a_revocation_written_elsewhere_reaches_memory_by_notify(
@@ -39,26 +53,24 @@ async def test_a_revocation_written_elsewhere_reaches_memory_by_notify(
 ) -> None:
     async with app_instance() as instance:
         deny_list = instance.state["token_context"].deny_list
-        rs, rs_secret = await make_client(pool, settings, name="api")
-        token = await client_token(instance, pool, settings)
-        jti = pyjwt.decode(token, options={"verify_signature": False})["jti"]
+        probe = await introspected(instance, pool, settings)
         deadline = time.monotonic() + 5
         while not deny_list.trusted:
             assert time.monotonic() < deadline, "the deny-list never loaded"
             await asyncio.sleep(0.01)
-        assert await active(instance, (rs.client_id, rs_secret), token)
+        assert await probe.active()
 
         # Another process deny-lists it (its own /revoke, or the CLI): only NOTIFY tells us.
-        await pool.execute(DENY, jti, datetime.now(UTC) + timedelta(hours=1))
+        await pool.execute(DENY, probe.jti, datetime.now(UTC) + timedelta(hours=1))
         deadline = time.monotonic() + 1
-        while await active(instance, (rs.client_id, rs_secret), token):
+        while await probe.active():
             assert time.monotonic() < deadline, "not inactive within 1 s of the revocation"
             await asyncio.sleep(0.01)
 
         # From memory: with the row gone, the answer stays (until a reload would drop it).
-        await pool.execute("DELETE FROM revoked_access_tokens WHERE jti = $1", jti)
+        await pool.execute("DELETE FROM revoked_access_tokens WHERE jti = $1", probe.jti)
         assert deny_list.trusted
-        assert not await active(instance, (rs.client_id, rs_secret), token)
+        assert not await probe.active()
 
 
 async def test_without_its_listen_connection_the_database_is_asked(
@@ -66,11 +78,9 @@ async def test_without_its_listen_connection_the_database_is_asked(
 ) -> None:
     async with app_instance() as instance:
         deny_list = instance.state["token_context"].deny_list
-        rs, rs_secret = await make_client(pool, settings, name="api")
-        token = await client_token(instance, pool, settings)
-        jti = pyjwt.decode(token, options={"verify_signature": False})["jti"]
+        probe = await introspected(instance, pool, settings)
         await instance.state["listener"].stop()  # notifications can no longer arrive
         assert not deny_list.trusted
 
-        await pool.execute(DENY, jti, datetime.now(UTC) + timedelta(hours=1))
-        assert not await active(instance, (rs.client_id, rs_secret), token)
+        await pool.execute(DENY, probe.jti, datetime.now(UTC) + timedelta(hours=1))
+        assert not await probe.active()

@@ -14,6 +14,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from idp.clock import FrozenClock
+from idp.db.clients import Client
+from idp.db.users import User
 from idp.keys.crypto import b64url
 from idp.logs import REQUEST_LINES, JsonFormatter
 from idp.settings import Settings
@@ -54,6 +56,18 @@ def captured_logs() -> Iterator[io.StringIO]:
         root.setLevel(level)
 
 
+async def parties(
+    pool: asyncpg.Pool, settings: Settings
+) -> tuple[tuple[Client, str], tuple[Client, str], User]:
+    """A machine client, a web app with refresh tokens, and a user who signs in to it."""
+    machine = await make_client(pool, settings, name="machine")
+    web = await make_client(
+        pool, settings, name="web", grant_types=("authorization_code", "refresh_token"),
+        redirect_uris=(REDIRECT,), scopes=("openid", "email"), first_party=True,
+    )  # fmt: skip
+    return machine, web, await make_user(pool, password=PASSWORD)
+
+
 async def scrape(instance: Instance) -> Samples:
     response = await instance.client.get("/metrics")
     assert response.status_code == 200, response.text
@@ -83,12 +97,7 @@ async def test_metrics_parse_and_their_counters_follow_what_happened(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
 ) -> None:
     async with app_instance() as instance:
-        machine, machine_secret = await make_client(pool, settings, name="machine")
-        web, web_secret = await make_client(
-            pool, settings, name="web", grant_types=("authorization_code", "refresh_token"),
-            redirect_uris=(REDIRECT,), scopes=("openid", "email"), first_party=True,
-        )  # fmt: skip
-        user = await make_user(pool, password=PASSWORD)
+        (machine, machine_secret), (web, web_secret), user = await parties(pool, settings)
         before = await scrape(instance)
 
         for _ in range(3):
@@ -146,12 +155,7 @@ async def test_a_whole_session_logs_one_json_line_a_request_and_never_a_secret(
     captured_logs: io.StringIO,
 ) -> None:
     async with app_instance() as instance:
-        machine, machine_secret = await make_client(pool, settings, name="machine")
-        web, web_secret = await make_client(
-            pool, settings, name="web", grant_types=("authorization_code", "refresh_token"),
-            redirect_uris=(REDIRECT,), scopes=("openid", "email"), first_party=True,
-        )  # fmt: skip
-        user = await make_user(pool, password=PASSWORD)
+        (machine, machine_secret), (web, web_secret), user = await parties(pool, settings)
         http = instance.client
 
         auth, code, tokens = await code_flow(instance, web.client_id, web_secret, user.email)
