@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import asyncpg
@@ -42,9 +41,6 @@ from idp.web.routes import demo_routes, routes
 from idp.web.security import Cookies
 from idp.web.state import AppState
 
-# Threads per process that sign user grants' tokens (idp.oauth.issuance.signed): one per core
-# is what signing can use; more would only queue inside OpenSSL.
-SIGNING_THREADS = os.cpu_count() or 1
 JWKS_PATHS = ("/jwks.json", "/.well-known/jwks.json")
 DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
 HOT: dict[tuple[str, str], HotAnswer] = {
@@ -102,8 +98,6 @@ def create_app(
             resources.push_async_callback(listener.stop)
             passwords = Passwords(settings.argon2_profile)
             resources.callback(passwords.close)
-            signing = ThreadPoolExecutor(SIGNING_THREADS, thread_name_prefix="idp-sign")
-            resources.callback(signing.shutdown)
             if run_scheduler:
                 scheduler = KeyScheduler(manager, settings)
                 scheduler.start()
@@ -130,7 +124,6 @@ def create_app(
                     keyring.verification_keys,
                     deny_list,
                     user_cache,
-                    signing,
                 ),
                 "metrics": Exposition(keyring, pool, app_clock.now),
             }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import asyncpg
@@ -24,4 +23,3 @@ class TokenContext:
     verification_keys: Callable[[], KeySet]  # the published keys, from memory
     deny_list: DenyList  # deny-listed access tokens, from memory when it is complete
     users: UserCache  # users by id, from memory while changes are announced
-    signing: Executor  # threads that sign a user grant's tokens off the event loop

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -38,7 +37,11 @@ class UserGrant:
 class Issued:
     """Tokens decided (their jti known, their rows written) but not signed yet: signing, the
     costly part (~0.3 ms an RS256 signature), waits until the transaction has committed and
-    given its connection back to the pool."""
+    given its connection back to the pool.
+
+    Signing runs on the event loop. Signing in a thread pool (cryptography releases the GIL)
+    was tried: with asyncpg's pool made fair (idp.db.pool) it bought no latency and cost 6% of
+    refresh throughput, in handing work and the GIL between threads."""
 
     client: Client
     grant: UserGrant
@@ -79,14 +82,6 @@ class Issued:
             )
         response.update(self.extra)
         return response
-
-
-async def signed(issued: Issued, context: TokenContext) -> dict[str, Any]:
-    """``issued.sign`` in one of ``context.signing``'s threads. A user grant's two RSA signatures
-    take ~0.75 ms, during which the event loop would serve nobody; cryptography releases the GIL
-    while it signs, so the loop goes on with other requests meanwhile (measured: refresh p99
-    under load from ~250 ms to ~90 ms, throughput 7% lower)."""
-    return await asyncio.get_running_loop().run_in_executor(context.signing, issued.sign, context)
 
 
 def user_tokens(

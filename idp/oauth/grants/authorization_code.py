@@ -19,7 +19,6 @@ from idp.oauth.issuance import (
     REFRESH_GRANT,
     Issued,
     UserGrant,
-    signed,
     start_refresh_family,
     user_tokens,
 )
@@ -39,7 +38,7 @@ async def exchange(params: Params, client: Client, context: TokenContext) -> dic
         outcome = await _redeem(connection, digest(code), redirect_uri, verifier, client, context)
     if isinstance(outcome, InvalidGrantError):
         raise outcome
-    return await signed(outcome, context)  # after the commit: the connection is back
+    return outcome.sign(context)  # after the commit: the connection is back
 
 
 async def _redeem(

@@ -25,7 +25,7 @@ from idp.db.pool import Connection
 from idp.hashing import digest
 from idp.oauth.context import TokenContext
 from idp.oauth.errors import InvalidGrantError, InvalidScopeError, OAuthError
-from idp.oauth.issuance import Issued, UserGrant, signed, user_tokens
+from idp.oauth.issuance import Issued, UserGrant, user_tokens
 from idp.oauth.params import Params, parse_scope
 from idp.oauth.tokens import new_jti
 
@@ -48,7 +48,7 @@ async def exchange(params: Params, client: Client, context: TokenContext) -> dic
     if isinstance(outcome, OAuthError):
         raise outcome
     if isinstance(outcome, Issued):
-        return await signed(outcome, context)  # after the commit: the connection is back
+        return outcome.sign(context)  # after the commit: the connection is back
     return outcome
 
 
@@ -93,7 +93,7 @@ async def _rotate(
     issued.extra["refresh_token"] = successor
     if settings.refresh_reuse_grace.total_seconds() > 0:
         # A retry must get the very same answer: sign now and keep it, sealed, for the grace.
-        response = await signed(issued, context)
+        response = issued.sign(context)
         await refresh_tokens.seal_successor(
             connection, token_hash, _seal(context, token_hash, response)
         )
