@@ -69,12 +69,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         # Workers rebuild settings from the environment: hand them the resolved database and key.
         from idp.keys.crypto import b64url
+        from idp.web import spread
 
         # Each worker writes its metrics to files here; a scrape of any worker sums them.
         own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
         if own_metrics_dir:
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="idp-metrics-")
 
+        # Workers count their open connections here (idp.web.spread).
+        spread_dir = tempfile.mkdtemp(prefix="idp-connections-")
+        os.environ[spread.ENV] = spread.prepare(spread_dir, args.workers)
         os.environ["IDP_DATABASE_URL"] = settings.database_url
         os.environ["IDP_KEY_ENCRYPTION_KEY"] = b64url(settings.key_encryption_key)
         os.environ.setdefault("IDP_ISSUER", settings.issuer)
@@ -85,9 +89,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
+            http="idp.web.spread:CountingHttpToolsProtocol",
             access_log=False,
             log_config=log_config,
         )
+        shutil.rmtree(spread_dir, ignore_errors=True)
         if own_metrics_dir:
             shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
     else:

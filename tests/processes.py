@@ -107,10 +107,10 @@ class Processes:
         self.started.append(spawned)
         return spawned
 
-    async def serve(self, env: dict[str, str], port: int) -> Spawned:
-        """``idp serve --workers 1`` (uvicorn in this very process), once /readyz says ready."""
+    async def serve(self, env: dict[str, str], port: int, *, workers: int = 1) -> Spawned:
+        """``idp serve --workers N`` (1: uvicorn in this very process), once /readyz says ready."""
         served = await self.spawn(
-            ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
             env,
             port=port,
         )

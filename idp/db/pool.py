@@ -73,7 +73,7 @@ class _TurnThenAcquire(PoolAcquireContext):
 
 async def create_pool(
     database_url: str, *, min_size: int = 2, max_size: int = 10, statement_timeout: float = 5.0
-) -> Pool:
+) -> FairPool:
     """``statement_timeout`` bounds connecting and every statement (IDP_DATABASE_TIMEOUT): while the
     database is away, a request fails with 503 in that time instead of hanging. The pool
     reconnects by itself: a connection found closed is replaced when next acquired."""

@@ -22,8 +22,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from idp.logs import REQUEST_ID, REQUEST_LINES
 from idp.metrics import TALLY
 from idp.tasks import cancel
+from idp.web.spread import spread
 
 REQUEST_ID_HEADER = b"x-request-id"
+# A worker holding more than its share of connections closes this one (idp.web.spread).
+CONNECTION_CLOSE = (b"connection", b"close")
 # An id set by a proxy in front is kept if it is plain; anything else is replaced.
 _ACCEPTABLE_ID = re.compile(rb"[A-Za-z0-9._-]{8,64}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -63,10 +66,13 @@ class Front:
         status = 500  # unless a response starts: an exception escaped to the server
         path, method = scope["path"], scope["method"]
         answer = self.hot.get((path, method))
+        spreading = spread()
         try:
             if answer is not None:
                 status, headers, body = answer(scope["state"], scope["headers"])
                 headers.append((REQUEST_ID_HEADER, encoded))
+                if spreading is not None and spreading.over_share():
+                    headers.append(CONNECTION_CLOSE)
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return
@@ -76,6 +82,8 @@ class Front:
                 if message["type"] == "http.response.start":
                     status = message["status"]
                     headers = [*message.get("headers", ()), (REQUEST_ID_HEADER, encoded)]
+                    if spreading is not None and spreading.over_share():
+                        headers.append(CONNECTION_CLOSE)
                     message = {**message, "headers": headers}
                 await send(message)
 

@@ -39,7 +39,7 @@ async def test_no_task_gets_a_connection_before_one_that_asked_earlier(migrated:
 async def test_a_turn_is_given_back_when_taking_the_connection_fails(migrated: str) -> None:
     pool = await create_pool(migrated, min_size=1, max_size=1)
     await pool.close()
-    with pytest.raises(Exception, match="closed|closing"):
+    with pytest.raises(Exception, match=r"closed|closing"):
         async with pool.acquire():
             pass
     assert not pool.turns.locked()
