@@ -83,19 +83,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["IDP_KEY_ENCRYPTION_KEY"] = b64url(settings.key_encryption_key)
         os.environ.setdefault("IDP_ISSUER", settings.issuer)
         os.environ["IDP_DEMO"] = "1" if settings.demo else ""
-        uvicorn.run(
-            "idp.app:app_from_env",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            http="idp.web.spread:CountingHttpToolsProtocol",
-            access_log=False,
-            log_config=log_config,
-        )
-        shutil.rmtree(spread_dir, ignore_errors=True)
-        if own_metrics_dir:
-            shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+        try:
+            uvicorn.run(
+                "idp.app:app_from_env",
+                factory=True,
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                http="idp.web.spread:CountingHttpToolsProtocol",
+                ws="none",
+                access_log=False,
+                log_config=log_config,
+            )
+        finally:
+            shutil.rmtree(spread_dir, ignore_errors=True)
+            if own_metrics_dir:
+                shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
     else:
         uvicorn.run(
             create_app(settings),

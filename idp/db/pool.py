@@ -53,13 +53,13 @@ class _TurnThenAcquire(PoolAcquireContext):
     pool: FairPool
 
     async def __aenter__(self) -> PoolConnectionProxy:
-        async with asyncio.timeout(self.timeout):
+        async with asyncio.timeout(self.timeout):  # one deadline for the turn and the connection
             await self.pool.turns.acquire()
-        try:
-            return await super().__aenter__()
-        except BaseException:
-            self.pool.turns.release()
-            raise
+            try:
+                return await super().__aenter__()
+            except BaseException:
+                self.pool.turns.release()
+                raise
 
     async def __aexit__(self, *exc: object) -> None:
         try:

@@ -71,7 +71,7 @@ class Front:
             if answer is not None:
                 status, headers, body = answer(scope["state"], scope["headers"])
                 headers.append((REQUEST_ID_HEADER, encoded))
-                if spreading is not None and spreading.over_share():
+                if spreading is not None and spreading.should_close():
                     headers.append(CONNECTION_CLOSE)
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
@@ -82,7 +82,7 @@ class Front:
                 if message["type"] == "http.response.start":
                     status = message["status"]
                     headers = [*message.get("headers", ()), (REQUEST_ID_HEADER, encoded)]
-                    if spreading is not None and spreading.over_share():
+                    if spreading is not None and spreading.should_close():
                         headers.append(CONNECTION_CLOSE)
                     message = {**message, "headers": headers}
                 await send(message)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,41 +17,46 @@ from tests.processes import Processes, idp_environ, running
 
 CONNECTIONS = 24
 ROUNDS = 20
+MOST_CONNECTS = 500
 
 
-def test_each_worker_takes_its_own_slot_and_a_restarted_worker_takes_over_a_dead_ones(
+def test_a_replacement_finds_a_slot_while_the_old_worker_runs_and_dead_counts_are_cleared(
     tmp_path: Path,
 ) -> None:
+    """uvicorn starts a worker's replacement before it stops the old one: 2N slots. A worker
+    that died without giving its slot back (SIGKILL) leaves a count, cleared by the next one."""
     prepare(str(tmp_path), 2)
     first, second = Spread(str(tmp_path), 2), Spread(str(tmp_path), 2)
-    with pytest.raises(SpreadError):
-        Spread(str(tmp_path), 2)
     for _ in range(3):
         first.opened()
     second.opened()
-    first.close()  # its process ends: its lock and count go
-    replacement = Spread(str(tmp_path), 2)
-    replacement.opened()
-    assert not replacement.over_share()
-    assert not second.over_share()
-    replacement.close()
-    second.close()
+    replacement = Spread(str(tmp_path), 2)  # while both still run
+    assert replacement.total() == 4
+    fourth = Spread(str(tmp_path), 2)
+    with pytest.raises(SpreadError):
+        Spread(str(tmp_path), 2)
+    os.close(first._lock)  # first is killed: its lock goes, its count of 3 stays
+    assert fourth.total() == 4
+    after = Spread(str(tmp_path), 2)
+    assert after.total() == 1  # only second's connection
+    for spread in (second, replacement, fourth, after):
+        spread.close()
 
 
-def test_a_worker_is_over_its_share_only_when_more_than_one_past_an_even_split(
-    tmp_path: Path,
-) -> None:
+def test_a_worker_over_its_share_closes_one_connection_at_a_time(tmp_path: Path) -> None:
     prepare(str(tmp_path), 2)
     heavy, light = Spread(str(tmp_path), 2), Spread(str(tmp_path), 2)
-    for _ in range(5):
+    for _ in range(6):
         heavy.opened()
     light.opened()
-    assert heavy.over_share()
-    assert not light.over_share()
+    assert not light.should_close()
+    assert heavy.should_close()  # 6 of 7: the share is 3.5
+    assert not heavy.should_close()  # until that connection has gone
+    heavy.closed()
+    assert heavy.should_close()  # 5 of 6
     heavy.closed()
     light.opened()
-    assert not heavy.over_share()
-    assert not light.over_share()
+    assert not heavy.should_close()  # 4 of 6: within one of the share
     heavy.close()
     light.close()
 
@@ -100,11 +106,24 @@ async def test_a_worker_holding_more_than_its_share_closes_connections_until_the
 ) -> None:
     port = free_port()
     await processes.serve(idp_environ(migrated, kek, f"http://127.0.0.1:{port}"), port, workers=2)
+    for _ in range(5):  # upgrade requests: idp serves no WebSockets, and counts them all out
+        upgrade = await connect(port)
+        upgrade.writer.write(
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+            b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        assert (await upgrade.reader.readline()).startswith(b"HTTP/1.1 200")
+        upgrade.writer.close()
+        await upgrade.writer.wait_closed()
     connections: list[Connection] = []
-    while len(by_worker(connections)) < 2 or len(connections) < CONNECTIONS:
+    for _ in range(MOST_CONNECTS):
+        if len(by_worker(connections)) == 2 and len(connections) >= CONNECTIONS:
+            break
         connection = await connect(port)
         if not await get(connection):
             connections.append(connection)
+    assert len(by_worker(connections)) == 2, "every connection went to one worker"
     # Make it uneven: all but one of one worker's connections go.
     workers = by_worker(connections)
     heavy, light = sorted(workers, key=lambda worker: len(workers[worker]), reverse=True)
