@@ -57,8 +57,8 @@ _ACTION_COUNTERS: dict[str, Counter] = {
 
 
 class RequestTally:
-    """Requests (and tokens issued) counted in plain dictionaries, flushed into REQUESTS,
-    LATENCY (and TOKENS_ISSUED) every second and before each scrape (``flush``).
+    """Requests counted in plain dictionaries, flushed into REQUESTS and LATENCY every second
+    and before each scrape (``flush``).
 
     Each prometheus-client update takes a lock, and in multiprocess mode writes a memory-mapped
     file: about 4 µs a request for the counter and the histogram, a tenth of what serving the
@@ -71,7 +71,6 @@ class RequestTally:
     def __init__(self) -> None:
         self._requests: dict[tuple[str, str, int], int] = {}
         self._latency: dict[str, list[float]] = {}  # a count per bucket, then the sum
-        self._issued: dict[str, int] = {}  # by grant type
 
     def record(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
@@ -82,13 +81,7 @@ class RequestTally:
         row[bisect.bisect_left(self._BOUNDS, seconds)] += 1  # the first bound >= seconds
         row[-1] += seconds
 
-    def issued(self, grant_type: str) -> None:
-        self._issued[grant_type] = self._issued.get(grant_type, 0) + 1
-
     def flush(self) -> None:
-        issued, self._issued = self._issued, {}
-        for grant_type, count in issued.items():
-            TOKENS_ISSUED.labels(grant_type).inc(count)
         requests, self._requests = self._requests, {}
         latency, self._latency = self._latency, {}
         for (route, method, status), count in requests.items():

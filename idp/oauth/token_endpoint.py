@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from idp.db.clients import Client
-from idp.metrics import TALLY
+from idp.metrics import TOKENS_ISSUED
 from idp.oauth.context import TokenContext
 from idp.oauth.errors import (
     InvalidClientError,
@@ -37,5 +37,5 @@ async def exchange(params: Params, client: Client, context: TokenContext) -> dic
     if grant_type not in client.grant_types:
         raise UnauthorizedClientError(f"this client may not use {grant_type}")
     issued = await grant(params, client, context)
-    TALLY.issued(grant_type)
+    TOKENS_ISSUED.labels(grant_type).inc()
     return issued
