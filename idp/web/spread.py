@@ -3,8 +3,8 @@
 uvicorn's workers share one listening socket, and whichever is first to accept takes the
 connection. Persistent connections opened together (a proxy's pool, a load generator) end up
 unevenly spread: measured with 64 at once, 39 on one worker and 25 on the other, so that the
-first worker's requests waited 1.5 times as long. Refresh p99 was 97 ms, against 73 ms for
-node-oidc-provider, whose cluster primary deals connections out round-robin.
+first worker's requests waited 1.5 times as long. Refresh p99 was 89 ms, against 65 to 77 ms
+for node-oidc-provider, whose cluster primary deals connections out round-robin.
 
 Each worker counts its open connections in a small file the workers share (one 8-byte slot
 each, twice as many slots as workers: uvicorn starts a worker's replacement before it stops the
