@@ -66,13 +66,10 @@ class Front:
         status = 500  # unless a response starts: an exception escaped to the server
         path, method = scope["path"], scope["method"]
         answer = self.hot.get((path, method))
-        spreading = spread()
         try:
             if answer is not None:
                 status, headers, body = answer(scope["state"], scope["headers"])
-                headers.append((REQUEST_ID_HEADER, encoded))
-                if spreading is not None and spreading.should_close():
-                    headers.append(CONNECTION_CLOSE)
+                _add_own_headers(headers, encoded)
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return
@@ -81,9 +78,8 @@ class Front:
                 nonlocal status
                 if message["type"] == "http.response.start":
                     status = message["status"]
-                    headers = [*message.get("headers", ()), (REQUEST_ID_HEADER, encoded)]
-                    if spreading is not None and spreading.should_close():
-                        headers.append(CONNECTION_CLOSE)
+                    headers = [*message.get("headers", ())]
+                    _add_own_headers(headers, encoded)
                     message = {**message, "headers": headers}
                 await send(message)
 
@@ -96,6 +92,15 @@ class Front:
             if REQUEST_LINES.enabled:
                 REQUEST_LINES.add(request_id, method, route, status, elapsed)
             REQUEST_ID.reset(context)
+
+
+def _add_own_headers(headers: list[tuple[bytes, bytes]], request_id: bytes) -> None:
+    """What every response gets here: its request id, and ``Connection: close`` when this worker
+    holds more than its share of connections (idp.web.spread)."""
+    headers.append((REQUEST_ID_HEADER, request_id))
+    spreading = spread()
+    if spreading is not None and spreading.should_close():
+        headers.append(CONNECTION_CLOSE)
 
 
 def _incoming_id(scope: Scope) -> str | None:

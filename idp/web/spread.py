@@ -29,7 +29,7 @@ import time
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 # Set by ``idp serve --workers N`` for its workers: "<directory>:<N>". The directory holds the
-# counts (one 8-byte slot a worker) and a lock file a slot.
+# counts (2N 8-byte slots) and a lock file a slot.
 ENV = "IDP_WORKER_CONNECTIONS"
 COUNTS = "connections"
 SLOT = struct.Struct("=q")
