@@ -50,26 +50,16 @@ DELETE_REVOKED_ACCESS_TOKENS = _delete("revoked_access_tokens", "expires_at < $2
 DELETE_LOGIN_FAILURES = _delete(
     "login_failures", "last_failure_at < $2 AND (locked_until IS NULL OR locked_until <= $3)"
 )
-# The tokens of dead families go first, a batch at a time: a family rotated every few minutes
-# for weeks has thousands, too many to leave to one ON DELETE CASCADE. A dead family never
-# comes back to life, so the tokens need no second check.
-DELETE_DEAD_FAMILY_TOKENS = """
-DELETE FROM refresh_tokens
-WHERE ctid = ANY(ARRAY(
-    SELECT t.ctid FROM refresh_families f JOIN refresh_tokens t ON t.family_id = f.id
-    WHERE f.expires_at < $2 OR f.revoked_at < $2
-    LIMIT $1
-))
-"""
 DELETE_REFRESH_FAMILIES = _delete("refresh_families", "(expires_at < $2 OR revoked_at < $2)")
-# The sealed answer of a consumed refresh token exists only for a retry within the grace.
+# The sealed answer for a retry of a family's previous token exists only for the grace (found
+# by the partial index refresh_families_sealed).
 ERASE_SUCCESSOR_RESPONSES = """
-UPDATE refresh_tokens SET successor_response = NULL
+UPDATE refresh_families SET successor_response = NULL
 WHERE ctid = ANY(ARRAY(
-    SELECT ctid FROM refresh_tokens
-    WHERE successor_response IS NOT NULL AND consumed_at < $2
+    SELECT ctid FROM refresh_families
+    WHERE successor_response IS NOT NULL AND token_issued_at < $2
     LIMIT $1
-)) AND successor_response IS NOT NULL AND consumed_at < $2
+)) AND successor_response IS NOT NULL AND token_issued_at < $2
 """
 
 
@@ -90,7 +80,6 @@ def steps(now: datetime, settings: Settings, retention: timedelta) -> list[Step]
         # Failures older than the window no longer count (idp.signin); a lock must run out.
         Step("login_failures", DELETE_LOGIN_FAILURES, (now - WINDOW, now)),
         Step("successor_responses", ERASE_SUCCESSOR_RESPONSES, (grace_over,)),
-        Step("refresh_tokens", DELETE_DEAD_FAMILY_TOKENS, (kept_until,)),
         Step("refresh_families", DELETE_REFRESH_FAMILIES, (kept_until,)),
     ]
 

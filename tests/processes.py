@@ -218,6 +218,22 @@ async def wait_for_lock_wait(pool: asyncpg.Pool, spawned: Spawned, blocker: int)
         await asyncio.sleep(0.02)
 
 
+IDLE_IN_TRANSACTION = """
+SELECT backend_xid IS NOT NULL AS has_written FROM pg_stat_activity
+WHERE pid = $1 AND state = 'idle in transaction'
+"""
+
+
+async def wait_for_idle_in_transaction(pool: asyncpg.Pool, pid: int) -> bool:
+    """Once the backend ``pid`` has finished a statement and waits, inside its transaction, for
+    its client's next one: whether the transaction has written rows."""
+    deadline = time.monotonic() + LOCK_WAIT_LIMIT
+    while (has_written := await pool.fetchval(IDLE_IN_TRANSACTION, pid)) is None:
+        assert time.monotonic() < deadline, f"backend {pid} never went idle in its transaction"
+        await asyncio.sleep(0.02)
+    return bool(has_written)
+
+
 async def wait_until_backend_gone(pool: asyncpg.Pool, pid: int) -> None:
     """A backend whose client died notices only when it next reads from it: once the lock it
     waited for is granted and its statement has run. Its transaction has ended when it is gone

@@ -1,16 +1,18 @@
 """Crash tests: an idp process SIGKILLed in the middle of a key rotation and of a refresh leaves
-the database whole (exactly one active key; no consumed refresh token without its successor),
-and a restarted idp carries on.
+the database whole (exactly one active key; a refresh family rotated with its sealed answer, or
+not at all), and a restarted idp carries on.
 
-No hook in idp: the test holds a lock that the process's transaction needs for its last write
-(the audit log of a key change; the refresh family's row), waits until PostgreSQL shows the
-process's backend waiting for it with rows already written, SIGKILLs the process, then releases
-the lock and waits until the orphaned backend is gone.
+No hook in idp: the test holds a lock that the process's transaction needs (the audit log of a
+key change; the refresh family's row) and waits until PostgreSQL shows the process's backend
+waiting for it. A key rotation has rows written by then; a refresh with a grace window is caught
+between its two writes by stopping the process (SIGSTOP) before releasing the lock. The test
+SIGKILLs the process, then releases the lock and waits until the orphaned backend is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,6 +39,7 @@ from tests.processes import (
     idp_environ,
     row_locked,
     running,
+    wait_for_idle_in_transaction,
     wait_for_lock_wait,
     wait_until_backend_gone,
 )
@@ -46,16 +49,13 @@ PASSWORD = "correct horse battery"
 
 KEY_STATES = "SELECT kid, state FROM signing_keys"
 ACTIVE_KEYS = "SELECT count(*) FROM signing_keys WHERE state = 'active'"
-FAMILY_OF = "SELECT family_id FROM refresh_tokens WHERE token_hash = $1"
-FAMILY_TOKENS = """
-SELECT token_hash, consumed_at FROM refresh_tokens WHERE family_id = $1
-ORDER BY created_at, consumed_at NULLS LAST
-"""
+FAMILY_OF = "SELECT id FROM refresh_families WHERE token_hash = $1"
 FAMILY = """
-SELECT revoked_at,
-    (SELECT count(access_jti) FROM refresh_tokens WHERE family_id = f.id) AS jtis
-FROM refresh_families f WHERE id = $1
+SELECT token_hash, previous_hash, generation, successor_response IS NOT NULL AS sealed,
+    revoked_at
+FROM refresh_families WHERE id = $1
 """
+FAMILY_ROW = "SELECT id FROM refresh_families WHERE id = $1"
 
 
 @pytest.fixture
@@ -126,32 +126,16 @@ async def test_sigkill_in_the_middle_of_a_key_rotation_leaves_exactly_one_active
     assert await pool.fetchval(ACTIVE_KEYS) == 1
 
 
-def family_whole(tokens: list[asyncpg.Record], family: asyncpg.Record | None) -> tuple[bool, str]:
-    """Whether a live family is whole, and why not: every token but the newest consumed (each
-    consumed token has its successor), the newest not, and every token issued with its access
-    token's jti recorded on the family."""
-    if family is None or not tokens:
-        return False, "no such family"
-    *older, newest = tokens
-    if any(token["consumed_at"] is None for token in older):
-        return False, "an older token is unconsumed"
-    if newest["consumed_at"] is not None:
-        return False, "the newest token is consumed: it has no successor"
-    if family["jtis"] != len(tokens):
-        return False, f"{family['jtis']} access-token jtis for {len(tokens)} tokens"
-    return True, ""
-
-
-async def assert_family_whole(pool: asyncpg.Pool, family_id: object, newest: str) -> int:
-    """The family is whole and live, ``newest`` its one unconsumed token; returns its size."""
-    tokens = await pool.fetch(FAMILY_TOKENS, family_id)
+async def assert_family_at(
+    pool: asyncpg.Pool, family_id: object, current: str, previous: str, generation: int
+) -> None:
+    """The family is live, at ``generation``, ``current`` its token, replacing ``previous``."""
     family = await pool.fetchrow(FAMILY, family_id)
-    whole, why = family_whole(tokens, family)
-    assert whole, f"{why}: {[dict(token) for token in tokens]}"
-    assert family is not None
+    assert family is not None, "no such family"
     assert family["revoked_at"] is None
-    assert tokens[-1]["token_hash"] == digest(newest), "another token is the newest"
-    return len(tokens)
+    assert family["generation"] == generation
+    assert family["token_hash"] == digest(current), "another token is the current one"
+    assert family["previous_hash"] == digest(previous), "it replaced another token"
 
 
 @dataclass
@@ -161,6 +145,7 @@ class Signed:
     client_id: str
     secret: str
     user_id: str
+    first: str
     presented: str
     family_id: object
 
@@ -190,12 +175,12 @@ async def sign_in_and_refresh(
     exchanged = await exchange_code(http, client.client_id, secret, code, auth)
     assert exchanged.status_code == 200, exchanged.text
     first = exchanged.json()["refresh_token"]
-    signed = Signed(client.client_id, secret, str(user.id), first, None)
+    signed = Signed(client.client_id, secret, str(user.id), first, first, None)
     refreshed = await signed.refresh(http)
     assert refreshed.status_code == 200, refreshed.text
     signed.presented = refreshed.json()["refresh_token"]
     signed.family_id = await pool.fetchval(FAMILY_OF, digest(signed.presented))
-    assert await assert_family_whole(pool, signed.family_id, signed.presented) == 2
+    await assert_family_at(pool, signed.family_id, signed.presented, first, generation=1)
     return signed
 
 
@@ -206,22 +191,25 @@ async def crash_mid_refresh(
     served: Spawned,
     http: httpx.AsyncClient,
     signed: Signed,
+    *,
+    between_writes: bool,
 ) -> None:
-    """POST the refresh; once its backend has consumed the token and inserted the successor,
-    and waits for the key-share lock on the family row that the successor's foreign key check
-    takes (the test holds that row FOR UPDATE), SIGKILL idp; then release the lock and wait
-    until the backend is gone."""
-    lock = "SELECT id FROM refresh_families WHERE id = $1 FOR UPDATE"
-    async with holding_lock(migrated, lock, signed.family_id) as blocker:
+    """POST the refresh; once its backend waits for the family's row (the test holds it FOR
+    UPDATE), SIGKILL idp, release the row and wait until the backend is gone. ``between_writes``:
+    first stop idp (SIGSTOP) and release the row, so that its transaction rotates the family and
+    then waits, idle, for the sealed answer that never comes."""
+    async with holding_lock(migrated, f"{FAMILY_ROW} FOR UPDATE", signed.family_id) as blocker:
         attempt = asyncio.create_task(signed.refresh(http))
         waiting = await wait_for_lock_wait(pool, served, blocker)
-        assert "refresh_tokens" in waiting.query, waiting.query
-        assert waiting.has_written, "its transaction has written nothing: not mid-refresh"
-        token_row = "SELECT token_hash FROM refresh_tokens WHERE token_hash = $1"
-        assert await row_locked(pool, token_row, digest(signed.presented)), "not consumed yet"
-        await processes.kill(served)
-        with pytest.raises(httpx.TransportError):
-            await attempt  # the client never gets an answer
+        assert "UPDATE refresh_families" in waiting.query, waiting.query
+        if between_writes:
+            served.process.send_signal(signal.SIGSTOP)
+    if between_writes:
+        assert await wait_for_idle_in_transaction(pool, waiting.pid), "nothing written"
+        assert await row_locked(pool, FAMILY_ROW, signed.family_id), "not rotated yet"
+    await processes.kill(served)
+    with pytest.raises(httpx.TransportError):
+        await attempt  # the client never gets an answer
     await wait_until_backend_gone(pool, waiting.pid)
 
 
@@ -234,10 +222,12 @@ async def test_sigkill_mid_refresh_in_a_transaction_rolls_back_and_the_retry_ref
     served = await processes.serve(env, port)
     async with httpx.AsyncClient(base_url=served.url, timeout=30) as http:
         signed = await sign_in_and_refresh(http, pool, settings)
-        await crash_mid_refresh(processes, pool, migrated, served, http, signed)
+        await crash_mid_refresh(
+            processes, pool, migrated, served, http, signed, between_writes=True
+        )
 
-    # Rolled back whole: the presented token is unconsumed and has no successor.
-    assert await assert_family_whole(pool, signed.family_id, signed.presented) == 2
+    # Rolled back whole: the presented token is still the current one, its answer unsealed.
+    await assert_family_at(pool, signed.family_id, signed.presented, signed.first, generation=1)
 
     # The client retries against the restarted idp, and the token refreshes.
     restarted = await processes.serve(env, port)
@@ -246,7 +236,11 @@ async def test_sigkill_mid_refresh_in_a_transaction_rolls_back_and_the_retry_ref
         assert retried.status_code == 200, retried.text
         jwks = (await http.get("/jwks.json")).content
     assert verify(retried.json()["access_token"], jwks, ["RS256"])["sub"] == signed.user_id
-    assert await assert_family_whole(pool, signed.family_id, retried.json()["refresh_token"]) == 3
+    renewed = retried.json()["refresh_token"]
+    await assert_family_at(pool, signed.family_id, renewed, signed.presented, generation=2)
+    family = await pool.fetchrow(FAMILY, signed.family_id)
+    assert family is not None
+    assert family["sealed"], "the answer for a retry within the grace is kept"
 
 
 async def test_sigkill_mid_refresh_in_one_statement_completes_it_whole(
@@ -261,13 +255,16 @@ async def test_sigkill_mid_refresh_in_one_statement_completes_it_whole(
     served = await processes.serve(env, port)
     async with httpx.AsyncClient(base_url=served.url, timeout=30) as http:
         signed = await sign_in_and_refresh(http, pool, settings)
-        await crash_mid_refresh(processes, pool, migrated, served, http, signed)
+        await crash_mid_refresh(
+            processes, pool, migrated, served, http, signed, between_writes=False
+        )
 
-    tokens = await pool.fetch(FAMILY_TOKENS, signed.family_id)
-    whole, why = family_whole(tokens, await pool.fetchrow(FAMILY, signed.family_id))
-    assert whole, f"{why}: {[dict(token) for token in tokens]}"
-    assert len(tokens) == 3
-    assert tokens[1]["token_hash"] == digest(signed.presented)  # consumed, with its successor
+    # Rotated whole: generation 2 replaced the presented token.
+    family = await pool.fetchrow(FAMILY, signed.family_id)
+    assert family is not None
+    assert family["generation"] == 2
+    assert family["previous_hash"] == digest(signed.presented)
+    assert family["token_hash"] not in (None, digest(signed.presented))
 
     restarted = await processes.serve(env, port)
     async with httpx.AsyncClient(base_url=restarted.url, timeout=10) as http:

@@ -32,7 +32,6 @@ EXPIRED = {
     "revoked_access_tokens": 10,
     "login_failures": 10,
     "successor_responses": 10,
-    "refresh_tokens": 20,  # two in each of the 10 dead families
     "refresh_families": 10,
 }
 # Where each kind's rows carry their "keep:" or "drop:" label.
@@ -121,31 +120,34 @@ async def seed(pool: asyncpg.Pool, settings: Settings, now: datetime) -> None:
     families += [("drop", now + 20 * DAY, old)] * 5
     families += [("keep", now + 20 * DAY, None)] * 2
     families += [("keep", now + 20 * DAY, now - DAY)] * 2 + [("keep", now - DAY, None)]
-    ids = [uuid.uuid4() for _ in families]
+    # The dead families hold answers sealed past the grace, the live ones within it.
+    await insert_families(
+        pool,
+        [
+            (
+                uuid.uuid4(), cid, uid, f"{label}:{i}", now - 10 * DAY, expires, revoked,
+                secrets.token_bytes(32), now - timedelta(seconds=i + 1) - grace, b"sealed",
+            )
+            for i, (label, expires, revoked) in enumerate(families)
+            for grace in [GRACE if label == "drop" else timedelta(0)]
+        ],
+    )  # fmt: skip
+
+
+# (id, client_id, user_id, sid, created_at, expires_at, revoked_at, handle_hash,
+# token_issued_at, successor_response)
+Family = tuple[
+    uuid.UUID, str, uuid.UUID, str, datetime, datetime, datetime | None, bytes, datetime, bytes
+]
+
+
+async def insert_families(pool: asyncpg.Pool, families: list[Family]) -> None:
     await pool.executemany(
         "INSERT INTO refresh_families (id, client_id, user_id, sid, scopes, audience, auth_time, "
-        "created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, '{openid}', '{}', $5, $5, "
-        "$6, $7)",
-        [
-            (family_id, cid, uid, f"{label}:{i}", now - 10 * DAY, expires, revoked)
-            for i, (family_id, (label, expires, revoked)) in enumerate(
-                zip(ids, families, strict=True)
-            )
-        ],
-    )
-    tokens: list[tuple[uuid.UUID, datetime | None, bytes | None]]
-    tokens = [(family_id, None, None) for family_id in ids for _ in range(2)]
-    live = ids[10]
-    # Consumed tokens of a live family, their successor sealed for a grace-window retry.
-    tokens += [(live, now - GRACE - timedelta(seconds=i + 1), b"sealed") for i in range(10)]
-    tokens += [(live, now - timedelta(seconds=i + 1), b"sealed") for i in range(5)]
-    await pool.executemany(
-        "INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at, "
-        "consumed_at, successor_response) VALUES ($1, $2, $3, $4, $5, $6)",
-        [
-            (secrets.token_bytes(32), family_id, now - DAY, now + DAY, consumed, sealed)
-            for family_id, consumed, sealed in tokens
-        ],
+        "created_at, expires_at, revoked_at, handle_hash, token_hash, token_issued_at, "
+        "idle_expires_at, jti_window_at, successor_response) "
+        "VALUES ($1, $2, $3, $4, '{openid}', '{}', $5, $5, $6, $7, $8, $8, $9, $6, $9, $10)",
+        families,
     )
 
 
@@ -154,8 +156,7 @@ async def assert_only_live_rows_remain(pool: asyncpg.Pool) -> None:
         left = [row[0] for row in await pool.fetch(f"SELECT {label} FROM {table}")]
         assert len(left) == 5, (table, left)
         assert all(name.startswith("keep:") for name in left), (table, left)
-    assert await pool.fetchval("SELECT count(*) FROM refresh_tokens") == 2 * 5 + 15
-    sealed = "SELECT count(*) FROM refresh_tokens WHERE successor_response IS NOT NULL"
+    sealed = "SELECT count(*) FROM refresh_families WHERE successor_response IS NOT NULL"
     assert await pool.fetchval(sealed) == 5
 
 
@@ -181,9 +182,9 @@ Statements = dict[tuple[str, str], list[int]]
 async def probe(pool: asyncpg.Pool) -> AsyncIterator[None]:
     await pool.execute(PROBE)
     try:
-        for table in [*LABELS, "refresh_tokens"]:
+        for table in LABELS:
             await pool.execute(PROBE_TRIGGER.format(op="delete", table=table))
-        await pool.execute(PROBE_TRIGGER.format(op="update", table="refresh_tokens"))
+        await pool.execute(PROBE_TRIGGER.format(op="update", table="refresh_families"))
         yield
     finally:
         await pool.execute("DROP SCHEMA janitor_probe CASCADE")  # and the triggers with it
@@ -213,8 +214,7 @@ async def test_sweep_deletes_only_expired_rows_in_batches_of_bounded_size(
     batches = [3, 3, 3, 1]  # each batch its own statement, none larger than batch_size
     assert await statements(pool) == {
         **{(table, "DELETE"): batches for table in LABELS},
-        ("refresh_tokens", "UPDATE"): batches,
-        ("refresh_tokens", "DELETE"): [3, 3, 3, 3, 3, 3, 2],  # before their families
+        ("refresh_families", "UPDATE"): batches,  # the sealed answers, before the families
     }
 
 
@@ -236,8 +236,8 @@ async def test_two_janitors_at_once_delete_each_row_once(
     await assert_only_live_rows_remain(pool)
     changed = {key: sum(rows) for key, rows in (await statements(pool)).items()}
     assert changed[("sessions", "DELETE")] == EXPIRED["sessions"]
-    assert changed[("refresh_tokens", "DELETE")] == EXPIRED["refresh_tokens"]
-    assert changed[("refresh_tokens", "UPDATE")] == EXPIRED["successor_responses"]
+    assert changed[("refresh_families", "DELETE")] == EXPIRED["refresh_families"]
+    assert changed[("refresh_families", "UPDATE")] == EXPIRED["successor_responses"]
 
 
 async def test_a_sweep_waits_while_another_janitor_holds_the_lock(
@@ -262,34 +262,24 @@ async def test_successor_responses_are_erased_only_past_the_grace(
     client, _ = await make_client(pool, grace_settings)
     user = await make_user(pool)
     now = clock.now()
-    family = uuid.uuid4()
-    await pool.execute(
-        "INSERT INTO refresh_families (id, client_id, user_id, sid, scopes, audience, auth_time, "
-        "created_at, expires_at) VALUES ($1, $2, $3, 's', '{openid}', '{}', $4, $4, $5)",
-        family,
-        client.client_id,
-        user.id,
-        now - DAY,
-        now + DAY,
-    )
     ages = {b"past": GRACE + timedelta(seconds=1), b"at": GRACE, b"within": timedelta(seconds=5)}
-    for name, age in ages.items():
-        await pool.execute(
-            "INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at, "
-            "consumed_at, successor_response) VALUES ($1, $2, $3, $4, $5, $1)",
-            name,
-            family,
-            now - DAY,
-            now + DAY,
-            now - age,
-        )
+    await insert_families(
+        pool,
+        [
+            (
+                uuid.uuid4(), client.client_id, user.id, "s", now - DAY, now + DAY, None, name,
+                now - age, name,
+            )
+            for name, age in ages.items()
+        ],
+    )  # fmt: skip
 
     counts = await sweep(pool, clock, grace_settings)
 
     assert counts["successor_responses"] == 1
-    rows = await pool.fetch("SELECT token_hash, successor_response FROM refresh_tokens")
-    kept = {row["token_hash"]: row["successor_response"] for row in rows}
-    assert kept == {b"past": None, b"at": b"at", b"within": b"within"}  # the tokens stay
+    rows = await pool.fetch("SELECT handle_hash, successor_response FROM refresh_families")
+    kept = {row["handle_hash"]: row["successor_response"] for row in rows}
+    assert kept == {b"past": None, b"at": b"at", b"within": b"within"}  # the families stay
 
 
 async def test_rows_expire_by_the_injected_clock(

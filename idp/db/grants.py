@@ -16,18 +16,17 @@ WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $2
 """
 # Expired families are revoked too: access tokens issued from them may still be alive. An access
 # token is alive at most one token lifetime ($4 - $2: the longest TTL + skew) after it was
-# issued, so only those of refresh tokens created since then are deny-listed; access tokens
-# issued to clients without refresh tokens are found through the codes exchanged since then.
+# issued: a family deny-lists the generations that may be alive (idp_family_access_jtis,
+# migration 0010); access tokens issued to clients without refresh tokens are found through the
+# codes exchanged since then.
 REVOKE_TOKENS = """
 WITH revoked AS (
     UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3
     WHERE user_id = $1 AND revoked_at IS NULL
-    RETURNING id, access_jtis
+    RETURNING id, access_jtis, jti_older_from, generation
 ), issued AS (
-    SELECT unnest(access_jtis) AS jti FROM revoked
-    UNION
-    SELECT t.access_jti FROM refresh_tokens t JOIN revoked ON t.family_id = revoked.id
-    WHERE t.access_jti IS NOT NULL AND t.created_at > $2 - ($4 - $2)
+    SELECT idp_family_access_jtis(id, access_jtis, jti_older_from, generation) AS jti
+    FROM revoked
     UNION
     SELECT unnest(issued_jtis) FROM authorization_codes
     WHERE user_id = $1 AND consumed_at > $2 - ($4 - $2)

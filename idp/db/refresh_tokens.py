@@ -1,7 +1,9 @@
-"""SQL of ``refresh_families`` and ``refresh_tokens``."""
+"""SQL of ``refresh_families``: one row per family, holding its current refresh token
+(migration 0010)."""
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,65 +15,69 @@ from idp.db.users import User, user_from
 
 INSERT_FAMILY = """
 INSERT INTO refresh_families (id, client_id, user_id, sid, scopes, audience, auth_time,
-    created_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    created_at, expires_at, handle_hash, token_hash, token_issued_at, idle_expires_at,
+    jti_window_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::timestamptz, $9, $10, $11, $8,
+    LEAST($8 + $12::interval, $9), $8)
 """
-_FAMILY_COLUMNS = """f.id, f.client_id, f.user_id, f.sid, f.scopes, f.audience, f.auth_time,
-    f.expires_at, f.revoked_at"""
-# The whole rotation is one statement, so it needs no explicit transaction: it consumes the
-# presented token (of concurrent uses of one token exactly one matches; the others wait on the
-# row lock, then find it consumed) and, if the family is live, adds the successor, which records
-# the jti of the access token issued beside it. A widened scope matches nothing, so the token is
-# kept. The family's user comes back too: each refresh re-reads it in the same round trip.
-ROTATE = f"""
-WITH used AS (
-    UPDATE refresh_tokens t SET consumed_at = $2
-    FROM refresh_families f JOIN users u ON u.id = f.user_id
-    WHERE t.token_hash = $1 AND t.consumed_at IS NULL AND f.id = t.family_id
-        AND f.client_id = $3 AND ($4::text[] IS NULL OR $4::text[] <@ f.scopes)
-    RETURNING t.idle_expires_at, {_FAMILY_COLUMNS}, u.id AS u_id, u.email AS u_email,
-        u.name AS u_name, u.email_verified AS u_email_verified,
-        u.password_hash AS u_password_hash, u.roles AS u_roles, u.disabled AS u_disabled,
-        u.created_at AS u_created_at
-), live AS (
-    SELECT id, expires_at FROM used
-    WHERE revoked_at IS NULL AND $2 < expires_at AND $2 < idle_expires_at AND NOT u_disabled
-), successor AS (
-    INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at, access_jti)
-    SELECT $5, id, $2, LEAST($2 + $7::interval, expires_at), $6 FROM live
-    RETURNING family_id
-)
-SELECT used.*, EXISTS (SELECT 1 FROM successor) AS rotated FROM used
+# The whole rotation is one UPDATE of the family's row, found by the handle: it matches only the
+# current token of a live family (not revoked or expired, its user not disabled), for the
+# family's own client and a scope within the family's. Of concurrent uses of one token exactly
+# one matches; the others wait on the row lock, then find the token replaced. It changes no
+# indexed column, so it is a HOT update. The access token issued beside the new token gets the
+# jti of the new generation; every $7 (an access token's longest life) the window of those that
+# may be alive moves on (migration 0010). The family's user comes back too: each refresh re-reads
+# it in the same round trip.
+ROTATE = """
+UPDATE refresh_families f SET
+    previous_hash = f.token_hash,
+    token_hash = $4,
+    token_issued_at = $3,
+    idle_expires_at = LEAST($3 + $6::interval, f.expires_at),
+    successor_response = NULL,
+    generation = f.generation + 1,
+    jti_older_from = CASE WHEN $3 - f.jti_window_at > $7::interval
+        THEN f.jti_window_from ELSE f.jti_older_from END,
+    jti_window_from = CASE WHEN $3 - f.jti_window_at > $7::interval
+        THEN f.generation + 1 ELSE f.jti_window_from END,
+    jti_window_at = CASE WHEN $3 - f.jti_window_at > $7::interval
+        THEN $3 ELSE f.jti_window_at END
+FROM users u
+WHERE f.handle_hash = $1 AND f.token_hash = $2 AND f.generation = $9 AND u.id = f.user_id
+    AND f.client_id = $5 AND ($8::text[] IS NULL OR $8::text[] <@ f.scopes)
+    AND f.revoked_at IS NULL AND $3 < f.expires_at AND $3 < f.idle_expires_at AND NOT u.disabled
+RETURNING f.id, f.generation, f.sid, f.scopes, f.audience, f.auth_time,
+    u.id AS u_id, u.email AS u_email, u.name AS u_name, u.email_verified AS u_email_verified,
+    u.password_hash AS u_password_hash, u.roles AS u_roles, u.disabled AS u_disabled,
+    u.created_at AS u_created_at
 """
-SELECT_TOKEN = f"""
-SELECT t.consumed_at, t.successor_response, {_FAMILY_COLUMNS}
-FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
-WHERE t.token_hash = $1
+SELECT_FAMILY = """
+SELECT f.id, f.client_id, f.user_id, f.scopes, f.audience, f.created_at, f.expires_at,
+    f.revoked_at, f.token_hash, f.previous_hash, f.token_issued_at, f.idle_expires_at,
+    f.successor_response, f.generation, u.disabled AS user_disabled
+FROM refresh_families f JOIN users u ON u.id = f.user_id
+WHERE f.handle_hash = $1
 """
-SEAL_SUCCESSOR = "UPDATE refresh_tokens SET successor_response = $2 WHERE token_hash = $1"
-# A family's first token, with the jti of the access token issued beside it.
-ADD_FIRST = """
-INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at, access_jti)
-VALUES ($1, $2, $3, $4, $5)
-"""
-# An access token is alive at most $4 - $2 (the longest TTL + skew) after it was issued: only
-# those of the family's tokens created since then need deny-listing.
+SEAL_SUCCESSOR = "UPDATE refresh_families SET successor_response = $2 WHERE id = $1"
+# An access token is alive at most one lifetime after it was issued: the family's window of
+# generations that may be alive (idp_family_access_jtis, migration 0010) is deny-listed.
 REVOKE_FAMILY = """
 WITH family AS (
     UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3
     WHERE id = $1 AND revoked_at IS NULL
-    RETURNING id, access_jtis
-), issued AS (
-    SELECT unnest(access_jtis) AS jti FROM family
-    UNION
-    SELECT t.access_jti FROM refresh_tokens t JOIN family ON t.family_id = family.id
-    WHERE t.access_jti IS NOT NULL AND t.created_at > $2 - ($4 - $2)
+    RETURNING id, access_jtis, jti_older_from, generation
 )
 INSERT INTO revoked_access_tokens (jti, expires_at)
-SELECT jti, $4 FROM issued
+SELECT idp_family_access_jtis(id, access_jtis, jti_older_from, generation), $4 FROM family
 ON CONFLICT (jti) DO NOTHING
 RETURNING jti, expires_at
 """
+
+
+def family_access_jti(family_id: uuid.UUID, generation: int) -> str:
+    """The jti of the access token issued beside a family's ``generation``-th token; the same
+    as SQL's idp_family_access_jtis."""
+    return f"{family_id.hex}.{generation}"
 
 
 @dataclass(frozen=True)
@@ -84,45 +90,62 @@ class Family:
     audience: list[str]
     auth_time: datetime
     expires_at: datetime
-    revoked_at: datetime | None
 
 
 @dataclass(frozen=True)
 class Rotation:
-    """A token this call consumed: its family, the family's user, and whether the successor was
-    added (only for a live family: not revoked, not expired, its user not disabled)."""
+    """A rotated family: its new generation, what it grants, and its user as of now."""
 
-    idle_expires_at: datetime
-    family: Family
+    family_id: uuid.UUID
+    generation: int
+    sid: str
+    scopes: list[str]
+    audience: list[str]
+    auth_time: datetime
     user: User
-    rotated: bool
+
+    @property
+    def access_jti(self) -> str:
+        return family_access_jti(self.family_id, self.generation)
 
 
 @dataclass(frozen=True)
-class Presented:
-    """A token the rotation did not consume: when it was consumed (None if it never was), the
-    sealed answer kept for the grace window, and its family."""
+class Stored:
+    """A family as a presented token's handle found it, with its current and previous token."""
 
-    consumed_at: datetime | None
+    id: uuid.UUID
+    client_id: str
+    user_id: uuid.UUID
+    scopes: list[str]
+    audience: list[str]
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    token_hash: bytes | None
+    previous_hash: bytes | None
+    token_issued_at: datetime  # also when the previous token was used
+    idle_expires_at: datetime
     successor_response: bytes | None
-    family: Family
+    generation: int  # the current token's
+    user_disabled: bool
+
+    def is_current(self, token_hash: bytes) -> bool:
+        return self.token_hash is not None and hmac.compare_digest(self.token_hash, token_hash)
+
+    def is_previous(self, token_hash: bytes) -> bool:
+        previous = self.previous_hash
+        return previous is not None and hmac.compare_digest(previous, token_hash)
 
 
-def _family(row: asyncpg.Record) -> Family:
-    return Family(
-        id=row["id"],
-        client_id=row["client_id"],
-        user_id=row["user_id"],
-        sid=row["sid"],
-        scopes=list(row["scopes"]),
-        audience=list(row["audience"]),
-        auth_time=row["auth_time"],
-        expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"],
-    )
-
-
-async def insert_family(db: Executor, family: Family, now: datetime) -> None:
+async def insert_family(
+    db: Executor,
+    family: Family,
+    handle_hash: bytes,
+    token_hash: bytes,
+    now: datetime,
+    idle_ttl: timedelta,
+) -> None:
+    """A new family, holding its first token."""
     await db.execute(
         INSERT_FAMILY,
         family.id,
@@ -134,52 +157,79 @@ async def insert_family(db: Executor, family: Family, now: datetime) -> None:
         family.auth_time,
         now,
         family.expires_at,
+        handle_hash,
+        token_hash,
+        idle_ttl,
     )
 
 
 async def rotate(
     db: Executor,
+    handle_hash: bytes,
     token_hash: bytes,
-    client_id: str,
-    scopes: list[str] | None,
+    generation: int,
     now: datetime,
     successor_hash: bytes,
-    access_jti: str,
+    client_id: str,
     idle_ttl: timedelta,
+    access_ttl: timedelta,
+    scopes: list[str] | None,
 ) -> Rotation | None:
-    """Consume the token for its own client (and a scope within the family's), adding the
-    successor if the family is live; None if nothing was consumed."""
+    """Replace the current token (of ``generation``) of a live family with ``successor_hash``,
+    of the next generation; None if the token is not the current one of a live family of this
+    client (or widens its scope)."""
     row = await db.fetchrow(
-        ROTATE, token_hash, now, client_id, scopes, successor_hash, access_jti, idle_ttl
+        ROTATE,
+        handle_hash,
+        token_hash,
+        now,
+        successor_hash,
+        client_id,
+        idle_ttl,
+        access_ttl,
+        scopes,
+        generation,
     )
     if row is None:
         return None
     return Rotation(
-        row["idle_expires_at"], _family(row), user_from(row, prefix="u_"), row["rotated"]
+        family_id=row["id"],
+        generation=row["generation"],
+        sid=row["sid"],
+        scopes=list(row["scopes"]),
+        audience=list(row["audience"]),
+        auth_time=row["auth_time"],
+        user=user_from(row, prefix="u_"),
     )
 
 
-async def add_token_and_jti(
-    db: Executor,
-    token_hash: bytes,
-    family_id: uuid.UUID,
-    now: datetime,
-    idle_expires_at: datetime,
-    access_jti: str,
-) -> None:
-    """A family's first token, and the access token issued with it (the code exchange)."""
-    await db.execute(ADD_FIRST, token_hash, family_id, now, idle_expires_at, access_jti)
+async def find(db: Executor, handle_hash: bytes) -> Stored | None:
+    row = await db.fetchrow(SELECT_FAMILY, handle_hash)
+    return None if row is None else _stored(row)
 
 
-async def find(db: Executor, token_hash: bytes) -> Presented | None:
-    row = await db.fetchrow(SELECT_TOKEN, token_hash)
-    if row is None:
-        return None
-    return Presented(row["consumed_at"], row["successor_response"], _family(row))
+def _stored(row: asyncpg.Record) -> Stored:
+    return Stored(
+        id=row["id"],
+        client_id=row["client_id"],
+        user_id=row["user_id"],
+        scopes=list(row["scopes"]),
+        audience=list(row["audience"]),
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+        token_hash=row["token_hash"],
+        previous_hash=row["previous_hash"],
+        token_issued_at=row["token_issued_at"],
+        idle_expires_at=row["idle_expires_at"],
+        successor_response=row["successor_response"],
+        generation=row["generation"],
+        user_disabled=row["user_disabled"],
+    )
 
 
-async def seal_successor(db: Executor, token_hash: bytes, sealed: bytes) -> None:
-    await db.execute(SEAL_SUCCESSOR, token_hash, sealed)
+async def seal_successor(db: Executor, family_id: uuid.UUID, sealed: bytes) -> None:
+    await db.execute(SEAL_SUCCESSOR, family_id, sealed)
 
 
 async def revoke_family(

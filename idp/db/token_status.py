@@ -7,16 +7,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from idp.db import refresh_tokens
 from idp.db.pool import Executor
 
-REFRESH_STATE = """
-SELECT f.id, f.client_id, f.user_id, f.scopes, f.audience, f.created_at, f.expires_at,
-       f.revoked_at, t.consumed_at, t.idle_expires_at, u.disabled AS user_disabled
-FROM refresh_tokens t
-JOIN refresh_families f ON f.id = t.family_id
-JOIN users u ON u.id = f.user_id
-WHERE t.token_hash = $1
-"""
 IS_DENIED = "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)"
 DENIED_SINCE = "SELECT jti, expires_at FROM revoked_access_tokens WHERE expires_at > $1"
 DENY_JTI = """
@@ -49,22 +42,30 @@ class RefreshState:
         )
 
 
-async def refresh_state(db: Executor, token_hash: bytes) -> RefreshState | None:
-    row = await db.fetchrow(REFRESH_STATE, token_hash)
-    if row is None:
+async def refresh_state(db: Executor, handle_hash: bytes, token_hash: bytes) -> RefreshState | None:
+    """The state of a family's current token, or of the one it replaced (consumed); None for
+    any other token."""
+    family = await refresh_tokens.find(db, handle_hash)
+    if family is None:
+        return None
+    if family.is_current(token_hash):
+        consumed_at = None
+    elif family.is_previous(token_hash):
+        consumed_at = family.token_issued_at
+    else:
         return None
     return RefreshState(
-        family_id=row["id"],
-        client_id=row["client_id"],
-        user_id=row["user_id"],
-        scopes=list(row["scopes"]),
-        audience=list(row["audience"]),
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"],
-        consumed_at=row["consumed_at"],
-        idle_expires_at=row["idle_expires_at"],
-        user_disabled=row["user_disabled"],
+        family_id=family.id,
+        client_id=family.client_id,
+        user_id=family.user_id,
+        scopes=family.scopes,
+        audience=family.audience,
+        created_at=family.created_at,
+        expires_at=family.expires_at,
+        revoked_at=family.revoked_at,
+        consumed_at=consumed_at,
+        idle_expires_at=family.idle_expires_at,
+        user_disabled=family.user_disabled,
     )
 
 

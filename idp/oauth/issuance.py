@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,7 +12,7 @@ from idp.db import refresh_tokens
 from idp.db.clients import Client
 from idp.db.pool import Connection
 from idp.db.users import User
-from idp.hashing import digest
+from idp.oauth import refresh_format
 from idp.oauth.context import TokenContext
 from idp.oauth.id_token import id_token_claims
 from idp.oauth.tokens import ACCESS_TOKEN_TYPE, access_token_claims, access_token_ttl
@@ -112,17 +111,12 @@ def user_tokens(
     return Issued(client, grant, now, claims, int(ttl.total_seconds()))
 
 
-async def start_refresh_family(
-    connection: Connection,
-    client: Client,
-    grant: UserGrant,
-    issued: Issued,
-    context: TokenContext,
-    now: datetime,
-) -> None:
-    """A new family and its first token, added to what ``issued`` will answer."""
-    settings = context.settings
-    family = refresh_tokens.Family(
+def new_family(
+    client: Client, grant: UserGrant, context: TokenContext, now: datetime
+) -> refresh_tokens.Family:
+    """The family a code exchange starts: its access token has ``first_access_jti``, and
+    ``start_refresh_family`` stores it."""
+    return refresh_tokens.Family(
         id=uuid.uuid4(),
         client_id=client.client_id,
         user_id=grant.user.id,
@@ -130,27 +124,30 @@ async def start_refresh_family(
         scopes=grant.scopes,
         audience=grant.audience,
         auth_time=grant.auth_time,
-        expires_at=now + (client.refresh_token_ttl or settings.refresh_token_ttl),
-        revoked_at=None,
-    )
-    await refresh_tokens.insert_family(connection, family, now)
-    issued.extra["refresh_token"] = await add_refresh_token(
-        connection, family, context, now, issued.access_jti
+        expires_at=now + (client.refresh_token_ttl or context.settings.refresh_token_ttl),
     )
 
 
-async def add_refresh_token(
+def first_access_jti(family: refresh_tokens.Family) -> str:
+    return refresh_tokens.family_access_jti(family.id, 0)
+
+
+async def start_refresh_family(
     connection: Connection,
     family: refresh_tokens.Family,
+    issued: Issued,
     context: TokenContext,
     now: datetime,
-    access_jti: str,
-) -> str:
-    """A new token of ``family`` (256 random bits, stored as SHA-256, idle-limited), recording
-    the access token issued beside it so that revoking the family deny-lists it."""
-    token = secrets.token_urlsafe(32)
-    idle = min(now + context.settings.refresh_idle_ttl, family.expires_at)
-    await refresh_tokens.add_token_and_jti(
-        connection, digest(token), family.id, now, idle, access_jti
+) -> None:
+    """Store the family with its first token (idp.oauth.refresh_format), added to what
+    ``issued`` will answer."""
+    token = refresh_format.first()
+    await refresh_tokens.insert_family(
+        connection,
+        family,
+        token.handle_hash,
+        token.token_hash,
+        now,
+        context.settings.refresh_idle_ttl,
     )
-    return token
+    issued.extra["refresh_token"] = token.token

@@ -1,6 +1,7 @@
 """What a presented token is, whatever its type: idp's own JWT access tokens are verified with
-the keyring's keys (no database), refresh tokens are opaque and found by their digest.
-``token_type_hint`` (RFC 7009 §2.1, RFC 7662 §2.1) decides only which is tried first."""
+the keyring's keys (no database), refresh tokens are opaque and found by their handle's digest
+(idp.oauth.refresh_format). ``token_type_hint`` (RFC 7009 §2.1, RFC 7662 §2.1) decides only
+which is tried first."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from idp.db import token_status
 from idp.db.pool import Executor
 from idp.db.token_status import RefreshState
-from idp.hashing import digest
+from idp.oauth import refresh_format
 from idp.oauth.access_tokens import InvalidTokenError, verify_access_token
 from idp.oauth.context import TokenContext
 
@@ -52,10 +53,15 @@ async def find_token(db: Executor, token: str, hint: str | None, context: TokenC
             except InvalidTokenError:
                 continue
             return AccessToken(claims)
-        if kind == "refresh_token" and not _looks_like_jwt(token) and len(token) <= 256:
-            state = await token_status.refresh_state(db, digest(token))
+        if kind == "refresh_token" and len(token) <= 256:
+            presented = refresh_format.parse(token)
+            if presented is None:
+                continue
+            state = await token_status.refresh_state(
+                db, presented.handle_hash, presented.token_hash
+            )
             if state is not None:
-                return RefreshToken(digest(token), state)
+                return RefreshToken(presented.token_hash, state)
     return None
 
 

@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import jwt as pyjwt
 import pytest
 
+from idp.clock import FrozenClock
 from idp.db.migrate import discover, migrate
+from idp.hashing import digest
 from idp.resources import resource_dir
+from idp.settings import Settings
+from tests.conftest import InstanceFactory
+from tests.factories import assert_oauth_error, make_client, make_user
 
 CONCURRENT_STARTS = 5
 
@@ -112,3 +121,93 @@ def test_misnamed_migration_file_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match=r"add-users\.sql"):
         discover(tmp_path)
+
+
+LEGACY_FAMILY = """
+INSERT INTO refresh_families (id, client_id, user_id, sid, scopes, audience, auth_time,
+    created_at, expires_at)
+VALUES ($1, $2, $3, 'sid', '{openid}', '{}', $4, $4, $4::timestamptz + interval '30 days')
+"""
+LEGACY_TOKEN = """
+INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at, consumed_at,
+    access_jti)
+VALUES ($1, $2, $3, $3::timestamptz + interval '14 days', $4, $5)
+"""
+
+
+async def test_refresh_tokens_issued_before_migration_0010_still_refresh(
+    fresh_database_url: str,
+    tmp_path: Path,
+    app_instance: InstanceFactory,
+    settings: Settings,
+    clock: FrozenClock,
+) -> None:
+    """Migration 0010 moves each family's unconsumed token onto the family's row: a token issued
+    before it (no handle part) still refreshes, into tokens of the new shape; the access tokens
+    recorded in the last day are still deny-listed with the family."""
+    for path in discover():
+        if path.version < "0010":
+            shutil.copy(path.path, tmp_path)
+    now = datetime.now(UTC)
+    clock.set(now)
+    legacy, old = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    family, spent = uuid.uuid4(), uuid.uuid4()
+    pool = await asyncpg.create_pool(fresh_database_url, min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as connection:
+            await migrate(connection, tmp_path)
+        client, secret = await make_client(
+            pool, settings, grant_types=("authorization_code", "refresh_token"),
+            redirect_uris=("https://app.example/cb",), scopes=("openid",),
+        )  # fmt: skip
+        user = await make_user(pool)
+        for family_id in (family, spent):
+            await pool.execute(LEGACY_FAMILY, family_id, client.client_id, user.id, now)
+        day_ago = now - timedelta(days=1, minutes=1)
+        await pool.execute(LEGACY_TOKEN, digest(old), family, day_ago, day_ago, "old-jti")
+        await pool.execute(LEGACY_TOKEN, digest(legacy), family, now, None, "legacy-jti")
+        await pool.execute(LEGACY_TOKEN, digest("spent"), spent, now, now, "spent-jti")
+        async with pool.acquire() as connection:
+            assert await migrate(connection) == ["0010_refresh_family_row"]
+        spent_row = await pool.fetchrow(
+            "SELECT handle_hash, token_hash FROM refresh_families WHERE id = $1", spent
+        )
+    finally:
+        await pool.close()
+    assert spent_row is not None
+    assert spent_row["handle_hash"] is not None  # a handle nobody holds
+    assert spent_row["token_hash"] is None
+
+    async with app_instance(database_url=fresh_database_url) as instance:
+        http, auth = instance.client, (client.client_id, secret)
+        form = {"grant_type": "refresh_token", "refresh_token": legacy}
+        first = await http.post("/token", auth=auth, data=form)
+        assert first.status_code == 200, first.text
+        renewed = first.json()["refresh_token"]
+        assert renewed.startswith(f"{legacy}.1.")
+        second = await http.post("/token", auth=auth, data={**form, "refresh_token": renewed})
+        assert second.status_code == 200, second.text
+        latest = second.json()["refresh_token"]
+        assert latest.startswith(f"{legacy}.2.")
+
+        # The consumed legacy token is not known any more: refused, nothing revoked.
+        assert_oauth_error(
+            await http.post("/token", auth=auth, data={**form, "refresh_token": old}),
+            400,
+            "invalid_grant",
+        )
+        revoked = await http.post("/revoke", auth=auth, data={"token": latest})
+        assert revoked.status_code == 200
+        assert_oauth_error(
+            await http.post("/token", auth=auth, data={**form, "refresh_token": latest}),
+            400,
+            "invalid_grant",
+        )
+        denied = await instance.state["pool"].fetchval(
+            "SELECT array_agg(jti) FROM revoked_access_tokens"
+        )
+    assert "legacy-jti" in denied
+    assert "old-jti" not in denied  # recorded more than a day before the migration
+    for response in (first, second):
+        access = pyjwt.decode(response.json()["access_token"], options={"verify_signature": False})
+        assert access["jti"] in denied

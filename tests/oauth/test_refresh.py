@@ -4,6 +4,7 @@ for honest retries, idle and absolute expiry, scope narrowing, binding to the cl
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -12,6 +13,8 @@ import jwt as pyjwt
 import pytest
 
 from idp.clock import FrozenClock
+from idp.db import refresh_tokens
+from idp.oauth import refresh_format
 from idp.settings import Settings
 from tests.conftest import Instance, InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
@@ -242,5 +245,159 @@ async def test_clients_without_the_grant_get_no_refresh_token(
         app = App(instance, client.client_id, secret, user.email)
         tokens = await app.sign_in(scope="openid")
     assert "refresh_token" not in tokens
-    stored = await pool.fetchval("SELECT count(*) FROM refresh_tokens")
+    stored = await pool.fetchval("SELECT count(*) FROM refresh_families")
     assert stored == 0
+
+
+async def test_a_token_replaced_generations_ago_still_revokes_the_family(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """RFC 9700 §4.14.2: the thief refreshed the stolen token three times before the app came
+    back with its copy. The copy is three generations old, and still revokes the family."""
+    async with app_instance() as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        stolen = await app.sign_in()
+        thief = stolen
+        for _ in range(3):
+            response = await app.refresh(thief["refresh_token"])
+            assert response.status_code == 200, response.text
+            thief = response.json()
+
+        assert_oauth_error(await app.refresh(stolen["refresh_token"]), 400, "invalid_grant")
+        assert_oauth_error(await app.refresh(thief["refresh_token"]), 400, "invalid_grant")
+        assert await app.userinfo_status(thief["access_token"]) == 401
+    audit = await pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE action = 'refresh.reuse_detected'"
+    )
+    assert audit == 1
+
+
+def _swap_last(text: str) -> str:
+    return text[:-1] + ("A" if text[-1] != "A" else "B")
+
+
+MANGLED = {
+    "secret-changed": lambda token: _swap_last(token),
+    "secret-cut-short": lambda token: token[:-5],
+    "generation-ahead": lambda token: ".".join(
+        [token.split(".")[0], str(int(token.split(".")[1]) + 1), token.split(".")[2]]
+    ),
+    "handle-changed": lambda token: _swap_last(token.split(".")[0]) + token[22:],
+    "a-part-more": lambda token: token + ".x",
+    "legacy-shape": lambda token: token.replace(".", ""),
+}
+
+
+@pytest.mark.parametrize("mangle", MANGLED.values(), ids=MANGLED.keys())
+async def test_a_mangled_current_token_is_refused_and_the_grant_survives(
+    app_instance: InstanceFactory,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    mangle: Callable[[str], str],
+) -> None:
+    """A token the family never had is no reuse: whatever happened to it on its way (the
+    current generation with another secret, a generation still to come, another handle), the
+    grant and its current token stay."""
+    async with app_instance() as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        first = await app.sign_in()
+        token = (await app.refresh(first["refresh_token"])).json()["refresh_token"]
+        assert mangle(token) != token
+
+        assert_oauth_error(await app.refresh(mangle(token)), 400, "invalid_grant")
+
+        assert (await app.refresh(token)).status_code == 200
+    revoked = await pool.fetchval(
+        "SELECT count(*) FROM refresh_families WHERE revoked_at IS NOT NULL"
+    )
+    assert revoked == 0
+
+
+async def test_revoking_a_family_deny_lists_every_access_token_that_may_be_alive(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
+) -> None:
+    """A family keeps no list of its access tokens: their jtis are derived from its
+    generations, and revoking it deny-lists those of the last two windows of an access-token
+    lifetime. Here a refresh moves the window on while the token before it is still alive."""
+    ttl = timedelta(minutes=10)
+    horizon = ttl + settings.clock_skew
+    # The family's tokens are issued at 0, 0.5, 1 (+1 s: the window moves on), 1.33 and 2.2
+    # (+1 s: it moves on again, while the token of 1.33 is still alive) horizons.
+    steps = [horizon / 2, horizon / 2 + timedelta(seconds=1), horizon / 3, horizon * 0.87]
+    async with app_instance(access_token_ttl=ttl, max_access_token_ttl=ttl) as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        issued = [await app.sign_in()]
+        for step in steps:
+            clock.advance(step)
+            response = await app.refresh(issued[-1]["refresh_token"])
+            assert response.status_code == 200, response.text
+            issued.append(response.json())
+        claims = [
+            pyjwt.decode(tokens["access_token"], options={"verify_signature": False})
+            for tokens in issued
+        ]
+        now = clock.now().timestamp()
+        alive = [i for i, c in enumerate(claims) if c["exp"] + horizon.seconds - ttl.seconds > now]
+        assert alive == [3, 4], "the schedule above no longer tests the window's edge"
+        for i in alive:
+            assert await app.userinfo_status(issued[i]["access_token"]) == 200
+
+        revoked = await app.http.post(
+            "/revoke",
+            auth=(app.client_id, app.secret),
+            data={"token": issued[-1]["refresh_token"]},
+        )
+        assert revoked.status_code == 200
+
+        for i in alive:
+            assert await app.userinfo_status(issued[i]["access_token"]) == 401
+    denied = set(await pool.fetchval("SELECT array_agg(jti) FROM revoked_access_tokens"))
+    assert {claims[i]["jti"] for i in alive} <= denied
+    # Bounded: nothing issued more than two horizons ago is deny-listed again.
+    assert claims[0]["jti"] not in denied
+    assert len(denied) <= len(issued)
+
+
+async def test_a_rotation_rewrites_only_the_family_row_in_place(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
+) -> None:
+    """A rotation is one UPDATE of the family's row that changes no indexed column: a HOT
+    update (no new index entry), and no row inserted anywhere (migration 0010)."""
+    async with app_instance() as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        presented = refresh_format.parse((await app.sign_in())["refresh_token"])
+    assert presented is not None
+    successor = refresh_format.successor(presented)
+    client_id = await pool.fetchval("SELECT client_id FROM refresh_families")
+    async with pool.acquire() as connection, connection.transaction():
+        # Counted since the connection's last report to the statistics: compare.
+        before = await connection.fetchrow(TABLE_CHANGES)
+        rotated = await refresh_tokens.rotate(
+            connection,
+            presented.handle_hash,
+            presented.token_hash,
+            presented.generation,
+            clock.now(),
+            successor.token_hash,
+            client_id,
+            settings.refresh_idle_ttl,
+            settings.deny_list_horizon,
+            None,
+        )
+        after = await connection.fetchrow(TABLE_CHANGES)
+    assert rotated is not None
+    assert rotated.generation == 1
+    assert before is not None
+    assert after is not None
+    changes = {name: value - before[name] for name, value in after.items()}
+    assert changes == {"updated": 1, "hot_updated": 1, "inserted": 0}
+
+
+# What this transaction did to the public tables so far.
+TABLE_CHANGES = """
+SELECT sum(pg_stat_get_xact_tuples_updated(c.oid)) AS updated,
+       sum(pg_stat_get_xact_tuples_hot_updated(c.oid)) AS hot_updated,
+       sum(pg_stat_get_xact_tuples_inserted(c.oid)) AS inserted
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind = 'r'
+"""

@@ -19,6 +19,8 @@ from idp.oauth.issuance import (
     REFRESH_GRANT,
     Issued,
     UserGrant,
+    first_access_jti,
+    new_family,
     start_refresh_family,
     user_tokens,
 )
@@ -75,8 +77,11 @@ async def _redeem(
         auth_time=grant.auth_time,
         nonce=grant.nonce,
     )
-    issued = user_tokens(client, authorized, context, now)
     if REFRESH_GRANT in client.grant_types:
-        await start_refresh_family(connection, client, authorized, issued, context, now)
+        family = new_family(client, authorized, context, now)
+        issued = user_tokens(client, authorized, context, now, jti=first_access_jti(family))
+        await start_refresh_family(connection, family, issued, context, now)
+    else:
+        issued = user_tokens(client, authorized, context, now)
     await authorization_codes.record_issued(connection, code_hash, [issued.access_jti])
     return issued

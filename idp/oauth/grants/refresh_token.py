@@ -1,8 +1,9 @@
 """The refresh_token grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2).
 
-Every use consumes the presented token and adds its successor in one conditional statement. A
-token presented again revokes its whole family, and every access token issued from it is
-deny-listed, unless it comes back from the same client within IDP_REFRESH_REUSE_GRACE: then the
+Every use replaces the family's current token with its successor in one conditional UPDATE of
+the family's row (idp.db.refresh_tokens). A token of the family presented after it was replaced
+revokes the whole family, and every access token issued from it is deny-listed, unless it is the
+one just replaced and comes back from the same client within IDP_REFRESH_REUSE_GRACE: then the
 very same answer is returned again (a retry after a network error must not log the user out).
 That answer is kept AES-GCM sealed only for the grace window.
 """
@@ -22,29 +23,31 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from idp.db import audit, refresh_tokens
 from idp.db.clients import Client
 from idp.db.pool import Connection
-from idp.hashing import digest
+from idp.oauth import refresh_format
 from idp.oauth.context import TokenContext
 from idp.oauth.errors import InvalidGrantError, InvalidScopeError, OAuthError
 from idp.oauth.issuance import Issued, UserGrant, user_tokens
 from idp.oauth.params import Params, parse_scope
-from idp.oauth.tokens import new_jti
+from idp.oauth.refresh_format import Presented
 
 GRANT_TYPE = "refresh_token"
 
 
 async def exchange(params: Params, client: Client, context: TokenContext) -> dict[str, Any]:
-    presented = params.require("refresh_token")
+    presented = refresh_format.parse(params.require("refresh_token"))
+    if presented is None:
+        raise InvalidGrantError("the refresh token is invalid")  # not one idp issues
     requested = parse_scope(params.get("scope"))
     async with context.pool.acquire() as connection:
         if context.settings.refresh_reuse_grace.total_seconds() > 0:
             # The sealed answer must commit with the rotation: a retry waiting on the row lock
             # then finds it.
             async with connection.transaction():
-                outcome = await _rotate(connection, digest(presented), requested, client, context)
+                outcome = await _rotate(connection, presented, requested, client, context)
         else:
             # The rotation is one statement (its own transaction): one round trip, no lock held
             # across round trips.
-            outcome = await _rotate(connection, digest(presented), requested, client, context)
+            outcome = await _rotate(connection, presented, requested, client, context)
     if isinstance(outcome, OAuthError):
         raise outcome
     if isinstance(outcome, Issued):
@@ -54,79 +57,88 @@ async def exchange(params: Params, client: Client, context: TokenContext) -> dic
 
 async def _rotate(
     connection: Connection,
-    token_hash: bytes,
+    presented: Presented,
     requested: list[str] | None,
     client: Client,
     context: TokenContext,
 ) -> Issued | dict[str, Any] | OAuthError:
-    """invalid_grant is returned, not raised: the consumption or revocation it follows stands."""
+    """invalid_grant is returned, not raised: a revocation it follows stands."""
     settings, now = context.settings, context.clock.now()
-    successor, access_jti = secrets.token_urlsafe(32), new_jti()
-    used = await refresh_tokens.rotate(
+    successor = refresh_format.successor(presented)
+    rotated = await refresh_tokens.rotate(
         connection,
-        token_hash,
-        client.client_id,
-        requested,
+        presented.handle_hash,
+        presented.token_hash,
+        presented.generation,
         now,
-        digest(successor),
-        access_jti,
+        successor.token_hash,
+        client.client_id,
         settings.refresh_idle_ttl,
+        settings.deny_list_horizon,
+        requested,
     )
-    if used is None:
-        return await _not_consumed(connection, token_hash, requested, client, context, now)
-    family, user = used.family, used.user
-    if not used.rotated:
-        if family.revoked_at is not None:
-            return InvalidGrantError("the refresh token was revoked")
-        if now >= family.expires_at or now >= used.idle_expires_at:
-            return InvalidGrantError("the refresh token expired")
-        return InvalidGrantError("the user can no longer sign in")
+    if rotated is None:
+        return await _not_rotated(connection, presented, requested, client, context, now)
     # Each refresh re-reads the user: new roles and email appear in the new tokens.
     grant = UserGrant(
-        user=user,
-        sid=family.sid,
-        scopes=family.scopes if requested is None else requested,
-        audience=family.audience,
-        auth_time=family.auth_time,
+        user=rotated.user,
+        sid=rotated.sid,
+        scopes=rotated.scopes if requested is None else requested,
+        audience=rotated.audience,
+        auth_time=rotated.auth_time,
     )
-    issued = user_tokens(client, grant, context, now, jti=access_jti)
-    issued.extra["refresh_token"] = successor
+    issued = user_tokens(client, grant, context, now, jti=rotated.access_jti)
+    issued.extra["refresh_token"] = successor.token
     if settings.refresh_reuse_grace.total_seconds() > 0:
         # A retry must get the very same answer: sign now and keep it, sealed, for the grace.
         response = issued.sign(context)
         await refresh_tokens.seal_successor(
-            connection, token_hash, _seal(context, token_hash, response)
+            connection, rotated.family_id, _seal(context, presented.token_hash, response)
         )
         return response
     return issued
 
 
-async def _not_consumed(
+async def _not_rotated(
     connection: Connection,
-    token_hash: bytes,
+    presented: Presented,
     requested: list[str] | None,
     client: Client,
     context: TokenContext,
     now: datetime,
 ) -> OAuthError | dict[str, Any]:
-    """Why the rotation consumed nothing: unknown, another client's, a widened scope, or a token
-    presented again (RFC 9700 §4.14.2: the family is revoked, unless a retry within the grace)."""
-    seen = await refresh_tokens.find(connection, token_hash)
-    if seen is None or seen.family.client_id != client.client_id:
+    """Why the rotation changed nothing: an unknown handle, another client's family, a family
+    that is not live, a widened scope, a token the family never had, or one of its earlier
+    generations (RFC 9700 §4.14.2: the family is revoked, unless a retry within the grace)."""
+    family = await refresh_tokens.find(connection, presented.handle_hash)
+    if family is None or family.client_id != client.client_id:
         return InvalidGrantError("the refresh token is invalid")  # unknown, or another client's
-    family = seen.family
-    if seen.consumed_at is None:
+    if family.is_current(presented.token_hash):
         # RFC 6749 §6: the scope may be narrowed, never widened. The token stays usable.
         if requested is not None and not set(requested) <= set(family.scopes):
             raise InvalidScopeError("a refresh cannot widen the scope")
+        if family.revoked_at is not None:
+            return InvalidGrantError("the refresh token was revoked")
+        if now >= family.expires_at or now >= family.idle_expires_at:
+            return InvalidGrantError("the refresh token expired")
+        if family.user_disabled:
+            return InvalidGrantError("the user can no longer sign in")
         return InvalidGrantError("the refresh token is invalid")
     if family.revoked_at is not None:
         return InvalidGrantError("the refresh token was revoked")
     grace = context.settings.refresh_reuse_grace
-    if now - seen.consumed_at <= grace and seen.successor_response is not None:
-        retried = _unseal(context, token_hash, seen.successor_response)
+    if (
+        family.is_previous(presented.token_hash)
+        and now - family.token_issued_at <= grace
+        and family.successor_response is not None
+    ):
+        retried = _unseal(context, presented.token_hash, family.successor_response)
         if retried is not None:
             return retried
+    if presented.generation >= family.generation:
+        # Not a token the family has had: the current one mangled on its way, say. The grant
+        # stays, and so does the current token.
+        return InvalidGrantError("the refresh token is invalid")
     deny_until = now + context.settings.deny_list_horizon
     async with connection.transaction():
         denied = await refresh_tokens.revoke_family(
