@@ -9,6 +9,8 @@ so the JWKS keeps answering while PostgreSQL is away.
 from __future__ import annotations
 
 import asyncio
+import base64
+import functools
 import hashlib
 import json
 import logging
@@ -17,12 +19,13 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
-from joserfc import jwt
 from joserfc.errors import SecurityWarning
+from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import KeySet
+from joserfc.jws import JWSRegistry
 
 from idp.clock import Clock
 from idp.db import signing_keys
@@ -63,6 +66,34 @@ class Signer:
     alg: SigningAlg
     key: crypto.JoseKey
     activated_at: datetime
+
+    def sign(self, claims: dict[str, Any], typ: str) -> str:
+        """The JWS compact serialization (RFC 7515 §7.1) of ``claims``, signed by joserfc's
+        implementation of the key's algorithm. The protected header is the same for every token
+        of a typ, so it is encoded once; ``jwt.encode`` would check and encode it, and convert
+        the claims, on every call (~12 µs a token, measured).
+        Verifiers decode these with joserfc, PyJWT and Authlib in the tests."""
+        signing_input = _header_segment(self.alg, self.kid, typ) + b"." + _segment(claims)
+        signature = _algorithm(self.alg).sign(signing_input, self.key)
+        return (signing_input + b"." + _b64(signature)).decode("ascii")
+
+
+@functools.cache
+def _algorithm(alg: str) -> JWSAlgModel:
+    return JWSRegistry(algorithms=list(get_args(SigningAlg))).get_alg(alg)
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _segment(value: dict[str, Any]) -> bytes:
+    return _b64(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
+
+
+@functools.lru_cache(maxsize=64)
+def _header_segment(alg: str, kid: str, typ: str) -> bytes:
+    return _segment({"alg": alg, "kid": kid, "typ": typ})
 
 
 @dataclass(frozen=True)
@@ -130,9 +161,7 @@ class Keyring:
         """Sign with the active key only, naming it by ``kid`` (never the whole key set)."""
         if self._monotonic() - self._loaded_at > self._max_staleness:
             raise KeyringStaleError("signing keys not reloaded for too long; database down?")
-        signer = self.snapshot.signer
-        header = {"alg": signer.alg, "kid": signer.kid, "typ": typ}
-        return jwt.encode(header, claims, signer.key, algorithms=[signer.alg])
+        return self.snapshot.signer.sign(claims, typ)
 
     def verification_keys(self) -> KeySet:
         return self.snapshot.verification_keys

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,10 +19,16 @@ _AT_HASH = {"RS256": hashlib.sha256, "PS256": hashlib.sha256, "ES256": hashlib.s
 def at_hash(access_token: str) -> str:
     """The left half of the hash of the access token's ASCII octets, base64url, with the hash of
     the algorithm the access token was signed with (read from its own header)."""
-    header = access_token.partition(".")[0]
-    alg = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["alg"]
-    digest = _AT_HASH.get(alg, hashlib.sha512)(access_token.encode("ascii")).digest()
+    hash_function = _hash_of(access_token.partition(".")[0])
+    digest = hash_function(access_token.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+
+
+@functools.lru_cache(maxsize=64)
+def _hash_of(header: str) -> Callable[[bytes], Any]:
+    """The hash of the alg a header segment names: one per signing key and typ, so cached."""
+    alg = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["alg"]
+    return _AT_HASH.get(alg, hashlib.sha512)
 
 
 def scope_claims(user: User, scopes: list[str]) -> dict[str, Any]:
