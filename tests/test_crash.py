@@ -204,10 +204,12 @@ async def crash_mid_refresh(
         assert "UPDATE refresh_families" in waiting.query, waiting.query
         if between_writes:
             served.process.send_signal(signal.SIGSTOP)
+        else:
+            await processes.kill(served)  # before the row is free: no answer can leave
     if between_writes:
         assert await wait_for_idle_in_transaction(pool, waiting.pid), "nothing written"
         assert await row_locked(pool, FAMILY_ROW, signed.family_id), "not rotated yet"
-    await processes.kill(served)
+        await processes.kill(served)
     with pytest.raises(httpx.TransportError):
         await attempt  # the client never gets an answer
     await wait_until_backend_gone(pool, waiting.pid)

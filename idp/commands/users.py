@@ -86,22 +86,26 @@ def _set_disabled(disabled: bool) -> Any:
     async def command(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
         now = SystemClock().now()
         async with pool.acquire() as connection, connection.transaction():
-            user_id = await users.set_disabled(connection, args.email, disabled, now)
-            if user_id is None:
+            user = await users.by_email(connection, args.email)
+            if user is None:
                 raise UserError(f"no user with email {args.email}")
             action = "user.disabled" if disabled else "user.enabled"
             await audit.record(
-                connection, now=now, actor=actor(), action=action, subject=str(user_id)
+                connection, now=now, actor=actor(), action=action, subject=str(user.id)
             )
-            if disabled:  # and cut off what they hold, in the same transaction
+            if disabled:
+                # Cut off what they hold, in the same transaction, before the flag: setting it
+                # revokes the refresh families (migration 0011) but cannot deny-list their
+                # access tokens, which this does.
                 await revoke_user(
                     connection,
-                    user_id,
+                    user.id,
                     settings=settings,
                     now=now,
                     reason="user disabled",
                     audit_if_empty=False,
                 )
+            await users.set_disabled(connection, args.email, disabled, now)
         return 0
 
     return command

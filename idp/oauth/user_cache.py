@@ -1,5 +1,5 @@
-"""Users, cached in memory for /userinfo and /introspect, which would otherwise read one row
-for every request.
+"""Users, cached in memory for /userinfo, /introspect and refreshes, which would otherwise read
+one row for every request.
 
 Any change to a user announces itself (``NOTIFY idp_users``, by a trigger: migration 0009), and
 drops the cached row. The cache is used only while the LISTEN connection is up, and emptied when
@@ -15,6 +15,7 @@ import asyncpg
 
 from idp.db import users
 from idp.db.listener import Listener, Subscription
+from idp.db.pool import Executor
 from idp.db.users import User
 
 CHANNEL = "idp_users"
@@ -29,12 +30,13 @@ class UserCache:
         # Bumped by every invalidation: a row read while one arrived may be stale already.
         self._generation = 0
 
-    async def find(self, user_id: uuid.UUID) -> User | None:
+    async def find(self, user_id: uuid.UUID, db: Executor | None = None) -> User | None:
+        """``db``: where to read a user not cached (the pool's by default)."""
         listening = self._listener.connected.is_set()
         if listening and user_id in self._cache:
             return self._cache[user_id]
         generation = self._generation
-        found = await users.by_id(self._pool, user_id)
+        found = await users.by_id(self._pool if db is None else db, user_id)
         if found is not None and listening and generation == self._generation:
             if len(self._cache) >= MAX_ENTRIES:
                 del self._cache[next(iter(self._cache))]  # the oldest entry

@@ -168,7 +168,7 @@ async def test_refresh_tokens_issued_before_migration_0010_still_refresh(
         await pool.execute(LEGACY_TOKEN, digest(legacy), family, now, None, "legacy-jti")
         await pool.execute(LEGACY_TOKEN, digest("spent"), spent, now, now, "spent-jti")
         async with pool.acquire() as connection:
-            assert await migrate(connection) == ["0010_refresh_family_row"]
+            assert (await migrate(connection))[0] == "0010_refresh_family_row"
         spent_row = await pool.fetchrow(
             "SELECT handle_hash, token_hash FROM refresh_families WHERE id = $1", spent
         )

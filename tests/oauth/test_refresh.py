@@ -4,8 +4,10 @@ for honest retries, idle and absolute expiry, scope narrowing, binding to the cl
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
@@ -60,7 +62,12 @@ class App:
 
 
 async def app_with_refresh(
-    instance: Instance, pool: asyncpg.Pool, settings: Settings, *, roles: tuple[str, ...] = ()
+    instance: Instance,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    *,
+    roles: tuple[str, ...] = (),
+    email: str = "alice@example.com",
 ) -> App:
     client, secret = await make_client(
         pool,
@@ -70,7 +77,7 @@ async def app_with_refresh(
         scopes=("openid", "email", "roles", "offline_access"),
         first_party=True,
     )
-    user = await make_user(pool, roles=roles)
+    user = await make_user(pool, email, roles=roles)
     return App(instance, client.client_id, secret, user.email)
 
 
@@ -219,18 +226,56 @@ async def test_another_client_cannot_use_the_token_and_does_not_spend_it(
         assert (await app.refresh(token)).status_code == 200
 
 
-async def test_refresh_rereads_roles_and_refuses_a_disabled_user(
+async def test_a_change_to_the_user_reaches_the_next_refreshes_and_disabling_ends_them(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
 ) -> None:
+    """A refresh takes the user from the user cache, which any change to a user invalidates
+    (NOTIFY): new roles reach the new tokens within a second, as they reach /userinfo. Disabling
+    the user, even by plain SQL, revokes the family at once (migration 0011)."""
     async with app_instance() as instance:
         app = await app_with_refresh(instance, pool, settings, roles=("reader",))
         token = (await app.sign_in())["refresh_token"]
+        refreshed = (await app.refresh(token)).json()  # the user is cached now
+        assert access_claims(refreshed)["roles"] == ["reader"]
+
         await pool.execute("UPDATE users SET roles = '{editor}'")
-        refreshed = (await app.refresh(token)).json()
-        access = pyjwt.decode(refreshed["access_token"], options={"verify_signature": False})
-        assert access["roles"] == ["editor"]
+        deadline = time.monotonic() + 1
+        while access_claims(refreshed)["roles"] != ["editor"]:
+            assert time.monotonic() < deadline, "the old roles still issued after 1 s"
+            await asyncio.sleep(0.01)
+            response = await app.refresh(refreshed["refresh_token"])
+            assert response.status_code == 200, response.text
+            refreshed = response.json()
+
         await pool.execute("UPDATE users SET disabled = true")
         assert_oauth_error(await app.refresh(refreshed["refresh_token"]), 400, "invalid_grant")
+    reason = await pool.fetchval("SELECT revoked_reason FROM refresh_families")
+    assert reason == "user disabled"
+
+
+def access_claims(tokens: dict[str, str]) -> dict[str, Any]:
+    claims: dict[str, Any] = pyjwt.decode(
+        tokens["access_token"], options={"verify_signature": False}
+    )
+    return claims
+
+
+async def test_refreshes_that_miss_the_user_cache_do_not_wait_for_each_others_connections(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """A user not cached yet is read on the connection the rotation holds. On a second one, 24
+    refreshes of 24 users at once would hold the pool's 10 connections and wait for more."""
+    async with app_instance() as instance:
+        apps = [
+            await app_with_refresh(instance, pool, settings, email=f"user{i}@example.com")
+            for i in range(24)
+        ]
+        tokens = [(await app.sign_in())["refresh_token"] for app in apps]  # none cached
+        async with asyncio.timeout(10):  # waiting for each other, they would never finish
+            responses = await asyncio.gather(
+                *(app.refresh(token) for app, token in zip(apps, tokens, strict=True))
+            )
+    assert [response.status_code for response in responses] == [200] * 24
 
 
 async def test_clients_without_the_grant_get_no_refresh_token(

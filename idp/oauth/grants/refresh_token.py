@@ -79,9 +79,14 @@ async def _rotate(
     )
     if rotated is None:
         return await _not_rotated(connection, presented, requested, client, context, now)
-    # Each refresh re-reads the user: new roles and email appear in the new tokens.
+    # The user as of now, from the cache every change to a user invalidates (idp.oauth.user_cache):
+    # new roles and email appear in the new tokens. Read on this connection if not cached: a
+    # second one, under load, could wait for a pool that tasks like this one hold.
+    user = await context.users.find(rotated.user_id, connection)
+    if user is None or user.disabled:  # disabling revokes the family: changed just now
+        return InvalidGrantError("the user can no longer sign in")
     grant = UserGrant(
-        user=rotated.user,
+        user=user,
         sid=rotated.sid,
         scopes=rotated.scopes if requested is None else requested,
         audience=rotated.audience,
