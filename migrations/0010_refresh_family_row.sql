@@ -16,8 +16,9 @@ ALTER TABLE refresh_families
     ADD COLUMN successor_response bytea,        -- AES-GCM sealed, kept only for the grace
     -- The token's generation; the access token issued beside it has the jti `<id, hex>.<n>`.
     -- Revoking the family deny-lists those that may be alive: the generations issued in the
-    -- current and the previous window of at least the longest access-token lifetime + skew,
-    -- so a rotation only moves three integers, however often the family refreshes.
+    -- current and the previous window of at least the longest access-token lifetime + skew.
+    -- A rotation only counts its generation, however often the family refreshes; the window
+    -- moves on once a lifetime (idp.db.refresh_tokens.ROLL_JTI_WINDOW).
     ADD COLUMN generation         integer NOT NULL DEFAULT 0,
     ADD COLUMN jti_window_from    integer NOT NULL DEFAULT 0,
     ADD COLUMN jti_window_at      timestamptz,

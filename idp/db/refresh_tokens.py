@@ -21,30 +21,35 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8::timestamptz, $9, $10, $11, $8,
 """
 # The whole rotation is one UPDATE of the family's row, found by the handle: it matches only the
 # current token of a live family (not revoked or expired; disabling its user revokes it,
-# migration 0011), for the family's own client and a scope within the family's. Of concurrent
-# uses of one token exactly one matches; the others wait on the row lock, then find the token
-# replaced. It changes no indexed column, so it is a HOT update. The access token issued beside
-# the new token gets the jti of the new generation; every $7 (an access token's longest life)
-# the window of those that may be alive moves on (migration 0010). The users table is not read:
-# joining it cost a tenth of refresh throughput (scripts/bench).
-ROTATE = """
+# migration 0011), for the family's own client (and, when the scope is narrowed, a scope within
+# the family's). Of concurrent uses of one token exactly one matches; the others wait on the row
+# lock, then find the token replaced. It changes no indexed column, so it is a HOT update. The
+# access token issued beside the new token gets the jti of the new generation. The users table is
+# not read: joining it cost a tenth of refresh throughput (scripts/bench), and each condition or
+# expression here costs on every refresh, so the jti window moves on in a statement of its own
+# (ROLL_JTI_WINDOW), once an access-token lifetime.
+_ROTATE = """
 UPDATE refresh_families f SET
     previous_hash = f.token_hash,
     token_hash = $4,
     token_issued_at = $3,
     idle_expires_at = LEAST($3 + $6::interval, f.expires_at),
     successor_response = NULL,
-    generation = f.generation + 1,
-    jti_older_from = CASE WHEN $3 - f.jti_window_at > $7::interval
-        THEN f.jti_window_from ELSE f.jti_older_from END,
-    jti_window_from = CASE WHEN $3 - f.jti_window_at > $7::interval
-        THEN f.generation + 1 ELSE f.jti_window_from END,
-    jti_window_at = CASE WHEN $3 - f.jti_window_at > $7::interval
-        THEN $3 ELSE f.jti_window_at END
-WHERE f.handle_hash = $1 AND f.token_hash = $2 AND f.generation = $9
-    AND f.client_id = $5 AND ($8::text[] IS NULL OR $8::text[] <@ f.scopes)
-    AND f.revoked_at IS NULL AND $3 < f.expires_at AND $3 < f.idle_expires_at
-RETURNING f.id, f.generation, f.user_id, f.sid, f.scopes, f.audience, f.auth_time
+    generation = f.generation + 1
+WHERE f.handle_hash = $1 AND f.token_hash = $2 AND f.client_id = $5 AND f.revoked_at IS NULL
+    AND $3 < f.expires_at AND $3 < f.idle_expires_at{narrowed}
+RETURNING f.id, f.generation, f.user_id, f.sid, f.scopes, f.audience, f.auth_time,
+    f.jti_window_at
+"""
+ROTATE = _ROTATE.format(narrowed="")
+ROTATE_NARROWED = _ROTATE.format(narrowed=" AND $7::text[] <@ f.scopes")
+# Revoking a family deny-lists the jtis of generations from jti_older_from on: those of the
+# current and the previous window, each at least an access-token lifetime (migration 0010). Late
+# (a crash between the two statements), the window is only wider.
+ROLL_JTI_WINDOW = """
+UPDATE refresh_families SET
+    jti_older_from = jti_window_from, jti_window_from = $3, jti_window_at = $4
+WHERE id = $1 AND jti_window_at = $2
 """
 SELECT_FAMILY = """
 SELECT f.id, f.client_id, f.user_id, f.scopes, f.audience, f.created_at, f.expires_at,
@@ -98,6 +103,7 @@ class Rotation:
     scopes: list[str]
     audience: list[str]
     auth_time: datetime
+    jti_window_at: datetime  # when the family's current jti window began
 
     @property
     def access_jti(self) -> str:
@@ -162,29 +168,20 @@ async def rotate(
     db: Executor,
     handle_hash: bytes,
     token_hash: bytes,
-    generation: int,
     now: datetime,
     successor_hash: bytes,
     client_id: str,
     idle_ttl: timedelta,
-    access_ttl: timedelta,
     scopes: list[str] | None,
 ) -> Rotation | None:
-    """Replace the current token (of ``generation``) of a live family with ``successor_hash``,
-    of the next generation; None if the token is not the current one of a live family of this
-    client (or widens its scope)."""
-    row = await db.fetchrow(
-        ROTATE,
-        handle_hash,
-        token_hash,
-        now,
-        successor_hash,
-        client_id,
-        idle_ttl,
-        access_ttl,
-        scopes,
-        generation,
-    )
+    """Replace the current token of a live family with ``successor_hash``, of the next
+    generation; None if the token is not the current one of a live family of this client (or
+    ``scopes`` are not within the family's)."""
+    args = (handle_hash, token_hash, now, successor_hash, client_id, idle_ttl)
+    if scopes is None:
+        row = await db.fetchrow(ROTATE, *args)
+    else:
+        row = await db.fetchrow(ROTATE_NARROWED, *args, scopes)
     if row is None:
         return None
     return Rotation(
@@ -195,6 +192,14 @@ async def rotate(
         scopes=list(row["scopes"]),
         audience=list(row["audience"]),
         auth_time=row["auth_time"],
+        jti_window_at=row["jti_window_at"],
+    )
+
+
+async def roll_jti_window(db: Executor, rotated: Rotation, now: datetime) -> None:
+    """Start a new jti window at the rotation's generation (once per access-token lifetime)."""
+    await db.execute(
+        ROLL_JTI_WINDOW, rotated.family_id, rotated.jti_window_at, rotated.generation, now
     )
 
 

@@ -15,29 +15,21 @@ their generation is 0.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
-from functools import cached_property
 
 from idp.hashing import digest
 
 MAX_GENERATION_DIGITS = 9  # a family refreshed every second for 30 years stays within
 
 
-@dataclass(frozen=True)
 class Presented:
     """A token, presented or about to be issued, with the digests the server stores."""
 
-    token: str
-    handle: str
-    generation: int
+    __slots__ = ("generation", "handle", "handle_hash", "token", "token_hash")
 
-    @cached_property
-    def handle_hash(self) -> bytes:
-        return digest(self.handle)
-
-    @cached_property
-    def token_hash(self) -> bytes:
-        return digest(self.token)
+    def __init__(self, token: str, handle: str, generation: int) -> None:
+        self.token, self.handle, self.generation = token, handle, generation
+        self.handle_hash = digest(handle)
+        self.token_hash = digest(token)
 
 
 def parse(token: str) -> Presented | None:

@@ -421,12 +421,10 @@ async def test_a_rotation_rewrites_only_the_family_row_in_place(
             connection,
             presented.handle_hash,
             presented.token_hash,
-            presented.generation,
             clock.now(),
             successor.token_hash,
             client_id,
             settings.refresh_idle_ttl,
-            settings.deny_list_horizon,
             None,
         )
         after = await connection.fetchrow(TABLE_CHANGES)

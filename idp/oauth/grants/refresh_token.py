@@ -69,16 +69,16 @@ async def _rotate(
         connection,
         presented.handle_hash,
         presented.token_hash,
-        presented.generation,
         now,
         successor.token_hash,
         client.client_id,
         settings.refresh_idle_ttl,
-        settings.deny_list_horizon,
         requested,
     )
     if rotated is None:
         return await _not_rotated(connection, presented, requested, client, context, now)
+    if now - rotated.jti_window_at > settings.deny_list_horizon:
+        await refresh_tokens.roll_jti_window(connection, rotated, now)
     # The user as of now, from the cache every change to a user invalidates (idp.oauth.user_cache):
     # new roles and email appear in the new tokens. Read on this connection if not cached: a
     # second one, under load, could wait for a pool that tasks like this one hold.
