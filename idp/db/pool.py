@@ -53,13 +53,18 @@ class _TurnThenAcquire(PoolAcquireContext):
     pool: FairPool
 
     async def __aenter__(self) -> PoolConnectionProxy:
+        if self.timeout is None:  # the hot paths': no deadline to keep
+            return await self._turn_then_acquire()
         async with asyncio.timeout(self.timeout):  # one deadline for the turn and the connection
-            await self.pool.turns.acquire()
-            try:
-                return await super().__aenter__()
-            except BaseException:
-                self.pool.turns.release()
-                raise
+            return await self._turn_then_acquire()
+
+    async def _turn_then_acquire(self) -> PoolConnectionProxy:
+        await self.pool.turns.acquire()
+        try:
+            return await super().__aenter__()
+        except BaseException:
+            self.pool.turns.release()
+            raise
 
     async def __aexit__(self, *exc: object) -> None:
         try:

@@ -26,9 +26,11 @@ class Presented:
 
     __slots__ = ("generation", "handle", "handle_hash", "token", "token_hash")
 
-    def __init__(self, token: str, handle: str, generation: int) -> None:
+    def __init__(
+        self, token: str, handle: str, generation: int, handle_hash: bytes | None = None
+    ) -> None:
         self.token, self.handle, self.generation = token, handle, generation
-        self.handle_hash = digest(handle)
+        self.handle_hash = digest(handle) if handle_hash is None else handle_hash
         self.token_hash = digest(token)
 
 
@@ -54,8 +56,9 @@ def first() -> Presented:
 
 def successor(presented: Presented) -> Presented:
     """The token that replaces ``presented``: its family's next generation."""
-    return _new(presented.handle, presented.generation + 1)
+    return _new(presented.handle, presented.generation + 1, presented.handle_hash)
 
 
-def _new(handle: str, generation: int) -> Presented:
-    return Presented(f"{handle}.{generation}.{secrets.token_urlsafe(32)}", handle, generation)
+def _new(handle: str, generation: int, handle_hash: bytes | None = None) -> Presented:
+    token = f"{handle}.{generation}.{secrets.token_urlsafe(32)}"
+    return Presented(token, handle, generation, handle_hash)

@@ -24,6 +24,8 @@ GRANTS: dict[str, Grant] = {
     refresh_token.GRANT_TYPE: refresh_token.exchange,
     client_credentials.GRANT_TYPE: client_credentials.exchange,
 }
+# One child of the counter per grant, looked up once: labels() costs ~8 µs a call.
+ISSUED_BY_GRANT = {grant_type: TOKENS_ISSUED.labels(grant_type) for grant_type in GRANTS}
 
 
 async def exchange(params: Params, client: Client, context: TokenContext) -> dict[str, Any]:
@@ -37,5 +39,5 @@ async def exchange(params: Params, client: Client, context: TokenContext) -> dic
     if grant_type not in client.grant_types:
         raise UnauthorizedClientError(f"this client may not use {grant_type}")
     issued = await grant(params, client, context)
-    TOKENS_ISSUED.labels(grant_type).inc()
+    ISSUED_BY_GRANT[grant_type].inc()
     return issued

@@ -39,7 +39,7 @@ async def exchange(params: Params, client: Client, context: TokenContext) -> dic
         raise InvalidGrantError("the refresh token is invalid")  # not one idp issues
     requested = parse_scope(params.get("scope"))
     async with context.pool.acquire() as connection:
-        if context.settings.refresh_reuse_grace.total_seconds() > 0:
+        if context.settings.refresh_reuse_grace:
             # The sealed answer must commit with the rotation: a retry waiting on the row lock
             # then finds it.
             async with connection.transaction():
@@ -94,7 +94,7 @@ async def _rotate(
     )
     issued = user_tokens(client, grant, context, now, jti=rotated.access_jti)
     issued.extra["refresh_token"] = successor.token
-    if settings.refresh_reuse_grace.total_seconds() > 0:
+    if settings.refresh_reuse_grace:
         # A retry must get the very same answer: sign now and keep it, sealed, for the grace.
         response = issued.sign(context)
         await refresh_tokens.seal_successor(
