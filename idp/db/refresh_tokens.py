@@ -8,8 +8,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import asyncpg
-
 from idp.db.pool import Executor
 
 INSERT_FAMILY = """
@@ -38,7 +36,7 @@ UPDATE refresh_families f SET
     generation = f.generation + 1
 WHERE f.handle_hash = $1 AND f.token_hash = $2 AND f.client_id = $5 AND f.revoked_at IS NULL
     AND $3 < f.expires_at AND $3 < f.idle_expires_at{narrowed}
-RETURNING f.id, f.generation, f.user_id, f.sid, f.scopes, f.audience, f.auth_time,
+RETURNING f.id AS family_id, f.generation, f.user_id, f.sid, f.scopes, f.audience, f.auth_time,
     f.jti_window_at
 """
 ROTATE = _ROTATE.format(narrowed="")
@@ -182,18 +180,7 @@ async def rotate(
         row = await db.fetchrow(ROTATE, *args)
     else:
         row = await db.fetchrow(ROTATE_NARROWED, *args, scopes)
-    if row is None:
-        return None
-    return Rotation(
-        family_id=row["id"],
-        generation=row["generation"],
-        user_id=row["user_id"],
-        sid=row["sid"],
-        scopes=list(row["scopes"]),
-        audience=list(row["audience"]),
-        auth_time=row["auth_time"],
-        jti_window_at=row["jti_window_at"],
-    )
+    return None if row is None else Rotation(**row)  # the columns are its fields
 
 
 async def roll_jti_window(db: Executor, rotated: Rotation, now: datetime) -> None:
@@ -205,27 +192,7 @@ async def roll_jti_window(db: Executor, rotated: Rotation, now: datetime) -> Non
 
 async def find(db: Executor, handle_hash: bytes) -> Stored | None:
     row = await db.fetchrow(SELECT_FAMILY, handle_hash)
-    return None if row is None else _stored(row)
-
-
-def _stored(row: asyncpg.Record) -> Stored:
-    return Stored(
-        id=row["id"],
-        client_id=row["client_id"],
-        user_id=row["user_id"],
-        scopes=list(row["scopes"]),
-        audience=list(row["audience"]),
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"],
-        token_hash=row["token_hash"],
-        previous_hash=row["previous_hash"],
-        token_issued_at=row["token_issued_at"],
-        idle_expires_at=row["idle_expires_at"],
-        successor_response=row["successor_response"],
-        generation=row["generation"],
-        user_disabled=row["user_disabled"],
-    )
+    return None if row is None else Stored(**row)  # the columns are its fields
 
 
 async def seal_successor(db: Executor, family_id: uuid.UUID, sealed: bytes) -> None:

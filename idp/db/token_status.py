@@ -3,7 +3,6 @@ each."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,25 +19,20 @@ ON CONFLICT (jti) DO NOTHING
 
 @dataclass(frozen=True)
 class RefreshState:
-    family_id: uuid.UUID
-    client_id: str
-    user_id: uuid.UUID
-    scopes: list[str]
-    audience: list[str]
-    created_at: datetime
-    expires_at: datetime
-    revoked_at: datetime | None
+    """A presented refresh token: its family, and when the token was used (None: it is the
+    family's current token)."""
+
+    family: refresh_tokens.Stored
     consumed_at: datetime | None
-    idle_expires_at: datetime
-    user_disabled: bool
 
     def active(self, now: datetime) -> bool:
+        family = self.family
         return (
-            self.revoked_at is None
+            family.revoked_at is None
             and self.consumed_at is None
-            and now < self.expires_at
-            and now < self.idle_expires_at
-            and not self.user_disabled
+            and now < family.expires_at
+            and now < family.idle_expires_at
+            and not family.user_disabled
         )
 
 
@@ -49,24 +43,10 @@ async def refresh_state(db: Executor, handle_hash: bytes, token_hash: bytes) -> 
     if family is None:
         return None
     if family.is_current(token_hash):
-        consumed_at = None
-    elif family.is_previous(token_hash):
-        consumed_at = family.token_issued_at
-    else:
-        return None
-    return RefreshState(
-        family_id=family.id,
-        client_id=family.client_id,
-        user_id=family.user_id,
-        scopes=family.scopes,
-        audience=family.audience,
-        created_at=family.created_at,
-        expires_at=family.expires_at,
-        revoked_at=family.revoked_at,
-        consumed_at=consumed_at,
-        idle_expires_at=family.idle_expires_at,
-        user_disabled=family.user_disabled,
-    )
+        return RefreshState(family, None)
+    if family.is_previous(token_hash):
+        return RefreshState(family, family.token_issued_at)
+    return None
 
 
 async def is_denied(db: Executor, jti: str) -> bool:

@@ -29,7 +29,7 @@ async def introspect(params: Params, context: TokenContext) -> dict[str, Any]:
         body.update({name: claims[name] for name in _ACCESS_FIELDS if name in claims})
         return body
     if isinstance(found, RefreshToken) and found.state.active(context.clock.now()):
-        refresh = found.state
+        refresh = found.state.family
         return {
             "active": True,
             "token_type": "refresh_token",

@@ -24,14 +24,14 @@ async def revoke(params: Params, client: Client, context: TokenContext) -> None:
     async with context.pool.acquire() as connection, connection.transaction():
         found = await find_token(connection, token, hint, context)
         if isinstance(found, RefreshToken):
-            if found.state.client_id != client.client_id:
+            if found.state.family.client_id != client.client_id:
                 raise UnauthorizedClientError("the token was issued to another client")
             deny_until = now + context.settings.deny_list_horizon
             denied = await refresh_tokens.revoke_family(
-                connection, found.state.family_id, "revoked by the client", now, deny_until
+                connection, found.state.family.id, "revoked by the client", now, deny_until
             )
             context.deny_list.add(denied)
-            subject = str(found.state.family_id)
+            subject = str(found.state.family.id)
         elif isinstance(found, AccessToken):
             if found.claims.get("client_id") != client.client_id:
                 raise UnauthorizedClientError("the token was issued to another client")

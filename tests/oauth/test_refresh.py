@@ -61,6 +61,13 @@ class App:
         return response.status_code
 
 
+async def revoked_families(pool: asyncpg.Pool) -> int:
+    revoked: int = await pool.fetchval(
+        "SELECT count(*) FROM refresh_families WHERE revoked_at IS NOT NULL"
+    )
+    return revoked
+
+
 async def app_with_refresh(
     instance: Instance,
     pool: asyncpg.Pool,
@@ -134,10 +141,7 @@ async def test_fifty_concurrent_refreshes_without_grace_give_one_success_then_re
         assert all(r.json()["error"] == "invalid_grant" for r in results if r not in winners)
         successor = winners[0].json()["refresh_token"]
         assert_oauth_error(await app.refresh(successor), 400, "invalid_grant")
-    revoked = await pool.fetchval(
-        "SELECT count(*) FROM refresh_families WHERE revoked_at IS NOT NULL"
-    )
-    assert revoked == 1
+    assert await revoked_families(pool) == 1
 
 
 async def test_fifty_concurrent_refreshes_within_grace_all_get_the_same_successor(
@@ -152,10 +156,7 @@ async def test_fifty_concurrent_refreshes_within_grace_all_get_the_same_successo
         assert len({r.json()["access_token"] for r in results}) == 1
         successor = results[0].json()["refresh_token"]
         assert (await app.refresh(successor)).status_code == 200, "the family stays alive"
-    revoked = await pool.fetchval(
-        "SELECT count(*) FROM refresh_families WHERE revoked_at IS NOT NULL"
-    )
-    assert revoked == 0
+    assert await revoked_families(pool) == 0
 
 
 async def test_a_retry_after_the_grace_window_is_reuse(
@@ -167,10 +168,7 @@ async def test_a_retry_after_the_grace_window_is_reuse(
         assert (await app.refresh(token)).status_code == 200
         clock.advance(timedelta(seconds=31))
         assert_oauth_error(await app.refresh(token), 400, "invalid_grant")
-    revoked = await pool.fetchval(
-        "SELECT count(*) FROM refresh_families WHERE revoked_at IS NOT NULL"
-    )
-    assert revoked == 1
+    assert await revoked_families(pool) == 1
 
 
 async def test_idle_and_absolute_expiry_follow_the_clock(
@@ -352,10 +350,7 @@ async def test_a_mangled_current_token_is_refused_and_the_grant_survives(
         assert_oauth_error(await app.refresh(mangle(token)), 400, "invalid_grant")
 
         assert (await app.refresh(token)).status_code == 200
-    revoked = await pool.fetchval(
-        "SELECT count(*) FROM refresh_families WHERE revoked_at IS NOT NULL"
-    )
-    assert revoked == 0
+    assert await revoked_families(pool) == 0
 
 
 async def test_revoking_a_family_deny_lists_every_access_token_that_may_be_alive(
