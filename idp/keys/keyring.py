@@ -9,7 +9,6 @@ so the JWKS keeps answering while PostgreSQL is away.
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import hashlib
 import json
@@ -73,9 +72,9 @@ class Signer:
         of a typ, so it is encoded once; ``jwt.encode`` would check and encode it, and convert
         the claims, on every call (~12 µs a token, measured).
         Verifiers decode these with joserfc, PyJWT and Authlib in the tests."""
-        signing_input = _header_segment(self.alg, self.kid, typ) + b"." + _segment(claims)
-        signature = _algorithm(self.alg).sign(signing_input, self.key)
-        return (signing_input + b"." + _b64(signature)).decode("ascii")
+        signing_input = f"{_header_segment(self.alg, self.kid, typ)}.{_segment(claims)}"
+        signature = _algorithm(self.alg).sign(signing_input.encode("ascii"), self.key)
+        return f"{signing_input}.{crypto.b64url(signature)}"
 
 
 @functools.cache
@@ -83,16 +82,12 @@ def _algorithm(alg: str) -> JWSAlgModel:
     return JWSRegistry(algorithms=list(get_args(SigningAlg))).get_alg(alg)
 
 
-def _b64(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
-
-
-def _segment(value: dict[str, Any]) -> bytes:
-    return _b64(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
+def _segment(value: dict[str, Any]) -> str:
+    return crypto.b64url(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
 
 
 @functools.lru_cache(maxsize=64)
-def _header_segment(alg: str, kid: str, typ: str) -> bytes:
+def _header_segment(alg: str, kid: str, typ: str) -> str:
     return _segment({"alg": alg, "kid": kid, "typ": typ})
 
 
