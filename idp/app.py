@@ -32,6 +32,7 @@ from idp.oauth.user_cache import UserCache
 from idp.passwords import Passwords
 from idp.runtime import resolve
 from idp.settings import Settings
+from idp.web.direct import ExceptionHandler, direct_app
 from idp.web.discovery import discovery_answer
 from idp.web.errors import database_unavailable, http_exception, server_error
 from idp.web.jwks import jwks_answer
@@ -49,16 +50,44 @@ HOT: dict[tuple[str, str], HotAnswer] = {
 }
 
 
+EXCEPTION_HANDLERS: dict[Any, ExceptionHandler] = {
+    HTTPException: http_exception,
+    # The database went away (connection refused, timeout, closed pool): 503, not 500.
+    OSError: database_unavailable,
+    asyncpg.PostgresConnectionError: database_unavailable,
+    asyncpg.InterfaceError: database_unavailable,
+    Exception: server_error,
+}
+# The hot API endpoints Front calls past Starlette's middleware and router (idp.web.direct).
+DIRECT = frozenset(
+    {
+        ("/token", "POST"),
+        ("/introspect", "POST"),
+        ("/revoke", "POST"),
+        ("/userinfo", "GET"),
+        ("/userinfo", "POST"),
+    }
+)
+
+
 class IdpApp(Starlette):
     """Starlette with ``Front`` outermost: every request observed (even one that ends in
-    ServerErrorMiddleware's 500), and the hot read paths answered before any middleware."""
+    ServerErrorMiddleware's 500), the hot read paths answered before any middleware, and the
+    hot API endpoints called straight."""
 
     def __init__(self, paths: frozenset[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._paths = paths
 
     def build_middleware_stack(self) -> ASGIApp:
-        return Front(super().build_middleware_stack(), self._paths, HOT)
+        direct = {
+            (route.path, method): direct_app(route.endpoint, self.exception_handlers)
+            for route in self.router.routes
+            if isinstance(route, Route) and route.methods
+            for method in route.methods
+            if (route.path, method) in DIRECT
+        }
+        return Front(super().build_middleware_stack(), self._paths, HOT, direct)
 
 
 def create_app(
@@ -132,14 +161,7 @@ def create_app(
     paths = frozenset(route.path for route in app_routes if isinstance(route, Route))
     app = IdpApp(
         paths,
-        exception_handlers={
-            HTTPException: http_exception,
-            # The database went away (connection refused, timeout, closed pool): 503, not 500.
-            OSError: database_unavailable,
-            asyncpg.PostgresConnectionError: database_unavailable,
-            asyncpg.InterfaceError: database_unavailable,
-            Exception: server_error,
-        },
+        exception_handlers=EXCEPTION_HANDLERS,
     )
     app.router = StaticPathRouter(app_routes, lifespan=lifespan)
     return app

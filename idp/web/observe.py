@@ -1,5 +1,6 @@
 """The outermost ASGI layer: a request id, one JSON log line and the request metrics for every
-request, and the hottest read paths (JWKS, discovery) answered right here.
+request; the hottest read paths (JWKS, discovery) answered right here, and the hottest API
+endpoints called directly (idp.web.direct).
 
 Those two are what every relying service fetches; they are bytes held in memory. Answering them
 here skips Starlette's error middleware, exception middleware, router and Request/Response
@@ -48,10 +49,12 @@ class Front:
         app: ASGIApp,
         paths: frozenset[str],
         hot: Mapping[tuple[str, str], HotAnswer],
+        direct: Mapping[tuple[str, str], ASGIApp] | None = None,
     ) -> None:
         self.app = app
         self.paths = paths
         self.hot = dict(hot)
+        self.direct = dict(direct or {})  # endpoints called past Starlette (idp.web.direct)
         self._prefix = os.urandom(4).hex()
         self._counter = itertools.count(1)
 
@@ -83,7 +86,7 @@ class Front:
                     message = {**message, "headers": headers}
                 await send(message)
 
-            await self.app(scope, receive, send_with_id)
+            await self.direct.get((path, method), self.app)(scope, receive, send_with_id)
         finally:
             elapsed = perf_counter() - start
             route = path if path in self.paths else "unmatched"
