@@ -80,12 +80,11 @@ class IdpApp(Starlette):
         self._paths = paths
 
     def build_middleware_stack(self) -> ASGIApp:
+        assert isinstance(self.router, StaticPathRouter)  # create_app sets it
         direct = {
-            (route.path, method): direct_app(route.endpoint, self.exception_handlers)
-            for route in self.router.routes
-            if isinstance(route, Route) and route.methods
-            for method in route.methods
-            if (route.path, method) in DIRECT
+            pair: direct_app(route.endpoint, self.exception_handlers)
+            for pair in DIRECT
+            if (route := self.router.route_for(*pair)) is not None
         }
         return Front(super().build_middleware_stack(), self._paths, HOT, direct)
 

@@ -68,7 +68,8 @@ class Front:
         context = REQUEST_ID.set(request_id)
         status = 500  # unless a response starts: an exception escaped to the server
         path, method = scope["path"], scope["method"]
-        answer = self.hot.get((path, method))
+        key = (path, method)
+        answer = self.hot.get(key)
         try:
             if answer is not None:
                 status, headers, body = answer(scope["state"], scope["headers"])
@@ -86,7 +87,7 @@ class Front:
                     message = {**message, "headers": headers}
                 await send(message)
 
-            await self.direct.get((path, method), self.app)(scope, receive, send_with_id)
+            await self.direct.get(key, self.app)(scope, receive, send_with_id)
         finally:
             elapsed = perf_counter() - start
             route = path if path in self.paths else "unmatched"

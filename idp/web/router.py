@@ -23,9 +23,13 @@ class StaticPathRouter(Router):
                 for method in route.methods:
                     self._by_path_and_method.setdefault((route.path, method), route)
 
+    def route_for(self, path: str, method: str) -> Route | None:
+        """The static route serving ``method`` on ``path``, if there is one."""
+        return self._by_path_and_method.get((path, method))
+
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            route = self._by_path_and_method.get((scope["path"], scope["method"]))
+            route = self.route_for(scope["path"], scope["method"])
             if route is not None:
                 scope.setdefault("router", self)
                 scope["endpoint"] = route.endpoint
