@@ -21,10 +21,14 @@ UPDATE authorization_codes SET consumed_at = $3
 WHERE code_hash = $1 AND client_id = $2 AND consumed_at IS NULL AND expires_at > $3
 RETURNING user_id, sid, redirect_uri, scopes, audience, nonce, code_challenge, auth_time
 """
-RECORD_ISSUED = "UPDATE authorization_codes SET issued_jtis = $2 WHERE code_hash = $1"
-# A replayed code: RFC 6749 §4.1.2 says revoke what it issued. Returns those jtis.
+# What the exchange issued, in the statement that must run anyway (migration 0012).
+RECORD_ISSUED = """
+UPDATE authorization_codes SET issued_jtis = $2, refresh_family_id = $3 WHERE code_hash = $1
+"""
+# A replayed code: RFC 6749 §4.1.2 says revoke what it issued: its access token here, the
+# refresh family it started by idp.db.refresh_tokens.revoke_family.
 SELECT_CONSUMED = """
-SELECT issued_jtis FROM authorization_codes
+SELECT user_id, issued_jtis, refresh_family_id FROM authorization_codes
 WHERE code_hash = $1 AND client_id = $2 AND consumed_at IS NOT NULL
 """
 REVOKE_JTIS = """
@@ -91,17 +95,33 @@ async def consume(
     )
 
 
-async def record_issued(db: Executor, code_hash: bytes, jtis: list[str]) -> None:
-    await db.execute(RECORD_ISSUED, code_hash, jtis)
+@dataclass(frozen=True)
+class Replayed:
+    """A code presented again: the access tokens its exchange issued, now deny-listed, and the
+    refresh family the exchange started, which the caller revokes."""
+
+    user_id: uuid.UUID
+    denied: list[tuple[str, datetime]]  # the deny-list entries added
+    refresh_family_id: uuid.UUID | None
+
+
+async def record_issued(
+    db: Executor, code_hash: bytes, jtis: list[str], refresh_family_id: uuid.UUID | None
+) -> None:
+    await db.execute(RECORD_ISSUED, code_hash, jtis, refresh_family_id)
 
 
 async def revoke_replayed(
     db: Executor, code_hash: bytes, client_id: str, until: datetime
-) -> list[tuple[str, datetime]] | None:
-    """If the code was consumed already, deny-list what it issued and return the entries added
-    (a replay); None if it was not consumed."""
-    jtis = await db.fetchval(SELECT_CONSUMED, code_hash, client_id)
-    if jtis is None:
+) -> Replayed | None:
+    """If the code was consumed already, deny-list the access tokens its exchange issued (a
+    replay); None if it was not consumed."""
+    row = await db.fetchrow(SELECT_CONSUMED, code_hash, client_id)
+    if row is None:
         return None
-    rows = await db.fetch(REVOKE_JTIS, list(jtis), until)
-    return [(row["jti"], row["expires_at"]) for row in rows]
+    denied = await db.fetch(REVOKE_JTIS, list(row["issued_jtis"]), until)
+    return Replayed(
+        user_id=row["user_id"],
+        denied=[(entry["jti"], entry["expires_at"]) for entry in denied],
+        refresh_family_id=row["refresh_family_id"],
+    )

@@ -1,15 +1,17 @@
 """The authorization_code grant (RFC 6749 §4.1.3, RFC 7636 §4.5, OIDC Core §3.1.3).
 
 The code is consumed by one conditional UPDATE, so of concurrent exchanges exactly one wins. A
-code presented again is a replay: what its first exchange issued is revoked (RFC 6749 §4.1.2).
-The whole exchange is one transaction.
+code presented again by its client is a replay: what its first exchange issued is revoked
+(RFC 6749 §4.1.2, RFC 9700 §4.5): the access token, and the refresh family the exchange started
+with every access token issued from it since. The whole exchange is one transaction.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from idp.db import authorization_codes, users
+from idp.db import audit, authorization_codes, refresh_tokens, users
 from idp.db.clients import Client
 from idp.db.pool import Connection
 from idp.hashing import digest
@@ -51,15 +53,10 @@ async def _redeem(
     client: Client,
     context: TokenContext,
 ) -> Issued | InvalidGrantError:
-    settings, now = context.settings, context.clock.now()
+    now = context.clock.now()
     grant = await authorization_codes.consume(connection, code_hash, client.client_id, now)
     if grant is None:
-        until = now + settings.deny_list_horizon
-        denied = await authorization_codes.revoke_replayed(
-            connection, code_hash, client.client_id, until
-        )
-        if denied is not None:
-            context.deny_list.add(denied)
+        if await _revoke_replayed(connection, code_hash, client, context, now):
             return InvalidGrantError("the code was used already; its tokens are revoked")
         return InvalidGrantError("the code is invalid or expired")
     if grant.redirect_uri != redirect_uri:
@@ -77,11 +74,45 @@ async def _redeem(
         auth_time=grant.auth_time,
         nonce=grant.nonce,
     )
+    family: refresh_tokens.Family | None = None
     if REFRESH_GRANT in client.grant_types:
         family = new_family(client, authorized, context, now)
         issued = user_tokens(client, authorized, context, now, jti=first_access_jti(family))
         await start_refresh_family(connection, family, issued, context, now)
     else:
         issued = user_tokens(client, authorized, context, now)
-    await authorization_codes.record_issued(connection, code_hash, [issued.access_jti])
+    await authorization_codes.record_issued(
+        connection, code_hash, [issued.access_jti], None if family is None else family.id
+    )
     return issued
+
+
+async def _revoke_replayed(
+    connection: Connection, code_hash: bytes, client: Client, context: TokenContext, now: datetime
+) -> bool:
+    """If this client consumed the code already, revoke what its exchange issued (RFC 6749
+    §4.1.2): its access token, and its refresh family with every access token issued from that
+    family that may be alive. False if the code was never consumed (unknown, expired, or
+    another client's)."""
+    until = now + context.settings.deny_list_horizon
+    replayed = await authorization_codes.revoke_replayed(
+        connection, code_hash, client.client_id, until
+    )
+    if replayed is None:
+        return False
+    denied, family_id = replayed.denied, replayed.refresh_family_id
+    if family_id is not None:
+        denied = denied + await refresh_tokens.revoke_family(
+            connection, family_id, "authorization code replayed", now, until
+        )
+    context.deny_list.add(denied)
+    await audit.record(
+        connection,
+        now=now,
+        actor=f"client:{client.client_id}",
+        action="authorization_code.replayed",
+        subject=None if family_id is None else str(family_id),
+        reason="a consumed authorization code was presented again; what it issued is revoked",
+        details={"user_id": str(replayed.user_id), "access_tokens_denied": len(denied)},
+    )
+    return True

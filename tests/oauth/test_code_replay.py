@@ -1,0 +1,123 @@
+"""A replayed authorization code revokes everything its first exchange issued: the access
+token, and the refresh family it started with every access token issued from that family
+(RFC 6749 §4.1.2, RFC 9700 §4.5)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt as pyjwt
+import pytest
+
+from idp.clock import FrozenClock
+from idp.settings import Settings
+from tests.conftest import InstanceFactory
+from tests.factories import assert_oauth_error, make_client, make_user
+from tests.oauth.flow import Authorization, authorize_code, exchange_code
+
+REDIRECT = "https://app.example/callback"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def real_time(clock: FrozenClock) -> None:
+    clock.set(datetime.now(UTC))  # PyJWT checks exp and iat against the real clock
+
+
+async def refresh(
+    http: httpx.AsyncClient, auth: tuple[str, str], refresh_token: str
+) -> httpx.Response:
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    return await http.post("/token", auth=auth, data=data)
+
+
+async def introspect(http: httpx.AsyncClient, auth: tuple[str, str], token: str) -> Any:
+    response = await http.post("/introspect", auth=auth, data={"token": token})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def jti(tokens: dict[str, str]) -> str:
+    claims = pyjwt.decode(tokens["access_token"], options={"verify_signature": False})
+    return str(claims["jti"])
+
+
+@pytest.mark.parametrize("refreshes", [0, 2])
+async def test_a_replayed_code_revokes_the_refresh_family_and_all_its_access_tokens(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, refreshes: int
+) -> None:
+    """The client refreshed ``refreshes`` times since the exchange; then the code comes back.
+    The refresh family dies: its current token no longer refreshes nor introspects active, and
+    every access token issued from it is deny-listed."""
+    client, secret = await make_client(
+        pool, settings, grant_types=("authorization_code", "refresh_token"),
+        redirect_uris=(REDIRECT,), scopes=("openid", "email", "offline_access"),
+        first_party=True,
+    )  # fmt: skip
+    auth_pair = (client.client_id, secret)
+    user = await make_user(pool)
+    auth = Authorization(client.client_id, REDIRECT, scope="openid email")
+    async with app_instance() as instance:
+        http = instance.client
+        code = await authorize_code(http, auth, user.email, PASSWORD)
+        first = await exchange_code(http, client.client_id, secret, code, auth)
+        assert first.status_code == 200, first.text
+        issued = [first.json()]
+        for _ in range(refreshes):
+            response = await refresh(http, auth_pair, issued[-1]["refresh_token"])
+            assert response.status_code == 200, response.text
+            issued.append(response.json())
+        current = issued[-1]["refresh_token"]
+        assert (await introspect(http, auth_pair, current))["active"] is True
+
+        replay = await exchange_code(http, client.client_id, secret, code, auth)
+        assert_oauth_error(replay, 400, "invalid_grant")
+
+        assert_oauth_error(await refresh(http, auth_pair, current), 400, "invalid_grant")
+        assert await introspect(http, auth_pair, current) == {"active": False}
+        for tokens in issued:
+            assert await introspect(http, auth_pair, tokens["access_token"]) == {"active": False}
+            bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+            assert (await http.get("/userinfo", headers=bearer)).status_code == 401
+    denied = set(await pool.fetchval("SELECT array_agg(jti) FROM revoked_access_tokens"))
+    assert {jti(tokens) for tokens in issued} <= denied
+    family = await pool.fetchrow("SELECT id, revoked_reason FROM refresh_families")
+    assert family is not None
+    assert family["revoked_reason"] == "authorization code replayed"
+    event = await pool.fetchrow(
+        "SELECT actor, subject FROM audit_log WHERE action = 'authorization_code.replayed'"
+    )
+    assert event is not None
+    assert (event["actor"], event["subject"]) == (f"client:{client.client_id}", str(family["id"]))
+
+
+async def test_a_code_presented_by_another_client_revokes_nothing(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """Only the client the code was issued to replays it: another client that learned the code
+    gets invalid_grant and cannot use it to end the owner's grant."""
+    client, secret = await make_client(
+        pool, settings, grant_types=("authorization_code", "refresh_token"),
+        redirect_uris=(REDIRECT,), scopes=("openid", "offline_access"), first_party=True,
+    )  # fmt: skip
+    other, other_secret = await make_client(
+        pool, settings, grant_types=("authorization_code", "refresh_token"),
+        redirect_uris=(REDIRECT,), scopes=("openid", "offline_access"), first_party=True,
+    )  # fmt: skip
+    user = await make_user(pool)
+    auth = Authorization(client.client_id, REDIRECT, scope="openid")
+    async with app_instance() as instance:
+        http = instance.client
+        code = await authorize_code(http, auth, user.email, PASSWORD)
+        first = await exchange_code(http, client.client_id, secret, code, auth)
+        assert first.status_code == 200, first.text
+
+        stolen = await exchange_code(http, other.client_id, other_secret, code, auth)
+        assert_oauth_error(stolen, 400, "invalid_grant")
+
+        renewed = await refresh(http, (client.client_id, secret), first.json()["refresh_token"])
+        assert renewed.status_code == 200, renewed.text
+    assert await pool.fetchval("SELECT count(*) FROM revoked_access_tokens") == 0
