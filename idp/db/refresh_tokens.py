@@ -74,7 +74,8 @@ RETURNING jti, expires_at
 
 def family_access_jti(family_id: uuid.UUID, generation: int) -> str:
     """The jti of the access token issued beside a family's ``generation``-th token; the same
-    as SQL's idp_family_access_jtis."""
+    as SQL's idp_family_access_jtis. It names the family by its id, never by its handle: an
+    access token shows resource servers nothing that makes a refresh token."""
     return f"{family_id.hex}.{generation}"
 
 

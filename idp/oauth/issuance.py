@@ -141,7 +141,7 @@ async def start_refresh_family(
 ) -> None:
     """Store the family with its first token (idp.oauth.refresh_format), added to what
     ``issued`` will answer."""
-    token = refresh_format.first()
+    token = refresh_format.first(refresh_format.secret_key(context.settings))
     await refresh_tokens.insert_family(
         connection,
         family,

@@ -407,7 +407,7 @@ async def test_a_rotation_rewrites_only_the_family_row_in_place(
         app = await app_with_refresh(instance, pool, settings)
         presented = refresh_format.parse((await app.sign_in())["refresh_token"])
     assert presented is not None
-    successor = refresh_format.successor(presented)
+    successor = refresh_format.successor(presented, refresh_format.secret_key(settings))
     client_id = await pool.fetchval("SELECT client_id FROM refresh_families")
     async with pool.acquire() as connection, connection.transaction():
         # Counted since the connection's last report to the statistics: compare.

@@ -5,7 +5,10 @@ the family's row (idp.db.refresh_tokens). A token of the family presented after 
 revokes the whole family, and every access token issued from it is deny-listed, unless it is the
 one just replaced and comes back from the same client within IDP_REFRESH_REUSE_GRACE: then the
 very same answer is returned again (a retry after a network error must not log the user out).
-That answer is kept AES-GCM sealed only for the grace window.
+That answer is kept AES-GCM sealed only for the grace window. Only a genuine earlier token
+counts: the previous one is known by its digest, the others by their derived secret
+(idp.oauth.refresh_format); a token forged from the family's handle is refused and changes
+nothing.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ async def _rotate(
 ) -> Issued | dict[str, Any] | OAuthError:
     """invalid_grant is returned, not raised: a revocation it follows stands."""
     settings, now = context.settings, context.clock.now()
-    successor = refresh_format.successor(presented)
+    successor = refresh_format.successor(presented, refresh_format.secret_key(settings))
     rotated = await refresh_tokens.rotate(
         connection,
         presented.handle_hash,
@@ -115,36 +118,32 @@ async def _not_rotated(
     """Why the rotation changed nothing: an unknown handle, another client's family, a family
     that is not live, a widened scope, a token the family never had, or one of its earlier
     generations (RFC 9700 §4.14.2: the family is revoked, unless a retry within the grace)."""
+    settings = context.settings
     family = await refresh_tokens.find(connection, presented.handle_hash)
     if family is None or family.client_id != client.client_id:
         return InvalidGrantError("the refresh token is invalid")  # unknown, or another client's
     if family.is_current(presented.token_hash):
-        # RFC 6749 §6: the scope may be narrowed, never widened. The token stays usable.
-        if requested is not None and not set(requested) <= set(family.scopes):
-            raise InvalidScopeError("a refresh cannot widen the scope")
-        if family.revoked_at is not None:
-            return InvalidGrantError("the refresh token was revoked")
-        if now >= family.expires_at or now >= family.idle_expires_at:
-            return InvalidGrantError("the refresh token expired")
-        if family.user_disabled:
-            return InvalidGrantError("the user can no longer sign in")
+        return _current_refused(family, requested, now)
+    previous = family.is_previous(presented.token_hash)
+    if not (previous or refresh_format.genuine(presented, refresh_format.secret_key(settings))):
+        # Not a token the family had: forged from its handle, mangled on its way, or an earlier
+        # one whose secret cannot be verified (idp.oauth.refresh_format). Only a token the
+        # family had may revoke it: the grant and its current token stay.
         return InvalidGrantError("the refresh token is invalid")
     if family.revoked_at is not None:
         return InvalidGrantError("the refresh token was revoked")
-    grace = context.settings.refresh_reuse_grace
     if (
-        family.is_previous(presented.token_hash)
-        and now - family.token_issued_at <= grace
+        previous
+        and now - family.token_issued_at <= settings.refresh_reuse_grace
         and family.successor_response is not None
     ):
         retried = _unseal(context, presented.token_hash, family.successor_response)
         if retried is not None:
             return retried
     if presented.generation >= family.generation:
-        # Not a token the family has had: the current one mangled on its way, say. The grant
-        # stays, and so does the current token.
+        # Not a token the family has had yet (its current one is checked by digest above).
         return InvalidGrantError("the refresh token is invalid")
-    deny_until = now + context.settings.deny_list_horizon
+    deny_until = now + settings.deny_list_horizon
     async with connection.transaction():
         denied = await refresh_tokens.revoke_family(
             connection, family.id, "refresh token reuse", now, deny_until
@@ -160,6 +159,22 @@ async def _not_rotated(
             details={"user_id": str(family.user_id)},
         )
     return InvalidGrantError("the refresh token was used already; the grant is revoked")
+
+
+def _current_refused(
+    family: refresh_tokens.Stored, requested: list[str] | None, now: datetime
+) -> InvalidGrantError:
+    """Why the family's current token did not rotate. It stays usable."""
+    # RFC 6749 §6: the scope may be narrowed, never widened.
+    if requested is not None and not set(requested) <= set(family.scopes):
+        raise InvalidScopeError("a refresh cannot widen the scope")
+    if family.revoked_at is not None:
+        return InvalidGrantError("the refresh token was revoked")
+    if now >= family.expires_at or now >= family.idle_expires_at:
+        return InvalidGrantError("the refresh token expired")
+    if family.user_disabled:
+        return InvalidGrantError("the user can no longer sign in")
+    return InvalidGrantError("the refresh token is invalid")
 
 
 def _key(context: TokenContext) -> bytes:
