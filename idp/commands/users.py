@@ -15,6 +15,7 @@ from idp.commands.common import (
     iso,
     print_json,
     print_table,
+    printable,
     read_password,
     with_pool,
 )
@@ -141,7 +142,7 @@ async def roles(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool
             subject=str(user.id),
             details={"added": args.add, "removed": args.remove},
         )
-    print(" ".join(user.roles))
+    print(printable(" ".join(user.roles)))
     return 0
 
 
