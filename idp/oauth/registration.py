@@ -42,6 +42,20 @@ def check_redirect_uri(uri: str) -> str:
     return uri
 
 
+def check_introspect_audiences(audiences: Sequence[str], *, public: bool) -> None:
+    """RFC 7662 §2.1: only an authenticated client may introspect, so a public client cannot
+    speak for a resource server. An audience is compared whole with a token's ``aud`` values."""
+    if audiences and public:
+        raise RegistrationError(
+            "a public client cannot introspect tokens: --introspect-audience needs a secret"
+        )
+    for audience in audiences:
+        if not audience.isprintable() or not audience or " " in audience:
+            raise RegistrationError(
+                f"introspect audience {audience!r} must be one visible word, such as a URI"
+            )
+
+
 def new_client_id() -> str:
     """144 random bits, base64url, never starting with "-" (a command line would read an option)."""
     while True:
@@ -64,6 +78,7 @@ def register(
     refresh_token_ttl: timedelta | None,
     settings: Settings,
     now: datetime,
+    introspect_audiences: Sequence[str] = (),
 ) -> tuple[Client, str | None]:
     """A new client and its secret (None for a public client); the secret is shown once."""
     unknown = [grant for grant in grant_types if grant not in GRANT_TYPES]
@@ -77,6 +92,7 @@ def register(
         raise RegistrationError("refresh_token comes only with authorization_code")
     for uri in [*redirect_uris, *post_logout_redirect_uris]:
         check_redirect_uri(uri)
+    check_introspect_audiences(introspect_audiences, public=public)
     if access_token_ttl is not None and access_token_ttl > settings.max_access_token_ttl:
         raise RegistrationError(
             "--access-token-ttl may not exceed IDP_MAX_ACCESS_TOKEN_TTL "
@@ -98,5 +114,6 @@ def register(
         refresh_token_ttl=refresh_token_ttl,
         disabled=False,
         created_at=now,
+        introspect_audiences=tuple(dict.fromkeys(introspect_audiences)),
     )
     return client, secret
