@@ -467,6 +467,14 @@ async def test_clients_add_accepts_an_access_token_ttl_up_to_the_maximum(
             ["--grant-type", "authorization_code", "--redirect-uri", "data:text/html,hi"],
             "private-use scheme",
         ),
+        (
+            ["--grant-type", "authorization_code", "--redirect-uri", "http://localhost/cb"],
+            "use http://127.0.0.1 (or http://[::1]) instead of localhost (RFC 8252 §8.3)",
+        ),
+        (
+            ["--grant-type", "authorization_code", "--redirect-uri", "http://LocalHost:8080/cb"],
+            "use http://127.0.0.1",
+        ),
     ],
     ids=[
         "http-not-loopback",
@@ -479,6 +487,8 @@ async def test_clients_add_accepts_an_access_token_ttl_up_to_the_maximum(
         "ttl-above-maximum",
         "javascript-scheme",
         "data-scheme",
+        "http-localhost",
+        "http-localhost-with-port",
     ],
 )
 async def test_clients_add_refuses_an_invalid_registration_with_one_line(
@@ -496,7 +506,7 @@ async def test_clients_add_refuses_an_invalid_registration_with_one_line(
     "redirect_uri",
     [
         "http://127.0.0.1:8080/cb",
-        "http://localhost/cb",
+        "http://127.0.0.1/cb",
         "http://[::1]:9000/cb",
         "com.example.app:/oauth/cb",
     ],

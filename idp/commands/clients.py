@@ -123,7 +123,14 @@ def add_parsers(commands: Any) -> None:
     )
     adding = group.add_parser("add", help="register a client; prints its id and secret")
     adding.add_argument("name")
-    adding.add_argument("--redirect-uri", action="append", default=[])
+    adding.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="repeat for several; https, a private-use scheme (com.example.app:/cb), or "
+        "http://127.0.0.1/... or http://[::1]/..., where any port matches (RFC 8252 §7.3)",
+    )
     adding.add_argument("--grant-type", action="append", default=[], required=True)
     adding.add_argument("--scope", default=" ".join(DEFAULT_SCOPES))
     adding.add_argument("--audience", action="append", default=[])

@@ -13,7 +13,7 @@ from idp.settings import Settings
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access")
-_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+_LOOPBACK = {"127.0.0.1", "::1"}
 
 
 class RegistrationError(ValueError):
@@ -21,9 +21,10 @@ class RegistrationError(ValueError):
 
 
 def check_redirect_uri(uri: str) -> str:
-    """RFC 6749 §3.1.2: absolute, no fragment. Schemes: https; http only on loopback (RFC 8252
-    §7.3); otherwise only a private-use scheme in reverse-DNS form (RFC 8252 §7.1), which rules
-    out ``javascript:``, ``data:`` and other schemes a browser would run or render."""
+    """RFC 6749 §3.1.2: absolute, no fragment. Schemes: https; http only on a loopback IP literal
+    (RFC 8252 §7.3), never ``localhost``, which a resolver or firewall may send elsewhere (§8.3);
+    otherwise only a private-use scheme in reverse-DNS form (RFC 8252 §7.1), which rules out
+    ``javascript:``, ``data:`` and other schemes a browser would run or render."""
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if parts.fragment or "#" in uri:
@@ -33,6 +34,11 @@ def check_redirect_uri(uri: str) -> str:
     if scheme in ("http", "https"):
         if not parts.hostname:
             raise RegistrationError(f"redirect URI {uri!r} must be absolute")
+        if scheme == "http" and parts.hostname == "localhost":
+            raise RegistrationError(
+                f"redirect URI {uri!r}: use http://127.0.0.1 (or http://[::1]) instead of "
+                "localhost (RFC 8252 §8.3)"
+            )
         if scheme == "http" and parts.hostname not in _LOOPBACK:
             raise RegistrationError(f"redirect URI {uri!r}: plain http is allowed only on loopback")
     elif "." not in scheme:
