@@ -629,7 +629,11 @@ class Bench:
             *("--grant-type", "client_credentials", "--scope", "read"),
             *("--audience", RESOURCE, "--access-token-ttl", "1h"),
         )
-        api = client("bench-api", "--grant-type", "client_credentials")
+        # The resource server for RESOURCE: it may introspect the tokens meant for it.
+        api = client(
+            "bench-api",
+            *("--grant-type", "client_credentials", "--introspect-audience", RESOURCE),
+        )
         web = client(
             "bench-web",
             *("--grant-type", "authorization_code", "--grant-type", "refresh_token"),

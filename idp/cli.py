@@ -21,7 +21,7 @@ import asyncpg
 
 from idp.clock import SystemClock
 from idp.commands import audit, clients, sessions, users
-from idp.commands.common import UserError, actor, iso, settings_for, with_pool
+from idp.commands.common import UserError, actor, iso, printable, settings_for, with_pool
 from idp.db import signing_keys
 from idp.db.migrate import migrate
 from idp.db.pool import create_pool
@@ -138,8 +138,9 @@ async def cmd_keys_list(args: argparse.Namespace, settings: Settings, pool: asyn
     print(f"{'KID':<44} {'ALG':<6} {'STATE':<9} {'CREATED':<26} {'ACTIVATED':<26} ENDED")
     for row in rows:
         ended = row["revoked_at"] or row["retired_at"] or "-"
+        kid, alg, state = (printable(row[name]) for name in ("kid", "alg", "state"))
         print(
-            f"{row['kid']:<44} {row['alg']:<6} {row['state']:<9} {row['created_at']:<26} "
+            f"{kid:<44} {alg:<6} {state:<9} {row['created_at']:<26} "
             f"{row['activated_at'] or '-':<26} {ended}"
         )
     return 0

@@ -131,6 +131,7 @@ async def make_client(
     first_party: bool = False,
     access_token_ttl: timedelta | None = None,
     post_logout_redirect_uris: Sequence[str] = (),
+    introspect_audiences: Sequence[str] = (),
 ) -> tuple[Client, str]:
     """A registered client and its secret ("" for a public client)."""
     client, secret = register(
@@ -146,6 +147,7 @@ async def make_client(
         refresh_token_ttl=None,
         settings=settings,
         now=datetime.now(UTC),
+        introspect_audiences=introspect_audiences,
     )
     return await clients.insert(pool, client), secret or ""
 

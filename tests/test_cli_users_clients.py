@@ -467,6 +467,14 @@ async def test_clients_add_accepts_an_access_token_ttl_up_to_the_maximum(
             ["--grant-type", "authorization_code", "--redirect-uri", "data:text/html,hi"],
             "private-use scheme",
         ),
+        (
+            ["--grant-type", "authorization_code", "--redirect-uri", "http://localhost/cb"],
+            "use http://127.0.0.1 (or http://[::1]) instead of localhost (RFC 8252 §8.3)",
+        ),
+        (
+            ["--grant-type", "authorization_code", "--redirect-uri", "http://LocalHost:8080/cb"],
+            "use http://127.0.0.1",
+        ),
     ],
     ids=[
         "http-not-loopback",
@@ -479,6 +487,8 @@ async def test_clients_add_accepts_an_access_token_ttl_up_to_the_maximum(
         "ttl-above-maximum",
         "javascript-scheme",
         "data-scheme",
+        "http-localhost",
+        "http-localhost-with-port",
     ],
 )
 async def test_clients_add_refuses_an_invalid_registration_with_one_line(
@@ -496,7 +506,7 @@ async def test_clients_add_refuses_an_invalid_registration_with_one_line(
     "redirect_uri",
     [
         "http://127.0.0.1:8080/cb",
-        "http://localhost/cb",
+        "http://127.0.0.1/cb",
         "http://[::1]:9000/cb",
         "com.example.app:/oauth/cb",
     ],
@@ -513,6 +523,63 @@ async def test_clients_add_accepts_plain_http_redirect_uris_on_loopback(
     assert result.returncode == 0, result.stderr
     client_id = parse_one_json_object(result.stdout)["client_id"]
     assert list((await client_row(pool, client_id))["redirect_uris"]) == [redirect_uri]
+
+
+async def test_clients_add_introspect_audience_registers_a_resource_server_and_lists_it(
+    cli_env: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    result = await idp(
+        cli_env,
+        *("clients", "add", "orders-api", "--grant-type", "client_credentials"),
+        *("--introspect-audience", "https://orders.example"),
+        *("--introspect-audience", "https://billing.example", "--json"),
+    )
+
+    assert result.returncode == 0, result.stderr
+    printed = parse_one_json_object(result.stdout)
+    audiences = ["https://orders.example", "https://billing.example"]
+    assert printed["introspect_audiences"] == audiences
+    stored = await pool.fetchval(
+        "SELECT introspect_audiences FROM clients WHERE client_id = $1", printed["client_id"]
+    )
+    assert list(stored) == audiences
+    listed = await idp(cli_env, "clients", "list")
+    assert listed.stdout.splitlines()[0].split() == [
+        "CLIENT_ID", "NAME", "TYPE", "GRANTS", "INTROSPECTS", "DISABLED",
+    ]  # fmt: skip
+    assert listed.stdout.splitlines()[1].split() == [
+        printed["client_id"], "orders-api", "confidential", "client_credentials",
+        "https://orders.example,https://billing.example", "False",
+    ]  # fmt: skip
+    as_json = json.loads((await idp(cli_env, "clients", "list", "--json")).stdout)
+    assert as_json[0]["introspect_audiences"] == audiences
+
+
+@pytest.mark.parametrize(
+    ("arguments", "reason"),
+    [
+        (
+            [
+                *("--public", "--grant-type", "authorization_code"),
+                *("--redirect-uri", "https://spa.example/cb", "--introspect-audience", "https://a"),
+            ],
+            "public client cannot introspect",
+        ),
+        (
+            ["--grant-type", "client_credentials", "--introspect-audience", "two words"],
+            "must be one visible word",
+        ),
+        (["--grant-type", "client_credentials", "--introspect-audience", ""], "one visible word"),
+    ],
+    ids=["public", "space", "empty"],
+)
+async def test_clients_add_refuses_an_introspect_audience_it_cannot_honour(
+    arguments: list[str], reason: str, cli_env: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    result = await idp(cli_env, "clients", "add", "bad", *arguments)
+
+    assert reason in assert_one_line_error(result)
+    assert await pool.fetchval("SELECT count(*) FROM clients") == 0
 
 
 # -- clients list / disable -----------------------------------------------------------------

@@ -5,12 +5,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -53,8 +55,8 @@ def cli_env(settings: Settings, kek: bytes, tmp_path: Path) -> dict[str, str]:
     }
 
 
-async def idp(env: dict[str, str], *args: str) -> Completed:
-    return await run_command([*IDP, *args], env)
+async def idp(env: dict[str, str], *args: str, stdin: bytes | None = None) -> Completed:
+    return await run_command([*IDP, *args], env, stdin=stdin)
 
 
 NOTIFY_LIMIT = 1.0  # seconds for a change made by another process to count here
@@ -76,10 +78,10 @@ class RelyingApp:
         self.http = instance.client
         self.client_id, self.secret = client_id, secret
 
-    async def sign_in(self, email: str) -> Person:
+    async def sign_in(self, email: str, password: str = PASSWORD) -> Person:
         self.http.cookies = httpx.Cookies()  # a browser of their own
         auth = Authorization(self.client_id, REDIRECT, scope=SCOPE)
-        code = await authorize_code(self.http, auth, email, PASSWORD)
+        code = await authorize_code(self.http, auth, email, password)
         response = await exchange_code(self.http, self.client_id, self.secret, code, auth)
         assert response.status_code == 200, response.text
         return Person(email, httpx.Cookies(self.http.cookies), response.json())
@@ -131,6 +133,15 @@ async def relying_app(instance: Instance, pool: asyncpg.Pool, settings: Settings
         first_party=True,
     )
     return RelyingApp(instance, client.client_id, secret)
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified: only to read the jti it carries."""
+    payload = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return claims
 
 
 async def assert_cut_off(app: RelyingApp, person: Person, access_tokens: list[str]) -> None:
@@ -222,6 +233,64 @@ async def test_users_disable_cuts_the_user_off_for_good_even_after_enable(
         "refresh_families": 1,
         "access_tokens": 1,
     }
+
+
+async def test_users_set_password_ends_the_users_sessions_and_refresh_families(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, cli_env: dict[str, str]
+) -> None:
+    """Whoever knew the old password, or stole a session or token with it, is cut off."""
+    alice_user = await make_user(pool, "alice@example.com")
+    await make_user(pool, "bob@example.com", name="Bob")
+    new_password = "a brand new passphrase"
+    async with app_instance() as instance:
+        app = await relying_app(instance, pool, settings)
+        alice = await app.sign_in("alice@example.com")
+        first_access = alice.tokens["access_token"]
+        assert (await app.refresh(alice)).status_code == 200
+        bob = await app.sign_in("bob@example.com")
+
+        result = await idp(
+            cli_env,
+            *("users", "set-password", "alice@example.com", "--password-stdin"),
+            stdin=f"{new_password}\n".encode(),
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == [
+            "alice@example.com: password changed; 1 sessions ended, 1 refresh families revoked, "
+            "2 access tokens deny-listed"
+        ]
+        await assert_cut_off(app, alice, [first_access, alice.tokens["access_token"]])
+        await assert_still_signed_in(app, bob)
+        await app.sign_in("alice@example.com", new_password)
+
+    jtis = [jwt_claims(token)["jti"] for token in (first_access, alice.tokens["access_token"])]
+    denied = await pool.fetchval(
+        "SELECT count(*) FROM revoked_access_tokens WHERE jti = ANY($1)", jtis
+    )
+    assert denied == 2
+    rows = await pool.fetch(
+        "SELECT action, subject, reason FROM audit_log WHERE actor LIKE 'cli:%' ORDER BY id"
+    )
+    assert [tuple(row) for row in rows] == [
+        ("user.password_set", str(alice_user.id), None),
+        ("sessions.revoked", str(alice_user.id), "password changed"),
+    ]
+    families = await pool.fetch(
+        "SELECT u.email, f.revoked_reason FROM refresh_families f JOIN users u ON u.id = f.user_id"
+        " WHERE f.revoked_at IS NOT NULL"
+    )
+    assert [tuple(row) for row in families] == [("alice@example.com", "password changed")]
+
+
+async def test_users_set_password_help_says_it_ends_sessions_and_refresh_tokens(
+    cli_env: dict[str, str],
+) -> None:
+    result = await idp(cli_env, "users", "set-password", "--help")
+
+    assert result.returncode == 0, result.stderr
+    assert "ends every session" in " ".join(result.stdout.split())
+    assert "revokes their refresh tokens" in " ".join(result.stdout.split())
 
 
 async def test_sessions_revoke_denies_access_tokens_of_clients_without_refresh_tokens(

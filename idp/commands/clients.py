@@ -28,6 +28,7 @@ def _row(client: clients.Client) -> dict[str, Any]:
         "grant_types": list(client.grant_types),
         "scope": " ".join(client.scopes),
         "audiences": list(client.audiences),
+        "introspect_audiences": list(client.introspect_audiences),
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
         "access_token_ttl": seconds(client.access_token_ttl),
         "refresh_token_ttl": seconds(client.refresh_token_ttl),
@@ -64,6 +65,7 @@ async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) 
             refresh_token_ttl=_duration(args.refresh_token_ttl, "--refresh-token-ttl"),
             settings=settings,
             now=now,
+            introspect_audiences=args.introspect_audience,
         )
     except RegistrationError as exc:
         raise UserError(str(exc)) from None
@@ -88,13 +90,14 @@ async def list_clients(args: argparse.Namespace, settings: Settings, pool: async
         print_json(rows)
     else:
         print_table(
-            ["CLIENT_ID", "NAME", "TYPE", "GRANTS", "DISABLED"],
+            ["CLIENT_ID", "NAME", "TYPE", "GRANTS", "INTROSPECTS", "DISABLED"],
             [
                 [
                     row["client_id"],
                     row["name"],
                     "public" if row["public"] else "confidential",
                     ",".join(row["grant_types"]),
+                    ",".join(row["introspect_audiences"]) or None,
                     row["disabled"],
                 ]
                 for row in rows
@@ -120,10 +123,25 @@ def add_parsers(commands: Any) -> None:
     )
     adding = group.add_parser("add", help="register a client; prints its id and secret")
     adding.add_argument("name")
-    adding.add_argument("--redirect-uri", action="append", default=[])
+    adding.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="repeat for several; https, a private-use scheme (com.example.app:/cb), or "
+        "http://127.0.0.1/... or http://[::1]/..., where any port matches (RFC 8252 §7.3)",
+    )
     adding.add_argument("--grant-type", action="append", default=[], required=True)
     adding.add_argument("--scope", default=" ".join(DEFAULT_SCOPES))
     adding.add_argument("--audience", action="append", default=[])
+    adding.add_argument(
+        "--introspect-audience",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="a resource server's audience: this client may introspect access tokens meant for "
+        "it, not only its own (RFC 7662 §2.1); repeat for several",
+    )
     adding.add_argument("--public", action="store_true", help="no secret; PKCE required")
     adding.add_argument("--first-party", action="store_true", help="skip the consent screen")
     adding.add_argument("--post-logout-redirect-uri", action="append", default=[])

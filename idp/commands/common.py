@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import json
 import os
+import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
@@ -65,12 +66,40 @@ def iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="seconds")
 
 
+# Bidirectional controls (Unicode Bidi Algorithm, UAX #9 §2): they reorder what follows them,
+# so a stored name could make a line read differently from what it holds (CVE-2021-42574).
+_BIDI_CONTROLS = frozenset(
+    chr(code) for code in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+)
+
+
+def _escape(char: str) -> str:
+    if char in _BIDI_CONTROLS or unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+        code = ord(char)
+        return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    return char
+
+
+def printable(value: object) -> str:
+    """``value`` as text safe to print on a terminal: control characters (C0, DEL, C1), line
+    and paragraph separators and bidi controls become visible escapes (``\\x1b``, ``\\u202e``).
+
+    Stored strings come from visitors too (an email typed on the login page): printed raw, an
+    ESC or BEL would let them rewrite lines of the output or the terminal's title. Every
+    command prints stored data through this (``print_table`` does); ``--json`` output is
+    escaped by ``json.dumps`` instead.
+    """
+    text = str(value)
+    return text if text.isprintable() else "".join(_escape(char) for char in text)
+
+
 def print_json(value: Any) -> None:
+    # ensure_ascii (the default) writes every control and non-ASCII character as \uXXXX.
     print(json.dumps(value, indent=2))
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    cells = [[str("-" if cell is None else cell) for cell in row] for row in rows]
+    cells = [[printable("-" if cell is None else cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in [list(headers), *cells]) for i in range(len(headers))]
     for row in [list(headers), *cells]:
         print(

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from idp.clock import SystemClock
-from idp.commands.common import UserError, actor, with_pool
+from idp.commands.common import UserError, actor, printable, with_pool
 from idp.db import audit, grants, users
 from idp.db.grants import RevokedGrants
 from idp.db.pool import Connection
@@ -58,7 +58,7 @@ async def revoke(args: argparse.Namespace, settings: Settings, pool: asyncpg.Poo
             connection, user.id, settings=settings, now=now, reason=args.reason
         )
     print(
-        f"{user.email}: {revoked.sessions} sessions ended, "
+        f"{printable(user.email)}: {revoked.sessions} sessions ended, "
         f"{revoked.refresh_families} refresh families revoked, "
         f"{revoked.access_tokens} access tokens deny-listed"
     )

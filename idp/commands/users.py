@@ -15,6 +15,7 @@ from idp.commands.common import (
     iso,
     print_json,
     print_table,
+    printable,
     read_password,
     with_pool,
 )
@@ -112,6 +113,9 @@ def _set_disabled(disabled: bool) -> Any:
 
 
 async def set_password(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    """A new password ends what the old one opened: whoever knew it (the reason to change it,
+    often) keeps no session, refresh token or access token (OWASP Session Management Cheat
+    Sheet, "Renew the Session ID After Any Privilege Level Change"; RFC 9700 §4.14)."""
     user = await users.by_email(pool, args.email)
     if user is None:
         raise UserError(f"no user with email {args.email}")
@@ -122,6 +126,19 @@ async def set_password(args: argparse.Namespace, settings: Settings, pool: async
         await audit.record(
             connection, now=now, actor=actor(), action="user.password_set", subject=str(user.id)
         )
+        revoked = await revoke_user(
+            connection,
+            user.id,
+            settings=settings,
+            now=now,
+            reason="password changed",
+            audit_if_empty=False,
+        )
+    print(
+        f"{printable(user.email)}: password changed; {revoked.sessions} sessions ended, "
+        f"{revoked.refresh_families} refresh families revoked, "
+        f"{revoked.access_tokens} access tokens deny-listed"
+    )
     return 0
 
 
@@ -141,7 +158,7 @@ async def roles(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool
             subject=str(user.id),
             details={"added": args.add, "removed": args.remove},
         )
-    print(" ".join(user.roles))
+    print(printable(" ".join(user.roles)))
     return 0
 
 
@@ -165,7 +182,14 @@ def add_parsers(commands: Any) -> None:
         toggle.add_argument("email")
         toggle.set_defaults(run=with_pool(_set_disabled(disabled)))
 
-    password = group.add_parser("set-password", help="a new password, read from stdin")
+    password = group.add_parser(
+        "set-password",
+        help="a new password, read from stdin; ends the user's sessions and refresh tokens",
+        description="Set a new password, read from stdin. In the same transaction it ends "
+        "every session of the user, revokes their refresh tokens and deny-lists the access "
+        "tokens issued from them, as 'idp sessions revoke' does: they sign in again with the "
+        "new password.",
+    )
     password.add_argument("email")
     password.add_argument("--password-stdin", action="store_true", required=True)
     password.set_defaults(run=with_pool(set_password))

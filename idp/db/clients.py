@@ -11,12 +11,13 @@ from idp.db.pool import Executor
 
 _COLUMNS = """client_id, name, secret_hash, redirect_uris, grant_types, scopes, audiences,
     post_logout_redirect_uris, first_party, access_token_ttl, refresh_token_ttl, disabled,
-    created_at"""
+    created_at, introspect_audiences"""
 
 INSERT = f"""
 INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, scopes, audiences,
-    post_logout_redirect_uris, first_party, access_token_ttl, refresh_token_ttl, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+    post_logout_redirect_uris, first_party, access_token_ttl, refresh_token_ttl, created_at,
+    introspect_audiences)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 RETURNING {_COLUMNS}
 """
 SELECT_BY_ID = f"SELECT {_COLUMNS} FROM clients WHERE client_id = $1"
@@ -40,6 +41,9 @@ class Client:
     refresh_token_ttl: timedelta | None
     disabled: bool
     created_at: datetime
+    # The audiences of the resource servers it speaks for: it may introspect access tokens
+    # meant for them (RFC 7662 §2.1), not only its own.
+    introspect_audiences: tuple[str, ...] = ()
 
     @property
     def public(self) -> bool:
@@ -65,6 +69,7 @@ def _client(row: asyncpg.Record) -> Client:
         refresh_token_ttl=_seconds(row["refresh_token_ttl"]),
         disabled=row["disabled"],
         created_at=row["created_at"],
+        introspect_audiences=tuple(row["introspect_audiences"]),
     )
 
 
@@ -87,6 +92,7 @@ async def insert(db: Executor, client: Client) -> Client:
         _int_seconds(client.access_token_ttl),
         _int_seconds(client.refresh_token_ttl),
         client.created_at,
+        list(client.introspect_audiences),
     )
     assert row is not None
     return _client(row)

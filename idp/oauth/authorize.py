@@ -93,13 +93,44 @@ def _fail(request: AuthorizationRequest, error: str, description: str) -> Author
     return AuthorizeRedirectError(error, description, request)
 
 
+# RFC 8252 §7.3: the http scheme, an IP loopback literal (never "localhost", §8.3), an optional
+# port, then the path and query; a fragment never matches, as none is registered.
+_LOOPBACK_REDIRECT = re.compile(
+    r"http://(127\.0\.0\.1|\[::1\])(?::([1-9][0-9]{0,4}))?([/?].*)?", re.DOTALL
+)
+
+
+def _loopback_without_port(uri: str) -> tuple[str, str] | None:
+    """(host, path and query) of a loopback IP redirect URI, or None for any other URI."""
+    match = _LOOPBACK_REDIRECT.fullmatch(uri)
+    if match is None or int(match.group(2) or 80) > 65535:
+        return None
+    return match.group(1), match.group(3) or ""
+
+
+def redirect_uri_matches(registered: str, presented: str) -> bool:
+    """Simple string comparison (RFC 6749 §3.1.2.3, RFC 9700 §4.1.3), with one exception: for
+    a registered ``http://127.0.0.1/...`` or ``http://[::1]/...`` URI, any port matches, since a
+    native app listens on whatever port the system gives it (RFC 8252 §7.3); scheme, host, path
+    and query stay exact. Only http: an https loopback URI names a server with a certificate,
+    at a port of its own, and is compared whole like any other."""
+    if presented == registered:
+        return True
+    loopback = _loopback_without_port(registered)
+    return loopback is not None and loopback == _loopback_without_port(presented)
+
+
 def check_redirect_uri(params: Params, request: AuthorizationRequest, issuer: str) -> None:
-    """RFC 6749 §3.1.2.3: exact string match against a registered URI, no prefix, no pattern."""
+    """The presented URI must match a registered one (``redirect_uri_matches``). The code then
+    remembers the URI as presented, port included: the token request must repeat it exactly
+    (RFC 6749 §4.1.3)."""
     assert request.client is not None
     uri = params.get("redirect_uri")
     if uri is None:
         raise AuthorizePageError("Missing redirect URI", "The request names no redirect_uri.")
-    if uri not in request.client.redirect_uris:
+    if not any(
+        redirect_uri_matches(registered, uri) for registered in request.client.redirect_uris
+    ):
         raise AuthorizePageError(
             "Unknown redirect URI",
             "The redirect_uri is not registered for this application, so idp will not send you "

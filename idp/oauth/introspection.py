@@ -1,10 +1,18 @@
 """Token introspection (RFC 7662): ``active`` and the token's claims for live tokens,
-``{"active": false}`` for anything else — never an error for a bad token (§2.2)."""
+``{"active": false}`` for anything else — never an error for a bad token (§2.2).
+
+Who may learn what (§2.1, §4): a client learns about a refresh token only if it was issued to it,
+and about an access token only if it was issued to it (``client_id``) or the client is registered
+as a resource server for one of the token's audiences (``introspect_audiences``). Any other token
+gets the same ``{"active": false}`` as an unknown one, so a caller cannot tell them apart. The
+check reads the authenticated client, which is in memory: no query is added.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from idp.db.clients import Client
 from idp.oauth.context import TokenContext
 from idp.oauth.params import Params
 from idp.oauth.token_lookup import AccessToken, RefreshToken, find_token, subject_user_id
@@ -13,11 +21,22 @@ INACTIVE: dict[str, Any] = {"active": False}
 _ACCESS_FIELDS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti")
 
 
-async def introspect(params: Params, context: TokenContext) -> dict[str, Any]:
+def may_introspect_access_token(client: Client, claims: dict[str, Any]) -> bool:
+    """RFC 7662 §4: the token's own client, or a resource server the token is meant for."""
+    if claims.get("client_id") == client.client_id:
+        return True
+    aud = claims["aud"]  # a string or a list of strings (checked by verify_access_token)
+    audiences = [aud] if isinstance(aud, str) else aud
+    return any(audience in client.introspect_audiences for audience in audiences)
+
+
+async def introspect(params: Params, client: Client, context: TokenContext) -> dict[str, Any]:
     token = params.require("token")
     found = await find_token(context.pool, token, params.get("token_type_hint"), context)
     if isinstance(found, AccessToken):
         claims = found.claims
+        if not may_introspect_access_token(client, claims):
+            return INACTIVE
         user_id = subject_user_id(claims)
         if await context.deny_list.revoked(claims["jti"]):
             return INACTIVE
@@ -28,7 +47,11 @@ async def introspect(params: Params, context: TokenContext) -> dict[str, Any]:
         body = {"active": True, "token_type": "Bearer"}
         body.update({name: claims[name] for name in _ACCESS_FIELDS if name in claims})
         return body
-    if isinstance(found, RefreshToken) and found.state.active(context.clock.now()):
+    if (
+        isinstance(found, RefreshToken)
+        and found.state.family.client_id == client.client_id  # §2.1: only its own client's
+        and found.state.active(context.clock.now())
+    ):
         refresh = found.state.family
         return {
             "active": True,

@@ -13,7 +13,7 @@ from idp.settings import Settings
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access")
-_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+_LOOPBACK = {"127.0.0.1", "::1"}
 
 
 class RegistrationError(ValueError):
@@ -21,9 +21,10 @@ class RegistrationError(ValueError):
 
 
 def check_redirect_uri(uri: str) -> str:
-    """RFC 6749 §3.1.2: absolute, no fragment. Schemes: https; http only on loopback (RFC 8252
-    §7.3); otherwise only a private-use scheme in reverse-DNS form (RFC 8252 §7.1), which rules
-    out ``javascript:``, ``data:`` and other schemes a browser would run or render."""
+    """RFC 6749 §3.1.2: absolute, no fragment. Schemes: https; http only on a loopback IP literal
+    (RFC 8252 §7.3), never ``localhost``, which a resolver or firewall may send elsewhere (§8.3);
+    otherwise only a private-use scheme in reverse-DNS form (RFC 8252 §7.1), which rules out
+    ``javascript:``, ``data:`` and other schemes a browser would run or render."""
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if parts.fragment or "#" in uri:
@@ -33,6 +34,11 @@ def check_redirect_uri(uri: str) -> str:
     if scheme in ("http", "https"):
         if not parts.hostname:
             raise RegistrationError(f"redirect URI {uri!r} must be absolute")
+        if scheme == "http" and parts.hostname == "localhost":
+            raise RegistrationError(
+                f"redirect URI {uri!r}: use http://127.0.0.1 (or http://[::1]) instead of "
+                "localhost (RFC 8252 §8.3)"
+            )
         if scheme == "http" and parts.hostname not in _LOOPBACK:
             raise RegistrationError(f"redirect URI {uri!r}: plain http is allowed only on loopback")
     elif "." not in scheme:
@@ -40,6 +46,20 @@ def check_redirect_uri(uri: str) -> str:
             f"redirect URI {uri!r}: use https, loopback http, or a reverse-DNS private-use scheme"
         )
     return uri
+
+
+def check_introspect_audiences(audiences: Sequence[str], *, public: bool) -> None:
+    """RFC 7662 §2.1: only an authenticated client may introspect, so a public client cannot
+    speak for a resource server. An audience is compared whole with a token's ``aud`` values."""
+    if audiences and public:
+        raise RegistrationError(
+            "a public client cannot introspect tokens: --introspect-audience needs a secret"
+        )
+    for audience in audiences:
+        if not audience.isprintable() or not audience or " " in audience:
+            raise RegistrationError(
+                f"introspect audience {audience!r} must be one visible word, such as a URI"
+            )
 
 
 def new_client_id() -> str:
@@ -64,6 +84,7 @@ def register(
     refresh_token_ttl: timedelta | None,
     settings: Settings,
     now: datetime,
+    introspect_audiences: Sequence[str] = (),
 ) -> tuple[Client, str | None]:
     """A new client and its secret (None for a public client); the secret is shown once."""
     unknown = [grant for grant in grant_types if grant not in GRANT_TYPES]
@@ -77,6 +98,7 @@ def register(
         raise RegistrationError("refresh_token comes only with authorization_code")
     for uri in [*redirect_uris, *post_logout_redirect_uris]:
         check_redirect_uri(uri)
+    check_introspect_audiences(introspect_audiences, public=public)
     if access_token_ttl is not None and access_token_ttl > settings.max_access_token_ttl:
         raise RegistrationError(
             "--access-token-ttl may not exceed IDP_MAX_ACCESS_TOKEN_TTL "
@@ -98,5 +120,6 @@ def register(
         refresh_token_ttl=refresh_token_ttl,
         disabled=False,
         created_at=now,
+        introspect_audiences=tuple(dict.fromkeys(introspect_audiences)),
     )
     return client, secret

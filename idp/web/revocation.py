@@ -30,7 +30,7 @@ async def introspect_endpoint(request: Request[AppState]) -> Response:
         params, client = await authenticated(request)
         if client.public:  # RFC 7662 §2.1: the caller must be authorized; a public client is not
             raise InvalidClientError("introspection needs client authentication")
-        body = await introspect(params, state["token_context"])
+        body = await introspect(params, client, state["token_context"])
     except OAuthError as error:
         return oauth_error(error)
     return JSONResponse(body, headers=NO_STORE)

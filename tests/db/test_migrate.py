@@ -19,10 +19,10 @@ import pytest
 from idp.clock import FrozenClock
 from idp.db.migrate import discover, migrate
 from idp.hashing import digest
+from idp.oauth.client_auth import new_secret
 from idp.resources import resource_dir
-from idp.settings import Settings
 from tests.conftest import InstanceFactory
-from tests.factories import assert_oauth_error, make_client, make_user
+from tests.factories import assert_oauth_error, make_user
 
 CONCURRENT_STARTS = 5
 
@@ -123,6 +123,12 @@ def test_misnamed_migration_file_is_refused(tmp_path: Path) -> None:
         discover(tmp_path)
 
 
+LEGACY_CLIENT = """
+INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, scopes, created_at)
+VALUES ('legacy-app', 'app', $1, '{https://app.example/cb}', '{authorization_code,refresh_token}',
+    '{openid}', $2)
+RETURNING client_id
+"""
 LEGACY_FAMILY = """
 INSERT INTO refresh_families (id, client_id, user_id, sid, scopes, audience, auth_time,
     created_at, expires_at)
@@ -139,7 +145,6 @@ async def test_refresh_tokens_issued_before_migration_0010_still_refresh(
     fresh_database_url: str,
     tmp_path: Path,
     app_instance: InstanceFactory,
-    settings: Settings,
     clock: FrozenClock,
 ) -> None:
     """Migration 0010 moves each family's unconsumed token onto the family's row: a token issued
@@ -156,13 +161,12 @@ async def test_refresh_tokens_issued_before_migration_0010_still_refresh(
     try:
         async with pool.acquire() as connection:
             await migrate(connection, tmp_path)
-        client, secret = await make_client(
-            pool, settings, grant_types=("authorization_code", "refresh_token"),
-            redirect_uris=("https://app.example/cb",), scopes=("openid",),
-        )  # fmt: skip
+        # With the columns of that time: idp.db.clients names those of later migrations.
+        secret, secret_hash = new_secret()
+        client_id = await pool.fetchval(LEGACY_CLIENT, secret_hash, now)
         user = await make_user(pool)
         for family_id in (family, spent):
-            await pool.execute(LEGACY_FAMILY, family_id, client.client_id, user.id, now)
+            await pool.execute(LEGACY_FAMILY, family_id, client_id, user.id, now)
         day_ago = now - timedelta(days=1, minutes=1)
         await pool.execute(LEGACY_TOKEN, digest(old), family, day_ago, day_ago, "old-jti")
         await pool.execute(LEGACY_TOKEN, digest(legacy), family, now, None, "legacy-jti")
@@ -179,7 +183,7 @@ async def test_refresh_tokens_issued_before_migration_0010_still_refresh(
     assert spent_row["token_hash"] is None
 
     async with app_instance(database_url=fresh_database_url) as instance:
-        http, auth = instance.client, (client.client_id, secret)
+        http, auth = instance.client, (client_id, secret)
         form = {"grant_type": "refresh_token", "refresh_token": legacy}
         first = await http.post("/token", auth=auth, data=form)
         assert first.status_code == 200, first.text

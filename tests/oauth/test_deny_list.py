@@ -39,7 +39,9 @@ class Introspected:
 
 async def introspected(instance: Instance, pool: asyncpg.Pool, settings: Settings) -> Introspected:
     machine, secret = await make_client(pool, settings, name="machine")
-    rs, rs_secret = await make_client(pool, settings, name="api")
+    rs, rs_secret = await make_client(
+        pool, settings, name="api", introspect_audiences=(settings.issuer,)
+    )
     issued = await instance.client.post(
         "/token", auth=(machine.client_id, secret), data={"grant_type": "client_credentials"}
     )

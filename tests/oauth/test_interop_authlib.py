@@ -117,9 +117,12 @@ async def test_authlib_refresh_revoke_and_introspection_end_to_end(
         scopes=("openid", "email", "offline_access"),
         first_party=True,
     )
-    resource_server, rs_secret = await make_client(pool, settings, name="api")
-    user = await make_user(pool)
     issuer = served.base_url
+    # A resource server for the tokens' audience (the issuer: no API was asked for).
+    resource_server, rs_secret = await make_client(
+        pool, settings, name="api", introspect_audiences=(issuer,)
+    )
+    user = await make_user(pool)
     verifier = generate_token(48)
     async with AsyncOAuth2Client(
         client_id=registered.client_id,

@@ -10,8 +10,9 @@ from idp.clock import FrozenClock
 from idp.janitor import sweep
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
-from tests.factories import assert_oauth_error, make_client
-from tests.oauth.test_refresh import App, app_with_refresh
+from tests.factories import assert_oauth_error, make_client, make_user
+from tests.oauth.flow import Authorization, authorize_code, exchange_code
+from tests.oauth.test_refresh import PASSWORD, REDIRECT, App, app_with_refresh
 from tests.oauth.test_refresh import real_time as real_time  # the autouse fixture, shared
 
 
@@ -31,9 +32,17 @@ async def revoke(app: App, token: str, **extra: str) -> httpx.Response:
     )
 
 
-async def resource_server(pool: asyncpg.Pool, settings: Settings) -> tuple[str, str]:
+async def resource_server(
+    pool: asyncpg.Pool, settings: Settings, *audiences: str
+) -> tuple[str, str]:
+    """A confidential client registered to introspect access tokens meant for ``audiences``
+    (the issuer when none are named: the audience of the app's code-flow tokens)."""
     client, secret = await make_client(
-        pool, settings, name="api", grant_types=("client_credentials",)
+        pool,
+        settings,
+        name="api",
+        grant_types=("client_credentials",),
+        introspect_audiences=audiences or (settings.issuer,),
     )
     return client.client_id, secret
 
@@ -65,8 +74,9 @@ async def test_revoking_a_refresh_token_ends_its_family_and_its_access_tokens(
     async with app_instance() as instance:
         app = await app_with_refresh(instance, pool, settings)
         rs = await resource_server(pool, settings)
+        own = (app.client_id, app.secret)
         tokens = await app.sign_in()
-        refresh = await introspect(app.http, rs, tokens["refresh_token"])
+        refresh = await introspect(app.http, own, tokens["refresh_token"])
         assert refresh["active"] is True
         assert refresh["token_type"] == "refresh_token"
 
@@ -75,7 +85,7 @@ async def test_revoking_a_refresh_token_ends_its_family_and_its_access_tokens(
             await revoke(app, tokens["refresh_token"], token_type_hint="access_token")
         ).status_code == 200
         assert_oauth_error(await app.refresh(tokens["refresh_token"]), 400, "invalid_grant")
-        assert await introspect(app.http, rs, tokens["refresh_token"]) == {"active": False}
+        assert await introspect(app.http, own, tokens["refresh_token"]) == {"active": False}
         assert await introspect(app.http, rs, tokens["access_token"]) == {"active": False}
 
 
@@ -84,12 +94,13 @@ async def test_theft_makes_every_access_token_of_the_family_inactive(
 ) -> None:
     async with app_instance() as instance:
         app = await app_with_refresh(instance, pool, settings)
-        rs = await resource_server(pool, settings)
+        own = (app.client_id, app.secret)
         r1 = await app.sign_in()
         r2 = (await app.refresh(r1["refresh_token"])).json()
+        assert await introspect(app.http, own, r2["refresh_token"]) != {"active": False}
         assert_oauth_error(await app.refresh(r1["refresh_token"]), 400, "invalid_grant")
         for token in (r1["access_token"], r2["access_token"], r2["refresh_token"]):
-            assert await introspect(app.http, rs, token) == {"active": False}
+            assert await introspect(app.http, own, token) == {"active": False}
 
 
 @pytest.mark.parametrize(
@@ -167,7 +178,7 @@ async def test_a_token_for_a_resource_server_introspects_and_revokes_but_not_at_
     audience is theirs, not the issuer's. /userinfo still wants a token meant for itself."""
     api = "https://api.example"
     machine, secret = await make_client(pool, settings, scopes=("read",), audiences=(api,))
-    rs = await resource_server(pool, settings)
+    rs = await resource_server(pool, settings, api)
     async with app_instance() as instance:
         issued = await instance.client.post(
             "/token", auth=(machine.client_id, secret), data={"grant_type": "client_credentials"}
@@ -197,3 +208,75 @@ async def test_a_revoked_access_token_stays_refused_until_no_verifier_accepts_it
         clock.advance(settings.access_token_ttl + settings.clock_skew / 2)
         await sweep(pool, clock, settings)
         assert await app.userinfo_status(tokens["access_token"]) == 401
+
+
+# -- who may introspect what (RFC 7662 §2.1, §4) ---------------------------------------------
+async def test_a_client_never_learns_about_another_clients_refresh_token(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """Not even a resource server registered for the token's audience: a refresh token is
+    meant for its client alone."""
+    async with app_instance() as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        other = await resource_server(pool, settings, settings.issuer, "https://api.example")
+        tokens = await app.sign_in()
+        unknown = await introspect(app.http, other, "garbage")
+        for hint in ({}, {"token_type_hint": "refresh_token"}):
+            answer = await introspect(app.http, other, tokens["refresh_token"], **hint)
+            assert answer == unknown == {"active": False}
+        own = await introspect(app.http, (app.client_id, app.secret), tokens["refresh_token"])
+        assert (own["active"], own["client_id"]) == (True, app.client_id)
+
+
+async def test_another_clients_access_token_is_inactive_unless_it_is_meant_for_the_caller(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    api = "https://api.example"
+    machine, secret = await make_client(pool, settings, scopes=("read",), audiences=(api,))
+    stranger, stranger_secret = await make_client(pool, settings, name="stranger")
+    elsewhere = await resource_server(pool, settings, "https://other.example")
+    api_server = await resource_server(pool, settings, api)
+    async with app_instance() as instance:
+        issued = await instance.client.post(
+            "/token", auth=(machine.client_id, secret), data={"grant_type": "client_credentials"}
+        )
+        token = issued.json()["access_token"]
+        unknown = await introspect(instance.client, elsewhere, "a.b.c")
+        for caller in ((stranger.client_id, stranger_secret), elsewhere):
+            answer = await introspect(instance.client, caller, token)
+            assert answer == unknown == {"active": False}
+        meant_for = await introspect(instance.client, api_server, token)
+        own = await introspect(instance.client, (machine.client_id, secret), token)
+    assert (meant_for["active"], meant_for["aud"], meant_for["client_id"]) == (
+        True,
+        api,
+        machine.client_id,
+    )
+    assert own == meant_for
+
+
+async def test_a_user_token_for_several_audiences_introspects_for_a_server_of_any_of_them(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """A code-flow token with ``openid`` and a resource is meant for the API and the issuer."""
+    api = "https://api.example"
+    client, secret = await make_client(
+        pool,
+        settings,
+        grant_types=("authorization_code",),
+        redirect_uris=(REDIRECT,),
+        scopes=("openid", "email"),
+        audiences=(api,),
+        first_party=True,
+    )
+    await make_user(pool, "alice@example.com", PASSWORD)
+    api_server = await resource_server(pool, settings, api)
+    stranger = await resource_server(pool, settings, "https://other.example")
+    async with app_instance() as instance:
+        auth = Authorization(client.client_id, REDIRECT, scope="openid email")
+        code = await authorize_code(instance.client, auth, "alice@example.com", PASSWORD)
+        exchanged = await exchange_code(instance.client, client.client_id, secret, code, auth)
+        token = exchanged.json()["access_token"]
+        answer = await introspect(instance.client, api_server, token)
+        assert (answer["active"], answer["aud"]) == (True, [api, settings.issuer])
+        assert await introspect(instance.client, stranger, token) == {"active": False}

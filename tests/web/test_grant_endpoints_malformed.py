@@ -921,7 +921,10 @@ async def context(instance: Instance, pool: asyncpg.Pool, settings: Settings) ->
         pool, settings, name="spa", grant_types=grants, redirect_uris=(SPA_REDIRECT,),
         scopes=SCOPES, public=True,
     )  # fmt: skip
-    api, api_secret = await make_client(pool, settings, name="api")
+    # A resource server for the app's tokens (their audience is the issuer).
+    api, api_secret = await make_client(
+        pool, settings, name="api", introspect_audiences=(settings.issuer,)
+    )
     user = await make_user(pool)
     signed_in = App(instance, app.client_id, app_secret, user.email)
     tokens = await signed_in.sign_in(scope="openid email")

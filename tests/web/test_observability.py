@@ -59,8 +59,11 @@ def captured_logs() -> Iterator[io.StringIO]:
 async def parties(
     pool: asyncpg.Pool, settings: Settings
 ) -> tuple[tuple[Client, str], tuple[Client, str], User]:
-    """A machine client, a web app with refresh tokens, and a user who signs in to it."""
-    machine = await make_client(pool, settings, name="machine")
+    """A machine client (also a resource server for the issuer's audience, so that it may
+    introspect the web app's tokens), a web app with refresh tokens, and a user who signs in."""
+    machine = await make_client(
+        pool, settings, name="machine", introspect_audiences=(settings.issuer,)
+    )
     web = await make_client(
         pool, settings, name="web", grant_types=("authorization_code", "refresh_token"),
         redirect_uris=(REDIRECT,), scopes=("openid", "email"), first_party=True,
