@@ -53,12 +53,13 @@ def login_page(
 
 
 async def show_login(request: Request[AppState]) -> Response:
-    token = request.query_params.get("request")
-    auth = await resume(request, token)
-    if auth is None or token is None:
+    """Open at any step: signing in again is never a shortcut, and a sign-in made here becomes
+    the request's own (the consent step then belongs to its session)."""
+    pending = await resume(request, request.query_params.get("request"))
+    if pending is None:
         return error_page(400, *EXPIRED)
-    assert auth.client is not None
-    return login_page(request, client_name=auth.client.name, request_id=token)
+    assert pending.auth.client is not None
+    return login_page(request, client_name=pending.auth.client.name, request_id=pending.token)
 
 
 async def submit_login(request: Request[AppState]) -> Response:
@@ -72,12 +73,12 @@ async def submit_login(request: Request[AppState]) -> Response:
         return error_page(400, "Invalid form", "The sign-in form was not sent correctly.")
     if not cookies.csrf_ok("login", request.cookies.get(cookies.login), csrf):
         return error_page(400, *FORGED)
-    auth = await resume(request, token)
-    if auth is None or token is None:
+    pending = await resume(request, token)
+    if pending is None:
         return error_page(400, *EXPIRED)
-    assert auth.client is not None
+    assert pending.auth.client is not None
     now = state["clock"].now()
-    page = {"client_name": auth.client.name, "request_id": token, "email": email}
+    page = {"client_name": pending.auth.client.name, "request_id": pending.token, "email": email}
     try:
         user = await authenticate(
             state["pool"],
@@ -92,8 +93,9 @@ async def submit_login(request: Request[AppState]) -> Response:
     except SignInFailedError:
         return login_page(request, **page, error=GENERIC_ERROR, status_code=401)
     session = await start_session(state["pool"], user, now=now, ttl=state["settings"].session_ttl)
-    who = session.signed_in()
-    response = await proceed(request, auth, who, fresh=True, parked=token)
+    # The login step of this request is done, by this new session: proceed records it.
+    done = pending.after_sign_in(session.sid)
+    response = await proceed(request, pending.auth, session.signed_in(), pending=done)
     cookies.set_session(response, session.cookie)
     cookies.clear(response, cookies.login)
     return response
