@@ -8,9 +8,10 @@ from datetime import datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
+from idp.db.users import User
 from idp.oauth.errors import OAuthError
 from idp.signin import SignInFailedError, SignInLockedError, authenticate, start_session
-from idp.web.authorize import proceed, resume
+from idp.web.authorize import Pending, proceed, resume
 from idp.web.forms import read_form
 from idp.web.security import client_ip
 from idp.web.state import AppState
@@ -87,15 +88,26 @@ async def submit_login(request: Request[AppState]) -> Response:
             password=password,
             ip=client_ip(request),
             now=now,
+            device_cookie=request.cookies.get(cookies.device),
+            devices=cookies.devices,
         )
     except SignInLockedError as locked:
         return login_page(request, **page, error=_wait_text(locked.until, now), status_code=429)
     except SignInFailedError:
         return login_page(request, **page, error=GENERIC_ERROR, status_code=401)
+    return await complete_sign_in(request, pending, user, now)
+
+
+async def complete_sign_in(
+    request: Request[AppState], pending: Pending, user: User, now: datetime
+) -> Response:
+    """A new session, and a new device cookie for the browser (idp.devices); the login step of
+    the request is done, by this session, which ``proceed`` records."""
+    state, cookies = request.state, request.state["cookies"]
     session = await start_session(state["pool"], user, now=now, ttl=state["settings"].session_ttl)
-    # The login step of this request is done, by this new session: proceed records it.
     done = pending.after_sign_in(session.sid)
     response = await proceed(request, pending.auth, session.signed_in(), pending=done)
     cookies.set_session(response, session.cookie)
+    cookies.set_device(response, cookies.devices.issue(user.id, now))
     cookies.clear(response, cookies.login)
     return response
