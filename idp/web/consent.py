@@ -13,6 +13,7 @@ from idp.web.authorize import (
     Pending,
     error_redirect,
     proceed,
+    redirect,
     resume,
     signed_in,
     waits_for_login,
@@ -21,24 +22,20 @@ from idp.web.forms import read_form
 from idp.web.state import AppState
 from idp.web.templates import error_page, render
 
-SIGN_IN_FIRST = (
-    "Sign in first",
-    "This request needs a new sign-in before you can allow or deny it.",
-)
-
 
 async def ready(
     request: Request[AppState], token: str | None
 ) -> tuple[Pending, SignedIn] | Response:
-    """The parked request and the browser's session, or the page refusing them. Consent is
+    """The parked request and the browser's session, or the answer refusing them. Consent is
     reached only once the request's login step is done, by this browser's session (OIDC Core
-    §3.1.2.1: prompt=login and max_age cannot be skipped by coming here directly)."""
+    §3.1.2.1: prompt=login and max_age cannot be skipped by coming here directly); until then
+    the browser is sent to that step, which changes nothing."""
     pending = await resume(request, token)
     who = await signed_in(request)
     if pending is None or who is None:
         return error_page(400, *EXPIRED)
     if waits_for_login(pending, who, request.state["clock"].now()):
-        return error_page(403, *SIGN_IN_FIRST)
+        return redirect(f"/login?request={pending.token}")
     return pending, who
 
 

@@ -1,6 +1,7 @@
 """A parked authorization request goes through its steps in order: a request that needs a new
 sign-in (prompt=login, max_age; OIDC Core §3.1.2.1) cannot reach consent, nor a code, before
-that sign-in is done for it, by the session that then consents."""
+that sign-in is done for it, by the session that then consents. /consent sends a browser that
+is not there yet to the login step (a redirect that changes nothing)."""
 
 from __future__ import annotations
 
@@ -96,10 +97,9 @@ async def test_a_new_sign_in_cannot_be_skipped_by_going_to_consent(
             },
         )
 
-    assert page.status_code == 403, page.text
-    assert 'name="decision"' not in page.text
-    assert allowed.status_code == 403, allowed.text
-    assert "location" not in allowed.headers
+    login_step = f"/login?request={token}"
+    assert (page.status_code, page.headers.get("location")) == (303, login_step)
+    assert (allowed.status_code, allowed.headers.get("location")) == (303, login_step)
     assert await pool.fetchval("SELECT count(*) FROM authorization_codes") == 1  # the first app's
     assert await pool.fetchval("SELECT count(*) FROM consents") == 0
     assert await pool.fetchval("SELECT waiting_for FROM authorization_requests") == "login"
@@ -138,6 +138,35 @@ async def test_signing_in_for_the_request_then_consenting_gives_the_new_auth_tim
     assert (recorded["waiting_for"], recorded["login_sid"]) == ("consent", claims["sid"])
 
 
+async def test_a_sign_in_that_grows_older_than_max_age_on_the_consent_page_is_asked_again(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
+) -> None:
+    async with app_instance() as app:
+        third, secret = await signed_in_earlier(app, pool, settings, clock)
+        auth = Authorization(third, REDIRECT)
+        start = await app.client.get(auth.url(max_age="600"))  # the session is 5 minutes old
+        assert start.headers["location"].startswith("/consent?request=")
+        page = await app.client.get(start.headers["location"])
+        clock.advance(timedelta(minutes=6))
+        form = {**hidden_fields(page.text), "decision": "allow"}
+        too_old = await app.client.post("/consent", data=form)
+        assert too_old.headers["location"] == start.headers["location"].replace(
+            "/consent", "/login"
+        )
+        signed_in_at = clock.now()
+        after_login = await sign_in(app.client, too_old.headers["location"], EMAIL, PASSWORD)
+        page = await app.client.get(after_login.headers["location"])
+        allowed = await app.client.post(
+            "/consent", data={**hidden_fields(page.text), "decision": "allow"}
+        )
+        code = query_of(allowed.headers["location"])["code"]
+        claims = await id_token_claims(
+            app, await exchange_code(app.client, third, secret, code, auth)
+        )
+
+    assert claims["auth_time"] == int(signed_in_at.timestamp())
+
+
 async def test_consent_belongs_to_the_session_that_signed_in_for_the_request(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
 ) -> None:
@@ -159,7 +188,8 @@ async def test_consent_belongs_to_the_session_that_signed_in_for_the_request(
             },
         )
 
-    assert (page.status_code, allowed.status_code) == (403, 403)
+    login_step = f"/login?request={token}"
+    assert [page.headers.get("location"), allowed.headers.get("location")] == [login_step] * 2
     assert await pool.fetchval("SELECT count(*) FROM consents") == 0
 
 
