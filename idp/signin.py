@@ -1,10 +1,23 @@
 """Signing in: password checks with brute-force protection, and sessions.
 
-Protection (stored in PostgreSQL, so every process sees it): each failure counts against the
-account and against the client IP. Past ``FREE_ATTEMPTS`` failures within ``WINDOW``, the key is
-locked for a delay that doubles with every further failure, up to ``MAX_LOCK``. Locks expire by
-themselves, so an attacker can slow someone down but never lock them out for good; a success
-clears the account's counter.
+Protection (stored in PostgreSQL, so every process sees it) follows OWASP's device cookies: a
+browser that signed a user in carries a device cookie for that user (idp.devices).
+
+* An attempt with a valid device cookie for the account being tried is throttled by that cookie
+  alone: its failures count against the cookie's nonce, and neither the account's nor the client
+  IP's lock applies to it. So guesses from elsewhere never lock the owner's usual browser out,
+  even behind an address shared with the attacker (NAT, VPN). A cookie locked by its own
+  failures is refused, not treated as absent: a stolen copy adds one more throttle of the same
+  rate, on that one account.
+* Any other attempt counts against the account and the client IP, and is refused while either is
+  locked: an attacker gets the same few guesses per account whatever addresses they use.
+
+Each key allows ``FREE_ATTEMPTS`` failures within ``WINDOW``; the next one locks it for
+``FIRST_LOCK``, doubling with every further failure up to ``MAX_LOCK``, and refusals while locked
+check no password and count nothing. So a key yields 6 guesses in a first minute, then about
+one per lock, and at most about 6 per quarter of an hour in the long run. A success clears the
+counter of the key it was throttled by: with a device cookie that is the cookie's, so the owner
+signing in does not hand an attacker of the account new free attempts.
 """
 
 from __future__ import annotations
@@ -18,6 +31,7 @@ import asyncpg
 from idp.db import audit, login_failures, sessions, users
 from idp.db.pool import Connection
 from idp.db.users import User
+from idp.devices import DeviceCookies
 from idp.hashing import digest
 from idp.oauth.code_flow import SignedIn
 from idp.passwords import Passwords
@@ -57,15 +71,23 @@ class NewSession:
 
 
 async def authenticate(
-    pool: asyncpg.Pool, passwords: Passwords, *, email: str, password: str, ip: str, now: datetime
+    pool: asyncpg.Pool,
+    passwords: Passwords,
+    *,
+    email: str,
+    password: str,
+    ip: str,
+    now: datetime,
+    device_cookie: str | None = None,
+    devices: DeviceCookies | None = None,
 ) -> User:
     # PostgreSQL text cannot hold NUL: such an email names nobody and is counted by IP only.
     account = email.strip().lower() if "\x00" not in email else None
-    keys = [f"email:{account}", f"ip:{ip}"] if account is not None else [f"ip:{ip}"]
+    user = await users.by_email(pool, email.strip()) if account is not None else None
+    keys = throttle_keys(account, ip, user, device_cookie, devices, now)
     until = await login_failures.locked_until(pool, keys, now)
     if until is not None:
         raise SignInLockedError(until)  # not audited: a refusal while locked costs nothing
-    user = await users.by_email(pool, email.strip()) if account is not None else None
     # Unknown users are verified against a dummy hash: the same work as a wrong password.
     verification = await passwords.verify(user.password_hash if user else None, password)
     if user is None or user.disabled or not verification.ok:
@@ -81,11 +103,28 @@ async def authenticate(
                     await _audit(connection, now, "login.locked", key, ip, f"{failures} failures")
         raise SignInFailedError
     async with pool.acquire() as connection, connection.transaction():
-        await login_failures.clear(connection, f"email:{account}")
+        await login_failures.clear(connection, keys[0])  # the device's or the account's
         if verification.new_hash is not None:  # parameters changed since it was stored
             await users.set_password_hash(connection, user.id, verification.new_hash, now)
         await _audit(connection, now, "login.succeeded", str(user.id), ip, actor=f"user:{user.id}")
     return user
+
+
+def throttle_keys(
+    account: str | None,
+    ip: str,
+    user: User | None,
+    device_cookie: str | None,
+    devices: DeviceCookies | None,
+    now: datetime,
+) -> list[str]:
+    """The counters an attempt is checked and counted against: its device cookie's alone if it
+    carries a valid one for ``user``, else the account's (first) and the client IP's."""
+    if user is not None and devices is not None:
+        nonce = devices.nonce(device_cookie, user.id, now)
+        if nonce is not None:
+            return [f"device:{digest(nonce).hex()}"]
+    return [f"email:{account}", f"ip:{ip}"] if account is not None else [f"ip:{ip}"]
 
 
 async def _audit(

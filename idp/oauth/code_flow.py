@@ -36,12 +36,19 @@ def scope_texts(scopes: list[str]) -> list[str]:
 
 
 def needs_login(
-    request: AuthorizationRequest, signed_in: SignedIn | None, now: datetime, *, fresh: bool
+    request: AuthorizationRequest,
+    signed_in: SignedIn | None,
+    now: datetime,
+    *,
+    signed_in_for_request: bool,
 ) -> bool:
-    """OIDC Core §3.1.2.1: prompt=login asks for a new sign-in; max_age bounds its age."""
+    """OIDC Core §3.1.2.1: prompt=login asks for a sign-in made for this very request, and
+    max_age bounds the age of the sign-in unless it was made for this request (whose auth_time
+    is then the newest there can be). ``signed_in_for_request``: ``signed_in`` is the session
+    that the parked request records as having completed its login step."""
     if signed_in is None:
         return True
-    if fresh:
+    if signed_in_for_request:
         return False
     if request.prompt is not None and "login" in request.prompt.split():
         return True

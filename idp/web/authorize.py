@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from idp.db import authorization_requests, consents, sessions, users
+from idp.db.authorization_requests import Step
 from idp.hashing import digest
 from idp.oauth.authorize import (
     AuthorizationRequest,
@@ -31,6 +33,7 @@ from idp.web.templates import error_page
 
 # How long a user may take to sign in and consent before the request must start over.
 PENDING_TTL = timedelta(minutes=10)
+EXPIRED = ("This request has expired", "The request took too long or was already completed.")
 
 
 def redirect(url: str) -> RedirectResponse:
@@ -52,24 +55,62 @@ async def signed_in(request: Request[AppState]) -> SignedIn | None:
     return SignedIn(user_id=user.id, sid=session.sid, auth_time=session.auth_time)
 
 
-async def park(request: Request[AppState], auth: AuthorizationRequest, page: str) -> Response:
-    """Keep the checked request server-side while the user signs in or consents."""
+@dataclass(frozen=True)
+class Pending:
+    """A parked request as its pages resume it: the token they carry, the checked request, the
+    step it waits for, and the session that signed in for it (read from its row, never taken
+    from the browser)."""
+
+    token: str
+    auth: AuthorizationRequest
+    waiting_for: Step
+    login_sid: str | None
+
+    def signed_in_for_it(self, who: SignedIn | None) -> bool:
+        return who is not None and self.login_sid is not None and who.sid == self.login_sid
+
+    def after_sign_in(self, sid: str) -> Pending:
+        """The request once its login step is done by session ``sid``: for the login page only,
+        right after the password was verified. ``proceed`` writes it to the row (or completes
+        the request) before any other step can see it."""
+        return replace(self, login_sid=sid)
+
+
+async def park(
+    request: Request[AppState],
+    auth: AuthorizationRequest,
+    step: Step,
+    pending: Pending | None,
+    login_sid: str | None = None,
+) -> Response:
+    """Keep the checked request server-side, waiting for ``step``, while the user signs in or
+    consents; a request already parked moves to ``step`` under the token it has."""
     assert auth.client is not None
     state = request.state
-    token = secrets.token_urlsafe(32)
     now = state["clock"].now()
-    await authorization_requests.insert(
-        state["pool"],
-        id_hash=digest(token),
-        client_id=auth.client.client_id,
-        params=auth.to_json(),
-        now=now,
-        expires_at=now + PENDING_TTL,
-    )
-    return redirect(f"/{page}?request={token}")
+    if pending is None:
+        token = secrets.token_urlsafe(32)
+        await authorization_requests.insert(
+            state["pool"],
+            id_hash=digest(token),
+            client_id=auth.client.client_id,
+            params=auth.to_json(),
+            waiting_for=step,
+            now=now,
+            expires_at=now + PENDING_TTL,
+        )
+    else:
+        token = pending.token
+        if (pending.waiting_for, pending.login_sid) != (step, login_sid):
+            moved = await authorization_requests.move(
+                state["pool"], digest(token), step, login_sid, now
+            )
+            if not moved:
+                return error_page(400, *EXPIRED)
+    return redirect(f"/{step}?request={token}")
 
 
-async def resume(request: Request[AppState], token: str | None) -> AuthorizationRequest | None:
+async def resume(request: Request[AppState], token: str | None) -> Pending | None:
     """The parked request named by ``token``, if it is still there."""
     if not token:
         return None
@@ -77,11 +118,20 @@ async def resume(request: Request[AppState], token: str | None) -> Authorization
     found = await authorization_requests.live(state["pool"], digest(token), state["clock"].now())
     if found is None:
         return None
-    client_id, params = found
-    client = await state["clients"].find(client_id)
+    client = await state["clients"].find(found.client_id)
     if client is None or client.disabled:
         return None
-    return AuthorizationRequest.from_json(params, client)
+    auth = AuthorizationRequest.from_json(found.params, client)
+    return Pending(token, auth, found.waiting_for, found.login_sid)
+
+
+def waits_for_login(pending: Pending, who: SignedIn | None, now: datetime) -> bool:
+    """Whether the request's login step is still to be done for this browser: it was never done,
+    or this browser's session is not the one that did it and prompt=login or max_age needs one
+    made for the request (OIDC Core §3.1.2.1)."""
+    if pending.waiting_for == "login":
+        return True
+    return needs_login(pending.auth, who, now, signed_in_for_request=pending.signed_in_for_it(who))
 
 
 def error_redirect(auth: AuthorizationRequest, issuer: str, error: str, text: str) -> Response:
@@ -93,29 +143,31 @@ async def proceed(
     auth: AuthorizationRequest,
     who: SignedIn | None,
     *,
-    fresh: bool = False,
-    parked: str | None = None,
+    pending: Pending | None = None,
 ) -> Response:
-    """Sign-in if needed, then consent if needed, then the code. ``fresh``: the user signed in
-    for this very request (prompt=login and max_age are satisfied)."""
+    """Sign-in if needed, then consent if needed, then the code. The login step counts as done
+    for this request only if ``pending`` records ``who``'s session as having done it."""
     assert auth.client is not None
     state = request.state
     issuer = state["settings"].issuer
     now = state["clock"].now()
-    if needs_login(auth, who, now, fresh=fresh):
+    login_done = pending is not None and pending.signed_in_for_it(who)
+    if needs_login(auth, who, now, signed_in_for_request=login_done):
         if auth.prompt == "none":
             return error_redirect(auth, issuer, "login_required", "the user must sign in")
-        return await park(request, auth, "login")
+        return await park(request, auth, "login", pending)
     assert who is not None
     granted = await consents.granted(state["pool"], who.user_id, auth.client.client_id)
     if needs_consent(auth, granted):
         if auth.prompt == "none":
             return error_redirect(auth, issuer, "consent_required", "the user must consent")
-        return await park(request, auth, "consent")
+        return await park(request, auth, "consent", pending, who.sid if login_done else None)
     async with state["pool"].acquire() as connection, connection.transaction():
+        if pending is not None and not await authorization_requests.finish(
+            connection, digest(pending.token), now
+        ):
+            return error_page(400, *EXPIRED)
         code = await issue_code(connection, auth, who, now=now, ttl=state["settings"].auth_code_ttl)
-        if parked is not None:
-            await authorization_requests.delete(connection, digest(parked))
     return redirect(redirect_to_client(auth, issuer, code=code))
 
 

@@ -6,22 +6,45 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from idp.db import audit, consents, users
-from idp.oauth.code_flow import scope_texts
+from idp.oauth.code_flow import SignedIn, scope_texts
 from idp.oauth.errors import OAuthError
-from idp.web.authorize import error_redirect, proceed, resume, signed_in
+from idp.web.authorize import (
+    EXPIRED,
+    Pending,
+    error_redirect,
+    proceed,
+    redirect,
+    resume,
+    signed_in,
+    waits_for_login,
+)
 from idp.web.forms import read_form
 from idp.web.state import AppState
 from idp.web.templates import error_page, render
 
-EXPIRED = ("This request has expired", "The request took too long or was already completed.")
+
+async def ready(
+    request: Request[AppState], token: str | None
+) -> tuple[Pending, SignedIn] | Response:
+    """The parked request and the browser's session, or the answer refusing them. Consent is
+    reached only once the request's login step is done, by this browser's session (OIDC Core
+    §3.1.2.1: prompt=login and max_age cannot be skipped by coming here directly); until then
+    the browser is sent to that step, which changes nothing."""
+    pending = await resume(request, token)
+    who = await signed_in(request)
+    if pending is None or who is None:
+        return error_page(400, *EXPIRED)
+    if waits_for_login(pending, who, request.state["clock"].now()):
+        return redirect(f"/login?request={pending.token}")
+    return pending, who
 
 
 async def show_consent(request: Request[AppState]) -> Response:
-    token = request.query_params.get("request")
-    auth = await resume(request, token)
-    who = await signed_in(request)
-    if auth is None or token is None or who is None:
-        return error_page(400, *EXPIRED)
+    found = await ready(request, request.query_params.get("request"))
+    if isinstance(found, Response):
+        return found
+    pending, who = found
+    auth = pending.auth
     assert auth.client is not None
     user = await users.by_id(request.state["pool"], who.user_id)
     assert user is not None
@@ -31,7 +54,7 @@ async def show_consent(request: Request[AppState]) -> Response:
         client_name=auth.client.name,
         email=user.email,
         scope_texts=scope_texts(auth.scopes),
-        request_id=token,
+        request_id=pending.token,
         csrf_token=cookies.csrf_token("consent", request.cookies.get(cookies.session, "")),
     )
 
@@ -46,12 +69,12 @@ async def submit_consent(request: Request[AppState]) -> Response:
         return error_page(400, "Invalid form", "The form was not sent correctly.")
     if not cookies.csrf_ok("consent", request.cookies.get(cookies.session), csrf):
         return error_page(400, "This form has expired", "Reload the page and try again.")
-    auth = await resume(request, token)
-    who = await signed_in(request)
-    if auth is None or who is None:
-        return error_page(400, *EXPIRED)
+    found = await ready(request, token)
+    if isinstance(found, Response):
+        return found
+    (pending, who), now = found, state["clock"].now()
+    auth, allowed = pending.auth, decision == "allow"
     assert auth.client is not None
-    allowed, now = decision == "allow", state["clock"].now()
     async with state["pool"].acquire() as connection, connection.transaction():
         if allowed:
             await consents.grant(connection, who.user_id, auth.client.client_id, auth.scopes, now)
@@ -65,4 +88,4 @@ async def submit_consent(request: Request[AppState]) -> Response:
         )
     if not allowed:
         return error_redirect(auth, state["settings"].issuer, "access_denied", "the user denied")
-    return await proceed(request, auth, who, fresh=True, parked=token)
+    return await proceed(request, auth, who, pending=pending)

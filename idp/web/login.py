@@ -8,9 +8,10 @@ from datetime import datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
+from idp.db.users import User
 from idp.oauth.errors import OAuthError
 from idp.signin import SignInFailedError, SignInLockedError, authenticate, start_session
-from idp.web.authorize import proceed, resume
+from idp.web.authorize import Pending, proceed, resume
 from idp.web.forms import read_form
 from idp.web.security import client_ip
 from idp.web.state import AppState
@@ -53,12 +54,13 @@ def login_page(
 
 
 async def show_login(request: Request[AppState]) -> Response:
-    token = request.query_params.get("request")
-    auth = await resume(request, token)
-    if auth is None or token is None:
+    """Open at any step: signing in again is never a shortcut, and a sign-in made here becomes
+    the request's own (the consent step then belongs to its session)."""
+    pending = await resume(request, request.query_params.get("request"))
+    if pending is None:
         return error_page(400, *EXPIRED)
-    assert auth.client is not None
-    return login_page(request, client_name=auth.client.name, request_id=token)
+    assert pending.auth.client is not None
+    return login_page(request, client_name=pending.auth.client.name, request_id=pending.token)
 
 
 async def submit_login(request: Request[AppState]) -> Response:
@@ -72,12 +74,12 @@ async def submit_login(request: Request[AppState]) -> Response:
         return error_page(400, "Invalid form", "The sign-in form was not sent correctly.")
     if not cookies.csrf_ok("login", request.cookies.get(cookies.login), csrf):
         return error_page(400, *FORGED)
-    auth = await resume(request, token)
-    if auth is None or token is None:
+    pending = await resume(request, token)
+    if pending is None:
         return error_page(400, *EXPIRED)
-    assert auth.client is not None
+    assert pending.auth.client is not None
     now = state["clock"].now()
-    page = {"client_name": auth.client.name, "request_id": token, "email": email}
+    page = {"client_name": pending.auth.client.name, "request_id": pending.token, "email": email}
     try:
         user = await authenticate(
             state["pool"],
@@ -86,14 +88,26 @@ async def submit_login(request: Request[AppState]) -> Response:
             password=password,
             ip=client_ip(request),
             now=now,
+            device_cookie=request.cookies.get(cookies.device),
+            devices=cookies.devices,
         )
     except SignInLockedError as locked:
         return login_page(request, **page, error=_wait_text(locked.until, now), status_code=429)
     except SignInFailedError:
         return login_page(request, **page, error=GENERIC_ERROR, status_code=401)
+    return await complete_sign_in(request, pending, user, now)
+
+
+async def complete_sign_in(
+    request: Request[AppState], pending: Pending, user: User, now: datetime
+) -> Response:
+    """A new session, and a new device cookie for the browser (idp.devices); the login step of
+    the request is done, by this session, which ``proceed`` records."""
+    state, cookies = request.state, request.state["cookies"]
     session = await start_session(state["pool"], user, now=now, ttl=state["settings"].session_ttl)
-    who = session.signed_in()
-    response = await proceed(request, auth, who, fresh=True, parked=token)
+    done = pending.after_sign_in(session.sid)
+    response = await proceed(request, pending.auth, session.signed_in(), pending=done)
     cookies.set_session(response, session.cookie)
+    cookies.set_device(response, cookies.devices.issue(user.id, now))
     cookies.clear(response, cookies.login)
     return response

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from idp.devices import DeviceCookies
 from idp.settings import Settings
 
 # No inline script or style anywhere; nothing may frame the pages (clickjacking).
@@ -32,9 +33,11 @@ class Cookies:
         prefix = "__Host-" if self.secure else ""
         self.session = f"{prefix}idp_session"
         self.login = f"{prefix}idp_login"
+        self.device = f"{prefix}idp_device"
         assert settings.key_encryption_key is not None
         self._csrf_key = hmac.new(settings.key_encryption_key, b"idp csrf", hashlib.sha256).digest()
         self._session_ttl = int(settings.session_ttl.total_seconds())
+        self.devices = DeviceCookies(settings.key_encryption_key)
 
     def set(self, response: Response, name: str, value: str, *, max_age: int | None) -> None:
         response.set_cookie(
@@ -49,6 +52,10 @@ class Cookies:
 
     def set_session(self, response: Response, value: str) -> None:
         self.set(response, self.session, value, max_age=self._session_ttl)
+
+    def set_device(self, response: Response, value: str) -> None:
+        """Outlives the session: it marks the browser, not a sign-in (idp.devices)."""
+        self.set(response, self.device, value, max_age=int(self.devices.ttl.total_seconds()))
 
     def clear(self, response: Response, name: str) -> None:
         response.delete_cookie(name, path="/", secure=self.secure, httponly=True, samesite="lax")
