@@ -33,7 +33,8 @@ async def _params(request: Request[AppState]) -> Params:
 async def logout(request: Request[AppState]) -> Response:
     """§2: the user is asked first unless a valid id_token_hint names this very session (a
     cross-site link, even with the linker's own ID token, must not sign anyone out; §6); the
-    confirmation is a CSRF-protected POST. Without a session there is nothing to end or ask."""
+    confirmation is a CSRF-protected POST. Without a live session there is nothing to end or
+    to ask about: the user goes straight on to the registered URI, or sees the signed-out page."""
     state = request.state
     cookies = state["cookies"]
     params = await _params(request)
@@ -70,10 +71,11 @@ def _names(decision: LogoutRequest, session: Session) -> bool:
 def _ask(decision: LogoutRequest, params: Params, session: Session, csrf_token: str) -> Response:
     """The confirmation carries the client the request identified (by client_id or by the
     hint), not the hint itself: once the user agrees, that client's registered URI is where the
-    user goes (§3). A request that redirects nowhere carries nothing."""
+    user goes (§3). A request in error carries nothing (§4: no redirect)."""
     carried: dict[str, str] = {}
-    if decision.client is not None and decision.redirect_to is not None:
+    if decision.client is not None:
         carried["client_id"] = decision.client.client_id
+    if decision.redirect_to is not None:
         for name in ("post_logout_redirect_uri", "state"):
             if (value := _get(params, name)) is not None:
                 carried[name] = value
