@@ -1,15 +1,16 @@
 """``idp serve --demo``: a demo user and a first-party demo client, so that a newcomer signs in
-within a minute; the built-in ``/demo/callback`` plays the client and shows the tokens.
+within a minute; the built-in ``/demo/start`` and ``/demo/callback`` pages play the client and
+show the tokens.
 
-The demo client is public (PKCE, no secret). Its code verifier is derived from the ``state`` of
-the printed URL with a key derived from the key-encryption key, so every worker process can
-finish the exchange without shared memory.
+The demo client is public, so PKCE is all that binds a code to the browser that asked for it
+(RFC 7636 §1). It is built as apps should build it: ``/demo/start`` draws a random verifier (and
+state and nonce), keeps them in a short-lived cookie that only the callback receives, and sends
+only the S256 challenge to ``/authorize``; the callback exchanges the code with the verifier from
+that cookie. Nothing is derived from ``state``, which travels in URLs.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,32 +27,55 @@ from idp.settings import Settings
 DEMO_CLIENT_ID = "idp-demo"
 DEMO_EMAIL = "demo@example.com"
 DEMO_SCOPE = "openid profile email roles"
+START_PATH = "/demo/start"
 CALLBACK_PATH = "/demo/callback"
+FLOW_TTL = 600  # seconds from /demo/start to the callback: time enough to sign in
 
 
 @dataclass(frozen=True)
 class DemoCredentials:
     email: str
     password: str
-    authorization_url: str
+    authorization_url: str  # the demo's start page, which goes on to /authorize
 
 
-def code_verifier(settings: Settings, state: str) -> str:
-    assert settings.key_encryption_key is not None
-    key = hmac.new(settings.key_encryption_key, b"idp demo", hashlib.sha256).digest()
-    return hmac.new(key, state.encode(), hashlib.sha256).hexdigest()  # 64 chars: RFC 7636 ok
+@dataclass(frozen=True)
+class DemoFlow:
+    """One sign-in's secrets, as the client keeps them between /authorize and its callback."""
+
+    state: str
+    nonce: str
+    verifier: str
+
+    @classmethod
+    def new(cls) -> DemoFlow:
+        # RFC 7636 §4.1: 32 random octets, base64url: 43 characters of [A-Za-z0-9_-].
+        return cls(secrets.token_urlsafe(16), secrets.token_urlsafe(16), secrets.token_urlsafe(32))
+
+    def cookie_value(self) -> str:
+        return f"{self.state}.{self.nonce}.{self.verifier}"
+
+    @classmethod
+    def from_cookie(cls, value: str | None) -> DemoFlow | None:
+        parts = (value or "").split(".")
+        if len(parts) != 3 or not all(parts):
+            return None
+        return cls(*parts)
 
 
-def authorization_url(settings: Settings) -> str:
-    state = secrets.token_urlsafe(16)
+def start_url(settings: Settings) -> str:
+    return settings.issuer + START_PATH
+
+
+def authorization_url(settings: Settings, flow: DemoFlow) -> str:
     query = {
         "response_type": "code",
         "client_id": DEMO_CLIENT_ID,
         "redirect_uri": settings.issuer + CALLBACK_PATH,
         "scope": DEMO_SCOPE,
-        "state": state,
-        "nonce": secrets.token_urlsafe(16),
-        "code_challenge": s256(code_verifier(settings, state)),
+        "state": flow.state,
+        "nonce": flow.nonce,
+        "code_challenge": s256(flow.verifier),
         "code_challenge_method": "S256",
     }
     return f"{settings.issuer}/authorize?{urlencode(query)}"
@@ -88,7 +112,7 @@ async def seed(pool: asyncpg.Pool, settings: Settings, now: datetime) -> DemoCre
                 now=now,
             )
             await clients.insert(connection, demo_client_row(settings, now))
-    return DemoCredentials(DEMO_EMAIL, password, authorization_url(settings))
+    return DemoCredentials(DEMO_EMAIL, password, start_url(settings))
 
 
 def demo_client_row(settings: Settings, now: datetime) -> Client:

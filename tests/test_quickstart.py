@@ -48,13 +48,17 @@ def free_port() -> int:
 
 
 async def sign_in_as_the_demo_user(client: httpx.AsyncClient, printed: str) -> str:
-    """What a newcomer does: open the printed URL, sign in with the printed credentials."""
+    """What a newcomer does: open the printed URL, sign in with the printed credentials (the
+    browser keeps the demo's flow cookie for the callback)."""
     password = re.search(r"demo user demo@example.com, password (\S+)", printed)
     url = re.search(r"sign in at (\S+)", printed)
     assert password is not None, printed
     assert url is not None, printed
-    login = await client.get(url.group(1))
-    page = await client.get(login.headers["location"])
+    response = await client.get(url.group(1))  # the demo's start page, then /authorize
+    while response.headers["location"].split("?")[0] != "/login":
+        assert response.status_code == 303, response.text
+        response = await client.get(response.headers["location"])
+    page = await client.get(response.headers["location"])
     fields = hidden_fields(page.text)
     form = {**fields, "email": "demo@example.com", "password": password.group(1)}
     callback = await client.post("/login", data=form)

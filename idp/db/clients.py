@@ -78,6 +78,7 @@ def _int_seconds(value: timedelta | None) -> int | None:
 
 
 async def insert(db: Executor, client: Client) -> Client:
+    """Insert and announce it: every process's set of allowed CORS origins changes at commit."""
     row = await db.fetchrow(
         INSERT,
         client.client_id,
@@ -95,6 +96,7 @@ async def insert(db: Executor, client: Client) -> Client:
         list(client.introspect_audiences),
     )
     assert row is not None
+    await db.execute(NOTIFY, client.client_id)
     return _client(row)
 
 

@@ -7,9 +7,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from idp.db import sessions
+from idp.db.sessions import Session
 from idp.hashing import digest
 from idp.oauth.errors import OAuthError
-from idp.oauth.logout import check_logout
+from idp.oauth.logout import LogoutRequest, check_logout
 from idp.oauth.params import Params
 from idp.web.authorize import redirect
 from idp.web.forms import read_form, read_query
@@ -29,13 +30,11 @@ async def _params(request: Request[AppState]) -> Params:
         return Params([])
 
 
-# Parameters carried through the confirmation form (the hint, if any, was not valid).
-_CARRIED = ("client_id", "post_logout_redirect_uri", "state")
-
-
 async def logout(request: Request[AppState]) -> Response:
-    """§2: without a valid id_token_hint the user is asked first (a cross-site link must not
-    sign anyone out); the confirmation is a CSRF-protected POST."""
+    """§2: the user is asked first unless a valid id_token_hint names this very session (a
+    cross-site link, even with the linker's own ID token, must not sign anyone out; §6); the
+    confirmation is a CSRF-protected POST. Without a live session there is nothing to end or
+    to ask about: the user goes straight on to the registered URI, or sees the signed-out page."""
     state = request.state
     cookies = state["cookies"]
     params = await _params(request)
@@ -45,25 +44,16 @@ async def logout(request: Request[AppState]) -> Response:
         state["keyring"].snapshot.verification_keys,
         state["settings"].issuer,
     )
-    cookie = request.cookies.get(cookies.session)
+    cookie = request.cookies.get(cookies.session) or ""
     now = state["clock"].now()
-    live = (
-        bool(cookie) and await sessions.live(state["pool"], digest(cookie or ""), now) is not None
-    )
-    if live and not decision.hinted:
-        confirmed = request.method == "POST" and _get(params, "confirm") == "yes"
-        if not confirmed:
-            carried = {name: value for name in _CARRIED if (value := _get(params, name))}
-            return render(
-                "logout_confirm.html",
-                client_name=decision.client.name if decision.client else None,
-                carried=carried,
-                csrf_token=cookies.csrf_token("logout", cookie or ""),
-            )
+    session = await sessions.live(state["pool"], digest(cookie), now) if cookie else None
+    if session is not None and not _names(decision, session):
+        if request.method != "POST" or _get(params, "confirm") != "yes":
+            return _ask(decision, params, session, cookies.csrf_token("logout", cookie))
         if not cookies.csrf_ok("logout", cookie, _get(params, "csrf_token")):
             return error_page(400, "This form has expired", "Reload the page and try again.")
-    if live:
-        await sessions.end(state["pool"], digest(cookie or ""), now)
+    if session is not None:
+        await sessions.end(state["pool"], digest(cookie), now)
     response: Response
     if decision.redirect_to is not None:
         response = redirect(decision.redirect_to)
@@ -72,6 +62,30 @@ async def logout(request: Request[AppState]) -> Response:
         response = render("signed_out.html", client_name=name)
     cookies.clear(response, cookies.session)
     return response
+
+
+def _names(decision: LogoutRequest, session: Session) -> bool:
+    return decision.hint is not None and decision.hint.names(str(session.user_id), session.sid)
+
+
+def _ask(decision: LogoutRequest, params: Params, session: Session, csrf_token: str) -> Response:
+    """The confirmation carries the client the request identified (by client_id or by the
+    hint), not the hint itself: once the user agrees, that client's registered URI is where the
+    user goes (§3). A request in error carries nothing (§4: no redirect)."""
+    carried: dict[str, str] = {}
+    if decision.client is not None:
+        carried["client_id"] = decision.client.client_id
+    if decision.redirect_to is not None:
+        for name in ("post_logout_redirect_uri", "state"):
+            if (value := _get(params, name)) is not None:
+                carried[name] = value
+    return render(
+        "logout_confirm.html",
+        client_name=decision.client.name if decision.client else None,
+        other_account=decision.hint is not None and decision.hint.sub != str(session.user_id),
+        carried=carried,
+        csrf_token=csrf_token,
+    )
 
 
 def _get(params: Params, name: str) -> str | None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from idp.demo import CALLBACK_PATH
+from idp.demo import CALLBACK_PATH, START_PATH
 from idp.web.authorize import authorize
 from idp.web.consent import show_consent, submit_consent
 from idp.web.cors import preflight
-from idp.web.demo import demo_callback
+from idp.web.demo import demo_callback, demo_start
 from idp.web.discovery import discovery
 from idp.web.health import healthz, readyz
 from idp.web.jwks import jwks
@@ -46,4 +46,7 @@ routes = [
 ]
 
 # Only with idp serve --demo.
-demo_routes = [Route(CALLBACK_PATH, demo_callback, methods=["GET"])]
+demo_routes = [
+    Route(START_PATH, demo_start, methods=["GET"]),
+    Route(CALLBACK_PATH, demo_callback, methods=["GET"]),
+]
