@@ -1,7 +1,8 @@
 """Bounds on reading request heads (``idp.web.head_limits``), over real sockets to uvicorn run
 with ``idp serve``'s options: a head over 64 KiB gets 431 and the connection is closed; a head
 not complete within ``head_timeout`` has its connection closed, however it trickles in; heads
-within both bounds are served, one after another and pipelined."""
+within both bounds are served, one after another and pipelined. Last, ``idp serve --workers 2``
+itself, with ``IDP_HEAD_TIMEOUT``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -22,6 +24,7 @@ from idp.clock import SystemClock
 from idp.settings import Settings
 from idp.web.head_limits import MAX_HEAD_BYTES
 from tests.conftest import free_port
+from tests.processes import Processes, idp_environ, running
 
 HEAD_TIMEOUT = 0.5  # seconds: injected through the setting
 MARGIN = 1.0  # seconds a close may come late on a loaded machine
@@ -180,3 +183,27 @@ async def test_a_later_request_on_a_kept_connection_has_its_own_head_timeout(por
         writer.write(b"\r\n")
 
         assert await status_of(reader) == 200
+
+
+@pytest.fixture
+async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
+    async with running(tmp_path) as started:
+        yield started
+
+
+@pytest.mark.usefixtures("pool")  # for its TRUNCATE: idp starts on an empty database
+async def test_idp_serve_workers_refuse_an_oversized_head_and_close_a_slow_one(
+    processes: Processes, migrated: str, kek: bytes
+) -> None:
+    chosen = free_port()
+    env = idp_environ(migrated, kek, f"http://127.0.0.1:{chosen}", IDP_HEAD_TIMEOUT="1s")
+    await processes.serve(env, chosen, workers=2)
+
+    async with connected(chosen) as (reader, writer):
+        writer.write(HEALTHZ + b"X-Padding: " + b"a" * MAX_HEAD_BYTES + b"\r\n\r\n")
+        assert await status_of(reader) == 431
+        assert await closed_after(reader, time.monotonic()) < MARGIN
+    started = time.monotonic()
+    async with connected(chosen) as (reader, writer):
+        writer.write(b"GET /heal")
+        assert 1.0 <= await closed_after(reader, started) < 1.0 + MARGIN
