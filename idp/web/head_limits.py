@@ -1,8 +1,9 @@
 """Bounds on reading a request head (the request line and the header fields), which uvicorn's
 httptools protocol does not have: a head larger than ``MAX_HEAD_BYTES`` is refused with 431
-(RFC 6585 §5) and the connection closed; a connection whose head is not complete within
-``Settings.head_timeout`` is closed. Without them one connection may send an endless header
-that the parser buffers whole, or hold a worker's connection by sending a byte now and then.
+(RFC 6585 §5) and the connection closed (lingering, so that the client reads the 431); a
+connection whose head is not complete within ``Settings.head_timeout`` is closed. Without them
+one connection may send an endless header that the parser buffers whole, or hold a worker's
+connection by sending a byte now and then.
 
 uvicorn offers neither as an option for httptools; its h11 protocol bounds the head size
 (``h11_max_incomplete_event_size``) but not the time, and parses in pure Python. So this is a
@@ -32,6 +33,7 @@ from idp.settings import Settings
 MAX_HEAD_BYTES = 64 * 1024
 HEAD_TOO_LARGE = b"Request header fields too large"
 LINGER_SECONDS = 2.0
+TIMER_SLACK = 0.002  # seconds a timer may fire early (uvloop's count whole milliseconds)
 
 
 class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -54,12 +56,14 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         self.head_timeout = (timeout or Settings.head_timeout).total_seconds()
         self.head_bytes: int | None = 0  # of the coming head; None while a body is read
         self.heads_read = 0
-        self.head_timer: asyncio.TimerHandle | None = None  # also the end of a lingering close
+        self.head_deadline: float | None = None  # loop time the coming head must be read by
+        self.head_timer: asyncio.TimerHandle | None = None
         self.refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.head_timer = self.loop.call_later(self.head_timeout, self.head_timed_out)
+        self.head_deadline = self.loop.time() + self.head_timeout
+        self.head_timer = self.loop.call_at(self.head_deadline, self.check_head)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.stop_head_timer()
@@ -90,11 +94,11 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self.head_timer is None:
-            self.head_timer = self.loop.call_later(self.head_timeout, self.head_timed_out)
+        if self.head_deadline is None:
+            self.head_deadline = self.loop.time() + self.head_timeout
 
     def on_headers_complete(self) -> None:
-        self.stop_head_timer()
+        self.head_deadline = None
         self.head_bytes = None
         self.heads_read += 1
         super().on_headers_complete()
@@ -108,10 +112,20 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             self.head_timer.cancel()
             self.head_timer = None
 
-    def head_timed_out(self) -> None:
-        self.head_timer = None
-        if not self.transport.is_closing():
-            self.transport.close()
+    def check_head(self) -> None:
+        """One timer a connection, not one a request (each costs microseconds): it fires at the
+        current head's deadline, or a head_timeout on when no head is being read (a head that
+        begins meanwhile has a later deadline)."""
+        now = self.loop.time()
+        deadline = self.head_deadline
+        if deadline is None:
+            self.head_timer = self.loop.call_at(now + self.head_timeout, self.check_head)
+        elif deadline > now + TIMER_SLACK:
+            self.head_timer = self.loop.call_at(deadline, self.check_head)
+        else:
+            self.head_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
 
     def refuse_head(self) -> None:
         """431 (RFC 6585 §5), then a lingering close (RFC 9112 §9.6): the writing side is shut
@@ -119,6 +133,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         since closing with unread data would send a reset that may destroy the 431 before the
         client reads it."""
         self.stop_head_timer()
+        self.head_deadline = None
         self.refused = True
         self.head_bytes = self.max_head_bytes  # anything more goes to the dropping branch
         lines = [b"HTTP/1.1 431 Request Header Fields Too Large\r\n"]

@@ -28,6 +28,7 @@ from tests.processes import Processes, idp_environ, running
 
 HEAD_TIMEOUT = 0.5  # seconds: injected through the setting
 MARGIN = 1.0  # seconds a close may come late on a loaded machine
+EARLY = 0.01  # seconds a timer may fire early (uvloop's count whole milliseconds)
 ANSWER_LIMIT = 10.0  # seconds
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 
@@ -140,7 +141,7 @@ async def test_half_a_request_line_has_its_connection_closed_within_the_head_tim
     async with connected(port) as (reader, writer):
         writer.write(b"GET /heal")
 
-        assert HEAD_TIMEOUT <= await closed_after(reader, started) < HEAD_TIMEOUT + MARGIN
+        assert HEAD_TIMEOUT - EARLY <= await closed_after(reader, started) < HEAD_TIMEOUT + MARGIN
 
 
 async def test_a_connection_that_sends_nothing_is_closed_within_the_head_timeout(
@@ -148,7 +149,7 @@ async def test_a_connection_that_sends_nothing_is_closed_within_the_head_timeout
 ) -> None:
     started = time.monotonic()  # before the server's clock starts
     async with connected(port) as (reader, _):
-        assert HEAD_TIMEOUT <= await closed_after(reader, started) < HEAD_TIMEOUT + MARGIN
+        assert HEAD_TIMEOUT - EARLY <= await closed_after(reader, started) < HEAD_TIMEOUT + MARGIN
 
 
 async def test_a_head_trickling_in_is_closed_within_the_head_timeout(port: int) -> None:
@@ -166,7 +167,9 @@ async def test_a_head_trickling_in_is_closed_within_the_head_timeout(port: int) 
 
         trickling = asyncio.create_task(trickle())
         try:
-            assert HEAD_TIMEOUT <= await closed_after(reader, started) < HEAD_TIMEOUT + MARGIN
+            assert (
+                HEAD_TIMEOUT - EARLY <= await closed_after(reader, started) < HEAD_TIMEOUT + MARGIN
+            )
         finally:
             trickling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -206,4 +209,4 @@ async def test_idp_serve_workers_refuse_an_oversized_head_and_close_a_slow_one(
     started = time.monotonic()
     async with connected(chosen) as (reader, writer):
         writer.write(b"GET /heal")
-        assert 1.0 <= await closed_after(reader, started) < 1.0 + MARGIN
+        assert 1.0 - EARLY <= await closed_after(reader, started) < 1.0 + MARGIN
