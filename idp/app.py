@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,7 +21,6 @@ from idp.janitor import JanitorScheduler
 from idp.keys.keyring import Keyring
 from idp.keys.manager import KeyManager
 from idp.keys.scheduler import KeyScheduler
-from idp.logs import configure as configure_logging
 from idp.metrics import Exposition
 from idp.oauth.client_registry import ClientRegistry
 from idp.oauth.context import TokenContext
@@ -30,7 +28,6 @@ from idp.oauth.deny_list import DenyList
 from idp.oauth.discovery import provider_metadata
 from idp.oauth.user_cache import UserCache
 from idp.passwords import Passwords
-from idp.runtime import resolve
 from idp.settings import Settings
 from idp.web.direct import ExceptionHandler, direct_app
 from idp.web.discovery import discovery_answer
@@ -164,9 +161,3 @@ def create_app(
     )
     app.router = StaticPathRouter(app_routes, lifespan=lifespan)
     return app
-
-
-def app_from_env() -> Starlette:
-    """Factory for uvicorn workers (``idp serve --workers N`` passes resolved settings in env)."""
-    configure_logging()
-    return create_app(resolve(Settings.from_env(os.environ)))

@@ -10,9 +10,7 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TextIO
@@ -34,11 +32,9 @@ from idp.settings import Settings, SettingsError
 
 # -- serve / migrate ------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from idp.app import create_app
     from idp.logs import configure as configure_logging
     from idp.logs import uvicorn_log_config
+    from idp.server import serve
 
     configure_logging()
     settings = replace(settings_for(args), demo=args.demo)
@@ -65,48 +61,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     elif args.demo:
         print("idp: demo not seeded: the database already has other users or clients")
     sys.stdout.flush()
-    log_config = uvicorn_log_config()
-    if args.workers > 1:
-        # Workers rebuild settings from the environment: hand them the resolved database and key.
-        from idp.keys.crypto import b64url
-        from idp.web import spread
-
-        # Each worker writes its metrics to files here; a scrape of any worker sums them.
-        own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
-        if own_metrics_dir:
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="idp-metrics-")
-
-        # Workers count their open connections here (idp.web.spread).
-        spread_dir = tempfile.mkdtemp(prefix="idp-connections-")
-        os.environ[spread.ENV] = spread.prepare(spread_dir, args.workers)
-        os.environ["IDP_DATABASE_URL"] = settings.database_url
-        os.environ["IDP_KEY_ENCRYPTION_KEY"] = b64url(settings.key_encryption_key)
-        os.environ.setdefault("IDP_ISSUER", settings.issuer)
-        os.environ["IDP_DEMO"] = "1" if settings.demo else ""
-        try:
-            uvicorn.run(
-                "idp.app:app_from_env",
-                factory=True,
-                host=args.host,
-                port=args.port,
-                workers=args.workers,
-                http="idp.web.spread:CountingHttpToolsProtocol",
-                ws="none",
-                access_log=False,
-                log_config=log_config,
-            )
-        finally:
-            shutil.rmtree(spread_dir, ignore_errors=True)
-            if own_metrics_dir:
-                shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
-    else:
-        uvicorn.run(
-            create_app(settings),
-            host=args.host,
-            port=args.port,
-            access_log=False,
-            log_config=log_config,
-        )
+    serve(
+        settings,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=uvicorn_log_config(),
+    )
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ SigningAlg = Literal["RS256", "PS256", "ES256", "EdDSA"]
 SIGNING_ALGS: tuple[SigningAlg, ...] = get_args(SigningAlg)
 Argon2Profile = Literal["rfc9106-low-memory", "test"]
 ARGON2_PROFILES: tuple[Argon2Profile, ...] = get_args(Argon2Profile)
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -42,6 +44,20 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"{text!r} is too long a duration") from None
 
 
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """Parse ``10.0.0.7, 10.1.0.0/16, ::1``: addresses and networks, comma-separated."""
+    networks = []
+    for entry in (item.strip() for item in text.split(",")):
+        if entry == "*":
+            raise ValueError("'*' would let every client name its own address: list the proxies")
+        if entry:
+            try:
+                networks.append(ipaddress.ip_network(entry))
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an IP address or network: {exc}") from None
+    return tuple(networks)
+
+
 @dataclass(frozen=True)
 class Settings:
     issuer: str = "http://127.0.0.1:8000"
@@ -63,6 +79,10 @@ class Settings:
     refresh_reuse_grace: timedelta = timedelta(0)
     database_timeout: timedelta = timedelta(seconds=5)
     argon2_profile: Argon2Profile = "rfc9106-low-memory"
+    # Peers whose X-Forwarded-For/-Proto idp believes (idp.server); none by default.
+    trusted_proxies: tuple[Network, ...] = ()
+    # A request head (request line and header fields) must arrive within this (idp.web.head_limits).
+    head_timeout: timedelta = timedelta(seconds=10)
     demo: bool = False  # idp serve --demo: the /demo/callback page exists
 
     def __post_init__(self) -> None:
@@ -109,6 +129,7 @@ class Settings:
             "key_check_interval",
             "access_token_ttl",
             "database_timeout",
+            "head_timeout",
         ):
             if getattr(self, name) <= timedelta(0):
                 raise SettingsError(f"IDP_{name.upper()}", "must be longer than 0s")
@@ -157,6 +178,11 @@ class Settings:
         def default_of(name: str) -> timedelta:
             return cast(timedelta, defaults[name].default)
 
+        try:
+            trusted_proxies = parse_networks(environ.get("IDP_TRUSTED_PROXIES") or "")
+        except ValueError as exc:
+            raise SettingsError("IDP_TRUSTED_PROXIES", str(exc)) from None
+
         return cls(
             issuer=environ.get("IDP_ISSUER") or _default_issuer(host, port),
             database_url=environ.get("IDP_DATABASE_URL") or None,
@@ -183,7 +209,8 @@ class Settings:
             ),
             database_timeout=duration("IDP_DATABASE_TIMEOUT", default_of("database_timeout")),
             argon2_profile=profile,
-            demo=environ.get("IDP_DEMO", "") == "1",
+            trusted_proxies=trusted_proxies,
+            head_timeout=duration("IDP_HEAD_TIMEOUT", default_of("head_timeout")),
         )
 
 

@@ -15,6 +15,7 @@ import subprocess
 import tomllib
 from dataclasses import dataclass
 from functools import cache
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +24,7 @@ import pytest
 import yaml
 
 from idp.settings import Settings
+from idp.web.head_limits import MAX_HEAD_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -265,16 +267,70 @@ def test_every_service_restarts() -> None:
         assert mapping(svc, name).get("restart") in ("always", "unless-stopped"), name
 
 
+def caddyfile() -> str:
+    proxy = service("proxy")
+    targets = {str(mapping(c, "config").get("target")): c["source"] for c in proxy["configs"]}
+    source = targets.get("/etc/caddy/Caddyfile")
+    return str(mapping(compose()["configs"][source], "config").get("content"))
+
+
+def networks_of(svc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A service's networks and their settings, whichever way they are written."""
+    raw = svc.get("networks")
+    if raw is None:
+        return {"default": {}}
+    if isinstance(raw, list):
+        return {str(name): {} for name in raw}
+    return {str(name): mapping(value or {}, str(name)) for name, value in raw.items()}
+
+
 def test_the_proxy_spreads_requests_over_the_replicas() -> None:
     proxy = service("proxy")
     depends = mapping(proxy.get("depends_on"), "proxy.depends_on")
     assert "idp" in depends
-    targets = {str(mapping(c, "config").get("target")): c["source"] for c in proxy["configs"]}
-    source = targets.get("/etc/caddy/Caddyfile")
-    caddyfile = str(mapping(compose()["configs"][source], "config").get("content"))
+    caddy = caddyfile()
     # Every replica, found through Docker's DNS, rather than whichever one a dial resolves to.
-    assert re.search(rf"dynamic a idp {served_port()}\b", caddyfile), caddyfile
+    assert re.search(rf"dynamic a idp {served_port()}\b", caddy), caddy
     assert str(served_port()) in map(str, service("idp").get("expose") or []), "expose the port"
+
+
+def test_idp_believes_x_forwarded_for_from_the_proxy_alone() -> None:
+    idp, proxy = service("idp"), service("proxy")
+    env = environment(idp)
+    # uvicorn's own variable, which idp serve overrides: set to "*", it let any client choose
+    # its address, and its presence here would suggest it still counts.
+    assert "FORWARDED_ALLOW_IPS" not in env
+    trusted = Settings.from_env(env).trusted_proxies
+    shared = set(networks_of(idp)) & set(networks_of(proxy))
+    assert len(shared) == 1, f"idp and the proxy should share one network: {shared}"
+    (edge,) = shared
+    fixed = networks_of(proxy)[edge].get("ipv4_address")
+    assert fixed, "the proxy needs a fixed address on the network it shares with idp"
+    address = ip_address(str(fixed))
+    assert trusted == (ip_network(address),), f"IDP_TRUSTED_PROXIES should be {address} alone"
+    # The address is the proxy's alone: in the network's subnet, outside the range other
+    # containers get theirs from; and no service but idp and the proxy is on that network.
+    network = mapping(mapping(compose().get("networks"), "networks").get(edge), edge)
+    (pool,) = mapping(network.get("ipam"), f"{edge}.ipam")["config"]
+    assert address in ip_network(pool["subnet"])
+    assert address not in ip_network(pool["ip_range"])
+    services = mapping(compose().get("services"), "services")
+    on_edge = {name for name, svc in services.items() if edge in networks_of(mapping(svc, name))}
+    assert on_edge == {"idp", "proxy"}
+
+
+def test_the_proxy_sets_x_forwarded_for_itself_and_bounds_request_heads_as_idp_does() -> None:
+    caddy = caddyfile()
+    # Without trusted_proxies of its own, Caddy drops what a client sent in X-Forwarded-For.
+    assert "trusted_proxies" not in caddy
+    # Server options live in the global options block, which must come first.
+    assert caddy.lstrip().startswith("{"), caddy
+    read_header = re.search(r"^\s*read_header\s+(\d+)s\s*$", caddy, re.MULTILINE)
+    assert read_header, "the proxy should bound the time a request head may take"
+    assert int(read_header.group(1)) <= Settings().head_timeout.total_seconds()
+    size = re.search(r"^\s*max_header_size\s+(\d+)KiB\s*$", caddy, re.MULTILINE)
+    assert size, "the proxy should bound the size of a request head"
+    assert int(size.group(1)) * 1024 <= MAX_HEAD_BYTES
 
 
 # -- idp.env.example ------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import sys
 from datetime import timedelta
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ DURATION_VARIABLES = [
     ("IDP_REFRESH_TOKEN_TTL", "refresh_token_ttl", "60d", timedelta(days=60)),
     ("IDP_REFRESH_IDLE_TTL", "refresh_idle_ttl", "7d", timedelta(days=7)),
     ("IDP_REFRESH_REUSE_GRACE", "refresh_reuse_grace", "90s", timedelta(seconds=90)),
+    ("IDP_HEAD_TIMEOUT", "head_timeout", "30s", timedelta(seconds=30)),
 ]
 
 
@@ -50,6 +52,8 @@ def test_from_empty_environment_gives_every_documented_default() -> None:
     assert settings.refresh_token_ttl == timedelta(days=30)
     assert settings.refresh_idle_ttl == timedelta(days=14)
     assert settings.refresh_reuse_grace == timedelta(0)
+    assert settings.trusted_proxies == ()
+    assert settings.head_timeout == timedelta(seconds=10)
 
 
 def test_default_issuer_is_the_serve_host_and_port() -> None:
@@ -71,6 +75,7 @@ def test_empty_variables_count_as_unset() -> None:
     for name in ("IDP_ISSUER", "IDP_DATABASE_URL", "IDP_DATA_DIR", "IDP_KEY_ENCRYPTION_KEY"):
         environ[name] = ""
     environ["IDP_SIGNING_ALG"] = ""
+    environ["IDP_TRUSTED_PROXIES"] = ""
 
     assert Settings.from_env(environ) == Settings.from_env({})
 
@@ -130,6 +135,41 @@ def test_every_duration_variable_is_validated(variable: str) -> None:
         Settings.from_env({variable: "soon"})
 
     assert caught.value.variable == variable
+
+
+def test_a_head_timeout_of_zero_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"^IDP_HEAD_TIMEOUT: must be longer than 0s"):
+        Settings.from_env({"IDP_HEAD_TIMEOUT": "0s"})
+
+
+# -- trusted proxies ------------------------------------------------------------------------
+def test_trusted_proxies_are_addresses_and_networks_separated_by_commas() -> None:
+    settings = Settings.from_env({"IDP_TRUSTED_PROXIES": " 10.0.0.7, 10.1.0.0/16,::1 ,"})
+
+    assert settings.trusted_proxies == (
+        ip_network("10.0.0.7/32"),
+        ip_network("10.1.0.0/16"),
+        ip_network("::1/128"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("*", "every client"),
+        ("caddy", "not an IP address or network"),
+        ("10.0.0.0/33", "not an IP address or network"),
+        ("10.0.0.7/16", "has host bits set"),
+        ("10.0.0.7 10.0.0.8", "not an IP address or network"),
+    ],
+)
+def test_a_bad_trusted_proxy_raises_settings_error_naming_the_variable(
+    text: str, reason: str
+) -> None:
+    with pytest.raises(SettingsError, match=r"^IDP_TRUSTED_PROXIES: ") as caught:
+        Settings.from_env({"IDP_TRUSTED_PROXIES": text})
+
+    assert reason in str(caught.value)
 
 
 # -- algorithms and the key-encryption key --------------------------------------------------

@@ -26,7 +26,7 @@ import os
 import struct
 import time
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from idp.web.head_limits import HeadLimitedHttpToolsProtocol
 
 # Set by ``idp serve --workers N`` for its workers: "<directory>:<N>". The directory holds the
 # counts (2N 8-byte slots) and a lock file a slot.
@@ -137,9 +137,10 @@ def spread() -> Spread | None:
     return _spread
 
 
-class CountingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP/1.1 protocol, counting this worker's open connections (``idp serve``
-    turns WebSockets off: an upgraded connection would leave this protocol uncounted)."""
+class CountingHttpToolsProtocol(HeadLimitedHttpToolsProtocol):
+    """idp's HTTP/1.1 protocol (uvicorn's, with bounds on request heads), counting this worker's
+    open connections (``idp serve`` turns WebSockets off: an upgraded connection would leave
+    this protocol uncounted)."""
 
     counted_in: Spread | None = None
 
