@@ -28,6 +28,7 @@ from idp.app import create_app
 from idp.clock import FrozenClock, SystemClock
 from idp.db.migrate import migrate
 from idp.db.pool import create_pool
+from idp.server import options as server_options
 from idp.settings import Settings
 from idp.web.state import AppState
 
@@ -160,13 +161,21 @@ def free_port() -> int:
 
 @pytest.fixture
 async def served(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Served]:
-    """uvicorn on a free port of 127.0.0.1, the issuer being that very URL, the real clock."""
+    """uvicorn on a free port of 127.0.0.1, with the options idp serve gives it, the issuer being
+    that very URL, the real clock."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     here = replace(settings, issuer=base_url)
     app = create_app(here, clock=SystemClock(), run_scheduler=False)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            **server_options(here),  # as idp serve runs it: proxies, head bounds
+        )
     )
     task = asyncio.create_task(server.serve())
     try:
