@@ -14,16 +14,23 @@ browser that signed a user in carries a device cookie for that user (idp.devices
 
 Each key allows ``FREE_ATTEMPTS`` failures within ``WINDOW``; the next one locks it for
 ``FIRST_LOCK``, doubling with every further failure up to ``MAX_LOCK``, and refusals while locked
-check no password and count nothing. So a key yields 6 guesses in a first minute, then about
+check no password and count nothing. An attempt is counted, and the lock it earns set, before
+its password is checked (``login_failures.claim``), so guesses sent all at once get no more
+checks than guesses sent one by one. So a key yields 6 guesses in a first minute, then about
 one per lock, and at most about 6 per quarter of an hour in the long run. A success clears the
-counter of the key it was throttled by: with a device cookie that is the cookie's, so the owner
-signing in does not hand an attacker of the account new free attempts.
+counter of the key it was throttled by (with a device cookie that is the cookie's, so the owner
+signing in does not hand an attacker of the account new free attempts) and gives the client IP
+its attempt back.
+
+The account key is the email as PostgreSQL folds its case (``users.for_sign_in``), the folding
+the users table's unique index uses: no other spelling of an address reaches its account while
+escaping its counter.
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -59,6 +66,20 @@ def lock_duration(failures: int) -> timedelta | None:
     return min(FIRST_LOCK * factor, MAX_LOCK)
 
 
+def _locks() -> list[timedelta]:
+    """``lock_duration`` of each count past the free ones, up to the first ``MAX_LOCK``: the
+    table ``login_failures.claim`` sets locks from (counts past its end get its last)."""
+    locks: list[timedelta] = []
+    while not locks or locks[-1] < MAX_LOCK:
+        duration = lock_duration(FREE_ATTEMPTS + len(locks) + 1)
+        assert duration is not None
+        locks.append(duration)
+    return locks
+
+
+LOCKS = _locks()
+
+
 @dataclass(frozen=True)
 class NewSession:
     cookie: str  # the random value for the cookie; only its digest is stored
@@ -82,12 +103,14 @@ async def authenticate(
     devices: DeviceCookies | None = None,
 ) -> User:
     # PostgreSQL text cannot hold NUL: such an email names nobody and is counted by IP only.
-    account = email.strip().lower() if "\x00" not in email else None
-    user = await users.by_email(pool, email.strip()) if account is not None else None
+    account, user = (
+        (None, None) if "\x00" in email else await users.for_sign_in(pool, email.strip())
+    )
     keys = throttle_keys(account, ip, user, device_cookie, devices, now)
-    until = await login_failures.locked_until(pool, keys, now)
-    if until is not None:
-        raise SignInLockedError(until)  # not audited: a refusal while locked costs nothing
+    counted = await login_failures.claim(pool, keys, now, WINDOW, LOCKS, FREE_ATTEMPTS)
+    if counted is None:
+        until = await login_failures.locked_until(pool, keys, now)
+        raise SignInLockedError(until or now + FIRST_LOCK)  # not audited: it costs nothing
     # Unknown users are verified against a dummy hash: the same work as a wrong password.
     verification = await passwords.verify(user.password_hash if user else None, password)
     if user is None or user.disabled or not verification.ok:
@@ -95,17 +118,19 @@ async def authenticate(
         why = why or "wrong password"
         async with pool.acquire() as connection, connection.transaction():
             await _audit(connection, now, "login.failed", account, ip, why)
-            for key in keys:
-                failures = await login_failures.record_failure(connection, key, now, WINDOW)
-                duration = lock_duration(failures)
-                if duration is not None:
-                    await login_failures.lock(connection, key, now + duration)
-                    await _audit(connection, now, "login.locked", key, ip, f"{failures} failures")
+            for locked in counted:
+                if locked.locked_until is not None:
+                    reason = f"{locked.failures} failures"
+                    await _audit(connection, now, "login.locked", locked.key, ip, reason)
         raise SignInFailedError
     async with pool.acquire() as connection, connection.transaction():
-        await login_failures.clear(connection, keys[0])  # the device's or the account's
+        # The key the attempt was throttled by starts afresh (the device's or the account's);
+        # the client IP's gets this attempt back.
+        await login_failures.clear(connection, keys[0])
+        await login_failures.release(connection, counted[1:])
         if verification.new_hash is not None:  # parameters changed since it was stored
             await users.set_password_hash(connection, user.id, verification.new_hash, now)
+            user = replace(user, password_hash=verification.new_hash)
         await _audit(connection, now, "login.succeeded", str(user.id), ip, actor=f"user:{user.id}")
     return user
 
@@ -120,8 +145,8 @@ def throttle_keys(
 ) -> list[str]:
     """The counters an attempt is checked and counted against: its device cookie's alone if it
     carries a valid one for ``user``, else the account's (first) and the client IP's."""
-    if user is not None and devices is not None:
-        nonce = devices.nonce(device_cookie, user.id, now)
+    if devices is not None:
+        nonce = devices.nonce(device_cookie, user, now)  # checked for unknown users too
         if nonce is not None:
             return [f"device:{digest(nonce).hex()}"]
     return [f"email:{account}", f"ip:{ip}"] if account is not None else [f"ip:{ip}"]

@@ -19,6 +19,13 @@ RETURNING {_COLUMNS}
 """
 SELECT_BY_EMAIL = f"SELECT {_COLUMNS} FROM users WHERE lower(email) = lower($1)"
 SELECT_BY_ID = f"SELECT {_COLUMNS} FROM users WHERE id = $1"
+# A sign-in's account as PostgreSQL folds its case (the key its attempts are counted by: the same
+# folding as the unique index, so no spelling of an email escapes its account's counter), and
+# the user it names, if any.
+SELECT_FOR_SIGN_IN = f"""
+SELECT lower($1::text) AS account, {", ".join(f"u.{c} AS user_{c}" for c in _COLUMNS.split(", "))}
+FROM (VALUES (1)) AS one LEFT JOIN users u ON lower(u.email) = lower($1::text)
+"""
 SELECT_ALL = f"SELECT {_COLUMNS} FROM users ORDER BY lower(email)"
 SET_DISABLED = """
 UPDATE users SET disabled = $2, updated_at = $3 WHERE lower(email) = lower($1) RETURNING id
@@ -88,6 +95,13 @@ async def insert(
 async def by_email(db: Executor, email: str) -> User | None:
     row = await db.fetchrow(SELECT_BY_EMAIL, email)
     return None if row is None else user_from(row)
+
+
+async def for_sign_in(db: Executor, email: str) -> tuple[str, User | None]:
+    """``email`` case-folded as the users table folds it, and the user it names (or None)."""
+    row = await db.fetchrow(SELECT_FOR_SIGN_IN, email)
+    assert row is not None
+    return row["account"], None if row["user_id"] is None else user_from(row, "user_")
 
 
 async def by_id(db: Executor, user_id: uuid.UUID) -> User | None:

@@ -20,7 +20,9 @@ without revoking anything (such a reuse goes undetected; it is bounded by the fa
 lifetime). A new IDP_KEY_ENCRYPTION_KEY does the same to the earlier generations derived with
 the old one; current tokens are checked by digest and keep working. Tokens issued before the
 handle existed (migration 0010) have no ``.`` and are 43 characters long: the whole token is
-their handle, their generation is 0, and knowing that handle is holding the token.
+their handle and their generation is 0. Since that handle begins every later token of the
+family, it proves nothing once replaced: it is known only by its digest, as the current or the
+previous token, and older than that it is refused without revoking anything.
 """
 
 from __future__ import annotations
@@ -87,9 +89,10 @@ def parse(token: str) -> Presented | None:
 
 def genuine(presented: Presented, key: bytes) -> bool:
     """Whether the family of the handle issued this very token (K = ``key``), in constant
-    time. A token issued before migration 0010 is its own handle, so it is genuine."""
+    time. Not for a token issued before migration 0010: it is its family's handle, shown by
+    every later token, so only its digest (current or previous) can tell it is genuine."""
     if presented.secret is None:
-        return True
+        return False
     expected = _secret(key, presented.handle_hash, presented.generation).encode()
     return hmac.compare_digest(expected, presented.secret.encode("utf-8", "replace"))
 

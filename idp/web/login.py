@@ -108,6 +108,6 @@ async def complete_sign_in(
     done = pending.after_sign_in(session.sid)
     response = await proceed(request, pending.auth, session.signed_in(), pending=done)
     cookies.set_session(response, session.cookie)
-    cookies.set_device(response, cookies.devices.issue(user.id, now))
+    cookies.set_device(response, cookies.devices.issue(user, now))
     cookies.clear(response, cookies.login)
     return response

@@ -204,3 +204,31 @@ async def test_a_family_started_before_derived_secrets_keeps_refreshing_and_dete
         assert_oauth_error(await refresh(http, client, secret, legacy), 400, "invalid_grant")
         assert_oauth_error(await refresh(http, client, secret, successor), 400, "invalid_grant")
     assert await reuse_events(pool) == 1
+
+
+async def test_the_handle_of_a_family_from_before_migration_0010_revokes_nothing(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """A token issued before migration 0010 became its family's handle, which begins every
+    later token of the family: once replaced, that handle alone (a log that cuts tokens at the
+    first dot shows it) is refused and changes nothing."""
+    client, secret = await refresh_client(pool, settings)
+    user = await make_user(pool)
+    legacy = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    family = refresh_tokens.Family(
+        id=uuid.uuid4(), client_id=client.client_id, user_id=user.id, sid="sid",
+        scopes=["openid"], audience=[settings.issuer], auth_time=now,
+        expires_at=now + timedelta(days=1),
+    )  # fmt: skip
+    await refresh_tokens.insert_family(
+        pool, family, digest(legacy), digest(legacy), now, settings.refresh_idle_ttl
+    )
+    async with app_instance() as instance:
+        http = instance.client
+        current = await rotated(http, client, secret, await rotated(http, client, secret, legacy))
+        shown = current.split(".")[0]
+        assert shown == legacy
+        assert_oauth_error(await refresh(http, client, secret, shown), 400, "invalid_grant")
+        assert (await refresh(http, client, secret, current)).status_code == 200
+    assert await reuse_events(pool) == 0

@@ -4,6 +4,7 @@ without such a cookie an attacker still gets only a few guesses a minute, from a
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -17,10 +18,12 @@ from starlette.types import Receive, Scope, Send
 
 from idp.app import create_app
 from idp.clock import FrozenClock
+from idp.db import users
+from idp.passwords import Passwords
 from idp.settings import Settings
 from idp.web.security import Cookies
 from tests.factories import make_client, make_user
-from tests.oauth.flow import Authorization, query_of, sign_in
+from tests.oauth.flow import Authorization, hidden_fields, query_of, sign_in
 
 REDIRECT = "https://app.example/callback"
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -230,3 +233,64 @@ async def test_the_device_cookie_is_httponly_host_only_and_names_nobody(
     assert all(part in header for part in ("secure", "httponly", "path=/", "samesite=lax"))
     assert "domain" not in header
     assert f"max-age={180 * 24 * 3600}" in header
+
+
+async def test_guesses_sent_all_at_once_get_no_more_checks_than_one_by_one(
+    browser: Browser, client_id: str
+) -> None:
+    """Each attempt is counted before its password is checked: thirty guesses arriving together,
+    from thirty addresses, get the same 6 checks as guesses sent one after another."""
+    forms = []
+    for n in range(30):
+        attacker = browser(f"203.0.113.{n}")
+        start = await attacker.get(Authorization(client_id, REDIRECT).url())
+        page = await attacker.get(start.headers["location"])
+        forms.append((attacker, hidden_fields(page.text)))
+    answers = await asyncio.gather(
+        *(
+            attacker.post("/login", data={**fields, "email": ALICE, "password": WRONG})
+            for attacker, fields in forms
+        )
+    )
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [401] * 6 + [429] * 24
+
+
+async def test_every_spelling_of_an_address_counts_against_its_account(
+    browser: Browser, client_id: str
+) -> None:
+    """PostgreSQL finds alice by ``lower(email)``, which folds 'İ' to 'i' where Python's lower()
+    does not: the counter is keyed by the same folding, so no spelling escapes alice's lock."""
+    assert 429 in await lock_alice(browser, client_id)
+    variant = ALICE.replace("i", "\u0130")  # alİce@example.com
+    guessed = await attempt(browser("192.0.2.51"), client_id, variant, WRONG)
+    signed_in = await attempt(browser("192.0.2.52"), client_id, variant, PASSWORD)
+    assert (guessed, signed_in) == (429, 429)
+
+
+async def test_a_password_change_voids_the_device_cookies_of_the_account(
+    browser: Browser, client_id: str, clock: FrozenClock, pool: asyncpg.Pool
+) -> None:
+    """A device cookie is bound to the password it was earned with: once the password changes
+    (after a theft, say), a copy of it no longer exempts anyone from the account's lock."""
+    alice = await owners_browser(browser, client_id, clock)
+    assert 429 in await lock_alice(browser, client_id)
+    user_id: uuid.UUID = await pool.fetchval("SELECT id FROM users WHERE email = $1", ALICE)
+    new_hash = Passwords("test").hash_sync("a brand new passphrase")
+    await users.set_password_hash(pool, user_id, new_hash, clock.now())
+
+    assert await attempt(alice, client_id, ALICE, "a brand new passphrase") == 429
+
+
+async def test_a_success_gives_its_address_the_attempt_back(
+    browser: Browser, client_id: str
+) -> None:
+    """Attempts count before the password is checked; a success gives its count back, so
+    people signing in behind one address do not lock it: only failures do."""
+    office = "198.51.100.20"
+    for n in range(5):
+        assert await attempt(browser(office), client_id, f"user{n}@example.com", WRONG) == 401
+    assert await attempt(browser(office), client_id, BOB, PASSWORD) == 303
+    assert await attempt(browser(office), client_id, ALICE, PASSWORD) == 303
+    assert await attempt(browser(office), client_id, "user9@example.com", WRONG) == 401
+    assert await attempt(browser(office), client_id, "user9@example.com", WRONG) == 429
