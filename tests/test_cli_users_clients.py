@@ -582,6 +582,22 @@ async def test_clients_add_refuses_an_introspect_audience_it_cannot_honour(
     assert await pool.fetchval("SELECT count(*) FROM clients") == 0
 
 
+async def test_clients_add_refuses_the_issuer_as_an_introspect_audience(
+    cli_env: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    """The issuer is in nearly every token's ``aud``: a client registered for it would learn
+    about other clients' tokens."""
+    env = cli_env | {"IDP_ISSUER": "https://idp.example"}
+    result = await idp(
+        env,
+        *("clients", "add", "api", "--grant-type", "client_credentials"),
+        *("--introspect-audience", "https://idp.example"),
+    )
+
+    assert "'https://idp.example' is the issuer" in assert_one_line_error(result)
+    assert await pool.fetchval("SELECT count(*) FROM clients") == 0
+
+
 # -- clients list / disable -----------------------------------------------------------------
 async def test_clients_list_json_shows_every_client_without_secrets(
     cli_env: dict[str, str], pool: asyncpg.Pool, settings: Settings

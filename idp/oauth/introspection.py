@@ -21,13 +21,19 @@ INACTIVE: dict[str, Any] = {"active": False}
 _ACCESS_FIELDS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti")
 
 
-def may_introspect_access_token(client: Client, claims: dict[str, Any]) -> bool:
-    """RFC 7662 §4: the token's own client, or a resource server the token is meant for."""
+def may_introspect_access_token(client: Client, claims: dict[str, Any], *, issuer: str) -> bool:
+    """RFC 7662 §4: the token's own client, or a resource server the token is meant for.
+
+    The issuer among a token's audiences makes no other client its resource server: it is
+    idp's own audience (/userinfo), and registration refuses it, but an older registration may
+    hold it."""
     if claims.get("client_id") == client.client_id:
         return True
     aud = claims["aud"]  # a string or a list of strings (checked by verify_access_token)
     audiences = [aud] if isinstance(aud, str) else aud
-    return any(audience in client.introspect_audiences for audience in audiences)
+    return any(
+        audience != issuer and audience in client.introspect_audiences for audience in audiences
+    )
 
 
 async def introspect(params: Params, client: Client, context: TokenContext) -> dict[str, Any]:
@@ -35,7 +41,7 @@ async def introspect(params: Params, client: Client, context: TokenContext) -> d
     found = await find_token(context.pool, token, params.get("token_type_hint"), context)
     if isinstance(found, AccessToken):
         claims = found.claims
-        if not may_introspect_access_token(client, claims):
+        if not may_introspect_access_token(client, claims, issuer=context.settings.issuer):
             return INACTIVE
         user_id = subject_user_id(claims)
         if await context.deny_list.revoked(claims["jti"]):

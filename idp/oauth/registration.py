@@ -48,9 +48,13 @@ def check_redirect_uri(uri: str) -> str:
     return uri
 
 
-def check_introspect_audiences(audiences: Sequence[str], *, public: bool) -> None:
+def check_introspect_audiences(audiences: Sequence[str], *, public: bool, issuer: str) -> None:
     """RFC 7662 §2.1: only an authenticated client may introspect, so a public client cannot
-    speak for a resource server. An audience is compared whole with a token's ``aud`` values."""
+    speak for a resource server. An audience is compared whole with a token's ``aud`` values.
+
+    The issuer is refused (§4): it is idp's own audience (/userinfo), in the ``aud`` of every
+    ``openid`` token and of every token whose client registered no audience, so a client holding
+    it would learn about nearly every other client's tokens."""
     if audiences and public:
         raise RegistrationError(
             "a public client cannot introspect tokens: --introspect-audience needs a secret"
@@ -59,6 +63,11 @@ def check_introspect_audiences(audiences: Sequence[str], *, public: bool) -> Non
         if not audience.isprintable() or not audience or " " in audience:
             raise RegistrationError(
                 f"introspect audience {audience!r} must be one visible word, such as a URI"
+            )
+        if audience == issuer:
+            raise RegistrationError(
+                f"introspect audience {audience!r} is the issuer, in nearly every token's aud: "
+                "name the resource server's own audience (a client's --audience)"
             )
 
 
@@ -98,7 +107,7 @@ def register(
         raise RegistrationError("refresh_token comes only with authorization_code")
     for uri in [*redirect_uris, *post_logout_redirect_uris]:
         check_redirect_uri(uri)
-    check_introspect_audiences(introspect_audiences, public=public)
+    check_introspect_audiences(introspect_audiences, public=public, issuer=settings.issuer)
     if access_token_ttl is not None and access_token_ttl > settings.max_access_token_ttl:
         raise RegistrationError(
             "--access-token-ttl may not exceed IDP_MAX_ACCESS_TOKEN_TTL "

@@ -38,9 +38,11 @@ class Introspected:
 
 
 async def introspected(instance: Instance, pool: asyncpg.Pool, settings: Settings) -> Introspected:
-    machine, secret = await make_client(pool, settings, name="machine")
+    machine, secret = await make_client(
+        pool, settings, name="machine", audiences=("https://api.example",)
+    )
     rs, rs_secret = await make_client(
-        pool, settings, name="api", introspect_audiences=(settings.issuer,)
+        pool, settings, name="api", introspect_audiences=("https://api.example",)
     )
     issued = await instance.client.post(
         "/token", auth=(machine.client_id, secret), data={"grant_type": "client_credentials"}

@@ -115,12 +115,13 @@ async def test_authlib_refresh_revoke_and_introspection_end_to_end(
         grant_types=("authorization_code", "refresh_token"),
         redirect_uris=(REDIRECT,),
         scopes=("openid", "email", "offline_access"),
+        audiences=("https://api.example",),
         first_party=True,
     )
     issuer = served.base_url
-    # A resource server for the tokens' audience (the issuer: no API was asked for).
+    # A resource server for the tokens' audience (the client's first registered audience).
     resource_server, rs_secret = await make_client(
-        pool, settings, name="api", introspect_audiences=(issuer,)
+        pool, settings, name="api", introspect_audiences=("https://api.example",)
     )
     user = await make_user(pool)
     verifier = generate_token(48)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import asyncpg
 import httpx
 import pytest
 
 from idp.clock import FrozenClock
 from idp.janitor import sweep
+from idp.oauth.registration import RegistrationError, register
 from idp.settings import Settings
-from tests.conftest import InstanceFactory
+from tests.conftest import Instance, InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
 from tests.oauth.flow import Authorization, authorize_code, exchange_code
 from tests.oauth.test_refresh import PASSWORD, REDIRECT, App, app_with_refresh
 from tests.oauth.test_refresh import real_time as real_time  # the autouse fixture, shared
+
+API = "https://api.example"
 
 
 async def introspect(
@@ -36,22 +41,38 @@ async def resource_server(
     pool: asyncpg.Pool, settings: Settings, *audiences: str
 ) -> tuple[str, str]:
     """A confidential client registered to introspect access tokens meant for ``audiences``
-    (the issuer when none are named: the audience of the app's code-flow tokens)."""
+    (API when none are named: the audience of ``app_for_api``'s tokens)."""
     client, secret = await make_client(
         pool,
         settings,
         name="api",
         grant_types=("client_credentials",),
-        introspect_audiences=audiences or (settings.issuer,),
+        introspect_audiences=audiences or (API,),
     )
     return client.client_id, secret
+
+
+async def app_for_api(instance: Instance, pool: asyncpg.Pool, settings: Settings) -> App:
+    """``app_with_refresh``'s app, its client registered for API: its code-flow tokens are
+    meant for API and, with ``openid``, for the issuer (/userinfo)."""
+    client, secret = await make_client(
+        pool,
+        settings,
+        grant_types=("authorization_code", "refresh_token"),
+        redirect_uris=(REDIRECT,),
+        scopes=("openid", "email", "roles", "offline_access"),
+        audiences=(API,),
+        first_party=True,
+    )
+    user = await make_user(pool, "alice@example.com")
+    return App(instance, client.client_id, secret, user.email)
 
 
 async def test_live_access_token_introspects_with_its_claims_and_not_after_revocation(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
 ) -> None:
     async with app_instance() as instance:
-        app = await app_with_refresh(instance, pool, settings)
+        app = await app_for_api(instance, pool, settings)
         rs = await resource_server(pool, settings)
         tokens = await app.sign_in()
         live = await introspect(app.http, rs, tokens["access_token"])
@@ -72,7 +93,7 @@ async def test_revoking_a_refresh_token_ends_its_family_and_its_access_tokens(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
 ) -> None:
     async with app_instance() as instance:
-        app = await app_with_refresh(instance, pool, settings)
+        app = await app_for_api(instance, pool, settings)
         rs = await resource_server(pool, settings)
         own = (app.client_id, app.secret)
         tokens = await app.sign_in()
@@ -112,7 +133,7 @@ async def test_unknown_or_bad_tokens_revoke_with_200_and_introspect_inactive(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, token: str
 ) -> None:
     async with app_instance() as instance:
-        app = await app_with_refresh(instance, pool, settings)
+        app = await app_for_api(instance, pool, settings)
         rs = await resource_server(pool, settings)
         revoked = await revoke(app, token)
         introspected = await app.http.post("/introspect", auth=rs, data={"token": token})
@@ -158,7 +179,7 @@ async def test_introspection_needs_an_authenticated_confidential_client(
 async def test_client_credentials_token_introspects_with_the_client_as_subject(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
 ) -> None:
-    machine, secret = await make_client(pool, settings, scopes=("read",))
+    machine, secret = await make_client(pool, settings, scopes=("read",), audiences=(API,))
     rs = await resource_server(pool, settings)
     async with app_instance() as instance:
         issued = await instance.client.post(
@@ -217,8 +238,8 @@ async def test_a_client_never_learns_about_another_clients_refresh_token(
     """Not even a resource server registered for the token's audience: a refresh token is
     meant for its client alone."""
     async with app_instance() as instance:
-        app = await app_with_refresh(instance, pool, settings)
-        other = await resource_server(pool, settings, settings.issuer, "https://api.example")
+        app = await app_for_api(instance, pool, settings)
+        other = await resource_server(pool, settings, API)
         tokens = await app.sign_in()
         unknown = await introspect(app.http, other, "garbage")
         for hint in ({}, {"token_type_hint": "refresh_token"}):
@@ -280,3 +301,57 @@ async def test_a_user_token_for_several_audiences_introspects_for_a_server_of_an
         answer = await introspect(instance.client, api_server, token)
         assert (answer["active"], answer["aud"]) == (True, [api, settings.issuer])
         assert await introspect(instance.client, stranger, token) == {"active": False}
+
+
+def test_registration_refuses_the_issuer_as_an_introspect_audience(settings: Settings) -> None:
+    """The issuer is idp's own audience (/userinfo), in the ``aud`` of every ``openid`` token:
+    registered for it, a client would learn about nearly every other client's tokens."""
+    with pytest.raises(RegistrationError, match="is the issuer"):
+        register(
+            name="api",
+            redirect_uris=(),
+            grant_types=("client_credentials",),
+            scopes=("read",),
+            audiences=(),
+            post_logout_redirect_uris=(),
+            public=False,
+            first_party=False,
+            access_token_ttl=None,
+            refresh_token_ttl=None,
+            settings=settings,
+            now=datetime.now(UTC),
+            introspect_audiences=(API, settings.issuer),
+        )
+
+
+async def test_a_client_registered_for_the_issuer_learns_nothing_of_other_clients_tokens(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """A registration made before the issuer was refused still holds it: the issuer in a
+    token's ``aud`` (every ``openid`` token, every token of a client with no audience) makes
+    no other client its resource server."""
+    old, old_secret = await make_client(pool, settings, name="old api")
+    await pool.execute(
+        "UPDATE clients SET introspect_audiences = $1 WHERE client_id = $2",
+        [settings.issuer],
+        old.client_id,
+    )
+    machine, machine_secret = await make_client(pool, settings, name="machine")
+    async with app_instance() as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        code_flow = (await app.sign_in())["access_token"]
+        issued = await instance.client.post(
+            "/token",
+            auth=(machine.client_id, machine_secret),
+            data={"grant_type": "client_credentials"},
+        )
+        unknown = await introspect(instance.client, (old.client_id, old_secret), "a.b.c")
+        for token, owner in (
+            (code_flow, (app.client_id, app.secret)),
+            (issued.json()["access_token"], (machine.client_id, machine_secret)),
+        ):
+            answer = await introspect(instance.client, (old.client_id, old_secret), token)
+            assert answer == unknown == {"active": False}
+            own = await introspect(instance.client, owner, token)
+            assert own["active"] is True
+            assert own["aud"] in (settings.issuer, [settings.issuer])

@@ -912,6 +912,7 @@ async def context(instance: Instance, pool: asyncpg.Pool, settings: Settings) ->
     app, app_secret = await make_client(
         pool, settings, name="app", grant_types=grants, redirect_uris=(REDIRECT,),
         scopes=SCOPES, first_party=True, post_logout_redirect_uris=(AFTER,),
+        audiences=("https://api.example",),
     )  # fmt: skip
     other, other_secret = await make_client(
         pool, settings, name="other", grant_types=grants, redirect_uris=(OTHER_REDIRECT,),
@@ -921,9 +922,9 @@ async def context(instance: Instance, pool: asyncpg.Pool, settings: Settings) ->
         pool, settings, name="spa", grant_types=grants, redirect_uris=(SPA_REDIRECT,),
         scopes=SCOPES, public=True,
     )  # fmt: skip
-    # A resource server for the app's tokens (their audience is the issuer).
+    # A resource server for the app's tokens (their audience: the API, and the issuer).
     api, api_secret = await make_client(
-        pool, settings, name="api", introspect_audiences=(settings.issuer,)
+        pool, settings, name="api", introspect_audiences=("https://api.example",)
     )
     user = await make_user(pool)
     signed_in = App(instance, app.client_id, app_secret, user.email)

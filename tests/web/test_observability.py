@@ -59,14 +59,15 @@ def captured_logs() -> Iterator[io.StringIO]:
 async def parties(
     pool: asyncpg.Pool, settings: Settings
 ) -> tuple[tuple[Client, str], tuple[Client, str], User]:
-    """A machine client (also a resource server for the issuer's audience, so that it may
+    """A machine client (also a resource server for the web app's API, so that it may
     introspect the web app's tokens), a web app with refresh tokens, and a user who signs in."""
     machine = await make_client(
-        pool, settings, name="machine", introspect_audiences=(settings.issuer,)
+        pool, settings, name="machine", introspect_audiences=("https://api.example",)
     )
     web = await make_client(
         pool, settings, name="web", grant_types=("authorization_code", "refresh_token"),
         redirect_uris=(REDIRECT,), scopes=("openid", "email"), first_party=True,
+        audiences=("https://api.example",),
     )  # fmt: skip
     return machine, web, await make_user(pool, password=PASSWORD)
 
