@@ -139,8 +139,8 @@ def add_parsers(commands: Any) -> None:
         action="append",
         default=[],
         metavar="URI",
-        help="a resource server's audience: this client may introspect access tokens meant for "
-        "it, not only its own (RFC 7662 §2.1); repeat for several",
+        help="a resource server's audience (not the issuer): this client may introspect access "
+        "tokens meant for it, not only its own (RFC 7662 §2.1); repeat for several",
     )
     adding.add_argument("--public", action="store_true", help="no secret; PKCE required")
     adding.add_argument("--first-party", action="store_true", help="skip the consent screen")
