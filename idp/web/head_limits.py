@@ -4,13 +4,14 @@ or hold a worker's connection for ever by sending a byte now and then.
 
 - Head (the request line and the header fields): one larger than ``MAX_HEAD_BYTES`` is refused
   with 431 (RFC 6585 §5) and the connection closed, lingering so that the client reads the 431;
-  if earlier requests on the connection are still being answered, nothing more is read and the
-  431 follows their responses. A head not complete within ``Settings.head_timeout`` of the
-  connection's start, or of the first byte read after the previous request, has its
-  connection closed.
+  if earlier requests on the connection are still being answered, the 431 follows their
+  responses, and what the client sends meanwhile is read and dropped. A head not complete
+  within ``Settings.head_timeout`` of the connection's start, or of the first byte read after
+  the previous request, has its connection closed.
 - Body: while one is read, a connection that brings no body data for ``head_timeout`` is
-  closed, unless uvicorn itself has stopped reading (a pipelined request waits its turn, or
-  the app has not taken the data read so far) or the client waits for its ``100 Continue``.
+  closed; if uvicorn itself has stopped reading when that time is up (a pipelined request
+  waits its turn, or the app has not taken the data read so far), or the client waits for its
+  ``100 Continue``, it gets another ``head_timeout``.
   The bytes of a chunked body that are not its data (chunk sizes and extensions, trailer
   section) may not exceed ``MAX_HEAD_BYTES``, else the connection is closed. Trailer fields
   are discarded, as RFC 9112 §7.1.2 allows: idp reads none, and uvicorn would add them to the
@@ -23,8 +24,8 @@ or hold a worker's connection for ever by sending a byte now and then.
 Which bytes count: from the end of the previous request (or the connection's start) until the
 head is complete, then those of the body from the read after the head's on. A pipelined
 request that begins in the same read as the end of the previous one is counted and timed from
-the next read on (until then uvicorn's keep-alive timeout runs), so its head may exceed the
-limit by that one read.
+the next read on (meanwhile only uvicorn's keep-alive timeout, armed once the previous response
+is complete, closes an idle connection), so its head may exceed the limit by that one read.
 
 uvicorn offers none of this as an option for httptools; its h11 protocol bounds the head size
 (``h11_max_incomplete_event_size``) but not the time, and parses in pure Python. So this is a
