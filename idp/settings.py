@@ -81,7 +81,8 @@ class Settings:
     argon2_profile: Argon2Profile = "rfc9106-low-memory"
     # Peers whose X-Forwarded-For/-Proto idp believes (idp.server); none by default.
     trusted_proxies: tuple[Network, ...] = ()
-    # A request head (request line and header fields) must arrive within this (idp.web.head_limits).
+    # A request head (request line and header fields) must arrive within this, and a request
+    # body may not pause longer (idp.web.head_limits).
     head_timeout: timedelta = timedelta(seconds=10)
     demo: bool = False  # idp serve --demo: the /demo/callback page exists
 
