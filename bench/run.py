@@ -641,7 +641,9 @@ class Bench:
             *("--access-token-ttl", "1h"),
         )
         password = secrets.token_urlsafe(16)
-        self.idp_cli("users", "add", EMAIL, "--password-stdin", stdin=password + "\n")
+        for n in range(self.config.round_trip_concurrency):  # one person a browser
+            email = roundtrip.browser_email(EMAIL, n)
+            self.idp_cli("users", "add", email, "--password-stdin", stdin=password + "\n")
         idp = Provider(
             "idp",
             server,

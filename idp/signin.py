@@ -14,13 +14,15 @@ browser that signed a user in carries a device cookie for that user (idp.devices
 
 Each key allows ``FREE_ATTEMPTS`` failures within ``WINDOW``; the next one locks it for
 ``FIRST_LOCK``, doubling with every further failure up to ``MAX_LOCK``, and refusals while locked
-check no password and count nothing. An attempt is counted, and the lock it earns set, before
-its password is checked (``login_failures.claim``), so guesses sent all at once get no more
-checks than guesses sent one by one. So a key yields 6 guesses in a first minute, then about
-one per lock, and at most about 6 per quarter of an hour in the long run. A success clears the
-counter of the key it was throttled by (with a device cookie that is the cookie's, so the owner
-signing in does not hand an attacker of the account new free attempts) and gives the client IP
-its attempt back.
+check no password and count nothing. An attempt is counted against the account (or device
+cookie), and the lock it earns set, before its password is checked (``login_failures.claim``),
+so guesses at an account sent all at once get no more checks than guesses sent one by one; the
+price is that a seventh sign-in of one account while six are being checked is refused until one
+of them ends. The client IP counts failures only, after the check: people signing in at once
+behind one address are never refused for it. So a key yields 6 guesses in a first minute, then
+about one per lock, and at most about 6 per quarter of an hour in the long run. A success
+clears the counter of the key it was throttled by: with a device cookie that is the cookie's,
+so the owner signing in does not hand an attacker of the account new free attempts.
 
 The account key is the email as PostgreSQL folds its case (``users.for_sign_in``), the folding
 the users table's unique index uses: no other spelling of an address reaches its account while
@@ -107,8 +109,8 @@ async def authenticate(
         (None, None) if "\x00" in email else await users.for_sign_in(pool, email.strip())
     )
     keys = throttle_keys(account, ip, user, device_cookie, devices, now)
-    counted = await login_failures.claim(pool, keys, now, WINDOW, LOCKS, FREE_ATTEMPTS)
-    if counted is None:
+    claimed = await login_failures.claim(pool, keys[0], keys, now, WINDOW, LOCKS, FREE_ATTEMPTS)
+    if claimed is None:
         until = await login_failures.locked_until(pool, keys, now)
         raise SignInLockedError(until or now + FIRST_LOCK)  # not audited: it costs nothing
     # Unknown users are verified against a dummy hash: the same work as a wrong password.
@@ -118,16 +120,16 @@ async def authenticate(
         why = why or "wrong password"
         async with pool.acquire() as connection, connection.transaction():
             await _audit(connection, now, "login.failed", account, ip, why)
-            for locked in counted:
+            counted = await login_failures.count(
+                connection, keys[1:], now, WINDOW, LOCKS, FREE_ATTEMPTS
+            )
+            for locked in (claimed, *counted):
                 if locked.locked_until is not None:
                     reason = f"{locked.failures} failures"
                     await _audit(connection, now, "login.locked", locked.key, ip, reason)
         raise SignInFailedError
     async with pool.acquire() as connection, connection.transaction():
-        # The key the attempt was throttled by starts afresh (the device's or the account's);
-        # the client IP's gets this attempt back.
-        await login_failures.clear(connection, keys[0])
-        await login_failures.release(connection, counted[1:])
+        await login_failures.clear(connection, keys[0])  # the device's or the account's
         if verification.new_hash is not None:  # parameters changed since it was stored
             await users.set_password_hash(connection, user.id, verification.new_hash, now)
             user = replace(user, password_hash=verification.new_hash)
@@ -143,8 +145,9 @@ def throttle_keys(
     devices: DeviceCookies | None,
     now: datetime,
 ) -> list[str]:
-    """The counters an attempt is checked and counted against: its device cookie's alone if it
-    carries a valid one for ``user``, else the account's (first) and the client IP's."""
+    """The counters an attempt is checked against: its device cookie's alone if it carries a
+    valid one for ``user``, else the account's and the client IP's. The first is claimed before
+    the password is checked; the others count failures after."""
     if devices is not None:
         nonce = devices.nonce(device_cookie, user, now)  # checked for unknown users too
         if nonce is not None:
