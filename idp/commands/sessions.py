@@ -57,11 +57,7 @@ async def revoke(args: argparse.Namespace, settings: Settings, pool: asyncpg.Poo
         revoked = await revoke_user(
             connection, user.id, settings=settings, now=now, reason=args.reason
         )
-    print(
-        f"{printable(user.email)}: {revoked.sessions} sessions ended, "
-        f"{revoked.refresh_families} refresh families revoked, "
-        f"{revoked.access_tokens} access tokens deny-listed"
-    )
+    print(f"{printable(user.email)}: {revoked.summary()}")
     return 0
 
 

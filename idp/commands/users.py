@@ -134,11 +134,7 @@ async def set_password(args: argparse.Namespace, settings: Settings, pool: async
             reason="password changed",
             audit_if_empty=False,
         )
-    print(
-        f"{printable(user.email)}: password changed; {revoked.sessions} sessions ended, "
-        f"{revoked.refresh_families} refresh families revoked, "
-        f"{revoked.access_tokens} access tokens deny-listed"
-    )
+    print(f"{printable(user.email)}: password changed; {revoked.summary()}")
     return 0
 
 

@@ -53,6 +53,13 @@ class RevokedGrants:
             "access_tokens": self.access_tokens,
         }
 
+    def summary(self) -> str:
+        """What was ended, as the CLI says it."""
+        return (
+            f"{self.sessions} sessions ended, {self.refresh_families} refresh families revoked, "
+            f"{self.access_tokens} access tokens deny-listed"
+        )
+
     @property
     def empty(self) -> bool:
         return not (self.sessions or self.refresh_families or self.access_tokens)
