@@ -18,9 +18,9 @@ from idp.demo import (
     CALLBACK_PATH,
     DEMO_CLIENT_ID,
     FLOW_TTL,
-    START_PATH,
     DemoFlow,
     authorization_url,
+    start_url,
 )
 from idp.oauth import token_endpoint
 from idp.oauth.errors import OAuthError
@@ -70,12 +70,11 @@ async def _finish(request: Request[AppState]) -> Response:
     if not code or not returned_state or query.get("iss") != settings.issuer:
         return error_page(400, "Not a demo redirect", "code, state and iss are required.")
     flow = DemoFlow.from_cookie(request.cookies.get(_cookie_name(request)))
+    start_again = _START_AGAIN.format(start=start_url(settings))
     if flow is None:
-        return error_page(400, "This sign-in did not start here", _START_AGAIN.format(
-            start=settings.issuer + START_PATH))  # fmt: skip
+        return error_page(400, "This sign-in did not start here", start_again)
     if not hmac.compare_digest(flow.state.encode(), returned_state.encode("utf-8", "replace")):
-        return error_page(400, "This is not the sign-in this browser started", _START_AGAIN
-                          .format(start=settings.issuer + START_PATH))  # fmt: skip
+        return error_page(400, "This is not the sign-in this browser started", start_again)
     client = await state["clients"].find(DEMO_CLIENT_ID)
     if client is None:
         return error_page(400, "No demo client", "Start idp with --demo.")
