@@ -21,6 +21,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from idp.db.users import User
+from idp.keys.crypto import purpose_key
 
 # Long enough to cover an owner's usual gaps between sign-ins; each sign-in issues a new one.
 DEVICE_TTL = timedelta(days=180)
@@ -32,7 +33,7 @@ _NOBODY = uuid.UUID(int=0)
 
 class DeviceCookies:
     def __init__(self, key_encryption_key: bytes, ttl: timedelta = DEVICE_TTL) -> None:
-        self._key = hmac.new(key_encryption_key, b"idp device cookie", hashlib.sha256).digest()
+        self._key = purpose_key(key_encryption_key, b"idp device cookie")
         self.ttl = ttl
 
     def issue(self, user: User, now: datetime) -> str:

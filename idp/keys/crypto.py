@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass
@@ -33,6 +34,12 @@ PUBLIC_MEMBERS = {
     "EC": ("kty", "crv", "x", "y"),
     "OKP": ("kty", "crv", "x"),
 }
+
+
+def purpose_key(key_encryption_key: bytes, purpose: bytes) -> bytes:
+    """A key for one use (CSRF tokens, device cookies, refresh secrets, ...), HMAC-SHA256 of
+    its label under the key-encryption key: what one use reveals tells nothing of the others."""
+    return hmac.digest(key_encryption_key, purpose, "sha256")
 
 
 class KeyDecryptionError(Exception):

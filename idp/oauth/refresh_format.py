@@ -33,11 +33,11 @@ import hmac
 import secrets
 
 from idp.hashing import digest
+from idp.keys.crypto import purpose_key
 from idp.settings import Settings
 
 MAX_GENERATION_DIGITS = 9  # a family refreshed every second for 30 years stays within
 LEGACY_LENGTH = 43  # secrets.token_urlsafe(32): a token issued before migration 0010
-_KEY_LABEL = b"idp refresh secret"
 
 
 class Presented:
@@ -67,7 +67,7 @@ def secret_key(settings: Settings) -> bytes:
 
 @functools.lru_cache(maxsize=4)  # one key-encryption key per process (tests: one per test)
 def _derive_key(key_encryption_key: bytes) -> bytes:
-    return hmac.digest(key_encryption_key, _KEY_LABEL, "sha256")
+    return purpose_key(key_encryption_key, b"idp refresh secret")
 
 
 def parse(token: str) -> Presented | None:

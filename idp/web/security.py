@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from idp.devices import DeviceCookies
+from idp.keys.crypto import purpose_key
 from idp.settings import Settings
 
 # No inline script or style anywhere; nothing may frame the pages (clickjacking).
@@ -35,7 +36,7 @@ class Cookies:
         self.login = f"{prefix}idp_login"
         self.device = f"{prefix}idp_device"
         assert settings.key_encryption_key is not None
-        self._csrf_key = hmac.new(settings.key_encryption_key, b"idp csrf", hashlib.sha256).digest()
+        self._csrf_key = purpose_key(settings.key_encryption_key, b"idp csrf")
         self._session_ttl = int(settings.session_ttl.total_seconds())
         self.devices = DeviceCookies(settings.key_encryption_key)
 

@@ -13,8 +13,6 @@ nothing.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import secrets
 from datetime import datetime
@@ -26,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from idp.db import audit, refresh_tokens
 from idp.db.clients import Client
 from idp.db.pool import Connection
+from idp.keys.crypto import purpose_key
 from idp.oauth import refresh_format
 from idp.oauth.context import TokenContext
 from idp.oauth.errors import InvalidGrantError, InvalidScopeError, OAuthError
@@ -179,9 +178,7 @@ def _current_refused(
 
 def _key(context: TokenContext) -> bytes:
     assert context.settings.key_encryption_key is not None
-    return hmac.new(
-        context.settings.key_encryption_key, b"idp refresh grace", hashlib.sha256
-    ).digest()
+    return purpose_key(context.settings.key_encryption_key, b"idp refresh grace")
 
 
 def _seal(context: TokenContext, token_hash: bytes, response: dict[str, Any]) -> bytes:
