@@ -28,9 +28,11 @@ from idp.app import create_app
 from idp.clock import FrozenClock, SystemClock
 from idp.db.migrate import migrate
 from idp.db.pool import create_pool
+from idp.keys.crypto import b64url
 from idp.server import options as server_options
 from idp.settings import Settings
 from idp.web.state import AppState
+from tests.factories import environ_without_idp
 
 # Every table but the migrations ledger, found in the schema: new tables need no edit here.
 ALL_TABLES = """
@@ -100,6 +102,18 @@ def settings(migrated: str, kek: bytes) -> Settings:
         key_check_interval=timedelta(seconds=60),
         argon2_profile="test",
     )
+
+
+@pytest.fixture
+def cli_env(settings: Settings, kek: bytes, tmp_path: Path) -> dict[str, str]:
+    """An operator's shell pointed at the test database, with its KEK and the cheap argon2."""
+    assert settings.database_url is not None
+    return environ_without_idp() | {
+        "IDP_DATABASE_URL": settings.database_url,
+        "IDP_KEY_ENCRYPTION_KEY": b64url(kek),
+        "IDP_ARGON2_PROFILE": "test",
+        "IDP_DATA_DIR": str(tmp_path / "unused-data-dir"),
+    }
 
 
 @dataclass

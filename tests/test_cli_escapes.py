@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import asyncpg
-import pytest
 
 from idp.commands.common import printable
-from idp.keys.crypto import b64url
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
-from tests.factories import Completed, environ_without_idp, make_client, make_user, run_command
+from tests.factories import Completed, make_client, make_user, run_command
 from tests.oauth.flow import Authorization, sign_in
 
 IDP = [sys.executable, "-m", "idp"]
@@ -24,17 +21,6 @@ REDIRECT = "https://app.example/callback"
 HOSTILE = "\x1b]0;pwned\x07mallory\x1b[31m@example.com\u202emoc.live"
 RAW = ("\x1b", "\x07", "\u202e")
 VISIBLE = ("\\x1b]0;pwned\\x07mallory\\x1b[31m@example.com\\u202emoc.live",)
-
-
-@pytest.fixture
-def cli_env(settings: Settings, kek: bytes, tmp_path: Path) -> dict[str, str]:
-    assert settings.database_url is not None
-    return environ_without_idp() | {
-        "IDP_DATABASE_URL": settings.database_url,
-        "IDP_KEY_ENCRYPTION_KEY": b64url(kek),
-        "IDP_ARGON2_PROFILE": "test",
-        "IDP_DATA_DIR": str(tmp_path / "unused-data-dir"),
-    }
 
 
 async def idp(env: dict[str, str], *args: str) -> Completed:

@@ -9,7 +9,6 @@ import sys
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,25 +17,12 @@ from argon2 import PasswordHasher, Type, extract_parameters
 from argon2.exceptions import VerifyMismatchError
 
 from idp.db import clients
-from idp.keys.crypto import b64url
 from idp.oauth.registration import register
 from idp.settings import Settings
-from tests.factories import Completed, environ_without_idp, make_client, make_user, run_command
+from tests.factories import Completed, make_client, make_user, run_command
 
 IDP = [sys.executable, "-m", "idp"]
 PASSWORD = "s3cret-Horse-battery"
-
-
-@pytest.fixture
-def cli_env(settings: Settings, kek: bytes, tmp_path: Path) -> dict[str, str]:
-    """An operator's shell pointed at the test database, with its KEK and the cheap argon2."""
-    assert settings.database_url is not None
-    return environ_without_idp() | {
-        "IDP_DATABASE_URL": settings.database_url,
-        "IDP_KEY_ENCRYPTION_KEY": b64url(kek),
-        "IDP_ARGON2_PROFILE": "test",
-        "IDP_DATA_DIR": str(tmp_path / "unused-data-dir"),
-    }
 
 
 async def idp(env: dict[str, str], *args: str, stdin: bytes | None = None) -> Completed:

@@ -11,7 +11,6 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -20,13 +19,11 @@ import pytest
 
 from idp.clock import FrozenClock
 from idp.db import audit
-from idp.keys.crypto import b64url
 from idp.settings import Settings
 from tests.conftest import Instance, InstanceFactory
 from tests.factories import (
     Completed,
     assert_oauth_error,
-    environ_without_idp,
     make_client,
     make_user,
     run_command,
@@ -42,17 +39,6 @@ SCOPE = "openid email"
 @pytest.fixture(autouse=True)
 def real_time(clock: FrozenClock) -> None:
     clock.set(datetime.now(UTC))  # the CLI runs on the system clock
-
-
-@pytest.fixture
-def cli_env(settings: Settings, kek: bytes, tmp_path: Path) -> dict[str, str]:
-    assert settings.database_url is not None
-    return environ_without_idp() | {
-        "IDP_DATABASE_URL": settings.database_url,
-        "IDP_KEY_ENCRYPTION_KEY": b64url(kek),
-        "IDP_ARGON2_PROFILE": "test",
-        "IDP_DATA_DIR": str(tmp_path / "unused-data-dir"),
-    }
 
 
 async def idp(env: dict[str, str], *args: str, stdin: bytes | None = None) -> Completed:
