@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from idp.db.clients import Client
+from idp.oauth.access_token import resolve_audience
 from idp.oauth.errors import OAuthError
 from idp.oauth.params import Params, parse_scope
 from idp.oauth.pkce import valid_challenge
-from idp.oauth.tokens import resolve_audience
 
 MAX_STATE_LENGTH = 1024
 MAX_NONCE_LENGTH = 512
@@ -137,6 +137,10 @@ def check_redirect_uri(params: Params, request: AuthorizationRequest, issuer: st
             "there.",
         )
     request.redirect_uri = uri
+
+
+def check_state(params: Params, request: AuthorizationRequest, issuer: str) -> None:
+    """RFC 6749 §4.1.1: ``state`` is returned as given; VSCHAR only (Appendix A.5), bounded."""
     state = params.get("state")
     if state is not None and (len(state) > MAX_STATE_LENGTH or not _VSCHARS.match(state)):
         raise _fail(request, "invalid_request", "state must be at most 1024 visible characters")
@@ -222,6 +226,7 @@ def check_max_age(params: Params, request: AuthorizationRequest, issuer: str) ->
 
 CHECKS: tuple[Check, ...] = (
     check_redirect_uri,
+    check_state,
     check_response_type,
     check_pkce,
     check_scope,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import asyncpg
 from joserfc.jwk import KeySet
@@ -14,12 +15,19 @@ from idp.oauth.user_cache import UserCache
 from idp.settings import Settings
 
 
+class Signer(Protocol):
+    """Signs ``claims`` as a JWS with the active key, its ``kid`` and ``typ`` in the header
+    (``Keyring.sign``)."""
+
+    def __call__(self, claims: dict[str, Any], *, typ: str = ...) -> str: ...
+
+
 @dataclass(frozen=True)
 class TokenContext:
     settings: Settings
     clock: Clock
     pool: asyncpg.Pool
-    sign: Callable[..., str]  # Keyring.sign(claims, typ=...)
+    sign: Signer
     verification_keys: Callable[[], KeySet]  # the published keys, from memory
     deny_list: DenyList  # deny-listed access tokens, from memory when it is complete
     users: UserCache  # users by id, from memory while changes are announced

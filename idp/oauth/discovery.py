@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from idp.oauth.client_auth import AUTH_METHODS
-from idp.oauth.token_endpoint import GRANTS
+from idp.oauth.grants import GRANTS
 from idp.settings import SIGNING_ALGS, Settings
 
 SCOPES = ["openid", "profile", "email", "roles"]

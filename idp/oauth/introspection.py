@@ -15,7 +15,7 @@ from typing import Any
 from idp.db.clients import Client
 from idp.oauth.context import TokenContext
 from idp.oauth.params import Params
-from idp.oauth.token_lookup import AccessToken, RefreshToken, find_token, subject_user_id
+from idp.oauth.presented_token import AccessToken, RefreshToken, find_token, subject_user_id
 
 INACTIVE: dict[str, Any] = {"active": False}
 _ACCESS_FIELDS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti")

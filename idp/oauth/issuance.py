@@ -13,9 +13,9 @@ from idp.db.clients import Client
 from idp.db.pool import Connection
 from idp.db.users import User
 from idp.oauth import refresh_format
+from idp.oauth.access_token import ACCESS_TOKEN_TYPE, access_token_claims, access_token_ttl
 from idp.oauth.context import TokenContext
 from idp.oauth.id_token import id_token_claims
-from idp.oauth.tokens import ACCESS_TOKEN_TYPE, access_token_claims, access_token_ttl
 
 REFRESH_GRANT = "refresh_token"
 

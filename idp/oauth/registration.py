@@ -20,7 +20,7 @@ class RegistrationError(ValueError):
     """The registration is refused; the message says why."""
 
 
-def check_redirect_uri(uri: str) -> str:
+def validate_redirect_uri(uri: str) -> str:
     """RFC 6749 §3.1.2: absolute, no fragment. Schemes: https; http only on a loopback IP literal
     (RFC 8252 §7.3), never ``localhost``, which a resolver or firewall may send elsewhere (§8.3);
     otherwise only a private-use scheme in reverse-DNS form (RFC 8252 §7.1), which rules out
@@ -106,7 +106,7 @@ def register(
     if "refresh_token" in grant_types and "authorization_code" not in grant_types:
         raise RegistrationError("refresh_token comes only with authorization_code")
     for uri in [*redirect_uris, *post_logout_redirect_uris]:
-        check_redirect_uri(uri)
+        validate_redirect_uri(uri)
     check_introspect_audiences(introspect_audiences, public=public, issuer=settings.issuer)
     if access_token_ttl is not None and access_token_ttl > settings.max_access_token_ttl:
         raise RegistrationError(

@@ -14,7 +14,7 @@ from idp.db.clients import Client
 from idp.oauth.context import TokenContext
 from idp.oauth.errors import UnauthorizedClientError
 from idp.oauth.params import Params
-from idp.oauth.token_lookup import AccessToken, RefreshToken, find_token
+from idp.oauth.presented_token import AccessToken, RefreshToken, find_token
 
 
 async def revoke(params: Params, client: Client, context: TokenContext) -> None:

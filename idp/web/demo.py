@@ -22,7 +22,7 @@ from idp.demo import (
     authorization_url,
     start_url,
 )
-from idp.oauth import token_endpoint
+from idp.oauth import grants
 from idp.oauth.errors import OAuthError
 from idp.oauth.params import Params
 from idp.settings import SIGNING_ALGS
@@ -87,7 +87,7 @@ async def _finish(request: Request[AppState]) -> Response:
         ]
     )
     try:
-        tokens = await token_endpoint.exchange(params, client, state["token_context"])
+        tokens = await grants.exchange(params, client, state["token_context"])
     except OAuthError as error:
         return error_page(400, "The code exchange failed", error.description or error.error)
     return _show(request, tokens, flow)

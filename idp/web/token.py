@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse, Response
 
 from idp.db.clients import Client
 from idp.keys.keyring import KeyringStaleError
-from idp.oauth import token_endpoint
+from idp.oauth import grants
 from idp.oauth.client_auth import authenticate, presented_credentials
 from idp.oauth.errors import InvalidClientError, OAuthError
 from idp.oauth.params import Params
@@ -40,7 +40,7 @@ async def token(request: Request[AppState]) -> Response:
     client = None
     try:
         params, client = await authenticated(request)
-        body = await token_endpoint.exchange(params, client, state["token_context"])
+        body = await grants.exchange(params, client, state["token_context"])
     except OAuthError as error:
         return allow_origin(oauth_error(error), request, client)
     except KeyringStaleError:

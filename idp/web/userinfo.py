@@ -7,7 +7,7 @@ import uuid
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from idp.oauth.access_tokens import InvalidTokenError, verify_access_token
+from idp.oauth.access_token import InvalidTokenError, verify_access_token
 from idp.oauth.errors import InvalidRequestError, OAuthError
 from idp.oauth.id_token import scope_claims
 from idp.web.cors import allow_origin

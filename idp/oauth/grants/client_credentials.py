@@ -9,10 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from idp.db.clients import Client
-from idp.oauth.context import TokenContext
-from idp.oauth.errors import InvalidScopeError
-from idp.oauth.params import Params, parse_scope
-from idp.oauth.tokens import (
+from idp.oauth.access_token import (
     ACCESS_TOKEN_TYPE,
     USER_SCOPES,
     access_token_claims,
@@ -20,6 +17,9 @@ from idp.oauth.tokens import (
     grant_scope,
     resolve_audience,
 )
+from idp.oauth.context import TokenContext
+from idp.oauth.errors import InvalidScopeError
+from idp.oauth.params import Params, parse_scope
 
 GRANT_TYPE = "client_credentials"
 

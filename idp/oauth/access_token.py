@@ -1,4 +1,6 @@
-"""JWT access tokens (RFC 9068) and the audience rule of DESIGN.md."""
+"""idp's JWT access tokens (RFC 9068): their audience (the rule of DESIGN.md), scope, lifetime and
+claims when issued, and their verification, as /userinfo does: locally, against the keyring's
+published keys, with an explicit list of algorithms, then every claim checked (§4)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
 from idp.db.clients import Client
 from idp.oauth.errors import InvalidScopeError, InvalidTargetError
+from idp.settings import SIGNING_ALGS
 
 # Scopes that only make sense with a signed-in user.
 USER_SCOPES = frozenset({"openid", "profile", "email", "offline_access", "roles"})
@@ -83,4 +90,55 @@ def access_token_claims(
         claims["scope"] = " ".join(scopes)
     if extra:
         claims.update(extra)
+    return claims
+
+
+# What a verifier accepts as typ (RFC 9068 §4: the media type, with or without "application/").
+ACCESS_TOKEN_TYPES = (ACCESS_TOKEN_TYPE, "application/at+jwt")
+
+
+class InvalidTokenError(Exception):
+    """RFC 6750 §3.1 invalid_token; the message is safe to show."""
+
+
+def verify_access_token(
+    token: str,
+    keys: KeySet,
+    *,
+    issuer: str,
+    now: datetime,
+    skew: timedelta,
+    audience: str | None,
+) -> dict[str, Any]:
+    """The claims of one of idp's own live access tokens. ``audience`` must be among its
+    ``aud`` when given (/userinfo names itself, the issuer); None accepts any audience, for
+    /introspect and /revoke, which answer about tokens meant for other servers (RFC 7662 §1,
+    RFC 7009 §2)."""
+    try:
+        decoded = jwt.decode(token, keys, algorithms=list(SIGNING_ALGS))
+    except (JoseError, ValueError, TypeError, KeyError):
+        raise InvalidTokenError(
+            "the access token is malformed or its signature is invalid"
+        ) from None
+    # RFC 9068 §4: typ must say access token, so an ID token cannot be used as one.
+    if decoded.header.get("typ") not in ACCESS_TOKEN_TYPES:
+        raise InvalidTokenError("not an access token")
+    claims = decoded.claims
+    leeway = skew.total_seconds()
+    moment = now.timestamp()
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if claims.get("iss") != issuer:
+        raise InvalidTokenError("the token was issued by another issuer")
+    if not isinstance(exp, int) or exp + leeway < moment:
+        raise InvalidTokenError("the access token expired")
+    if not isinstance(iat, int) or iat - leeway > moment:
+        raise InvalidTokenError("the access token is not valid yet")
+    aud = claims.get("aud")
+    audiences = aud if isinstance(aud, list) else [aud]
+    if not audiences or not all(isinstance(item, str) for item in audiences):
+        raise InvalidTokenError("the access token has no audience")
+    if audience is not None and audience not in audiences:
+        raise InvalidTokenError("the access token is not meant for this server")
+    if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str):
+        raise InvalidTokenError("the access token lacks sub or jti")
     return claims
