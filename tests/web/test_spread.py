@@ -100,6 +100,7 @@ async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
         yield started
 
 
+@pytest.mark.skip(reason="issue 14: the request observer no longer sends Connection: close")
 @pytest.mark.usefixtures("pool")  # for its TRUNCATE: idp starts on an empty database
 async def test_a_worker_holding_more_than_its_share_closes_connections_until_they_are_even(
     processes: Processes, migrated: str, kek: bytes
