@@ -18,12 +18,10 @@ INSERT INTO refresh_families (id, client_id, user_id, sid, scopes, audience, aut
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::timestamptz, $9, $10, $11, $8,
     LEAST($8 + $12::interval, $9), $8)
 """
-# The whole rotation is one UPDATE of the family's row, found by the handle, where the refresh
-# rule holds (idp.db.refresh_rule). Of concurrent uses of one token exactly one matches; the
-# others wait on the row lock, then find the token replaced. It changes no indexed column, so it
-# is a HOT update. The access token issued beside the new token gets the jti of the new
-# generation. Every condition here costs on every refresh, so the jti window moves on in a
-# statement of its own (ROLL_JTI_WINDOW), once an access-token lifetime.
+# One UPDATE of the family's row, found by its handle, where the refresh rule holds
+# (idp.db.refresh_rule): of concurrent uses of one token exactly one matches, the others find it
+# replaced once the row lock is free. It changes no indexed column, so it is a HOT update. Each
+# condition costs on every refresh, so the jti window moves on in a statement of its own.
 _ROTATE = """
 UPDATE refresh_families f SET
     previous_hash = f.token_hash,
@@ -46,6 +44,8 @@ UPDATE refresh_families SET
     jti_older_from = jti_window_from, jti_window_from = $3, jti_window_at = $4
 WHERE id = $1 AND jti_window_at = $2
 """
+# A presented token's family, for the grant's diagnosis, /revoke and /introspect (which also
+# asks whether its user is disabled).
 SELECT_FAMILY = """
 SELECT f.id, f.client_id, f.user_id, f.scopes, f.audience, f.created_at, f.expires_at,
     f.revoked_at, f.token_hash, f.previous_hash, f.token_issued_at, f.idle_expires_at,
