@@ -23,11 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from idp.logs import REQUEST_ID, REQUEST_LINES
 from idp.metrics import TALLY
 from idp.tasks import cancel
-from idp.web.spread import spread
 
 REQUEST_ID_HEADER = b"x-request-id"
-# A worker holding more than its share of connections closes this one (idp.web.spread).
-CONNECTION_CLOSE = (b"connection", b"close")
 # An id set by a proxy in front is kept if it is plain; anything else is replaced.
 _ACCEPTABLE_ID = re.compile(rb"[A-Za-z0-9._-]{8,64}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -99,12 +96,8 @@ class Front:
 
 
 def _add_own_headers(headers: list[tuple[bytes, bytes]], request_id: bytes) -> None:
-    """What every response gets here: its request id, and ``Connection: close`` when this worker
-    holds more than its share of connections (idp.web.spread)."""
+    """What every response gets here: its request id."""
     headers.append((REQUEST_ID_HEADER, request_id))
-    spreading = spread()
-    if spreading is not None and spreading.should_close():
-        headers.append(CONNECTION_CLOSE)
 
 
 def _incoming_id(scope: Scope) -> str | None:
