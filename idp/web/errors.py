@@ -2,17 +2,17 @@
 
 ::
 
-    exception                                  answer
-    AuthorizePageError                         400 page (the redirect URI is not trusted)
-    AuthorizeRedirectError                     303 to the client: error, state, iss
-    TemporarilyUnavailableError                503 temporarily_unavailable, Retry-After
-    ├─ DatabaseUnavailableError                   (idp.db.pool: no connection in time)
-    ├─ asyncpg.PostgresConnectionError            (the connection broke)
-    ├─ asyncpg.InterfaceError                     (the connection or pool is closed)
-    └─ KeyringStaleError                          (signing keys not reloaded for too long)
-    OAuthError                                 its status, RFC 6749 §5.2 JSON
-    HTTPException                              404 not_found, 405 method_not_allowed (+ Allow)
-    anything else                              500 server_error, logged
+    exception                          answer
+    AuthorizePageError                 400 page (the redirect URI is not trusted)
+    AuthorizeRedirectError             303 to the client: error, state, iss
+    DatabaseUnavailableError           503 temporarily_unavailable, Retry-After: no database
+    asyncpg.PostgresConnectionError      connection in time (idp.db.pool), or it broke, or
+    asyncpg.InterfaceError               the pool is closed;
+    KeyringStaleError                    signing keys not reloaded for too long;
+    TemporarilyUnavailableError          raised as such
+    OAuthError                         its status, RFC 6749 §5.2 JSON
+    HTTPException                      404 not_found, 405 method_not_allowed (+ Allow)
+    anything else, OSError included    500 server_error, logged
 
 A browser (its ``Accept`` prefers ``text/html``) gets a readable page with the security headers;
 any other client gets JSON shaped like RFC 6749 §5.2 (``error``, ``error_description``).

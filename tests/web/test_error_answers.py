@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from idp.db.pool import DatabaseUnavailableError
 from idp.keys.keyring import KeyringStaleError
+from idp.oauth.errors import InvalidRequestError, TemporarilyUnavailableError
 from idp.web.errors import EXCEPTION_HANDLERS
 from tests.conftest import InstanceFactory
 from tests.factories import assert_oauth_error, assert_security_headers
@@ -93,6 +94,7 @@ UNAVAILABLE = [
     asyncpg.PostgresConnectionError("the server went away"),
     asyncpg.InterfaceError("the pool is closed"),
     KeyringStaleError("signing keys not reloaded for too long"),
+    TemporarilyUnavailableError("try again shortly"),
 ]
 NOT_UNAVAILABLE = [
     OSError("no space left on device"),
@@ -132,3 +134,14 @@ async def test_any_other_failure_is_a_500_even_an_oserror(
     assert_oauth_error(response, 500, "server_error")
     assert "retry-after" not in response.headers
     assert "unhandled error on POST /token" in caplog.text
+    page = await answer(exc, CHROMIUM)
+    assert page.status_code == 500
+    assert page.headers["content-type"].startswith("text/html")
+    assert_security_headers(page)
+
+
+async def test_an_oauth_error_no_endpoint_answered_is_spec_json_not_a_500() -> None:
+    response = await answer(InvalidRequestError("the request body is too large"))
+    assert_oauth_error(response, 400, "invalid_request")
+    assert response.json()["error_description"] == "the request body is too large"
+    assert response.headers["cache-control"] == "no-store"
