@@ -8,9 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -29,9 +27,9 @@ from idp.oauth.discovery import provider_metadata
 from idp.oauth.user_cache import UserCache
 from idp.passwords import Passwords
 from idp.settings import Settings
-from idp.web.direct import ExceptionHandler, direct_app
+from idp.web.direct import direct_app
 from idp.web.discovery import discovery_answer
-from idp.web.errors import database_unavailable, http_exception, server_error
+from idp.web.errors import EXCEPTION_HANDLERS
 from idp.web.jwks import jwks_answer
 from idp.web.observe import Front, HotAnswer, flushing
 from idp.web.router import StaticPathRouter
@@ -46,15 +44,6 @@ HOT: dict[tuple[str, str], HotAnswer] = {
     **{(path, "GET"): discovery_answer for path in DISCOVERY_PATHS},
 }
 
-
-EXCEPTION_HANDLERS: dict[Any, ExceptionHandler] = {
-    HTTPException: http_exception,
-    # The database went away (connection refused, timeout, closed pool): 503, not 500.
-    OSError: database_unavailable,
-    asyncpg.PostgresConnectionError: database_unavailable,
-    asyncpg.InterfaceError: database_unavailable,
-    Exception: server_error,
-}
 # The hot API endpoints Front calls past Starlette's middleware and router (idp.web.direct).
 DIRECT = frozenset(
     {

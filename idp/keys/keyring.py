@@ -56,7 +56,8 @@ class KeyringStaleError(RuntimeError):
 
     Key retirement allows a process to go on signing with a demoted key for one
     ``key_check_interval`` at most (``lifecycle.retire_at``); a process that could not reload
-    for longer might sign with a key about to leave the JWKS, or with a revoked one.
+    for longer might sign with a key about to leave the JWKS, or with a revoked one. Answered
+    503 temporarily_unavailable (idp.web.errors).
     """
 
 

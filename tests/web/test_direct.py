@@ -14,14 +14,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from idp.app import DIRECT, EXCEPTION_HANDLERS, create_app
+from idp.app import DIRECT, create_app
+from idp.db.pool import DatabaseUnavailableError
 from idp.runtime import resolve
 from idp.settings import Settings
 from idp.web.direct import direct_app
+from idp.web.errors import EXCEPTION_HANDLERS
 from idp.web.observe import Front
 
 FAILURES = [
-    (OSError("connection refused"), 503),
+    (DatabaseUnavailableError("connection refused"), 503),
+    (OSError("no space left on device"), 500),
     (asyncpg.PostgresConnectionError("the server went away"), 503),
     (asyncpg.InterfaceError("the pool is closed"), 503),
     (HTTPException(404, "no such thing"), 404),
