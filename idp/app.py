@@ -6,13 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
-import asyncpg
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.types import ExceptionHandler
 
 from idp.clock import Clock, SystemClock
 from idp.db.listener import Listener
@@ -29,21 +25,12 @@ from idp.oauth.discovery import provider_metadata
 from idp.oauth.user_cache import UserCache
 from idp.passwords import Passwords
 from idp.settings import Settings
-from idp.web.errors import database_unavailable, http_exception, server_error
+from idp.web.errors import EXCEPTION_HANDLERS
 from idp.web.observe import RequestObserver, flushing
 from idp.web.router import StaticPathRouter
 from idp.web.routes import demo_routes, routes
 from idp.web.security import Cookies
 from idp.web.state import AppState
-
-EXCEPTION_HANDLERS: dict[Any, ExceptionHandler] = {
-    HTTPException: http_exception,
-    # The database went away (connection refused, timeout, closed pool): 503, not 500.
-    OSError: database_unavailable,
-    asyncpg.PostgresConnectionError: database_unavailable,
-    asyncpg.InterfaceError: database_unavailable,
-    Exception: server_error,
-}
 
 
 def create_app(

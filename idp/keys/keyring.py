@@ -2,8 +2,9 @@
 
 Signing, the JWKS and discovery read only this. It is reloaded when any process announces a
 key change (``NOTIFY idp_keys``, on a dedicated LISTEN connection that reconnects by itself)
-and, as a safety net, every ``key_check_interval``. A failed reload keeps the last good keys,
-so the JWKS keeps answering while PostgreSQL is away.
+and, as a safety net, every half ``key_check_interval``. A failed reload keeps the last good
+keys, so the JWKS keeps answering while PostgreSQL is away; signing stops once a whole
+``key_check_interval`` has passed without a reload (``KeyringStaleError``).
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ class KeyringStaleError(RuntimeError):
 
     Key retirement allows a process to go on signing with a demoted key for one
     ``key_check_interval`` at most (``lifecycle.retire_at``); a process that could not reload
-    for longer might sign with a key about to leave the JWKS, or with a revoked one.
+    for longer might sign with a key about to leave the JWKS, or with a revoked one. Answered
+    503 temporarily_unavailable (idp.web.errors).
     """
 
 
@@ -203,7 +205,7 @@ class Keyring:
         return Subscription(CHANNEL, lambda payload: self._wake.set(), self._wake.set)
 
     async def start(self, pool: asyncpg.Pool) -> None:
-        """Load now, then reload when woken and, as a safety net, every key_check_interval."""
+        """Load now, then reload when woken and, as a safety net, every half key_check_interval."""
         await self.load(pool)
         self._task = asyncio.create_task(self._reload_loop(pool), name="keyring-reload")
 

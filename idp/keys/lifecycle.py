@@ -12,7 +12,9 @@ in one transaction). Invariants they keep:
 * exactly one key is active, and a next key is always published as pending, so a forced
   revocation switches to a key verifiers already hold;
 * on schedule, a key signs only after it has been published for ``key_prepublish``
-  (``Settings`` guarantees that outlasts a JWKS cached for ``jwks_max_age`` plus clock skew);
+  (``Settings`` guarantees that outlasts ``min_publication``: a JWKS cached for ``jwks_max_age``,
+  plus clock skew, plus one ``key_check_interval`` in which a process that missed the NOTIFY
+  serves its old JWKS);
 * a key leaves the JWKS only when every token it signed has expired (``retire_at``).
 """
 
@@ -86,7 +88,8 @@ def retire_at(key: KeyRecord, settings: Settings) -> datetime:
     """When a retiring key may leave the JWKS.
 
     Every token it signed has expired by then: it signed until ``last_signed_at`` (plus, at
-    most, one safety-net reload interval in a process that missed the NOTIFY), tokens live at
+    most, one ``key_check_interval`` in a process that missed the NOTIFY: its keyring reloads
+    every half interval and stops signing after a whole one without a reload), tokens live at
     most ``longest_token_ttl``, and verifiers allow ``clock_skew``.
     """
     assert key.last_signed_at is not None

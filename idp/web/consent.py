@@ -6,12 +6,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from idp.db import audit, consents, users
+from idp.oauth.authorize import AuthorizeRedirectError
 from idp.oauth.code_flow import SignedIn, scope_texts
-from idp.oauth.errors import OAuthError
+from idp.oauth.errors import AccessDeniedError, OAuthError
 from idp.web.authorize import (
     EXPIRED,
     Pending,
-    error_redirect,
     proceed,
     redirect,
     resume,
@@ -87,5 +87,5 @@ async def submit_consent(request: Request[AppState]) -> Response:
             details={"client_id": auth.client.client_id, "scopes": auth.scopes},
         )
     if not allowed:
-        return error_redirect(auth, state["settings"].issuer, "access_denied", "the user denied")
+        raise AuthorizeRedirectError(AccessDeniedError("the user denied"), auth)
     return await proceed(request, auth, who, pending=pending)
