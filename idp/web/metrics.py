@@ -6,12 +6,12 @@ from __future__ import annotations
 import hmac
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from idp.metrics import CONTENT_TYPE, TALLY
+from idp.oauth.errors import InvalidTokenError
+from idp.web.errors import NO_STORE, bearer_error
 from idp.web.state import AppState
-
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 async def metrics(request: Request[AppState]) -> Response:
@@ -26,14 +26,10 @@ async def metrics(request: Request[AppState]) -> Response:
 
 
 def _refusal(authorization: str | None, token: str) -> Response | None:
-    """RFC 6750 §3: a 401 with a Bearer challenge unless ``Authorization: Bearer <token>``;
-    the challenge carries no error code when no Bearer token was sent (§3.1)."""
+    """RFC 6750 §3: a 401 with a Bearer challenge unless ``Authorization: Bearer <token>``."""
     scheme, _, presented = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
-        challenge, body = 'Bearer realm="idp-metrics"', {"error": "invalid_request"}
-    elif hmac.compare_digest(presented.strip().encode("latin-1"), token.encode()):
+        return bearer_error(None)  # §3.1: no error code when no Bearer token was sent
+    if hmac.compare_digest(presented.strip().encode("latin-1"), token.encode()):
         return None
-    else:
-        challenge = 'Bearer realm="idp-metrics", error="invalid_token"'
-        body = {"error": "invalid_token"}
-    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge, **NO_STORE})
+    return bearer_error(InvalidTokenError("not the metrics token"))
