@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 
 from idp.db.pool import DatabaseUnavailableError
 from idp.keys.keyring import KeyringStaleError
+from idp.logs import REQUEST_ID
 from idp.oauth.authorize import AuthorizePageError, AuthorizeRedirectError
 from idp.oauth.code_flow import redirect_to_client
 from idp.oauth.errors import (
@@ -211,10 +212,14 @@ async def http_exception(request: Request[Any], exc: Exception) -> Response:
 
 
 async def server_error(request: Request[Any], exc: Exception) -> Response:
+    """Starlette's ServerErrorMiddleware answers this outside every declared middleware, so the
+    request observer cannot add the request id: it is added here (the id is still set)."""
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     page = ("Something went wrong", "idp could not handle the request. Try again later.")
     description = "The server could not handle the request."
-    return _page_or_json(request, 500, ServerError.error, page, description)
+    request_id = REQUEST_ID.get()
+    headers = {} if request_id is None else {"X-Request-Id": request_id}
+    return _page_or_json(request, 500, ServerError.error, page, description, headers)
 
 
 # Looked up by the exception's class, nearest first (Starlette); Exception answers the rest.

@@ -10,6 +10,7 @@ import asyncpg
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -18,6 +19,7 @@ from idp.db.pool import DatabaseUnavailableError
 from idp.keys.keyring import KeyringStaleError
 from idp.oauth.errors import InvalidRequestError, TemporarilyUnavailableError
 from idp.web.errors import EXCEPTION_HANDLERS
+from idp.web.observe import RequestObserver
 from tests.conftest import InstanceFactory
 from tests.factories import assert_oauth_error, assert_security_headers
 
@@ -145,3 +147,19 @@ async def test_an_oauth_error_no_endpoint_answered_is_spec_json_not_a_500() -> N
     assert_oauth_error(response, 400, "invalid_request")
     assert response.json()["error_description"] == "the request body is too large"
     assert response.headers["cache-control"] == "no-store"
+
+
+async def test_a_500_carries_the_request_id_the_observer_gave_the_request() -> None:
+    """ServerErrorMiddleware answers outside the request observer; the id must still be there,
+    the same one the request's log lines carry."""
+    routes = [Route("/token", raising(RuntimeError("a bug")), methods=["POST"])]
+    app = Starlette(
+        routes=routes,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(RequestObserver, routes=routes)],
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://idp.test") as http:
+        response = await http.post("/token", headers={"X-Request-Id": "proxy-id-123"})
+    assert_oauth_error(response, 500, "server_error")
+    assert response.headers["x-request-id"] == "proxy-id-123"
