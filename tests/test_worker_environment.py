@@ -1,7 +1,7 @@
-"""``idp serve --workers N`` keeps the key-encryption key, the database URL and the metrics token
-out of its workers' environment (``idp.server``): read from ``/proc/<pid>/environ``, no process it starts
-holds either, though this deployment passes both to ``idp serve`` in its environment; and the
-workers, which get their settings another way, sign tokens."""
+"""``idp serve --workers N`` keeps the key-encryption key, the database URL and the metrics
+token out of its workers' environment (``idp.server``): read from ``/proc/<pid>/environ``, no
+process it starts holds any of them, though this deployment passes them to ``idp serve`` in its
+environment; and the workers, which get their settings another way, sign tokens."""
 
 from __future__ import annotations
 
