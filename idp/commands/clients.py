@@ -8,9 +8,10 @@ from typing import Any
 
 import asyncpg
 
+from idp.audit_trail import audited
 from idp.clock import SystemClock
 from idp.commands.common import UserError, actor, iso, print_json, print_table, with_pool
-from idp.db import audit, clients
+from idp.db import clients
 from idp.oauth.registration import DEFAULT_SCOPES, RegistrationError, register
 from idp.settings import Settings, parse_duration
 
@@ -69,10 +70,10 @@ async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) 
         )
     except RegistrationError as exc:
         raise UserError(str(exc)) from None
-    async with pool.acquire() as connection, connection.transaction():
+    async with pool.acquire() as connection, audited(connection) as trail:
         client = await clients.insert(connection, client)
-        await audit.record(
-            connection, now=now, actor=actor(), action="client.created", subject=client.client_id
+        await trail.record(
+            now=now, actor=actor(), action="client.created", subject=client.client_id
         )
     if args.json:
         print_json({"client_id": client.client_id, "client_secret": secret, **_row(client)})
@@ -108,12 +109,10 @@ async def list_clients(args: argparse.Namespace, settings: Settings, pool: async
 
 async def disable(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
     now = SystemClock().now()
-    async with pool.acquire() as connection, connection.transaction():
+    async with pool.acquire() as connection, audited(connection) as trail:
         if not await clients.disable(connection, args.client_id):
             raise UserError(f"no client with client_id {args.client_id!r}")
-        await audit.record(
-            connection, now=now, actor=actor(), action="client.disabled", subject=args.client_id
-        )
+        await trail.record(now=now, actor=actor(), action="client.disabled", subject=args.client_id)
     return 0
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from idp.audit_trail import audited
 from idp.clock import SystemClock
 from idp.commands.common import (
     UserError,
@@ -20,7 +21,7 @@ from idp.commands.common import (
     with_pool,
 )
 from idp.commands.sessions import revoke_user
-from idp.db import audit, users
+from idp.db import users
 from idp.passwords import Passwords
 from idp.settings import Settings
 
@@ -49,7 +50,7 @@ async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) 
     password = read_password(sys.stdin)
     hashed = Passwords(settings.argon2_profile).hash_sync(password)
     now = SystemClock().now()
-    async with pool.acquire() as connection, connection.transaction():
+    async with pool.acquire() as connection, audited(connection) as trail:
         try:
             user = await users.insert(
                 connection,
@@ -61,9 +62,7 @@ async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) 
             )
         except users.EmailTakenError:
             raise UserError(f"a user with email {args.email} exists already") from None
-        await audit.record(
-            connection, now=now, actor=actor(), action="user.created", subject=str(user.id)
-        )
+        await trail.record(now=now, actor=actor(), action="user.created", subject=str(user.id))
     print(user.id)
     return 0
 
@@ -86,20 +85,19 @@ async def list_users(args: argparse.Namespace, settings: Settings, pool: asyncpg
 def _set_disabled(disabled: bool) -> Any:
     async def command(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
         now = SystemClock().now()
-        async with pool.acquire() as connection, connection.transaction():
+        async with pool.acquire() as connection, audited(connection) as trail:
             user = await users.by_email(connection, args.email)
             if user is None:
                 raise UserError(f"no user with email {args.email}")
             action = "user.disabled" if disabled else "user.enabled"
-            await audit.record(
-                connection, now=now, actor=actor(), action=action, subject=str(user.id)
-            )
+            await trail.record(now=now, actor=actor(), action=action, subject=str(user.id))
             if disabled:
                 # Cut off what they hold, in the same transaction, before the flag: setting it
                 # revokes the refresh families (migration 0011) but cannot deny-list their
                 # access tokens, which this does.
                 await revoke_user(
                     connection,
+                    trail,
                     user.id,
                     settings=settings,
                     now=now,
@@ -121,13 +119,12 @@ async def set_password(args: argparse.Namespace, settings: Settings, pool: async
         raise UserError(f"no user with email {args.email}")
     hashed = Passwords(settings.argon2_profile).hash_sync(read_password(sys.stdin))
     now = SystemClock().now()
-    async with pool.acquire() as connection, connection.transaction():
+    async with pool.acquire() as connection, audited(connection) as trail:
         await users.set_password_hash(connection, user.id, hashed, now)
-        await audit.record(
-            connection, now=now, actor=actor(), action="user.password_set", subject=str(user.id)
-        )
+        await trail.record(now=now, actor=actor(), action="user.password_set", subject=str(user.id))
         revoked = await revoke_user(
             connection,
+            trail,
             user.id,
             settings=settings,
             now=now,
@@ -140,14 +137,13 @@ async def set_password(args: argparse.Namespace, settings: Settings, pool: async
 
 async def roles(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
     now = SystemClock().now()
-    async with pool.acquire() as connection, connection.transaction():
+    async with pool.acquire() as connection, audited(connection) as trail:
         user = await users.change_roles(
             connection, args.email, _roles(args.add), _roles(args.remove), now
         )
         if user is None:
             raise UserError(f"no user with email {args.email}")
-        await audit.record(
-            connection,
+        await trail.record(
             now=now,
             actor=actor(),
             action="user.roles_changed",

@@ -30,8 +30,9 @@ from idp.clock import Clock
 from idp.db import signing_keys
 from idp.db.listener import Subscription
 from idp.db.pool import Executor
+from idp.db.signing_keys import KeyRecord
 from idp.keys import crypto
-from idp.keys.lifecycle import KeyRecord, next_change
+from idp.keys.lifecycle import next_change
 from idp.settings import Settings, SigningAlg
 from idp.tasks import cancel, woken
 
@@ -157,6 +158,13 @@ class Keyring:
         if self._monotonic() - self._loaded_at > self._max_staleness:
             raise KeyringStaleError("signing keys not reloaded for too long; database down?")
         return self.snapshot.signer.sign(claims, typ)
+
+    def key_times(self) -> tuple[datetime, datetime] | None:
+        """When the signing key became active and when the key set next changes on schedule
+        (the key gauges of idp.metrics); None before the first load."""
+        if self._snapshot is None:
+            return None
+        return self._snapshot.signer.activated_at, self._snapshot.next_change_at
 
     def verification_keys(self) -> KeySet:
         return self.snapshot.verification_keys

@@ -23,25 +23,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from idp.db.signing_keys import PUBLISHED_STATES, KeyRecord
 from idp.settings import Settings, SigningAlg
 
-KeyState = Literal["pending", "active", "retiring", "retired", "revoked"]
-PUBLISHED_STATES: tuple[KeyState, ...] = ("pending", "active", "retiring")
 # Manual rotations are spaced so that verifiers that re-fetch the JWKS on an unknown kid never
 # hit their own rate limit (jwks-rsa: 10 fetches a minute).
 MIN_MANUAL_ROTATION_SPACING = timedelta(minutes=1)
-
-
-@dataclass(frozen=True)
-class KeyRecord:
-    """What the lifecycle needs to know of a signing key (no key material)."""
-
-    kid: str
-    alg: SigningAlg
-    state: KeyState
-    created_at: datetime
-    activated_at: datetime | None = None
-    last_signed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,15 @@ from datetime import datetime
 
 import asyncpg
 
+from idp.audit_trail import AuditTrail, audited
 from idp.clock import Clock
-from idp.db import audit, signing_keys
+from idp.db import signing_keys
 from idp.db.pool import Connection
+from idp.db.signing_keys import KeyRecord
 from idp.keys import crypto
 from idp.keys.lifecycle import (
     CreateKey,
     Demote,
-    KeyRecord,
     Promote,
     Retire,
     Revoke,
@@ -77,19 +78,26 @@ class KeyManager:
         )
 
     async def _change(self, plan: Plan, actor: str) -> list[Applied]:
-        async with self._pool.acquire() as connection, connection.transaction():
+        async with self._pool.acquire() as connection, audited(connection) as trail:
             await connection.execute("SELECT pg_advisory_xact_lock($1)", KEYS_LOCK_ID)
             now = self._clock.now()
             listings = await signing_keys.fetch_all(connection)
             self._check_kek(listings)
             transitions = plan([listing.record for listing in listings], now)
-            applied = [await self._apply(connection, item, now, actor) for item in transitions]
+            applied = [
+                await self._apply(connection, trail, item, now, actor) for item in transitions
+            ]
             if applied:
                 await connection.execute(signing_keys.NOTIFY, "changed")
         return applied
 
     async def _apply(
-        self, connection: Connection, transition: Transition, now: datetime, actor: str
+        self,
+        connection: Connection,
+        trail: AuditTrail,
+        transition: Transition,
+        now: datetime,
+        actor: str,
     ) -> Applied:
         match transition:
             case CreateKey(alg=alg, state=state):
@@ -116,8 +124,7 @@ class KeyManager:
             case Revoke(kid=kid, reason=reason):
                 await self._update(connection, signing_keys.REVOKE, kid, now, reason)
                 action, details = "key.revoked", {}
-        await audit.record(
-            connection,
+        await trail.record(
             now=now,
             actor=actor,
             action=action,

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from idp.db.signing_keys import KeyRecord
 from idp.keys.lifecycle import (
     CreateKey,
     Demote,
     KeyLifecycleError,
-    KeyRecord,
     Promote,
     Retire,
     Revoke,

@@ -21,7 +21,8 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from idp.db import audit, refresh_tokens
+from idp.audit_trail import audited
+from idp.db import refresh_tokens
 from idp.db.clients import Client
 from idp.db.pool import Connection
 from idp.keys.crypto import purpose_key
@@ -143,13 +144,12 @@ async def _not_rotated(
         # Not a token the family has had yet (its current one is checked by digest above).
         return InvalidGrantError("the refresh token is invalid")
     deny_until = now + settings.deny_list_horizon
-    async with connection.transaction():
+    async with audited(connection) as trail:
         denied = await refresh_tokens.revoke_family(
             connection, family.id, "refresh token reuse", now, deny_until
         )
         context.deny_list.add(denied)
-        await audit.record(
-            connection,
+        await trail.record(
             now=now,
             actor=f"client:{client.client_id}",
             action="refresh.reuse_detected",
