@@ -19,6 +19,8 @@ SigningAlg = Literal["RS256", "PS256", "ES256", "EdDSA"]
 SIGNING_ALGS: tuple[SigningAlg, ...] = get_args(SigningAlg)
 Argon2Profile = Literal["rfc9106-low-memory", "test"]
 ARGON2_PROFILES: tuple[Argon2Profile, ...] = get_args(Argon2Profile)
+LogFormatSetting = Literal["auto", "json", "text"]
+LOG_FORMATS: tuple[LogFormatSetting, ...] = get_args(LogFormatSetting)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -85,6 +87,8 @@ class Settings:
     # body may not pause longer (idp.web.head_limits).
     head_timeout: timedelta = timedelta(seconds=10)
     demo: bool = False  # idp serve --demo: the /demo/callback page exists
+    # auto: readable text when stdout is a terminal, else JSON (idp.logs.choose_format).
+    log_format: LogFormatSetting = "auto"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -169,6 +173,11 @@ class Settings:
             raise SettingsError(
                 "IDP_ARGON2_PROFILE", f"{profile!r} is not one of {', '.join(ARGON2_PROFILES)}"
             )
+        log_format = environ.get("IDP_LOG_FORMAT") or "auto"
+        if log_format not in LOG_FORMATS:
+            raise SettingsError(
+                "IDP_LOG_FORMAT", f"{log_format!r} is not one of {', '.join(LOG_FORMATS)}"
+            )
         kek_text = environ.get("IDP_KEY_ENCRYPTION_KEY") or None
         alg = environ.get("IDP_SIGNING_ALG") or "RS256"
         if alg not in SIGNING_ALGS:
@@ -212,6 +221,7 @@ class Settings:
             argon2_profile=profile,
             trusted_proxies=trusted_proxies,
             head_timeout=duration("IDP_HEAD_TIMEOUT", default_of("head_timeout")),
+            log_format=log_format,
         )
 
 

@@ -149,3 +149,22 @@ async def test_scripts_serve_from_a_fresh_clone_serves_discovery_and_jwks(
     ]
     assert request_lines, "one JSON line a request"
     assert all(line["request_id"] for line in request_lines)
+    assert_banner_comes_after_the_start_up_lines(log.read_text())
+
+
+def assert_banner_comes_after_the_start_up_lines(output: str) -> None:
+    """Not a terminal: JSON log lines. What a newcomer needs is printed once, after every line
+    of the start-up (idp's own; third-party chatter is not printed at all), not lost among
+    them."""
+    lines = output.splitlines()
+    banner = [i for i, line in enumerate(lines) if line.startswith("idp: ")]
+    assert banner == list(range(banner[0], banner[0] + 4)), "the four banner lines, together"
+    assert "sign in at" in lines[banner[-1]]
+    chatter = [
+        line
+        for line in json_lines(output)
+        if not line["logger"].startswith("idp.") and line["level"] in ("debug", "info")
+    ]
+    assert chatter == []
+    after = json_lines("\n".join(lines[banner[-1] + 1 :]))
+    assert all(line["logger"] == "idp.request" or line["actor"] != "startup" for line in after)

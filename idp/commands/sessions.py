@@ -64,12 +64,20 @@ async def revoke(args: argparse.Namespace, settings: Settings, pool: asyncpg.Poo
 
 
 def add_parsers(commands: Any) -> None:
-    group = commands.add_parser("sessions", help="sign-in sessions").add_subparsers(
-        dest="sessions", required=True
+    group = commands.add_parser("sessions", help="sign-in sessions: revoke").add_subparsers(
+        dest="sessions", required=True, metavar="COMMAND"
     )
-    revoking = group.add_parser("revoke", help="end every session and refresh token of a user, now")
-    revoking.add_argument("--user", required=True, metavar="EMAIL", help="whose sessions")
+    revoking = group.add_parser(
+        "revoke",
+        help="end every session and refresh token of a user, now",
+        description="End every sign-in session of a user, revoke their refresh tokens and "
+        "deny-list the access tokens issued from them (a stolen laptop, a departure).",
+    )
+    revoking.add_argument("--user", required=True, metavar="EMAIL", help="whose (required)")
     revoking.add_argument(
-        "--reason", default="sessions revoked by an operator", help="kept in the audit log"
+        "--reason",
+        default="sessions revoked by an operator",
+        metavar="TEXT",
+        help="kept in the audit log (default: %(default)s)",
     )
     revoking.set_defaults(run=with_pool(revoke))

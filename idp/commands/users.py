@@ -155,23 +155,42 @@ async def roles(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool
 
 
 def add_parsers(commands: Any) -> None:
-    group = commands.add_parser("users", help="people who sign in").add_subparsers(
-        dest="users", required=True
+    group = commands.add_parser(
+        "users", help="people who sign in: add, list, disable, enable, set-password, roles"
+    ).add_subparsers(dest="users", required=True, metavar="COMMAND")
+    adding = group.add_parser(
+        "add",
+        help="add a user; the password is read from stdin",
+        description="Add a user. The password is read from stdin (typed, hidden, on a "
+        "terminal), never from the command line, where other users and shell history see it.",
     )
-    adding = group.add_parser("add", help="add a user; the password is read from stdin")
-    adding.add_argument("email")
-    adding.add_argument("--name")
-    adding.add_argument("--role", action="append", default=[], help="repeat for several")
-    adding.add_argument("--password-stdin", action="store_true", required=True)
+    adding.add_argument("email", metavar="EMAIL", help="what the user signs in with")
+    adding.add_argument("--name", metavar="NAME", help="the name claim (default: none)")
+    adding.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        metavar="ROLE",
+        help="a role, issued in the roles claim; one word, repeat for several (default: none)",
+    )
+    adding.add_argument(
+        "--password-stdin",
+        action="store_true",
+        required=True,
+        help="read the password from stdin, at least 8 characters (required)",
+    )
     adding.set_defaults(run=with_pool(add))
 
     listing = group.add_parser("list", help="every user")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="one JSON array instead of a table")
     listing.set_defaults(run=with_pool(list_users))
 
-    for name, disabled in (("disable", True), ("enable", False)):
-        toggle = group.add_parser(name, help=f"{name} a user")
-        toggle.add_argument("email")
+    for name, disabled, what in (
+        ("disable", True, "the user can no longer sign in; their sessions and tokens end now"),
+        ("enable", False, "the user may sign in again"),
+    ):
+        toggle = group.add_parser(name, help=what)
+        toggle.add_argument("email", metavar="EMAIL", help="the user")
         toggle.set_defaults(run=with_pool(_set_disabled(disabled)))
 
     password = group.add_parser(
@@ -182,12 +201,23 @@ def add_parsers(commands: Any) -> None:
         "tokens issued from them, as 'idp sessions revoke' does: they sign in again with the "
         "new password.",
     )
-    password.add_argument("email")
-    password.add_argument("--password-stdin", action="store_true", required=True)
+    password.add_argument("email", metavar="EMAIL", help="the user")
+    password.add_argument(
+        "--password-stdin",
+        action="store_true",
+        required=True,
+        help="read the password from stdin, at least 8 characters (required)",
+    )
     password.set_defaults(run=with_pool(set_password))
 
-    role = group.add_parser("roles", help="add or remove roles (the roles claim)")
-    role.add_argument("email")
-    role.add_argument("--add", action="append", default=[])
-    role.add_argument("--remove", action="append", default=[])
+    role = group.add_parser(
+        "roles", help="add or remove roles (the roles claim); prints the user's roles"
+    )
+    role.add_argument("email", metavar="EMAIL", help="the user")
+    role.add_argument(
+        "--add", action="append", default=[], metavar="ROLE", help="repeat for several"
+    )
+    role.add_argument(
+        "--remove", action="append", default=[], metavar="ROLE", help="repeat for several"
+    )
     role.set_defaults(run=with_pool(roles))

@@ -70,8 +70,8 @@ class Signer:
     def sign(self, claims: dict[str, Any], typ: str) -> str:
         """The JWS compact serialization (RFC 7515 §7.1) of ``claims``, signed by joserfc's
         implementation of the key's algorithm. The protected header is the same for every token
-        of a typ, so it is encoded once; ``jwt.encode`` would check and encode it, and convert
-        the claims, on every call (~12 µs a token, measured).
+        of a typ, so it is encoded once, not checked and encoded again for every token as
+        ``jwt.encode`` would.
         Verifiers decode these with joserfc, PyJWT and Authlib in the tests."""
         signing_input = f"{_header_segment(self.alg, self.kid, typ)}.{_segment(claims)}"
         signature = _algorithm(self.alg).sign(signing_input.encode("ascii"), self.key)

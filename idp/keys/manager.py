@@ -22,6 +22,7 @@ from idp.db.pool import Connection
 from idp.db.signing_keys import KeyRecord
 from idp.keys import crypto
 from idp.keys.lifecycle import (
+    FORCED_ROTATION,
     CreateKey,
     Demote,
     Promote,
@@ -46,6 +47,12 @@ class Applied:
     kid: str
 
 
+@dataclass(frozen=True)
+class Rotation:
+    kid: str  # the key that signs from now
+    forced: bool  # made although lifecycle.rotation_refusal had a reason to wait
+
+
 class KeyManager:
     def __init__(self, pool: asyncpg.Pool, settings: Settings, clock: Clock) -> None:
         if settings.key_encryption_key is None:
@@ -59,17 +66,19 @@ class KeyManager:
         """The scheduled transitions due now (none most of the time)."""
         return await self._change(lambda keys, now: tick(keys, now, self._settings), actor)
 
-    async def rotate(self, actor: str) -> str:
-        """A new key signs from now; returns its kid."""
+    async def rotate(self, actor: str, *, force: bool = False) -> Rotation:
+        """A new key signs from now; raises KeyLifecycleError if that is not safe yet, unless
+        ``force`` (lifecycle.plan_rotation)."""
         applied = await self._change(
-            lambda keys, now: plan_rotation(keys, now, self._settings), actor
+            lambda keys, now: plan_rotation(keys, now, self._settings, force=force), actor
         )
-        return next(
-            item.kid
+        signer = next(
+            item
             for item in applied
             if isinstance(item.transition, Promote)
             or (isinstance(item.transition, CreateKey) and item.transition.state == "active")
         )
+        return Rotation(signer.kid, forced=signer.transition.reason == FORCED_ROTATION)
 
     async def revoke(self, kid: str | None, reason: str, actor: str) -> list[Applied]:
         """Revoke ``kid`` (every key when None); raises KeyLifecycleError for a bad kid."""
