@@ -104,3 +104,8 @@ def test_audit_rows_are_written_only_through_the_audit_trail() -> None:
         and {"idp.db.audit", "idp.db.audit.record"} & bindings(path)
     )
     assert not direct
+
+
+def test_metrics_know_nothing_of_the_layers_they_count() -> None:
+    """idp.metrics reads the keys through a small protocol (KeySchedule), not the Keyring."""
+    assert idp_modules(PACKAGE / "metrics.py") == set()
