@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from idp.terminal import printable
+
 LogFormat = Literal["json", "text"]
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -73,14 +75,6 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str, separators=(",", ":"))
-
-
-def printable(text: str) -> str:
-    """Control and bidi characters as escapes (``\\x1b``): a terminal must not obey what a
-    visitor typed into a field that reaches the log (an email on the login page)."""
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def _text_value(value: object) -> str:

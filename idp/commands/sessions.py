@@ -11,11 +11,12 @@ import asyncpg
 
 from idp.audit_trail import AuditTrail, audited
 from idp.clock import SystemClock
-from idp.commands.common import UserError, actor, printable, with_pool
+from idp.commands.common import UserError, actor, with_pool
 from idp.db import grants, users
 from idp.db.grants import RevokedGrants
 from idp.db.pool import Connection
 from idp.settings import Settings
+from idp.terminal import printable
 
 
 async def revoke_user(

@@ -16,7 +16,6 @@ from idp.commands.common import (
     iso,
     print_json,
     print_table,
-    printable,
     read_password,
     with_pool,
 )
@@ -24,6 +23,7 @@ from idp.commands.sessions import revoke_user
 from idp.db import users
 from idp.passwords import Passwords
 from idp.settings import Settings
+from idp.terminal import printable
 
 
 def _row(user: users.User) -> dict[str, Any]:
