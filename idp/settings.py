@@ -19,6 +19,8 @@ SigningAlg = Literal["RS256", "PS256", "ES256", "EdDSA"]
 SIGNING_ALGS: tuple[SigningAlg, ...] = get_args(SigningAlg)
 Argon2Profile = Literal["rfc9106-low-memory", "test"]
 ARGON2_PROFILES: tuple[Argon2Profile, ...] = get_args(Argon2Profile)
+LogFormatSetting = Literal["auto", "json", "text"]
+LOG_FORMATS: tuple[LogFormatSetting, ...] = get_args(LogFormatSetting)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # RFC 6750 §2.1's b64token: what may follow "Bearer " in an Authorization header.
@@ -89,6 +91,8 @@ class Settings:
     demo: bool = False  # idp serve --demo: the /demo/callback page exists
     # When set, /metrics answers only requests bearing it (idp.web.metrics); a secret.
     metrics_token: str | None = field(default=None, repr=False)
+    # auto: readable text when stdout is a terminal, else JSON (idp.logs.choose_format).
+    log_format: LogFormatSetting = "auto"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -178,6 +182,11 @@ class Settings:
             raise SettingsError(
                 "IDP_ARGON2_PROFILE", f"{profile!r} is not one of {', '.join(ARGON2_PROFILES)}"
             )
+        log_format = environ.get("IDP_LOG_FORMAT") or "auto"
+        if log_format not in LOG_FORMATS:
+            raise SettingsError(
+                "IDP_LOG_FORMAT", f"{log_format!r} is not one of {', '.join(LOG_FORMATS)}"
+            )
         kek_text = environ.get("IDP_KEY_ENCRYPTION_KEY") or None
         alg = environ.get("IDP_SIGNING_ALG") or "RS256"
         if alg not in SIGNING_ALGS:
@@ -222,6 +231,7 @@ class Settings:
             trusted_proxies=trusted_proxies,
             head_timeout=duration("IDP_HEAD_TIMEOUT", default_of("head_timeout")),
             metrics_token=environ.get("IDP_METRICS_TOKEN") or None,
+            log_format=log_format,
         )
 
 

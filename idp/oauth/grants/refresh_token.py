@@ -23,7 +23,8 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from idp.db import audit, refresh_rule, refresh_tokens
+from idp.audit_trail import audited
+from idp.db import refresh_rule, refresh_tokens
 from idp.db.clients import Client
 from idp.db.pool import Connection
 from idp.db.refresh_rule import Condition
@@ -214,13 +215,12 @@ async def _not_rotated(
             return retried
         # Sealed under another key-encryption key: no answer to give again, so a reuse.
     deny_until = now + settings.deny_list_horizon
-    async with connection.transaction():
+    async with audited(connection) as trail:
         denied = await refresh_tokens.revoke_family(
             connection, family.id, "refresh token reuse", now, deny_until
         )
         context.deny_list.add(denied)
-        await audit.record(
-            connection,
+        await trail.record(
             now=now,
             actor=f"client:{client.client_id}",
             action="refresh.reuse_detected",
