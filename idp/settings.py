@@ -101,8 +101,8 @@ class Settings:
     def min_publication(self) -> timedelta:
         """How long a key must be published before it may sign: a verifier may hold a JWKS
         fetched just before it appeared for ``jwks_max_age``, allows ``clock_skew``, and a
-        process that missed the change notification serves the old JWKS for up to one
-        ``key_check_interval`` (its safety-net reload)."""
+        process that missed the change notification serves the old JWKS until its safety-net
+        reload, which runs every half ``key_check_interval``: one whole interval is the margin."""
         return self.jwks_max_age + self.clock_skew + self.key_check_interval
 
     @property

@@ -1,6 +1,6 @@
-"""The user cache behind /userinfo and /introspect: a change to a user, however it is made,
-reaches every process by NOTIFY (a trigger), and without the LISTEN connection the database is
-read instead."""
+"""The user cache behind /userinfo, /introspect and refreshes: a change to a user, however it is
+made, reaches every process by NOTIFY (a trigger), and without the LISTEN connection the
+database is read instead."""
 
 from __future__ import annotations
 
