@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +20,9 @@ from idp.keys.lifecycle import CreateKey
 from idp.keys.manager import KeyManager
 from idp.settings import Settings
 from tests.factories import Completed, environ_without_idp, run_command
+from tests.helpers import IDP, assert_one_line_error, key_states
 
 ROOT = Path(__file__).resolve().parent.parent
-IDP = [sys.executable, "-m", "idp"]
 REVOKE_KEY = ["bash", str(ROOT / "scripts" / "revoke-key")]
 CONFIRMATION_PROMPT = "Type 'yes' to confirm"
 # A kid is a base64url thumbprint and starts with "-" one time in 64, which argparse would take
@@ -42,15 +41,6 @@ async def run(
     command: Sequence[str], env: dict[str, str], *, stdin: bytes | None = None
 ) -> Completed:
     return await run_command(command, env, stdin=stdin)
-
-
-def assert_one_line_error(result: Completed) -> str:
-    """Exit 1 with one readable line on stderr (no traceback); returns that line."""
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 @pytest.fixture
@@ -82,11 +72,6 @@ def revoke_command(request: pytest.FixtureRequest) -> list[str]:
     if request.param == "idp keys revoke":
         return [*IDP, "keys", "revoke"]
     return REVOKE_KEY
-
-
-async def key_states(pool: asyncpg.Pool) -> dict[str, str]:
-    rows = await pool.fetch("SELECT kid, state FROM signing_keys")
-    return {row["kid"]: row["state"] for row in rows}
 
 
 async def cli_audit_events(pool: asyncpg.Pool) -> list[tuple[str, str, str | None]]:

@@ -4,7 +4,6 @@ token, and the refresh family it started with every access token issued from tha
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -12,19 +11,15 @@ import httpx
 import jwt as pyjwt
 import pytest
 
-from idp.clock import FrozenClock
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
 from tests.oauth.flow import Authorization, authorize_code, exchange_code
 
+pytestmark = pytest.mark.usefixtures("real_time")  # PyJWT checks exp and iat against the real clock
+
 REDIRECT = "https://app.example/callback"
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(autouse=True)
-def real_time(clock: FrozenClock) -> None:
-    clock.set(datetime.now(UTC))  # PyJWT checks exp and iat against the real clock
 
 
 async def refresh(

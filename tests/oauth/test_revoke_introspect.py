@@ -13,10 +13,17 @@ from idp.janitor import sweep
 from idp.oauth.registration import RegistrationError, register
 from idp.settings import Settings
 from tests.conftest import Instance, InstanceFactory
-from tests.factories import assert_oauth_error, make_client, make_user
-from tests.oauth.flow import Authorization, authorize_code, exchange_code
-from tests.oauth.test_refresh import PASSWORD, REDIRECT, App, app_with_refresh
-from tests.oauth.test_refresh import real_time as real_time  # the autouse fixture, shared
+from tests.factories import PASSWORD, assert_oauth_error, make_client, make_user
+from tests.oauth.flow import (
+    REDIRECT,
+    App,
+    Authorization,
+    app_with_refresh,
+    authorize_code,
+    exchange_code,
+)
+
+pytestmark = pytest.mark.usefixtures("real_time")
 
 API = "https://api.example"
 

@@ -37,8 +37,9 @@ from idp.settings import Settings
 from idp.web.state import AppState
 from tests.conftest import Instance, InstanceFactory
 from tests.factories import assert_security_headers, make_client, make_user
-from tests.oauth.test_refresh import REDIRECT, App
-from tests.oauth.test_refresh import real_time as real_time  # the autouse fixture, shared
+from tests.oauth.flow import REDIRECT, App
+
+pytestmark = pytest.mark.usefixtures("real_time")
 
 AFTER = "https://app.example/signed-out"
 OTHER_REDIRECT = "https://other.example/callback"

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from idp.web.spread import Spread, SpreadError, prepare
-from tests.conftest import free_port
-from tests.processes import Processes, idp_environ, running
+from tests.helpers import free_port
+from tests.processes import Processes, idp_environ
 
 CONNECTIONS = 24
 ROUNDS = 20
@@ -92,12 +91,6 @@ def by_worker(connections: list[Connection]) -> dict[str, list[Connection]]:
     for connection in connections:
         found.setdefault(connection.worker, []).append(connection)
     return found
-
-
-@pytest.fixture
-async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
-    async with running(tmp_path) as started:
-        yield started
 
 
 @pytest.mark.usefixtures("pool")  # for its TRUNCATE: idp starts on an empty database
