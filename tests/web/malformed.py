@@ -2,19 +2,21 @@
 
 A row is data: an endpoint's valid request, altered, and the answer it must get.
 
-* ``Endpoint`` is the valid request. Its fields go in the query of a GET and in a form body
+* An ``Endpoint`` is the valid request. Its fields go in the query of a GET and in a form body
   otherwise; its ``prepare`` is a flow that yields more of them (the hidden fields of a page).
 * Calling an endpoint makes a row: ``REFRESH("refresh-empty", BAD_REQUEST, refresh_token="")``.
-  A field's new value replaces it, a list repeats it, None drops it. ``raw`` is appended to the
-  encoded fields as is (bytes and escapes no encoder produces); ``body`` replaces them all,
-  ``as_json`` sends them as a JSON object; ``method``, ``content_type``, ``auth`` and
-  ``headers`` change the rest; ``steps`` run last,
+  A keyword that is no argument of ``Endpoint.__call__`` changes a field: a new value replaces
+  it, a list repeats it, None drops it. ``raw`` is appended to the encoded fields as is (bytes
+  and escapes no encoder produces), ``body`` replaces them all, ``as_json`` sends them as a JSON
+  object; ``method``, ``content_type``, ``auth`` and ``headers`` change the rest; ``steps`` run
   just before the request is sent (forget the cookies, let time pass).
-* ``{name}`` in any string or bytes of a row stands for the value the table's ``Context`` gives
-  that name (a client id, a real token, a forged one), so that rows hold no code.
+* ``{name}`` in any string or bytes of a row, its expectation included, stands for the value the
+  table's ``Context`` gives that name (a client id, a real token, a forged one): rows hold no code.
 
 ``run`` sends a row through the app and checks the answer: never a 500 or a traceback, a
-``Location`` only where a redirect is expected, and exactly the expected shape.
+``Location`` only where a redirect is expected, and exactly the expected shape: an OAuth JSON
+error (RFC 6749 §5.2), a Bearer challenge (RFC 6750 §3), a readable HTML page, a redirect or a
+200 JSON answer.
 """
 
 from __future__ import annotations
@@ -41,46 +43,24 @@ from idp.keys.keyring import Keyring
 from tests.factories import assert_security_headers
 
 FORM = "application/x-www-form-urlencoded"
-# RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 8707 §2.
-TOKEN_ERRORS = frozenset(
-    {
-        "invalid_request",
-        "invalid_client",
-        "invalid_grant",
-        "unauthorized_client",
-        "unsupported_grant_type",
-        "invalid_scope",
-        "invalid_target",
-        "unsupported_token_type",
-    }
-)
-# RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6, RFC 8707 §2.
-AUTHORIZE_ERRORS = frozenset(
-    {
-        "invalid_request",
-        "unauthorized_client",
-        "access_denied",
-        "unsupported_response_type",
-        "invalid_scope",
-        "server_error",
-        "temporarily_unavailable",
-        "interaction_required",
-        "login_required",
-        "account_selection_required",
-        "consent_required",
-        "invalid_request_uri",
-        "invalid_request_object",
-        "request_not_supported",
-        "request_uri_not_supported",
-        "registration_not_supported",
-        "invalid_target",
-    }
-)
+JSON = "application/json"
+# The error codes each kind of answer may carry.
+TOKEN_ERRORS = frozenset({  # RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 8707 §2
+    "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+    "unsupported_grant_type", "invalid_scope", "invalid_target", "unsupported_token_type",
+})  # fmt: skip
+AUTHORIZE_ERRORS = frozenset({  # RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6, RFC 8707 §2
+    "invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type",
+    "invalid_scope", "server_error", "temporarily_unavailable", "interaction_required",
+    "login_required", "account_selection_required", "consent_required", "invalid_request_uri",
+    "invalid_request_object", "request_not_supported", "request_uri_not_supported",
+    "registration_not_supported", "invalid_target",
+})  # fmt: skip
 BEARER_ERRORS = frozenset({"invalid_request", "invalid_token", "insufficient_scope"})  # RFC 6750
 # RFC 6750 §3: error_description is a quoted-string of these characters only.
 _CHALLENGE_TEXT = re.compile(r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$")
-_NAME = re.compile(r"\{([a-z_]+)\}")
-_NAME_BYTES = re.compile(rb"\{([a-z_]+)\}")
+_NAME = re.compile(r"\{(\w+)\}")
+_NAME_BYTES = re.compile(rb"\{(\w+)\}")
 
 
 # -- what must come back ------------------------------------------------------------------------
@@ -240,18 +220,9 @@ class Endpoint(Generic[C]):
         """A row named ``name``; ``bug``: a strict xfail, for a row whose expectation is right but
         idp answers otherwise."""
         case = Case(
-            self,
-            expect,
-            fields,
-            raw,
-            body,
-            as_json,
-            method,
-            content_type,
-            auth,
-            headers or {},
+            self, expect, fields, raw, body, as_json, method, content_type, auth, headers or {},
             steps,
-        )
+        )  # fmt: skip
         marks = [pytest.mark.xfail(strict=True, reason=bug)] if bug else []
         return pytest.param(case, id=name, marks=marks)
 

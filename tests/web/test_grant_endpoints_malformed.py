@@ -34,6 +34,7 @@ from tests.web.malformed import (
     BAD_GRANT,
     BAD_REQUEST,
     FORM,
+    JSON,
     NOT_ALLOWED,
     Basic,
     Case,
@@ -65,7 +66,6 @@ OVERSIZED = b"pad=" + b"a" * (16 * 1024 + 1)
 TOO_MANY_FIELDS = b"&".join(b"f%d=1" % i for i in range(100))
 ONE_MEGABYTE = b"pad=" + b"a" * (1 << 20)
 LATIN1_FORM = FORM + "; charset=iso-8859-1"
-JSON = "application/json"
 LOGOUT_METHODS = frozenset({"GET", "HEAD", "POST"})
 EDDSA_HEADER_TOKEN = f"{segment({'alg': 'EdDSA', 'typ': 'at+jwt'})}.e30.c2ln"
 LIST_HEADER_TOKEN = f"{b64(b'[1]')}.e30.c2ln"
@@ -117,49 +117,34 @@ INACTIVE = Ok({"active": False})  # RFC 7662 §2.2
 SIGNED_OUT = Page(200, says=("You are signed out", "Sign out of idp?"))
 BACK = Redirect(AFTER, {"state": STATE})  # to the registered URI, with state and nothing else
 
+# fmt: off
 TOKEN_CASES = [
     # The refresh_token parameter itself (RFC 6749 §6, §3.1).
     REFRESH("refresh-missing", BAD_REQUEST, refresh_token=None),
     REFRESH("refresh-empty", BAD_REQUEST, refresh_token=""),
     REFRESH("refresh-duplicated", BAD_REQUEST, refresh_token=["{refresh_token}"] * 2),
-    REFRESH(
-        "refresh-duplicated-differing", BAD_REQUEST, refresh_token=["{refresh_token}", "garbage"]
-    ),
+    REFRESH("refresh-duplicated-differing", BAD_REQUEST,
+            refresh_token=["{refresh_token}", "garbage"]),
     REFRESH("refresh-10kb", BAD_GRANT, refresh_token="a" * 10_000),
     REFRESH("refresh-body-oversized", BAD_REQUEST, raw=OVERSIZED),
     REFRESH("refresh-body-1mb", BAD_REQUEST, raw=ONE_MEGABYTE),
-    REFRESH(
-        "refresh-latin1-charset-declared", BAD_REQUEST, raw=b"scope=\xe9", content_type=LATIN1_FORM
-    ),
+    REFRESH("refresh-latin1-charset-declared", BAD_REQUEST, raw=b"scope=\xe9",
+            content_type=LATIN1_FORM),
     REFRESH("refresh-too-many-fields", BAD_REQUEST, raw=TOO_MANY_FIELDS),
     REFRESH("refresh-nul", BAD_GRANT, refresh_token="\x00"),
     REFRESH("refresh-real-with-nul", BAD_GRANT, refresh_token="{refresh_token}\x00"),
     REFRESH("refresh-real-padded", BAD_GRANT, refresh_token=" {refresh_token} "),
     REFRESH("refresh-raw-non-utf8", BAD_REQUEST, refresh_token=None, raw=b"refresh_token=\xff\xfe"),
-    REFRESH(
-        "refresh-percent-encoded-non-utf8",
-        BAD_REQUEST,
-        refresh_token=None,
-        raw=b"refresh_token=%ff%fe",
-    ),
-    REFRESH(
-        "refresh-utf8-encoded-surrogate",
-        BAD_REQUEST,
-        refresh_token=None,
-        raw=b"refresh_token=%ed%a0%80",
-    ),
+    REFRESH("refresh-percent-encoded-non-utf8", BAD_REQUEST, refresh_token=None,
+            raw=b"refresh_token=%ff%fe"),
+    REFRESH("refresh-utf8-encoded-surrogate", BAD_REQUEST, refresh_token=None,
+            raw=b"refresh_token=%ed%a0%80"),
     REFRESH("refresh-non-ascii", BAD_GRANT, refresh_token="\u00e9\u4e2d"),
     REFRESH("refresh-access-token", BAD_GRANT, refresh_token="{access_token}"),
     REFRESH("refresh-id-token", BAD_GRANT, refresh_token="{id_token}"),
-    REFRESH(
-        "refresh-token-as-authorization-code",
-        BAD_GRANT,
-        grant_type="authorization_code",
-        refresh_token=None,
-        code="{refresh_token}",
-        redirect_uri=REDIRECT,
-        code_verifier="v" * 43,
-    ),
+    REFRESH("refresh-token-as-authorization-code", BAD_GRANT, grant_type="authorization_code",
+            refresh_token=None, code="{refresh_token}", redirect_uri=REDIRECT,
+            code_verifier="v" * 43),
     REFRESH("refresh-grant-the-client-lacks", UNAUTHORIZED, grant_type="client_credentials"),
     REFRESH("refresh-unsigned-jwt", BAD_GRANT, refresh_token="{unsigned_access_token}"),
     # Scope: narrowed only, never widened (RFC 6749 §6), and well-formed (§3.3).
@@ -173,9 +158,8 @@ TOKEN_CASES = [
     REFRESH("scope-percent-encoded-non-utf8", BAD_REQUEST, raw=b"scope=%ff"),
     # Whose token: bound to its client (RFC 6749 §6, §10.4).
     REFRESH("another-clients-token", BAD_GRANT, auth=OTHER),
-    REFRESH(
-        "public-client-presents-confidential-token", BAD_GRANT, auth=None, client_id="{spa_id}"
-    ),
+    REFRESH("public-client-presents-confidential-token", BAD_GRANT, auth=None,
+            client_id="{spa_id}"),
     REFRESH("client-without-refresh-grant", UNAUTHORIZED, auth=API),
     # Client authentication (RFC 6749 §2.3.1).
     REFRESH("no-client-authentication", BAD_CLIENT, auth=None),
@@ -202,11 +186,8 @@ REVOKE_CASES = [
     REVOKE("revoke-token-missing", BAD_REQUEST, token=None),
     REVOKE("revoke-token-empty", BAD_REQUEST, token=""),
     REVOKE("revoke-token-duplicated", BAD_REQUEST, token=["{refresh_token}"] * 2),
-    REVOKE(
-        "revoke-token-duplicated-differing",
-        BAD_REQUEST,
-        token=["{refresh_token}", "{access_token}"],
-    ),
+    REVOKE("revoke-token-duplicated-differing", BAD_REQUEST,
+           token=["{refresh_token}", "{access_token}"]),
     REVOKE("revoke-token-10kb", REVOKED, token="a" * 10_000),
     REVOKE("revoke-token-10kb-dots", REVOKED, token="a." * 5_000),
     REVOKE("revoke-body-oversized", BAD_REQUEST, raw=OVERSIZED),
@@ -222,22 +203,13 @@ REVOKE_CASES = [
     REVOKE("revoke-stranger-signed-access-token", REVOKED, token="{stranger_access_token}"),
     REVOKE("revoke-id-token", REVOKED, token="{id_token}"),
     # token_type_hint: honoured as an order of search, never trusted (§2.1).
-    REVOKE(
-        "revoke-hint-duplicated", BAD_REQUEST, token_type_hint=["refresh_token", "access_token"]
-    ),
-    REVOKE(
-        "revoke-hint-unknown-with-garbage",
-        REVOKED,
-        token="garbage",
-        token_type_hint="urn:example:bogus",
-    ),
+    REVOKE("revoke-hint-duplicated", BAD_REQUEST,
+           token_type_hint=["refresh_token", "access_token"]),
+    REVOKE("revoke-hint-unknown-with-garbage", REVOKED, token="garbage",
+           token_type_hint="urn:example:bogus"),
     REVOKE("revoke-hint-non-utf8", BAD_REQUEST, raw=b"token_type_hint=%ff"),
-    REVOKE(
-        "revoke-hint-nul-with-garbage",
-        REVOKED,
-        token="garbage",
-        token_type_hint="refresh_token\x00",
-    ),
+    REVOKE("revoke-hint-nul-with-garbage", REVOKED, token="garbage",
+           token_type_hint="refresh_token\x00"),
     REVOKE("revoke-hint-10kb-with-garbage", REVOKED, token="garbage", token_type_hint="a" * 10_000),
     # Client authentication (§2.1) and whose token it is.
     REVOKE("revoke-no-client-authentication", BAD_CLIENT, auth=None),
@@ -246,9 +218,8 @@ REVOKE_CASES = [
     REVOKE("revoke-basic-unknown-client", BAD_CLIENT, auth=Basic(b"nobody:secret")),
     REVOKE("revoke-another-clients-refresh-token", UNAUTHORIZED, auth=OTHER),
     REVOKE("revoke-another-clients-access-token", UNAUTHORIZED, auth=OTHER, token="{access_token}"),
-    REVOKE(
-        "revoke-public-client-confidential-token", UNAUTHORIZED, auth=None, client_id="{spa_id}"
-    ),
+    REVOKE("revoke-public-client-confidential-token", UNAUTHORIZED, auth=None,
+           client_id="{spa_id}"),
     # Framing and method.
     REVOKE("revoke-content-type-json", BAD_REQUEST, content_type=JSON),
     REVOKE("revoke-content-type-text", BAD_REQUEST, content_type="text/plain"),
@@ -262,9 +233,8 @@ INTROSPECT_CASES = [
     INTROSPECT("introspect-token-missing", BAD_REQUEST, token=None),
     INTROSPECT("introspect-token-empty", BAD_REQUEST, token=""),
     INTROSPECT("introspect-token-duplicated", BAD_REQUEST, token=["{access_token}"] * 2),
-    INTROSPECT(
-        "introspect-token-percent-encoded-non-utf8", BAD_REQUEST, token=None, raw=b"token=%ff%fe"
-    ),
+    INTROSPECT("introspect-token-percent-encoded-non-utf8", BAD_REQUEST, token=None,
+               raw=b"token=%ff%fe"),
     INTROSPECT("introspect-token-raw-non-utf8", BAD_REQUEST, token=None, raw=b"token=\xc3\x28"),
     INTROSPECT("introspect-body-oversized", BAD_REQUEST, raw=OVERSIZED),
     INTROSPECT("introspect-token-10kb", INACTIVE, token="a" * 10_000),
@@ -276,28 +246,20 @@ INTROSPECT_CASES = [
     INTROSPECT("introspect-eddsa-header", INACTIVE, token=EDDSA_HEADER_TOKEN),
     INTROSPECT("introspect-header-is-a-list", INACTIVE, token=LIST_HEADER_TOKEN),
     INTROSPECT("introspect-unsigned-access-token", INACTIVE, token="{unsigned_access_token}"),
-    INTROSPECT(
-        "introspect-stranger-signed-access-token", INACTIVE, token="{stranger_access_token}"
-    ),
+    INTROSPECT("introspect-stranger-signed-access-token", INACTIVE,
+               token="{stranger_access_token}"),
     INTROSPECT("introspect-hs256-with-public-key", INACTIVE, token="{hs256_access_token}"),
     INTROSPECT("introspect-id-token", INACTIVE, token="{id_token}"),
     INTROSPECT("introspect-hint-duplicated", BAD_REQUEST, token_type_hint=["access_token"] * 2),
-    INTROSPECT(
-        "introspect-hint-unknown-with-garbage",
-        INACTIVE,
-        token="garbage",
-        token_type_hint="id_token",
-    ),
+    INTROSPECT("introspect-hint-unknown-with-garbage", INACTIVE, token="garbage",
+               token_type_hint="id_token"),
     # Client authentication (§2.1): a confidential client only.
     INTROSPECT("introspect-no-client-authentication", BAD_CLIENT, auth=None),
     INTROSPECT("introspect-public-client", BAD_CLIENT, auth=None, client_id="{spa_id}"),
     INTROSPECT("introspect-basic-not-base64", BAD_CLIENT, auth=b"Basic ===="),
     INTROSPECT("introspect-basic-wrong-secret", BAD_CLIENT, auth=Basic(b"{api_id}:{app_secret}")),
-    INTROSPECT(
-        "introspect-basic-access-token-as-secret",
-        BAD_CLIENT,
-        auth=Basic(b"{api_id}:{access_token}"),
-    ),
+    INTROSPECT("introspect-basic-access-token-as-secret", BAD_CLIENT,
+               auth=Basic(b"{api_id}:{access_token}")),
     INTROSPECT("introspect-client-id-without-secret", BAD_CLIENT, auth=None, client_id="{api_id}"),
     INTROSPECT("introspect-basic-and-client-secret", BAD_REQUEST, client_secret="{api_secret}"),
     # Framing and method.
@@ -315,18 +277,10 @@ LOGOUT_CASES = [
     LOGOUT("logout-hint-three-garbage-segments", SIGNED_OUT, id_token_hint="a.b.c"),
     LOGOUT("logout-hint-100kb", SIGNED_OUT, id_token_hint="a" * 100_000),
     LOGOUT("logout-hint-with-nul", SIGNED_OUT, id_token_hint="{id_token}\x00"),
-    LOGOUT(
-        "logout-hint-percent-encoded-non-utf8",
-        SIGNED_OUT,
-        id_token_hint=None,
-        raw=b"id_token_hint=%ff%fe",
-    ),
-    LOGOUT(
-        "logout-hint-utf8-encoded-surrogate",
-        SIGNED_OUT,
-        id_token_hint=None,
-        raw=b"id_token_hint=%ed%a0%80",
-    ),
+    LOGOUT("logout-hint-percent-encoded-non-utf8", SIGNED_OUT, id_token_hint=None,
+           raw=b"id_token_hint=%ff%fe"),
+    LOGOUT("logout-hint-utf8-encoded-surrogate", SIGNED_OUT, id_token_hint=None,
+           raw=b"id_token_hint=%ed%a0%80"),
     LOGOUT("logout-hint-access-token", SIGNED_OUT, id_token_hint="{access_token}"),
     LOGOUT("logout-hint-refresh-token", SIGNED_OUT, id_token_hint="{refresh_token}"),
     LOGOUT("logout-hint-signed-by-another-key", SIGNED_OUT, id_token_hint="{stranger_id_token}"),
@@ -335,84 +289,45 @@ LOGOUT_CASES = [
     LOGOUT("logout-hint-other-issuer", SIGNED_OUT, id_token_hint="{id_token_of_another_issuer}"),
     LOGOUT("logout-hint-duplicated", SIGNED_OUT, id_token_hint=["{id_token}"] * 2),
     # client_id must agree with the hint (§2); the URI must be that client's.
-    LOGOUT(
-        "logout-client-id-not-matching-hint",
-        SIGNED_OUT,
-        client_id="{other_id}",
-        post_logout_redirect_uri=OTHER_AFTER,
-    ),
-    LOGOUT(
-        "logout-hint-for-another-client",
-        SIGNED_OUT,
-        id_token_hint="{id_token_for_other}",
-        client_id="{app_id}",
-    ),
+    LOGOUT("logout-client-id-not-matching-hint", SIGNED_OUT, client_id="{other_id}",
+           post_logout_redirect_uri=OTHER_AFTER),
+    LOGOUT("logout-hint-for-another-client", SIGNED_OUT, id_token_hint="{id_token_for_other}",
+           client_id="{app_id}"),
     LOGOUT("logout-uri-of-another-client", SIGNED_OUT, post_logout_redirect_uri=OTHER_AFTER),
     LOGOUT("logout-client-id-duplicated", SIGNED_OUT, client_id=["{app_id}"] * 2),
     LOGOUT("logout-client-id-100kb", SIGNED_OUT, client_id="a" * 100_000),
     LOGOUT("logout-client-id-with-nul", SIGNED_OUT, id_token_hint=None, client_id="{app_id}\x00"),
     # post_logout_redirect_uri: exact match with a registered one, or no redirect (§3).
-    LOGOUT(
-        "logout-uri-javascript",
-        SIGNED_OUT,
-        post_logout_redirect_uri="javascript:alert(document.cookie)",
-    ),
-    LOGOUT(
-        "logout-uri-data",
-        SIGNED_OUT,
-        post_logout_redirect_uri="data:text/html,<script>alert(1)</script>",
-    ),
+    LOGOUT("logout-uri-javascript", SIGNED_OUT,
+           post_logout_redirect_uri="javascript:alert(document.cookie)"),
+    LOGOUT("logout-uri-data", SIGNED_OUT,
+           post_logout_redirect_uri="data:text/html,<script>alert(1)</script>"),
     LOGOUT("logout-uri-duplicated", SIGNED_OUT, post_logout_redirect_uri=[AFTER, AFTER]),
-    LOGOUT(
-        "logout-uri-duplicated-differing",
-        SIGNED_OUT,
-        post_logout_redirect_uri=[AFTER, "https://evil.example/"],
-    ),
-    LOGOUT(
-        "logout-uri-with-fragment",
-        SIGNED_OUT,
-        post_logout_redirect_uri=AFTER + "#https://evil.example",
-    ),
-    LOGOUT(
-        "logout-uri-userinfo-trick",
-        SIGNED_OUT,
-        post_logout_redirect_uri="https://app.example@evil.example/",
-    ),
+    LOGOUT("logout-uri-duplicated-differing", SIGNED_OUT,
+           post_logout_redirect_uri=[AFTER, "https://evil.example/"]),
+    LOGOUT("logout-uri-with-fragment", SIGNED_OUT,
+           post_logout_redirect_uri=AFTER + "#https://evil.example"),
+    LOGOUT("logout-uri-userinfo-trick", SIGNED_OUT,
+           post_logout_redirect_uri="https://app.example@evil.example/"),
     LOGOUT("logout-uri-case-changed", SIGNED_OUT, post_logout_redirect_uri=AFTER.upper()),
-    LOGOUT(
-        "logout-uri-percent-encoded-non-utf8",
-        SIGNED_OUT,
-        post_logout_redirect_uri=None,
-        raw=b"post_logout_redirect_uri=%ff",
-    ),
+    LOGOUT("logout-uri-percent-encoded-non-utf8", SIGNED_OUT, post_logout_redirect_uri=None,
+           raw=b"post_logout_redirect_uri=%ff"),
     # state: passed through as is, only to the registered URI.
     LOGOUT("logout-state-100kb", Redirect(AFTER, {"state": "s" * 100_000}), state="s" * 100_000),
-    LOGOUT(
-        "logout-state-header-injection",
-        Redirect(AFTER, {"state": "x\r\nLocation: https://evil.example/"}),
-        state="x\r\nLocation: https://evil.example/",
-    ),
-    LOGOUT(
-        "logout-state-smuggles-a-parameter",
-        Redirect(AFTER, {"state": "s&state=evil&next=https://evil.example"}),
-        state="s&state=evil&next=https://evil.example",
-    ),
+    LOGOUT("logout-state-header-injection",
+           Redirect(AFTER, {"state": "x\r\nLocation: https://evil.example/"}),
+           state="x\r\nLocation: https://evil.example/"),
+    LOGOUT("logout-state-smuggles-a-parameter",
+           Redirect(AFTER, {"state": "s&state=evil&next=https://evil.example"}),
+           state="s&state=evil&next=https://evil.example"),
     LOGOUT("logout-state-duplicated", SIGNED_OUT, state=["a", "b"]),
     LOGOUT("logout-state-percent-encoded-non-utf8", SIGNED_OUT, state=None, raw=b"state=%c3%28"),
     LOGOUT("logout-too-many-parameters", SIGNED_OUT, raw=TOO_MANY_FIELDS),
     # The session cookie is hostile too.
-    LOGOUT(
-        "logout-cookie-10kb",
-        BACK,
-        steps=[forget_cookies],
-        headers={"cookie": b"idp_session=" + b"a" * 10_000},
-    ),
-    LOGOUT(
-        "logout-cookie-latin1-bytes",
-        BACK,
-        steps=[forget_cookies],
-        headers={"cookie": b"idp_session=\xe9\xff"},
-    ),
+    LOGOUT("logout-cookie-10kb", BACK, steps=[forget_cookies],
+           headers={"cookie": b"idp_session=" + b"a" * 10_000}),
+    LOGOUT("logout-cookie-latin1-bytes", BACK, steps=[forget_cookies],
+           headers={"cookie": b"idp_session=\xe9\xff"}),
     # POST: only a form is read (§2 allows GET and POST).
     LOGOUT_POST("logout-post-content-type-json", SIGNED_OUT, content_type=JSON),
     LOGOUT_POST("logout-post-content-type-text", SIGNED_OUT, content_type="text/plain"),
@@ -422,13 +337,13 @@ LOGOUT_CASES = [
     LOGOUT_POST("logout-post-body-1mb", SIGNED_OUT, raw=ONE_MEGABYTE),
     LOGOUT_POST("logout-put", OAuthError(405, "method_not_allowed", LOGOUT_METHODS), method="PUT"),
     LOGOUT_POST("logout-post-hint-duplicated", SIGNED_OUT, id_token_hint=["{id_token}"] * 2),
-    LOGOUT_POST(
-        "logout-post-uri-javascript", SIGNED_OUT, post_logout_redirect_uri="javascript:alert(1)"
-    ),
+    LOGOUT_POST("logout-post-uri-javascript", SIGNED_OUT,
+                post_logout_redirect_uri="javascript:alert(1)"),
 ]
+# fmt: on
 
 
-async def signed_in(
+async def context(
     instance: Instance, clock: FrozenClock, pool: asyncpg.Pool, settings: Settings
 ) -> Grants:
     grants = ("authorization_code", "refresh_token")
@@ -450,8 +365,8 @@ async def signed_in(
         pool, settings, name="api", introspect_audiences=("https://api.example",)
     )
     user = await make_user(pool)
-    signed_in = App(instance, app.client_id, app_secret, user.email)
-    tokens = await signed_in.sign_in(scope="openid email")
+    app_client = App(instance, app.client_id, app_secret, user.email)
+    tokens = await app_client.sign_in(scope="openid email")
     keyring = instance.state["keyring"]
     id_claims = part(tokens["id_token"], 1)
     names = {
@@ -467,7 +382,7 @@ async def signed_in(
         "id_token_of_another_issuer": keyring.sign({**id_claims, "iss": "https://evil.example"}),
         "id_token_for_other": keyring.sign({**id_claims, "aud": other.client_id}),
     }
-    return Grants(instance.client, clock, signed_in, keyring, names)
+    return Grants(instance.client, clock, app_client, keyring, names)
 
 
 @pytest.mark.parametrize("case", TOKEN_CASES + REVOKE_CASES + INTROSPECT_CASES + LOGOUT_CASES)
@@ -479,7 +394,7 @@ async def test_hostile_input_to_grant_endpoints_is_refused_without_crashing(
     case: Case[Grants],
 ) -> None:
     async with app_instance() as instance:
-        ctx = await signed_in(instance, clock, pool, settings)
+        ctx = await context(instance, clock, pool, settings)
         await run(ctx, case)
         if not isinstance(case.expect, Page | Redirect):
             after = await ctx.app.refresh(ctx.names["refresh_token"])

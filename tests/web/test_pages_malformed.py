@@ -24,7 +24,6 @@ import asyncpg
 import pytest
 
 from idp.clock import FrozenClock
-from idp.oauth.pkce import s256
 from idp.settings import Settings
 from idp.web.authorize import PENDING_TTL
 from idp.web.state import AppState
@@ -41,6 +40,7 @@ from tests.oauth.flow import (
 from tests.web.malformed import (
     ANY,
     FORM,
+    JSON,
     Bearer,
     Case,
     Context,
@@ -59,7 +59,6 @@ from tests.web.malformed import (
 )
 
 EMAIL = "alice@example.com"
-JSON = "application/json"
 CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 GARBAGE = secrets.token_urlsafe(7_680)
 # Access tokens signed with idp's own active key whose claims are wrong.
@@ -92,10 +91,8 @@ class Pages(Context):
         match name:
             case "client_id":
                 return self.client_id
-            case "state" | "nonce":
-                return str(getattr(self.auth, name))
-            case "code_challenge":
-                return s256(self.auth.verifier)
+            case "state":
+                return self.auth.state
             case "issuer":
                 return self.state["settings"].issuer
             case "access_token" | "id_token":
@@ -144,6 +141,11 @@ class Pages(Context):
         return self.tokens
 
 
+async def authorization_request(ctx: Pages) -> dict[str, str]:
+    """The client's valid request (PKCE, state and nonce its own)."""
+    return query_of(ctx.auth.url())
+
+
 async def login_form(ctx: Pages) -> dict[str, str]:
     """Start a request and load the sign-in page (which sets the pre-login cookie)."""
     start = await ctx.http.get(ctx.auth.url())
@@ -154,6 +156,7 @@ async def login_form(ctx: Pages) -> dict[str, str]:
 
 
 async def beside_a_real_request(ctx: Pages) -> dict[str, str]:
+    """A real pending request exists beside the hostile one."""
     await login_form(ctx)
     return {}
 
@@ -188,20 +191,7 @@ def bearer(token: str) -> bytes:
     return f"Bearer {token}".encode()
 
 
-AUTHORIZE = Endpoint[Pages](
-    "GET",
-    "/authorize",
-    {
-        "response_type": "code",
-        "client_id": "{client_id}",
-        "redirect_uri": REDIRECT,
-        "scope": "openid profile email",
-        "state": "{state}",
-        "nonce": "{nonce}",
-        "code_challenge": "{code_challenge}",
-        "code_challenge_method": "S256",
-    },
-)
+AUTHORIZE = Endpoint[Pages]("GET", "/authorize", prepare=authorization_request)
 LOGIN_PAGE = Endpoint[Pages]("GET", "/login", prepare=beside_a_real_request)
 LOGIN = Endpoint[Pages](
     "POST", "/login", {"email": EMAIL, "password": PASSWORD}, None, FORM, login_form
@@ -220,6 +210,7 @@ NO_TOKEN = Bearer(401, None)  # RFC 6750 §3.1: no credentials at all, no error 
 BAD_TOKEN = Bearer(401, "invalid_token")
 BAD_USERINFO_REQUEST = Bearer(400, "invalid_request")
 
+# fmt: off
 AUTHORIZE_CASES = [
     # Who is asking: errors about the client are pages (RFC 6749 §4.1.2.1).
     AUTHORIZE("client-id-missing", PAGE, client_id=None),
@@ -234,37 +225,22 @@ AUTHORIZE_CASES = [
     AUTHORIZE("redirect-uri-missing", PAGE, redirect_uri=None),
     AUTHORIZE("redirect-uri-unregistered", PAGE, redirect_uri="https://evil.example/callback"),
     AUTHORIZE("redirect-uri-prefix-extended-path", PAGE, redirect_uri=REDIRECT + "/../../evil"),
-    AUTHORIZE(
-        "redirect-uri-prefix-extended-host",
-        PAGE,
-        redirect_uri="https://app.example.evil.example/callback",
-    ),
-    AUTHORIZE(
-        "redirect-uri-with-query", PAGE, redirect_uri=REDIRECT + "?next=https://evil.example"
-    ),
-    AUTHORIZE(
-        "redirect-uri-userinfo-trick",
-        PAGE,
-        redirect_uri="https://app.example@evil.example/callback",
-    ),
+    AUTHORIZE("redirect-uri-prefix-extended-host", PAGE,
+              redirect_uri="https://app.example.evil.example/callback"),
+    AUTHORIZE("redirect-uri-with-query", PAGE,
+              redirect_uri=REDIRECT + "?next=https://evil.example"),
+    AUTHORIZE("redirect-uri-userinfo-trick", PAGE,
+              redirect_uri="https://app.example@evil.example/callback"),
     AUTHORIZE("redirect-uri-case-changed", PAGE, redirect_uri="https://APP.example/Callback"),
-    AUTHORIZE(
-        "redirect-uri-scheme-case-changed", PAGE, redirect_uri="HTTPS://app.example/callback"
-    ),
+    AUTHORIZE("redirect-uri-scheme-case-changed", PAGE,
+              redirect_uri="HTTPS://app.example/callback"),
     AUTHORIZE("redirect-uri-with-fragment", PAGE, redirect_uri=REDIRECT + "#frag"),
     AUTHORIZE("redirect-uri-duplicated", PAGE, redirect_uri=[REDIRECT, REDIRECT]),
-    AUTHORIZE(
-        "redirect-uri-duplicated-differing",
-        PAGE,
-        redirect_uri=[REDIRECT, "https://evil.example/callback"],
-    ),
+    AUTHORIZE("redirect-uri-duplicated-differing", PAGE,
+              redirect_uri=[REDIRECT, "https://evil.example/callback"]),
     AUTHORIZE("redirect-uri-nul", PAGE, redirect_uri=REDIRECT + "\x00"),
-    AUTHORIZE(
-        "redirect-uri-invalid-utf8",
-        PAGE,
-        redirect_uri=None,
-        raw=b"redirect_uri=https%3A%2F%2Fapp.example%2Fcallback%ff",
-    ),
+    AUTHORIZE("redirect-uri-invalid-utf8", PAGE, redirect_uri=None,
+              raw=b"redirect_uri=https%3A%2F%2Fapp.example%2Fcallback%ff"),
     # Everything after the redirect URI goes back to the client.
     AUTHORIZE("response-type-missing", BAD, response_type=None),
     AUTHORIZE("response-type-token", UNSUPPORTED, response_type="token"),
@@ -273,12 +249,10 @@ AUTHORIZE_CASES = [
     AUTHORIZE("response-type-duplicated", BAD, response_type=["code", "code"]),
     AUTHORIZE("response-mode-fragment", BAD, response_mode="fragment"),
     AUTHORIZE("response-mode-form-post", BAD, response_mode="form_post"),
-    AUTHORIZE(
-        "request-object", to_client("request_not_supported"), request="eyJhbGciOiJub25lIn0.e30."
-    ),
-    AUTHORIZE(
-        "request-uri", to_client("request_uri_not_supported"), request_uri="https://evil.example/r"
-    ),
+    AUTHORIZE("request-object", to_client("request_not_supported"),
+              request="eyJhbGciOiJub25lIn0.e30."),
+    AUTHORIZE("request-uri", to_client("request_uri_not_supported"),
+              request_uri="https://evil.example/r"),
     # PKCE, S256 only (RFC 7636 §4.3, RFC 9700 §2.1.1).
     AUTHORIZE("code-challenge-missing", BAD, code_challenge=None),
     AUTHORIZE("code-challenge-method-plain", BAD, code_challenge_method="plain"),
@@ -295,9 +269,8 @@ AUTHORIZE_CASES = [
     AUTHORIZE("scope-only-spaces", BAD_SCOPE, scope="   "),
     AUTHORIZE("scope-invalid-utf8", BAD_SCOPE, scope=None, raw=b"scope=openid%ff"),
     AUTHORIZE("scope-nul", BAD_SCOPE, scope="openid\x00"),
-    AUTHORIZE(
-        "resource-unregistered", to_client("invalid_target"), resource="https://evil.example"
-    ),
+    AUTHORIZE("resource-unregistered", to_client("invalid_target"),
+              resource="https://evil.example"),
     # prompt and max_age (OIDC Core §3.1.2.1).
     AUTHORIZE("prompt-none-without-session", to_client("login_required"), prompt="none"),
     AUTHORIZE("prompt-none-and-login", BAD, prompt="none login"),
@@ -318,9 +291,8 @@ AUTHORIZE_CASES = [
     AUTHORIZE("nonce-nul", BAD, nonce="n\x00"),
     AUTHORIZE("state-invalid-utf8", BAD_STATE, state=None, raw=b"state=%c3%28"),
     # Size: a 100 KB query is read, not choked on.
-    AUTHORIZE(
-        "query-100kb-unknown-parameter", Redirect("/login", {"request": ANY}), pad="p" * 100_000
-    ),
+    AUTHORIZE("query-100kb-unknown-parameter", Redirect("/login", {"request": ANY}),
+              pad="p" * 100_000),
     AUTHORIZE("query-100kb-in-scope", BAD_SCOPE, scope="openid " + "x" * 100_000),
 ]
 
@@ -374,9 +346,8 @@ CONSENT_CASES = [
 USERINFO_CASES = [
     USERINFO("userinfo-no-token", NO_TOKEN),
     USERINFO("userinfo-token-in-query", NO_TOKEN, access_token="abc"),
-    USERINFO_POST(
-        "userinfo-post-token-in-json", NO_TOKEN, body=b'{"access_token": "abc"}', content_type=JSON
-    ),
+    USERINFO_POST("userinfo-post-token-in-json", NO_TOKEN, body=b'{"access_token": "abc"}',
+                  content_type=JSON),
     USERINFO("userinfo-basic-scheme", NO_TOKEN, auth=b"Basic eHl6"),
     USERINFO("userinfo-bearer-empty", BAD_TOKEN, auth=b"Bearer"),
     USERINFO("userinfo-bearer-only-spaces", BAD_TOKEN, auth=b"Bearer    "),
@@ -388,54 +359,34 @@ USERINFO_CASES = [
     USERINFO("userinfo-other-key-same-kid", BAD_TOKEN, auth=bearer("{stranger_token}")),
     USERINFO("userinfo-other-key-unknown-kid", BAD_TOKEN, auth=bearer("{stranger_kid_token}")),
     USERINFO("userinfo-header-is-a-list", BAD_TOKEN, auth=bearer(f"{b64(b'[1]')}.e30.c2ln")),
-    USERINFO(
-        "userinfo-kid-is-a-list",
-        BAD_TOKEN,
-        auth=bearer(f"{segment({'alg': 'RS256', 'kid': ['k']})}.e30.c2ln"),
-    ),
-    USERINFO(
-        "userinfo-unknown-crit-header",
-        BAD_TOKEN,
-        auth=bearer(f"{segment({'alg': 'RS256', 'crit': ['exp']})}.e30.c2ln"),
-    ),
+    USERINFO("userinfo-kid-is-a-list", BAD_TOKEN,
+             auth=bearer(f"{segment({'alg': 'RS256', 'kid': ['k']})}.e30.c2ln")),
+    USERINFO("userinfo-unknown-crit-header", BAD_TOKEN,
+             auth=bearer(f"{segment({'alg': 'RS256', 'crit': ['exp']})}.e30.c2ln")),
     USERINFO("userinfo-five-segments", BAD_TOKEN, auth=bearer("a.b.c.d.e")),
     USERINFO("userinfo-latin1-header-bytes", BAD_TOKEN, auth=b"Bearer \xe9\xff"),
     USERINFO("userinfo-alg-none", BAD_TOKEN, auth=bearer("{unsigned_token}")),
     USERINFO("userinfo-hs256-with-public-key", BAD_TOKEN, auth=bearer("{hs256_token}")),
-    USERINFO(
-        "userinfo-expired-token",
-        BAD_TOKEN,
-        auth=bearer("{access_token}"),
-        steps=[wait(timedelta(hours=2))],
-    ),
+    USERINFO("userinfo-expired-token", BAD_TOKEN, auth=bearer("{access_token}"),
+             steps=[wait(timedelta(hours=2))]),
     USERINFO("userinfo-id-token", BAD_TOKEN, auth=bearer("{id_token}")),
     USERINFO("userinfo-real-token-with-nul", BAD_TOKEN, auth=bearer("{access_token}\x00")),
-    USERINFO_POST(
-        "userinfo-token-in-header-and-body",
-        BAD_USERINFO_REQUEST,
-        auth=bearer("{access_token}"),
-        access_token="{access_token}",
-    ),
+    USERINFO_POST("userinfo-token-in-header-and-body", BAD_USERINFO_REQUEST,
+                  auth=bearer("{access_token}"), access_token="{access_token}"),
     USERINFO("userinfo-own-key-wrong-typ", BAD_TOKEN, auth=bearer("{jwt_typ_token}")),
     USERINFO("userinfo-own-key-expired", BAD_TOKEN, auth=bearer("{expired_token}")),
     USERINFO("userinfo-own-key-sub-not-uuid", BAD_TOKEN, auth=bearer("{sub_not_uuid_token}")),
     USERINFO("userinfo-own-key-sub-unknown", BAD_TOKEN, auth=bearer("{sub_unknown_token}")),
     USERINFO("userinfo-own-key-other-audience", BAD_TOKEN, auth=bearer("{other_audience_token}")),
-    USERINFO(
-        "userinfo-own-key-without-openid",
-        Bearer(403, "insufficient_scope"),
-        auth=bearer("{token_without_openid}"),
-    ),
+    USERINFO("userinfo-own-key-without-openid", Bearer(403, "insufficient_scope"),
+             auth=bearer("{token_without_openid}")),
     USERINFO_POST("userinfo-post-invalid-utf8", BAD_USERINFO_REQUEST, body=b"access_token=%ff%fe"),
-    USERINFO_POST(
-        "userinfo-post-duplicated-token",
-        BAD_USERINFO_REQUEST,
-        body=b"access_token=a&access_token=b",
-    ),
-    USERINFO_POST(
-        "userinfo-post-20kb", BAD_USERINFO_REQUEST, body=b"access_token=" + b"a" * 20_480
-    ),
+    USERINFO_POST("userinfo-post-duplicated-token", BAD_USERINFO_REQUEST,
+                  body=b"access_token=a&access_token=b"),
+    USERINFO_POST("userinfo-post-20kb", BAD_USERINFO_REQUEST,
+                  body=b"access_token=" + b"a" * 20_480),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize("case", AUTHORIZE_CASES + LOGIN_CASES + CONSENT_CASES + USERINFO_CASES)

@@ -17,6 +17,7 @@ from tests.web.malformed import (
     BAD_CLIENT,
     BAD_REQUEST,
     FORM,
+    JSON,
     NOT_ALLOWED,
     Basic,
     Case,
@@ -57,55 +58,39 @@ TOKEN = Endpoint[Client](
     "POST", "/token", {"grant_type": "client_credentials"}, auth=CLIENT, content_type=FORM
 )
 
+# fmt: off
 CASES = [
     # The body's framing: only application/x-www-form-urlencoded, UTF-8, bounded.
     TOKEN("empty-body", BAD_REQUEST, body=b""),
     TOKEN("empty-body-no-auth", BAD_CLIENT, body=b"", auth=None),
     TOKEN("only-separators", BAD_REQUEST, body=b"&&&=&"),
     TOKEN("oversized-body", BAD_REQUEST, raw=OVERSIZED),
-    TOKEN(
-        "oversized-body-no-auth", BAD_REQUEST, auth=None, raw=POST_AUTH + b"&pad=" + b"a" * 20_000
-    ),
+    TOKEN("oversized-body-no-auth", BAD_REQUEST, auth=None,
+          raw=POST_AUTH + b"&pad=" + b"a" * 20_000),
     TOKEN("too-many-fields", BAD_REQUEST, raw=TOO_MANY_FIELDS),
-    TOKEN("content-type-json", BAD_REQUEST, body=JSON_BODY, content_type="application/json"),
+    TOKEN("content-type-json", BAD_REQUEST, body=JSON_BODY, content_type=JSON),
     TOKEN("content-type-text-plain", BAD_REQUEST, content_type="text/plain"),
     TOKEN("content-type-multipart", BAD_REQUEST, body=MULTIPART, content_type=MULTIPART_TYPE),
     TOKEN("content-type-missing", BAD_REQUEST, content_type=None),
     TOKEN("content-type-form-prefix", BAD_REQUEST, content_type=FORM + "-evil"),
     TOKEN("invalid-utf8-raw", BAD_REQUEST, raw=b"scope=r\xffad"),
     TOKEN("invalid-utf8-percent-encoded", BAD_REQUEST, raw=b"scope=%ff"),
-    TOKEN(
-        "invalid-utf8-percent-encoded-client-id",
-        BAD_REQUEST,
-        auth=None,
-        raw=b"client_id=%ff%fe&client_secret=x",
-    ),
+    TOKEN("invalid-utf8-percent-encoded-client-id", BAD_REQUEST, auth=None,
+          raw=b"client_id=%ff%fe&client_secret=x"),
     TOKEN("utf8-encoded-surrogate", BAD_REQUEST, raw=b"scope=%ed%a0%80"),
     TOKEN("invalid-utf8-in-field-name", BAD_REQUEST, raw=b"%ff=1"),
-    TOKEN(
-        "latin1-charset-declared",
-        BAD_REQUEST,
-        raw=b"scope=r\xe9ad",
-        content_type=FORM + "; charset=iso-8859-1",
-    ),
+    TOKEN("latin1-charset-declared", BAD_REQUEST, raw=b"scope=r\xe9ad",
+          content_type=FORM + "; charset=iso-8859-1"),
     # RFC 6749 §3.1: parameters MUST NOT be included more than once.
     TOKEN("missing-grant-type", BAD_REQUEST, grant_type=None, scope="read"),
     TOKEN("empty-grant-type", BAD_REQUEST, grant_type=""),
     TOKEN("duplicated-grant-type", BAD_REQUEST, grant_type=["client_credentials"] * 2),
-    TOKEN(
-        "duplicated-grant-type-differing",
-        BAD_REQUEST,
-        grant_type=["client_credentials", "password"],
-    ),
-    TOKEN(
-        "duplicated-client-id", BAD_REQUEST, auth=None, raw=b"client_id={client_id}&" + POST_AUTH
-    ),
-    TOKEN(
-        "duplicated-client-secret",
-        BAD_REQUEST,
-        auth=None,
-        raw=b"client_secret={secret}&" + POST_AUTH,
-    ),
+    TOKEN("duplicated-grant-type-differing", BAD_REQUEST,
+          grant_type=["client_credentials", "password"]),
+    TOKEN("duplicated-client-id", BAD_REQUEST, auth=None,
+          raw=b"client_id={client_id}&" + POST_AUTH),
+    TOKEN("duplicated-client-secret", BAD_REQUEST, auth=None,
+          raw=b"client_secret={secret}&" + POST_AUTH),
     TOKEN("duplicated-scope", BAD_REQUEST, scope=["read", "read"]),
     # Client authentication (RFC 6749 §2.3.1): 401 with a Basic challenge.
     TOKEN("no-authentication", BAD_CLIENT, auth=None),
@@ -136,9 +121,8 @@ CASES = [
     TOKEN("grant-type-padded", UNSUPPORTED, body=b"grant_type=%20client_credentials%20"),
     TOKEN("grant-type-upper-case", UNSUPPORTED, grant_type="CLIENT_CREDENTIALS"),
     TOKEN("grant-type-with-nul", UNSUPPORTED, grant_type="client_credentials\x00"),
-    TOKEN(
-        "semicolon-separated-fields", UNSUPPORTED, body=b"grant_type=client_credentials;scope=read"
-    ),
+    TOKEN("semicolon-separated-fields", UNSUPPORTED,
+          body=b"grant_type=client_credentials;scope=read"),
     TOKEN("password-grant", UNSUPPORTED, grant_type="password", username="a", password="b"),
     TOKEN("scope-with-quote", BAD_REQUEST, scope='read"'),
     TOKEN("scope-with-backslash", BAD_REQUEST, raw=b"scope=read%5c"),
@@ -156,6 +140,7 @@ CASES = [
     TOKEN("get", NOT_ALLOWED, method="GET", body=b"", auth=None, content_type=None),
     TOKEN("put", NOT_ALLOWED, method="PUT", content_type=None),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize("case", CASES)
