@@ -1,6 +1,6 @@
 """Driving the hosted pages like a browser without JavaScript: follow redirects by hand, read
-hidden fields from the HTML, post the forms; and a relying app that signs its user in and
-refreshes."""
+hidden fields from the HTML, post the forms; and the relying app's side: a code exchange, a
+refresh, an introspection, and an app that signs its user in and refreshes."""
 
 from __future__ import annotations
 
@@ -102,6 +102,25 @@ async def authorize_code(
     return query["code"]
 
 
+async def refresh(
+    client: httpx.AsyncClient, auth: tuple[str, str], refresh_token: str, **extra: str
+) -> httpx.Response:
+    """The client's side of a refresh (RFC 6749 §6, client_secret_basic)."""
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
+    return await client.post("/token", auth=auth, data=data)
+
+
+async def introspect(
+    client: httpx.AsyncClient, auth: tuple[str, str], token: str, **extra: str
+) -> dict[str, object]:
+    """A resource server's introspection (RFC 7662 §2): a 200 that no cache keeps."""
+    response = await client.post("/introspect", auth=auth, data={"token": token, **extra})
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body: dict[str, object] = response.json()
+    return body
+
+
 class App:
     """A confidential client with the refresh_token grant, and a signed-in user."""
 
@@ -119,11 +138,7 @@ class App:
         return tokens
 
     async def refresh(self, refresh_token: str, **extra: str) -> httpx.Response:
-        return await self.http.post(
-            "/token",
-            auth=(self.client_id, self.secret),
-            data={"grant_type": "refresh_token", "refresh_token": refresh_token, **extra},
-        )
+        return await refresh(self.http, (self.client_id, self.secret), refresh_token, **extra)
 
     async def userinfo_status(self, access_token: str) -> int:
         response = await self.http.get(

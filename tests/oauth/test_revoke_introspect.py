@@ -21,21 +21,12 @@ from tests.oauth.flow import (
     app_with_refresh,
     authorize_code,
     exchange_code,
+    introspect,
 )
 
 pytestmark = pytest.mark.usefixtures("real_time")
 
 API = "https://api.example"
-
-
-async def introspect(
-    http: httpx.AsyncClient, auth: tuple[str, str], token: str, **extra: str
-) -> dict[str, object]:
-    response = await http.post("/introspect", auth=auth, data={"token": token, **extra})
-    assert response.status_code == 200, response.text
-    assert response.headers["cache-control"] == "no-store"
-    body: dict[str, object] = response.json()
-    return body
 
 
 async def revoke(app: App, token: str, **extra: str) -> httpx.Response:
