@@ -6,8 +6,10 @@ constant JSON; ``/ceiling/N`` returns a body of exactly N bytes for each N liste
 ``BENCH_CEILING_SIZES`` (comma-separated), so that an idp endpoint is also compared with a
 ceiling that writes as many bytes as it does (the JWKS, with its certificates, is ~3 KB).
 ``/ceiling/sign``, ``/ceiling/introspect`` and ``/ceiling/refresh`` are the least each grant or
-lookup does (signatures, one statement on idp's own database). ``bench/run.py`` serves it with the
-same uvicorn options as ``idp serve``.
+lookup does (signatures, one statement on idp's own database). The refresh ceiling's statement is
+an INSERT of the new token's hash into a table of its own, where idp's rotation is one UPDATE of
+the family's row (``idp.db.refresh_tokens``): each is one write statement.
+``bench/run.py`` serves it with the same uvicorn options as ``idp serve``.
 """
 
 from __future__ import annotations
@@ -107,8 +109,8 @@ INSERT_HASH = "INSERT INTO bench_ceiling_tokens (token_hash, created_at) VALUES 
 
 class Database:
     """The routes on idp's database: introspection (verify one JWT, run one indexed SELECT) and
-    refresh (two signatures, one INSERT). Needs BENCH_DATABASE_URL (idp's database) and
-    BENCH_JWKS_URL (idp's keys) at start-up."""
+    refresh (two signatures, one INSERT; idp's rotation writes with one UPDATE instead). Needs
+    BENCH_DATABASE_URL (idp's database) and BENCH_JWKS_URL (idp's keys) at start-up."""
 
     def __init__(self) -> None:
         self.pool: asyncpg.Pool | None = None
@@ -145,7 +147,8 @@ class Database:
 
     async def refresh(self, request: Request) -> Response:
         """What an OIDC refresh answers (OIDC Core §12.2): a new access token, a new ID token and
-        a new refresh token, the latter's hash written by one INSERT."""
+        a new refresh token, the latter's hash written by one INSERT (idp's rotation: one
+        UPDATE of the family's row)."""
         assert self.pool is not None
         await request.body()
         refresh = secrets.token_urlsafe(32)

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
 
-import asyncpg
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.middleware import Middleware
 
 from idp.clock import Clock, SystemClock
 from idp.db.listener import Listener
@@ -29,67 +25,25 @@ from idp.oauth.discovery import provider_metadata
 from idp.oauth.user_cache import UserCache
 from idp.passwords import Passwords
 from idp.settings import Settings
-from idp.web.direct import ExceptionHandler, direct_app
-from idp.web.discovery import discovery_answer
-from idp.web.errors import database_unavailable, http_exception, server_error
-from idp.web.jwks import jwks_answer
-from idp.web.observe import Front, HotAnswer, flushing
+from idp.web.errors import EXCEPTION_HANDLERS
+from idp.web.observe import RequestObserver, flushing
 from idp.web.router import StaticPathRouter
 from idp.web.routes import demo_routes, routes
 from idp.web.security import Cookies
 from idp.web.state import AppState
 
-JWKS_PATHS = ("/jwks.json", "/.well-known/jwks.json")
-DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
-HOT: dict[tuple[str, str], HotAnswer] = {
-    **{(path, "GET"): jwks_answer for path in JWKS_PATHS},
-    **{(path, "GET"): discovery_answer for path in DISCOVERY_PATHS},
-}
-
-
-EXCEPTION_HANDLERS: dict[Any, ExceptionHandler] = {
-    HTTPException: http_exception,
-    # The database went away (connection refused, timeout, closed pool): 503, not 500.
-    OSError: database_unavailable,
-    asyncpg.PostgresConnectionError: database_unavailable,
-    asyncpg.InterfaceError: database_unavailable,
-    Exception: server_error,
-}
-# The hot API endpoints Front calls past Starlette's middleware and router (idp.web.direct).
-DIRECT = frozenset(
-    {
-        ("/token", "POST"),
-        ("/introspect", "POST"),
-        ("/revoke", "POST"),
-        ("/userinfo", "GET"),
-        ("/userinfo", "POST"),
-    }
-)
-
-
-class IdpApp(Starlette):
-    """Starlette with ``Front`` outermost: every request observed (even one that ends in
-    ServerErrorMiddleware's 500), the hot read paths answered before any middleware, and the
-    hot API endpoints called straight."""
-
-    def __init__(self, paths: frozenset[str], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._paths = paths
-
-    def build_middleware_stack(self) -> ASGIApp:
-        assert isinstance(self.router, StaticPathRouter)  # create_app sets it
-        direct = {
-            pair: direct_app(route.endpoint, self.exception_handlers)
-            for pair in DIRECT
-            if (route := self.router.route_for(*pair)) is not None
-        }
-        return Front(super().build_middleware_stack(), self._paths, HOT, direct)
-
 
 def create_app(
-    settings: Settings, *, clock: Clock | None = None, run_scheduler: bool = True
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    run_scheduler: bool = True,
+    middleware: Sequence[Middleware] = (),
 ) -> Starlette:
-    """``settings`` must be resolved (``idp.runtime.resolve``): database URL and KEK set."""
+    """``settings`` must be resolved (``idp.runtime.resolve``): database URL and KEK set.
+
+    Every request goes through Starlette's middleware stack: the request observer, then
+    ``middleware``, then the router over ``idp.web.routes`` (the whole URL map)."""
     database_url = settings.database_url
     if database_url is None:
         raise ValueError("create_app needs resolved settings (database_url is None)")
@@ -153,11 +107,10 @@ def create_app(
                 "metrics": Exposition(keyring, pool, app_clock.now),
             }
 
-    app_routes = [*routes, *(demo_routes if settings.demo else [])]
-    paths = frozenset(route.path for route in app_routes if isinstance(route, Route))
-    app = IdpApp(
-        paths,
+    router = StaticPathRouter([*routes, *(demo_routes if settings.demo else [])], lifespan=lifespan)
+    app = Starlette(
+        middleware=[Middleware(RequestObserver, routes=router.routes), *middleware],
         exception_handlers=EXCEPTION_HANDLERS,
     )
-    app.router = StaticPathRouter(app_routes, lifespan=lifespan)
+    app.router = router
     return app

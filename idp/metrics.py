@@ -3,9 +3,9 @@
 Counters and histograms are module-level, as prometheus-client intends. With several worker
 processes (``idp serve --workers N``) ``idp serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a
 directory of its own before the workers start, each worker writes its values to files there,
-and a scrape of any worker sums them (``MultiProcessCollector``). Gauges that describe the state
-of one process (its connection pool) or of the shared database (key age) are computed when
-scraped, by the process that answers, and carry its ``pid``.
+and a scrape of any worker sums them (``MultiProcessCollector``). Gauges (the signing key's age,
+the time to the next key change, the connection pool) are computed when scraped, by the process
+that answers; the pool's carry its ``pid``.
 """
 
 from __future__ import annotations
@@ -15,16 +15,13 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
-
-if TYPE_CHECKING:
-    from idp.keys.keyring import Keyring
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -60,10 +57,9 @@ class RequestTally:
     """Requests counted in plain dictionaries, flushed into REQUESTS and LATENCY every second
     and before each scrape (``flush``).
 
-    Each prometheus-client update takes a lock, and in multiprocess mode writes a memory-mapped
-    file: about 4 µs a request for the counter and the histogram, a tenth of what serving the
-    JWKS costs. Tallying costs a tenth of that; a scrape of another worker sees this one's
-    requests at most a second late.
+    A prometheus-client update takes a lock and, with several workers, writes a memory-mapped
+    file: too dear for every request of the hot paths. A scrape of another worker sees this
+    one's requests at most a second late.
     """
 
     _BOUNDS = (*_BUCKETS, math.inf)  # the histogram's upper bounds, +Inf last
@@ -88,8 +84,8 @@ class RequestTally:
             REQUESTS.labels(route, method, str(status)).inc(count)
         for route, row in latency.items():
             child = LATENCY.labels(route)
-            # What Histogram.observe does, n observations at a time: buckets are stored
-            # per bound (cumulated when collected), plus the sum.
+            # Histogram.observe, n observations at once (it has no public call for that):
+            # a count per bucket, cumulated when collected, plus the sum.
             for bucket, observed in zip(child._buckets, row[:-1], strict=True):
                 if observed:
                     bucket.inc(observed)
@@ -106,26 +102,35 @@ def count_event(action: str) -> None:
         counter.inc()
 
 
+class KeySchedule(Protocol):
+    """What the key gauges read (``idp.keys.keyring.Keyring`` is one)."""
+
+    def key_times(self) -> tuple[datetime, datetime] | None:
+        """When the signing key became active and when the key set next changes on schedule;
+        None while no key is loaded."""
+
+
 class _LiveState(Collector):
     """Gauges read when scraped: key age, time to the next key change, this process's pool."""
 
-    def __init__(self, keyring: Keyring, pool: asyncpg.Pool, now: Callable[[], datetime]) -> None:
-        self._keyring, self._pool, self._now = keyring, pool, now
+    def __init__(self, keys: KeySchedule, pool: asyncpg.Pool, now: Callable[[], datetime]) -> None:
+        self._keys, self._pool, self._now = keys, pool, now
 
     def collect(self) -> Iterator[Metric]:
         pid = str(os.getpid())
-        if self._keyring.loaded:
-            snapshot, now = self._keyring.snapshot, self._now()
+        times = self._keys.key_times()
+        if times is not None:
+            (activated_at, next_change_at), now = times, self._now()
             age = GaugeMetricFamily(
                 "idp_signing_key_age_seconds", "Seconds since the signing key became active."
             )
-            age.add_metric([], (now - snapshot.signer.activated_at).total_seconds())
+            age.add_metric([], (now - activated_at).total_seconds())
             yield age
             change = GaugeMetricFamily(
                 "idp_signing_key_next_change_seconds",
                 "Seconds until the next scheduled key change (rotation or retirement).",
             )
-            change.add_metric([], max(0.0, (snapshot.next_change_at - now).total_seconds()))
+            change.add_metric([], max(0.0, (next_change_at - now).total_seconds()))
             yield change
         pool = GaugeMetricFamily(
             "idp_db_pool_connections",
@@ -142,9 +147,9 @@ class _LiveState(Collector):
 class Exposition:
     """The ``/metrics`` body for one app: the shared counters plus its live gauges."""
 
-    def __init__(self, keyring: Keyring, pool: asyncpg.Pool, now: Callable[[], datetime]) -> None:
+    def __init__(self, keys: KeySchedule, pool: asyncpg.Pool, now: Callable[[], datetime]) -> None:
         self._live = CollectorRegistry(auto_describe=False)
-        self._live.register(_LiveState(keyring, pool, now))
+        self._live.register(_LiveState(keys, pool, now))
 
     def render(self) -> bytes:
         directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")

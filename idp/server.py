@@ -7,6 +7,8 @@ and how its workers get their settings.
   address that is not a trusted proxy: each proxy appends the address it saw, so entries left
   of that one are whatever the client wrote. From any other peer the headers are ignored.
 - Request heads: ``idp.web.head_limits``.
+- WebSockets: off (``ws="none"``) with one worker or several. idp serves none, so an upgrade
+  request is answered as a plain HTTP request.
 - Workers (``--workers N`` > 1): ``uvicorn.run`` takes a multi-worker app only as an import
   string, whose factory would have to rebuild the settings from the environment: the resolved
   database URL and key-encryption key would have to be put there, readable in every worker's
@@ -14,7 +16,8 @@ and how its workers get their settings.
   reaches them through the pipe multiprocessing's spawn sends a new process its arguments on
   (uvicorn's ``Config`` is pickled to each worker that way), and ``IDP_KEY_ENCRYPTION_KEY`` and
   ``IDP_DATABASE_URL`` are taken out of the environment the workers inherit. This drives
-  uvicorn's ``Multiprocess`` supervisor directly, as ``uvicorn.run`` does (uvicorn 0.55).
+  uvicorn's ``Multiprocess`` supervisor directly, as ``uvicorn.run`` does (uvicorn 0.55). The
+  workers share one listening socket; whichever accepts a connection first serves it.
 """
 
 from __future__ import annotations
@@ -32,11 +35,10 @@ from uvicorn.supervisors import Multiprocess
 from idp.app import create_app
 from idp.logs import configure as configure_logging
 from idp.settings import Settings
-from idp.web import spread
 from idp.web.head_limits import HeadLimitedHttpToolsProtocol
 
 # What workers must not find in their environment: they get the settings another way.
-WORKER_SECRETS = ("IDP_KEY_ENCRYPTION_KEY", "IDP_DATABASE_URL")
+WORKER_SECRETS = ("IDP_KEY_ENCRYPTION_KEY", "IDP_DATABASE_URL", "IDP_METRICS_TOKEN")
 
 
 def options(settings: Settings) -> dict[str, Any]:
@@ -75,9 +77,6 @@ def serve(
     own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
     if own_metrics_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="idp-metrics-")
-    # Workers count their open connections here (idp.web.spread).
-    spread_dir = tempfile.mkdtemp(prefix="idp-connections-")
-    os.environ[spread.ENV] = spread.prepare(spread_dir, workers)
     for name in WORKER_SECRETS:
         os.environ.pop(name, None)
     config = uvicorn.Config(
@@ -87,11 +86,10 @@ def serve(
         port=port,
         workers=workers,
         log_config=log_config,
-        **{**options(settings), "http": spread.CountingHttpToolsProtocol},
+        **options(settings),
     )
     try:
         Multiprocess(config, sockets=[config.bind_socket()]).run()
     finally:
-        shutil.rmtree(spread_dir, ignore_errors=True)
         if own_metrics_dir:
             shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -10,7 +10,7 @@ import binascii
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal, cast, get_args
@@ -19,8 +19,12 @@ SigningAlg = Literal["RS256", "PS256", "ES256", "EdDSA"]
 SIGNING_ALGS: tuple[SigningAlg, ...] = get_args(SigningAlg)
 Argon2Profile = Literal["rfc9106-low-memory", "test"]
 ARGON2_PROFILES: tuple[Argon2Profile, ...] = get_args(Argon2Profile)
+LogFormatSetting = Literal["auto", "json", "text"]
+LOG_FORMATS: tuple[LogFormatSetting, ...] = get_args(LogFormatSetting)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# RFC 6750 §2.1's b64token: what may follow "Bearer " in an Authorization header.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -85,6 +89,10 @@ class Settings:
     # body may not pause longer (idp.web.head_limits).
     head_timeout: timedelta = timedelta(seconds=10)
     demo: bool = False  # idp serve --demo: the /demo/callback page exists
+    # When set, /metrics answers only requests bearing it (idp.web.metrics); a secret.
+    metrics_token: str | None = field(default=None, repr=False)
+    # auto: readable text when stdout is a terminal, else JSON (idp.logs.choose_format).
+    log_format: LogFormatSetting = "auto"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -122,6 +130,11 @@ class Settings:
         if self.signing_alg not in SIGNING_ALGS:
             raise SettingsError(
                 "IDP_SIGNING_ALG", f"{self.signing_alg!r} is not one of {', '.join(SIGNING_ALGS)}"
+            )
+        if self.metrics_token is not None and not _BEARER_TOKEN.fullmatch(self.metrics_token):
+            raise SettingsError(
+                "IDP_METRICS_TOKEN",
+                "must be a Bearer token: letters, digits and -._~+/ (e.g. openssl rand -hex 32)",
             )
         if self.key_encryption_key is not None and len(self.key_encryption_key) != 32:
             raise SettingsError("IDP_KEY_ENCRYPTION_KEY", "must be 32 bytes, base64url-encoded")
@@ -169,6 +182,11 @@ class Settings:
             raise SettingsError(
                 "IDP_ARGON2_PROFILE", f"{profile!r} is not one of {', '.join(ARGON2_PROFILES)}"
             )
+        log_format = environ.get("IDP_LOG_FORMAT") or "auto"
+        if log_format not in LOG_FORMATS:
+            raise SettingsError(
+                "IDP_LOG_FORMAT", f"{log_format!r} is not one of {', '.join(LOG_FORMATS)}"
+            )
         kek_text = environ.get("IDP_KEY_ENCRYPTION_KEY") or None
         alg = environ.get("IDP_SIGNING_ALG") or "RS256"
         if alg not in SIGNING_ALGS:
@@ -212,6 +230,8 @@ class Settings:
             argon2_profile=profile,
             trusted_proxies=trusted_proxies,
             head_timeout=duration("IDP_HEAD_TIMEOUT", default_of("head_timeout")),
+            metrics_token=environ.get("IDP_METRICS_TOKEN") or None,
+            log_format=log_format,
         )
 
 

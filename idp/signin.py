@@ -37,8 +37,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from idp.db import audit, login_failures, sessions, users
-from idp.db.pool import Connection
+from idp.audit_trail import AuditTrail, audited
+from idp.db import login_failures, sessions, users
 from idp.db.users import User
 from idp.devices import DeviceCookies
 from idp.hashing import digest
@@ -118,22 +118,22 @@ async def authenticate(
     if user is None or user.disabled or not verification.ok:
         why = "unknown email" if user is None else "user disabled" if user.disabled else None
         why = why or "wrong password"
-        async with pool.acquire() as connection, connection.transaction():
-            await _audit(connection, now, "login.failed", account, ip, why)
+        async with pool.acquire() as connection, audited(connection) as trail:
+            await _audit(trail, now, "login.failed", account, ip, why)
             counted = await login_failures.count(
                 connection, keys[1:], now, WINDOW, LOCKS, FREE_ATTEMPTS
             )
             for locked in (claimed, *counted):
                 if locked.locked_until is not None:
                     reason = f"{locked.failures} failures"
-                    await _audit(connection, now, "login.locked", locked.key, ip, reason)
+                    await _audit(trail, now, "login.locked", locked.key, ip, reason)
         raise SignInFailedError
-    async with pool.acquire() as connection, connection.transaction():
+    async with pool.acquire() as connection, audited(connection) as trail:
         await login_failures.clear(connection, keys[0])  # the device's or the account's
         if verification.new_hash is not None:  # parameters changed since it was stored
             await users.set_password_hash(connection, user.id, verification.new_hash, now)
             user = replace(user, password_hash=verification.new_hash)
-        await _audit(connection, now, "login.succeeded", str(user.id), ip, actor=f"user:{user.id}")
+        await _audit(trail, now, "login.succeeded", str(user.id), ip, actor=f"user:{user.id}")
     return user
 
 
@@ -156,7 +156,7 @@ def throttle_keys(
 
 
 async def _audit(
-    connection: Connection,
+    trail: AuditTrail,
     now: datetime,
     action: str,
     subject: str | None,
@@ -167,8 +167,7 @@ async def _audit(
 ) -> None:
     """The subject is the user id, the lower-cased email or the locked key: never the password
     or anything derived from it."""
-    await audit.record(
-        connection,
+    await trail.record(
         now=now,
         actor=actor,
         action=action,

@@ -11,7 +11,7 @@ import shutil
 import socket
 import tempfile
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -22,6 +22,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from starlette.middleware import Middleware
 from starlette.types import Receive, Scope, Send
 
 from idp.app import create_app
@@ -140,17 +141,23 @@ def app_instance(settings: Settings, clock: FrozenClock, pool: asyncpg.Pool) -> 
     """``async with app_instance() as instance``: an app with its lifespan running.
 
     Several may run at once on the one database (multi-instance tests). Keyword arguments
-    override settings; the scheduler is off unless ``run_scheduler=True``.
+    override settings; the scheduler is off unless ``run_scheduler=True``; ``middleware`` is
+    create_app's.
     """
 
     @asynccontextmanager
     async def open_client(
-        *, run_scheduler: bool = False, use_clock: FrozenClock | None = None, **overrides: object
+        *,
+        run_scheduler: bool = False,
+        use_clock: FrozenClock | None = None,
+        middleware: Sequence[Middleware] = (),
+        **overrides: object,
     ) -> AsyncIterator[Instance]:
         app = create_app(
             replace(settings, **overrides),  # type: ignore[arg-type]
             clock=use_clock or clock,
             run_scheduler=run_scheduler,
+            middleware=middleware,
         )
         async with app.router.lifespan_context(app) as state:
             assert state is not None

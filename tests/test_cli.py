@@ -3,23 +3,35 @@ test database, checked against the rows they leave behind."""
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from joserfc import jws
 
-from idp.clock import FrozenClock
+from idp.cli import build_parser
+from idp.clock import FrozenClock, SystemClock
 from idp.keys.crypto import b64url, decrypt_private_key, encrypt_private_key
 from idp.keys.lifecycle import CreateKey
 from idp.keys.manager import KeyManager
 from idp.settings import Settings
-from tests.factories import Completed, environ_without_idp, run_command
+from tests.conftest import InstanceFactory
+from tests.factories import (
+    Completed,
+    environ_without_idp,
+    kids,
+    make_client,
+    run_command,
+    verify,
+)
 from tests.helpers import IDP, assert_one_line_error, key_states
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,6 +143,73 @@ async def test_keys_rotate_again_within_a_minute_is_refused_with_one_line(
     assert "less than a minute ago" in line
     assert second.stdout == ""
     assert await key_states(pool) == states_after_first
+
+
+async def keys_made_now(pool: asyncpg.Pool, settings: Settings) -> Keys:
+    """The first keys, made at this very moment, as ``idp serve`` makes them at start-up."""
+    applied = await KeyManager(pool, settings, SystemClock()).tick(actor="startup")
+    made = {i.transition.state: i.kid for i in applied if isinstance(i.transition, CreateKey)}
+    return Keys(active=made["active"], pending=made["pending"])
+
+
+async def test_keys_rotate_right_after_start_up_is_refused_with_one_line_naming_force(
+    cli_env: dict[str, str], pool: asyncpg.Pool, settings: Settings
+) -> None:
+    await keys_made_now(pool, settings)
+    before = await key_states(pool)
+
+    result = await run([*IDP, "keys", "rotate"], cli_env)
+
+    line = assert_one_line_error(result)
+    assert "rotate again in" in line
+    assert "--force" in line
+    assert result.stdout == ""
+    assert await key_states(pool) == before
+
+
+async def test_keys_rotate_force_right_after_start_up_rotates_with_one_warning_and_audits_it(
+    cli_env: dict[str, str],
+    pool: asyncpg.Pool,
+    settings: Settings,
+    clock: FrozenClock,
+    app_instance: InstanceFactory,
+) -> None:
+    keys = await keys_made_now(pool, settings)
+
+    result = await run([*IDP, "keys", "rotate", "--force"], cli_env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [keys.pending]
+    (warning,) = result.stderr.splitlines()
+    assert warning.startswith("idp: warning: ")
+    assert "unknown kid" in warning
+    assert "10 times a minute" in warning
+    reasons = {action: reason for action, _, reason in await cli_audit_events(pool)}
+    assert reasons["key.retiring"] == reasons["key.activated"] == "manual rotation, forced"
+    # What a relying service sees next: a token signed by the new key, both keys published.
+    clock.set(datetime.now(UTC))
+    client, secret = await make_client(pool, settings)
+    async with app_instance() as instance:
+        response = await instance.client.post(
+            "/token", auth=(client.client_id, secret), data={"grant_type": "client_credentials"}
+        )
+        jwks = (await instance.client.get("/jwks.json")).content
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    assert jws.extract_compact(token.encode()).protected["kid"] == keys.pending
+    assert {keys.active, keys.pending} <= kids(jwks)
+    assert verify(token, jwks, ["RS256"])["client_id"] == client.client_id
+
+
+async def test_keys_rotate_force_when_nothing_needs_forcing_rotates_without_warning(
+    cli_env: dict[str, str], keys: Keys, pool: asyncpg.Pool
+) -> None:
+    result = await run([*IDP, "keys", "rotate", "--force"], cli_env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [keys.pending]
+    assert result.stderr == ""
+    assert ("key.activated", keys.pending, "manual rotation") in await cli_audit_events(pool)
 
 
 async def test_keys_export_pem_is_the_public_key_of_the_published_jwk(
@@ -307,3 +386,48 @@ async def test_usage_errors_exit_2(command: list[str], cli_env: dict[str, str]) 
     assert result.returncode == 2, result.stderr
     assert "usage:" in result.stderr
     assert result.stdout == ""
+
+
+# -- help -----------------------------------------------------------------------------------
+async def test_clients_add_help_names_the_grant_type_choices_and_the_scope_default(
+    cli_env: dict[str, str],
+) -> None:
+    result = await run([*IDP, "clients", "add", "--help"], cli_env)
+
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())  # argparse wraps lines at the terminal's width
+    assert "--grant-type TYPE" in text
+    assert "one of: authorization_code, refresh_token, client_credentials" in text
+    assert "--scope SCOPES" in text
+    assert "(default: openid profile email offline_access)" in text
+
+
+async def test_idp_help_ends_with_examples(cli_env: dict[str, str]) -> None:
+    result = await run([*IDP, "--help"], cli_env)
+
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert text.index("examples:") > text.index("options:"), "the examples come last"
+    examples = text[text.index("examples:") :].splitlines()[1:]
+    commands = [line.split()[1] for line in examples if line.startswith("  idp ")]
+    assert {"serve", "users", "clients", "keys"} <= set(commands)
+
+
+def every_parser(
+    parser: argparse.ArgumentParser, name: str = "idp"
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, child in action.choices.items():
+                yield from every_parser(child, f"{name} {command}")
+
+
+def test_every_option_and_argument_of_every_command_says_what_it_does() -> None:
+    silent = [
+        f"{name}: {action.option_strings or action.dest}"
+        for name, parser in every_parser(build_parser())
+        for action in parser._actions
+        if not isinstance(action, argparse._SubParsersAction) and not action.help
+    ]
+    assert silent == []

@@ -8,8 +8,8 @@ import json
 
 import asyncpg
 
-from idp.commands.common import printable
 from idp.settings import Settings
+from idp.terminal import printable
 from tests.conftest import InstanceFactory
 from tests.factories import Completed, make_client, make_user, run_command
 from tests.helpers import IDP

@@ -426,7 +426,6 @@ async def test_clients_add_accepts_an_access_token_ttl_up_to_the_maximum(
             ["--grant-type", "client_credentials", "--grant-type", "refresh_token"],
             "refresh_token comes only with authorization_code",
         ),
-        (["--grant-type", "password"], "grant types must be among"),
         (
             ["--grant-type", "client_credentials", "--access-token-ttl", "2h"],
             "IDP_MAX_ACCESS_TOKEN_TTL",
@@ -455,7 +454,6 @@ async def test_clients_add_accepts_an_access_token_ttl_up_to_the_maximum(
         "public-client-credentials",
         "code-without-redirect-uri",
         "refresh-without-code",
-        "unknown-grant-type",
         "ttl-above-maximum",
         "javascript-scheme",
         "data-scheme",
@@ -472,6 +470,17 @@ async def test_clients_add_refuses_an_invalid_registration_with_one_line(
     assert result.stdout == ""
     assert await pool.fetchval("SELECT count(*) FROM clients") == 0
     assert await cli_audit_events(pool) == []
+
+
+async def test_clients_add_with_an_unknown_grant_type_is_a_usage_error_naming_the_choices(
+    cli_env: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    result = await idp(cli_env, "clients", "add", "bad", "--grant-type", "password")
+
+    assert result.returncode == 2, result.stderr
+    assert "invalid choice: 'password'" in result.stderr
+    assert "'authorization_code', 'refresh_token', 'client_credentials'" in result.stderr
+    assert await pool.fetchval("SELECT count(*) FROM clients") == 0
 
 
 @pytest.mark.parametrize(

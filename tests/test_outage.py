@@ -34,6 +34,8 @@ PASSWORD = "correct horse battery"
 DATABASE_TIMEOUT = 2.0  # IDP_DATABASE_TIMEOUT of the served process, seconds
 ANSWER_LIMIT = DATABASE_TIMEOUT + 3.0  # the 503 must come within the timeout, plus slack
 RECOVERY_LIMIT = 20.0  # "within a few seconds", with room for a loaded CI machine
+# What Chromium sends when it navigates: the readable page, not JSON.
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
 class EmbeddedPostgres:
@@ -173,7 +175,8 @@ async def test_an_outage_keeps_memory_answers_gives_503s_and_heals_without_a_res
             assert int(refused.headers["retry-after"]) > 0
             assert took < ANSWER_LIMIT, f"/token took {took:.1f}s while the database was down"
             page = await http.get(
-                Authorization(client.client_id, REDIRECT, scope="openid email").url()
+                Authorization(client.client_id, REDIRECT, scope="openid email").url(),
+                headers={"Accept": BROWSER_ACCEPT},
             )
             assert page.status_code == 503, page.headers.get("location")
             assert page.headers["content-type"].startswith("text/html")

@@ -98,16 +98,13 @@ async def test_scripts_serve_from_a_fresh_clone_serves_discovery_and_jwks(
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+            # As a newcomer does: wait for how to sign in, then go; it works at once.
             deadline = time.monotonic() + STARTUP_LIMIT
-            while True:
+            while "idp: sign in at " not in log.read_text():
                 assert process.returncode is None, f"scripts/serve exited:\n{log.read_text()}"
                 assert time.monotonic() < deadline, f"not ready in time:\n{log.read_text()}"
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
                 await asyncio.sleep(0.5)
+            assert (await client.get("/readyz")).status_code == 200
             discovery = (await client.get("/.well-known/openid-configuration")).json()
             jwks = (await client.get(discovery["jwks_uri"].removeprefix(base))).json()
             signed_in = await sign_in_as_the_demo_user(client, log.read_text())
@@ -142,3 +139,22 @@ async def test_scripts_serve_from_a_fresh_clone_serves_discovery_and_jwks(
     ]
     assert request_lines, "one JSON line a request"
     assert all(line["request_id"] for line in request_lines)
+    assert_banner_comes_after_the_start_up_lines(log.read_text())
+
+
+def assert_banner_comes_after_the_start_up_lines(output: str) -> None:
+    """Not a terminal: JSON log lines. What a newcomer needs is printed once, after every line
+    of the start-up (idp's own; third-party chatter is not printed at all), not lost among
+    them."""
+    lines = output.splitlines()
+    banner = [i for i, line in enumerate(lines) if line.startswith("idp: ")]
+    assert banner == list(range(banner[0], banner[0] + 4)), "the four banner lines, together"
+    assert "sign in at" in lines[banner[-1]]
+    chatter = [
+        line
+        for line in json_lines(output)
+        if not line["logger"].startswith("idp.") and line["level"] in ("debug", "info")
+    ]
+    assert chatter == []
+    after = json_lines("\n".join(lines[banner[-1] + 1 :]))
+    assert all(line["logger"] == "idp.request" or line["actor"] != "startup" for line in after)

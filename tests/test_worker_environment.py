@@ -1,7 +1,7 @@
-"""``idp serve --workers N`` keeps the key-encryption key and the database URL out of its
-workers' environment (``idp.server``): read from ``/proc/<pid>/environ``, no process it starts
-holds either, though this deployment passes both to ``idp serve`` in its environment; and the
-workers, which get their settings another way, sign tokens."""
+"""``idp serve --workers N`` keeps the key-encryption key, the database URL and the metrics
+token out of its workers' environment (``idp.server``): read from ``/proc/<pid>/environ``, no
+process it starts holds any of them, though this deployment passes them to ``idp serve`` in its
+environment; and the workers, which get their settings another way, sign tokens."""
 
 from __future__ import annotations
 
@@ -68,7 +68,9 @@ async def test_workers_hold_neither_the_key_encryption_key_nor_the_database_url_
     client, secret = await make_client(pool, settings)
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
-    served = await processes.serve(idp_environ(database_url, kek, issuer), port, workers=WORKERS)
+    metrics_token = secrets.token_urlsafe(24)
+    given = idp_environ(database_url, kek, issuer) | {"IDP_METRICS_TOKEN": metrics_token}
+    served = await processes.serve(given, port, workers=WORKERS)
 
     started = descendants(served.pid)
     workers = [pid for pid in started if is_worker(pid)]
@@ -80,12 +82,16 @@ async def test_workers_hold_neither_the_key_encryption_key_nor_the_database_url_
         assert password.encode() not in environ, f"process {pid} holds the database password"
         assert b"IDP_KEY_ENCRYPTION_KEY=" not in environ
         assert b"IDP_DATABASE_URL=" not in environ
+        assert metrics_token.encode() not in environ, f"process {pid} holds the metrics token"
 
     # Each worker signs: new connections until both have answered (known by their request ids,
     # whose first 8 characters are the worker's own).
     signed_by: set[str] = set()
     async with httpx.AsyncClient(base_url=served.url, timeout=10) as http:
         jwks = (await http.get("/jwks.json")).content
+        bearer = {"Authorization": f"Bearer {metrics_token}"}
+        assert (await http.get("/metrics")).status_code == 401
+        assert (await http.get("/metrics", headers=bearer)).status_code == 200
         for _ in range(MOST_CONNECTS):
             answer = await http.post(
                 "/token",

@@ -60,12 +60,16 @@ async def tail(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool)
 
 
 def add_parsers(commands: Any) -> None:
-    group = commands.add_parser("audit", help="the audit log").add_subparsers(
-        dest="audit", required=True
+    group = commands.add_parser("audit", help="the audit log: tail").add_subparsers(
+        dest="audit", required=True, metavar="COMMAND"
     )
     tailing = group.add_parser("tail", help="the most recent events, oldest first")
-    tailing.add_argument("--json", action="store_true")
+    tailing.add_argument("--json", action="store_true", help="one JSON array instead of a table")
     tailing.add_argument(
-        "--limit", type=_positive, default=DEFAULT_LIMIT, metavar="N", help="how many events"
+        "--limit",
+        type=_positive,
+        default=DEFAULT_LIMIT,
+        metavar="N",
+        help="how many events (default: %(default)s)",
     )
     tailing.set_defaults(run=with_pool(tail))

@@ -8,10 +8,11 @@ from typing import Any
 
 import asyncpg
 
+from idp.audit_trail import audited
 from idp.clock import SystemClock
 from idp.commands.common import UserError, actor, iso, print_json, print_table, with_pool
-from idp.db import audit, clients
-from idp.oauth.registration import DEFAULT_SCOPES, RegistrationError, register
+from idp.db import clients
+from idp.oauth.registration import DEFAULT_SCOPES, GRANT_TYPES, RegistrationError, register
 from idp.settings import Settings, parse_duration
 
 
@@ -69,10 +70,10 @@ async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) 
         )
     except RegistrationError as exc:
         raise UserError(str(exc)) from None
-    async with pool.acquire() as connection, connection.transaction():
+    async with pool.acquire() as connection, audited(connection) as trail:
         client = await clients.insert(connection, client)
-        await audit.record(
-            connection, now=now, actor=actor(), action="client.created", subject=client.client_id
+        await trail.record(
+            now=now, actor=actor(), action="client.created", subject=client.client_id
         )
     if args.json:
         print_json({"client_id": client.client_id, "client_secret": secret, **_row(client)})
@@ -108,32 +109,58 @@ async def list_clients(args: argparse.Namespace, settings: Settings, pool: async
 
 async def disable(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
     now = SystemClock().now()
-    async with pool.acquire() as connection, connection.transaction():
+    async with pool.acquire() as connection, audited(connection) as trail:
         if not await clients.disable(connection, args.client_id):
             raise UserError(f"no client with client_id {args.client_id!r}")
-        await audit.record(
-            connection, now=now, actor=actor(), action="client.disabled", subject=args.client_id
-        )
+        await trail.record(now=now, actor=actor(), action="client.disabled", subject=args.client_id)
     return 0
 
 
 def add_parsers(commands: Any) -> None:
-    group = commands.add_parser("clients", help="relying apps").add_subparsers(
-        dest="clients", required=True
+    group = commands.add_parser("clients", help="relying apps: add, list, disable").add_subparsers(
+        dest="clients", required=True, metavar="COMMAND"
     )
-    adding = group.add_parser("add", help="register a client; prints its id and secret")
-    adding.add_argument("name")
+    adding = group.add_parser(
+        "add",
+        help="register a client; prints its id and secret",
+        description="Register a client. Prints its client_id and, unless --public, its "
+        "client_secret: shown only now, store it in the client's configuration. The client "
+        "authenticates with client_secret_basic or client_secret_post.",
+    )
+    adding.add_argument("name", metavar="NAME", help="shown to users on the consent screen")
+    adding.add_argument(
+        "--grant-type",
+        action="append",
+        default=[],
+        required=True,
+        choices=GRANT_TYPES,
+        metavar="TYPE",
+        help=f"a grant the client may use, one of: {', '.join(GRANT_TYPES)}; repeat for several "
+        "(refresh_token only with authorization_code; required)",
+    )
     adding.add_argument(
         "--redirect-uri",
         action="append",
         default=[],
         metavar="URI",
-        help="repeat for several; https, a private-use scheme (com.example.app:/cb), or "
-        "http://127.0.0.1/... or http://[::1]/..., where any port matches (RFC 8252 §7.3)",
+        help="where authorization responses may go (needed for authorization_code); https, a "
+        "private-use scheme (com.example.app:/cb), or http://127.0.0.1/... or http://[::1]/..., "
+        "where any port matches (RFC 8252 §7.3); repeat for several",
     )
-    adding.add_argument("--grant-type", action="append", default=[], required=True)
-    adding.add_argument("--scope", default=" ".join(DEFAULT_SCOPES))
-    adding.add_argument("--audience", action="append", default=[])
+    adding.add_argument(
+        "--scope",
+        default=" ".join(DEFAULT_SCOPES),
+        metavar="SCOPES",
+        help="the scopes the client may ask for, space-separated (default: %(default)s)",
+    )
+    adding.add_argument(
+        "--audience",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="an API the client's access tokens may be for (their aud); repeat for several "
+        "(default: none, tokens are for the issuer)",
+    )
     adding.add_argument(
         "--introspect-audience",
         action="append",
@@ -142,21 +169,49 @@ def add_parsers(commands: Any) -> None:
         help="a resource server's audience (not the issuer): this client may introspect access "
         "tokens meant for it, not only its own (RFC 7662 §2.1); repeat for several",
     )
-    adding.add_argument("--public", action="store_true", help="no secret; PKCE required")
-    adding.add_argument("--first-party", action="store_true", help="skip the consent screen")
-    adding.add_argument("--post-logout-redirect-uri", action="append", default=[])
-    adding.add_argument("--access-token-ttl")
-    adding.add_argument("--refresh-token-ttl")
-    adding.add_argument("--json", action="store_true")
+    adding.add_argument(
+        "--public",
+        action="store_true",
+        help="a client that cannot keep a secret (SPA, mobile app): no secret, PKCE required "
+        "(default: confidential)",
+    )
+    adding.add_argument(
+        "--first-party",
+        action="store_true",
+        help="your own app: users are not asked for consent (default: they are)",
+    )
+    adding.add_argument(
+        "--post-logout-redirect-uri",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="where /logout may send the browser afterwards; repeat for several",
+    )
+    adding.add_argument(
+        "--access-token-ttl",
+        metavar="DURATION",
+        help="lifetime of its access tokens, e.g. 15m, at most IDP_MAX_ACCESS_TOKEN_TTL "
+        "(default: IDP_ACCESS_TOKEN_TTL)",
+    )
+    adding.add_argument(
+        "--refresh-token-ttl",
+        metavar="DURATION",
+        help="absolute lifetime of its refresh tokens, e.g. 7d (default: IDP_REFRESH_TOKEN_TTL)",
+    )
+    adding.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (client_id, client_secret and the registration)",
+    )
     adding.set_defaults(run=with_pool(add))
 
     listing = group.add_parser("list", help="every client")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="one JSON array instead of a table")
     listing.set_defaults(run=with_pool(list_clients))
 
     # No "-h": a client id may start with "-h" (use --help); see idp.cli.parse.
     disabling = group.add_parser("disable", help="refuse the client from now on", add_help=False)
     disabling.add_argument("--help", action="help", help="show this help message and exit")
-    disabling.add_argument("client_id", nargs="?")
+    disabling.add_argument("client_id", nargs="?", metavar="CLIENT_ID", help="the client")
     disabling.set_defaults(identifier="client_id", required=True)
     disabling.set_defaults(run=with_pool(disable))

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from idp.audit_trail import audited
 from idp.clock import SystemClock
 from idp.commands.common import (
     UserError,
@@ -15,14 +16,14 @@ from idp.commands.common import (
     iso,
     print_json,
     print_table,
-    printable,
     read_password,
     with_pool,
 )
 from idp.commands.sessions import revoke_user
-from idp.db import audit, users
+from idp.db import users
 from idp.passwords import Passwords
 from idp.settings import Settings
+from idp.terminal import printable
 
 
 def _row(user: users.User) -> dict[str, Any]:
@@ -49,7 +50,7 @@ async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) 
     password = read_password(sys.stdin)
     hashed = Passwords(settings.argon2_profile).hash_sync(password)
     now = SystemClock().now()
-    async with pool.acquire() as connection, connection.transaction():
+    async with pool.acquire() as connection, audited(connection) as trail:
         try:
             user = await users.insert(
                 connection,
@@ -61,9 +62,7 @@ async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) 
             )
         except users.EmailTakenError:
             raise UserError(f"a user with email {args.email} exists already") from None
-        await audit.record(
-            connection, now=now, actor=actor(), action="user.created", subject=str(user.id)
-        )
+        await trail.record(now=now, actor=actor(), action="user.created", subject=str(user.id))
     print(user.id)
     return 0
 
@@ -86,20 +85,19 @@ async def list_users(args: argparse.Namespace, settings: Settings, pool: asyncpg
 def _set_disabled(disabled: bool) -> Any:
     async def command(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
         now = SystemClock().now()
-        async with pool.acquire() as connection, connection.transaction():
+        async with pool.acquire() as connection, audited(connection) as trail:
             user = await users.by_email(connection, args.email)
             if user is None:
                 raise UserError(f"no user with email {args.email}")
             action = "user.disabled" if disabled else "user.enabled"
-            await audit.record(
-                connection, now=now, actor=actor(), action=action, subject=str(user.id)
-            )
+            await trail.record(now=now, actor=actor(), action=action, subject=str(user.id))
             if disabled:
                 # Cut off what they hold, in the same transaction, before the flag: setting it
                 # revokes the refresh families (migration 0011) but cannot deny-list their
                 # access tokens, which this does.
                 await revoke_user(
                     connection,
+                    trail,
                     user.id,
                     settings=settings,
                     now=now,
@@ -121,13 +119,12 @@ async def set_password(args: argparse.Namespace, settings: Settings, pool: async
         raise UserError(f"no user with email {args.email}")
     hashed = Passwords(settings.argon2_profile).hash_sync(read_password(sys.stdin))
     now = SystemClock().now()
-    async with pool.acquire() as connection, connection.transaction():
+    async with pool.acquire() as connection, audited(connection) as trail:
         await users.set_password_hash(connection, user.id, hashed, now)
-        await audit.record(
-            connection, now=now, actor=actor(), action="user.password_set", subject=str(user.id)
-        )
+        await trail.record(now=now, actor=actor(), action="user.password_set", subject=str(user.id))
         revoked = await revoke_user(
             connection,
+            trail,
             user.id,
             settings=settings,
             now=now,
@@ -140,14 +137,13 @@ async def set_password(args: argparse.Namespace, settings: Settings, pool: async
 
 async def roles(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
     now = SystemClock().now()
-    async with pool.acquire() as connection, connection.transaction():
+    async with pool.acquire() as connection, audited(connection) as trail:
         user = await users.change_roles(
             connection, args.email, _roles(args.add), _roles(args.remove), now
         )
         if user is None:
             raise UserError(f"no user with email {args.email}")
-        await audit.record(
-            connection,
+        await trail.record(
             now=now,
             actor=actor(),
             action="user.roles_changed",
@@ -159,23 +155,42 @@ async def roles(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool
 
 
 def add_parsers(commands: Any) -> None:
-    group = commands.add_parser("users", help="people who sign in").add_subparsers(
-        dest="users", required=True
+    group = commands.add_parser(
+        "users", help="people who sign in: add, list, disable, enable, set-password, roles"
+    ).add_subparsers(dest="users", required=True, metavar="COMMAND")
+    adding = group.add_parser(
+        "add",
+        help="add a user; the password is read from stdin",
+        description="Add a user. The password is read from stdin (typed, hidden, on a "
+        "terminal), never from the command line, where other users and shell history see it.",
     )
-    adding = group.add_parser("add", help="add a user; the password is read from stdin")
-    adding.add_argument("email")
-    adding.add_argument("--name")
-    adding.add_argument("--role", action="append", default=[], help="repeat for several")
-    adding.add_argument("--password-stdin", action="store_true", required=True)
+    adding.add_argument("email", metavar="EMAIL", help="what the user signs in with")
+    adding.add_argument("--name", metavar="NAME", help="the name claim (default: none)")
+    adding.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        metavar="ROLE",
+        help="a role, issued in the roles claim; one word, repeat for several (default: none)",
+    )
+    adding.add_argument(
+        "--password-stdin",
+        action="store_true",
+        required=True,
+        help="read the password from stdin, at least 8 characters (required)",
+    )
     adding.set_defaults(run=with_pool(add))
 
     listing = group.add_parser("list", help="every user")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="one JSON array instead of a table")
     listing.set_defaults(run=with_pool(list_users))
 
-    for name, disabled in (("disable", True), ("enable", False)):
-        toggle = group.add_parser(name, help=f"{name} a user")
-        toggle.add_argument("email")
+    for name, disabled, what in (
+        ("disable", True, "the user can no longer sign in; their sessions and tokens end now"),
+        ("enable", False, "the user may sign in again"),
+    ):
+        toggle = group.add_parser(name, help=what)
+        toggle.add_argument("email", metavar="EMAIL", help="the user")
         toggle.set_defaults(run=with_pool(_set_disabled(disabled)))
 
     password = group.add_parser(
@@ -186,12 +201,23 @@ def add_parsers(commands: Any) -> None:
         "tokens issued from them, as 'idp sessions revoke' does: they sign in again with the "
         "new password.",
     )
-    password.add_argument("email")
-    password.add_argument("--password-stdin", action="store_true", required=True)
+    password.add_argument("email", metavar="EMAIL", help="the user")
+    password.add_argument(
+        "--password-stdin",
+        action="store_true",
+        required=True,
+        help="read the password from stdin, at least 8 characters (required)",
+    )
     password.set_defaults(run=with_pool(set_password))
 
-    role = group.add_parser("roles", help="add or remove roles (the roles claim)")
-    role.add_argument("email")
-    role.add_argument("--add", action="append", default=[])
-    role.add_argument("--remove", action="append", default=[])
+    role = group.add_parser(
+        "roles", help="add or remove roles (the roles claim); prints the user's roles"
+    )
+    role.add_argument("email", metavar="EMAIL", help="the user")
+    role.add_argument(
+        "--add", action="append", default=[], metavar="ROLE", help="repeat for several"
+    )
+    role.add_argument(
+        "--remove", action="append", default=[], metavar="ROLE", help="repeat for several"
+    )
     role.set_defaults(run=with_pool(roles))

@@ -1,4 +1,8 @@
-"""SQL of the ``audit_log`` table: who did what, when, and why."""
+"""SQL of the ``audit_log`` table: who did what, when, and why.
+
+``record`` only writes the row. Callers go through ``idp.audit_trail``, which logs and counts
+an event once the transaction that wrote it has committed: a rolled-back row is never announced.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from idp.db.pool import Connection, Executor
-from idp.logs import event_log
-from idp.metrics import count_event
 
 INSERT = """
 INSERT INTO audit_log (at, actor, action, subject, reason, details)
 VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+RETURNING id
 """
 SELECT_RECENT = """
 SELECT id, at, actor, action, subject, reason, details
@@ -43,15 +46,12 @@ async def record(
     subject: str | None = None,
     reason: str | None = None,
     details: dict[str, Any] | None = None,
-) -> None:
-    await connection.execute(INSERT, now, actor, action, subject, reason, json.dumps(details or {}))
-    # Audit fields hold no secret by design: they may go to the log as they are.
-    event_log.info(
-        action,
-        extra={"event": action, "actor": actor, "subject": subject, "reason": reason,
-               "details": details or {}},
-    )  # fmt: skip
-    count_event(action)
+) -> AuditEvent:
+    details = details or {}
+    event_id: int = await connection.fetchval(
+        INSERT, now, actor, action, subject, reason, json.dumps(details)
+    )
+    return AuditEvent(event_id, now, actor, action, subject, reason, details)
 
 
 async def recent(connection: Executor, limit: int = 50) -> list[AuditEvent]:

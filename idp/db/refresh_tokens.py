@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from idp.db import refresh_rule
 from idp.db.pool import Executor
 
 INSERT_FAMILY = """
@@ -17,15 +18,10 @@ INSERT INTO refresh_families (id, client_id, user_id, sid, scopes, audience, aut
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::timestamptz, $9, $10, $11, $8,
     LEAST($8 + $12::interval, $9), $8)
 """
-# The whole rotation is one UPDATE of the family's row, found by the handle: it matches only the
-# current token of a live family (not revoked or expired; disabling its user revokes it,
-# migration 0011), for the family's own client (and, when the scope is narrowed, a scope within
-# the family's). Of concurrent uses of one token exactly one matches; the others wait on the row
-# lock, then find the token replaced. It changes no indexed column, so it is a HOT update. The
-# access token issued beside the new token gets the jti of the new generation. The users table is
-# not read: joining it cost a tenth of refresh throughput (scripts/bench), and each condition or
-# expression here costs on every refresh, so the jti window moves on in a statement of its own
-# (ROLL_JTI_WINDOW), once an access-token lifetime.
+# One UPDATE of the family's row, found by its handle, where the refresh rule holds
+# (idp.db.refresh_rule): of concurrent uses of one token exactly one matches, the others find it
+# replaced once the row lock is free. It changes no indexed column, so it is a HOT update. Each
+# condition costs on every refresh, so the jti window moves on in a statement of its own.
 _ROTATE = """
 UPDATE refresh_families f SET
     previous_hash = f.token_hash,
@@ -34,13 +30,12 @@ UPDATE refresh_families f SET
     idle_expires_at = LEAST($3 + $6::interval, f.expires_at),
     successor_response = NULL,
     generation = f.generation + 1
-WHERE f.handle_hash = $1 AND f.token_hash = $2 AND f.client_id = $5 AND f.revoked_at IS NULL
-    AND $3 < f.expires_at AND $3 < f.idle_expires_at{narrowed}
+WHERE f.handle_hash = $1 AND {rule}
 RETURNING f.id AS family_id, f.generation, f.user_id, f.sid, f.scopes, f.audience, f.auth_time,
     f.jti_window_at
 """
-ROTATE = _ROTATE.format(narrowed="")
-ROTATE_NARROWED = _ROTATE.format(narrowed=" AND $7::text[] <@ f.scopes")
+ROTATE = _ROTATE.format(rule=refresh_rule.where(narrowed=False))
+ROTATE_NARROWED = _ROTATE.format(rule=refresh_rule.where(narrowed=True))
 # Revoking a family deny-lists the jtis of generations from jti_older_from on: those of the
 # current and the previous window, each at least an access-token lifetime (migration 0010). Late
 # (a crash between the two statements), the window is only wider.
@@ -49,6 +44,8 @@ UPDATE refresh_families SET
     jti_older_from = jti_window_from, jti_window_from = $3, jti_window_at = $4
 WHERE id = $1 AND jti_window_at = $2
 """
+# A presented token's family, for the grant's diagnosis, /revoke and /introspect (which also
+# asks whether its user is disabled).
 SELECT_FAMILY = """
 SELECT f.id, f.client_id, f.user_id, f.scopes, f.audience, f.created_at, f.expires_at,
     f.revoked_at, f.token_hash, f.previous_hash, f.token_issued_at, f.idle_expires_at,

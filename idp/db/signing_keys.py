@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import asyncpg
 
 from idp.db.pool import Connection, Executor
-from idp.keys.lifecycle import KeyRecord, KeyState
 from idp.settings import SigningAlg
+
+KeyState = Literal["pending", "active", "retiring", "retired", "revoked"]
+PUBLISHED_STATES: tuple[KeyState, ...] = ("pending", "active", "retiring")
 
 _COLUMNS = "kid, alg, state, created_at, activated_at, last_signed_at"
 
@@ -55,6 +57,18 @@ WHERE kid = $1 AND state IN ('pending', 'active', 'retiring')
 RETURNING kid
 """
 NOTIFY = "SELECT pg_notify('idp_keys', $1)"
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What the lifecycle (idp.keys.lifecycle) needs to know of a signing key: no key material."""
+
+    kid: str
+    alg: SigningAlg
+    state: KeyState
+    created_at: datetime
+    activated_at: datetime | None = None
+    last_signed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

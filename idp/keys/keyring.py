@@ -2,8 +2,9 @@
 
 Signing, the JWKS and discovery read only this. It is reloaded when any process announces a
 key change (``NOTIFY idp_keys``, on a dedicated LISTEN connection that reconnects by itself)
-and, as a safety net, every ``key_check_interval``. A failed reload keeps the last good keys,
-so the JWKS keeps answering while PostgreSQL is away.
+and, as a safety net, every half ``key_check_interval``. A failed reload keeps the last good
+keys, so the JWKS keeps answering while PostgreSQL is away; signing stops once a whole
+``key_check_interval`` has passed without a reload (``KeyringStaleError``).
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from idp.clock import Clock
 from idp.db import signing_keys
 from idp.db.listener import Subscription
 from idp.db.pool import Executor
+from idp.db.signing_keys import KeyRecord
 from idp.keys import crypto
-from idp.keys.lifecycle import KeyRecord, next_change
+from idp.keys.lifecycle import next_change
 from idp.settings import Settings, SigningAlg
 from idp.tasks import cancel, woken
 
@@ -55,7 +57,8 @@ class KeyringStaleError(RuntimeError):
 
     Key retirement allows a process to go on signing with a demoted key for one
     ``key_check_interval`` at most (``lifecycle.retire_at``); a process that could not reload
-    for longer might sign with a key about to leave the JWKS, or with a revoked one.
+    for longer might sign with a key about to leave the JWKS, or with a revoked one. Answered
+    503 temporarily_unavailable (idp.web.errors).
     """
 
 
@@ -69,8 +72,8 @@ class Signer:
     def sign(self, claims: dict[str, Any], typ: str) -> str:
         """The JWS compact serialization (RFC 7515 §7.1) of ``claims``, signed by joserfc's
         implementation of the key's algorithm. The protected header is the same for every token
-        of a typ, so it is encoded once; ``jwt.encode`` would check and encode it, and convert
-        the claims, on every call (~12 µs a token, measured).
+        of a typ, so it is encoded once, not checked and encoded again for every token as
+        ``jwt.encode`` would.
         Verifiers decode these with joserfc, PyJWT and Authlib in the tests."""
         signing_input = f"{_header_segment(self.alg, self.kid, typ)}.{_segment(claims)}"
         signature = _algorithm(self.alg).sign(signing_input.encode("ascii"), self.key)
@@ -158,6 +161,13 @@ class Keyring:
             raise KeyringStaleError("signing keys not reloaded for too long; database down?")
         return self.snapshot.signer.sign(claims, typ)
 
+    def key_times(self) -> tuple[datetime, datetime] | None:
+        """When the signing key became active and when the key set next changes on schedule
+        (the key gauges of idp.metrics); None before the first load."""
+        if self._snapshot is None:
+            return None
+        return self._snapshot.signer.activated_at, self._snapshot.next_change_at
+
     def verification_keys(self) -> KeySet:
         return self.snapshot.verification_keys
 
@@ -203,7 +213,7 @@ class Keyring:
         return Subscription(CHANNEL, lambda payload: self._wake.set(), self._wake.set)
 
     async def start(self, pool: asyncpg.Pool) -> None:
-        """Load now, then reload when woken and, as a safety net, every key_check_interval."""
+        """Load now, then reload when woken and, as a safety net, every half key_check_interval."""
         await self.load(pool)
         self._task = asyncio.create_task(self._reload_loop(pool), name="keyring-reload")
 

@@ -12,7 +12,9 @@ in one transaction). Invariants they keep:
 * exactly one key is active, and a next key is always published as pending, so a forced
   revocation switches to a key verifiers already hold;
 * on schedule, a key signs only after it has been published for ``key_prepublish``
-  (``Settings`` guarantees that outlasts a JWKS cached for ``jwks_max_age`` plus clock skew);
+  (``Settings`` guarantees that outlasts ``min_publication``: a JWKS cached for
+  ``jwks_max_age``, clock skew, and one ``key_check_interval`` of a process that missed the
+  change); a manual rotation waits for ``min_publication``, unless forced;
 * a key leaves the JWKS only when every token it signed has expired (``retire_at``).
 """
 
@@ -23,25 +25,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from idp.db.signing_keys import PUBLISHED_STATES, KeyRecord
 from idp.settings import Settings, SigningAlg
 
-KeyState = Literal["pending", "active", "retiring", "retired", "revoked"]
-PUBLISHED_STATES: tuple[KeyState, ...] = ("pending", "active", "retiring")
 # Manual rotations are spaced so that verifiers that re-fetch the JWKS on an unknown kid never
 # hit their own rate limit (jwks-rsa: 10 fetches a minute).
 MIN_MANUAL_ROTATION_SPACING = timedelta(minutes=1)
-
-
-@dataclass(frozen=True)
-class KeyRecord:
-    """What the lifecycle needs to know of a signing key (no key material)."""
-
-    kid: str
-    alg: SigningAlg
-    state: KeyState
-    created_at: datetime
-    activated_at: datetime | None = None
-    last_signed_at: datetime | None = None
+# The reasons of a manual rotation's transitions, in the audit log.
+MANUAL_ROTATION = "manual rotation"
+FORCED_ROTATION = "manual rotation, forced"
 
 
 @dataclass(frozen=True)
@@ -86,7 +78,8 @@ def retire_at(key: KeyRecord, settings: Settings) -> datetime:
     """When a retiring key may leave the JWKS.
 
     Every token it signed has expired by then: it signed until ``last_signed_at`` (plus, at
-    most, one safety-net reload interval in a process that missed the NOTIFY), tokens live at
+    most, one ``key_check_interval`` in a process that missed the NOTIFY: its keyring reloads
+    every half interval and stops signing after a whole one without a reload), tokens live at
     most ``longest_token_ttl``, and verifiers allow ``clock_skew``.
     """
     assert key.last_signed_at is not None
@@ -156,38 +149,59 @@ def _ready_for_manual_use(key: KeyRecord, now: datetime, settings: Settings) -> 
     return key.created_at + settings.min_publication - now
 
 
-def plan_rotation(keys: Sequence[KeyRecord], now: datetime, settings: Settings) -> list[Transition]:
-    """``idp keys rotate``: the pending key signs from now, the old one stays published as
-    retiring. Refused while the pending key is younger than ``settings.min_publication`` (a
-    verifier may not have fetched it yet) or the active key is younger than a minute.
-    New keys take the active key's algorithm: the operator's shell need not carry the server's
-    IDP_SIGNING_ALG; the scheduler changes algorithms.
-    """
+def _seconds(wait: timedelta) -> str:
+    return f"{int(wait.total_seconds()) + 1}s"
+
+
+def rotation_refusal(keys: Sequence[KeyRecord], now: datetime, settings: Settings) -> str | None:
+    """Why a manual rotation should wait, or None if it is safe now: the pending key must have
+    been published for ``settings.min_publication`` (a verifier may not have fetched it yet),
+    and the active key must have signed for a minute (``MIN_MANUAL_ROTATION_SPACING``)."""
     active, pending, _ = _split(keys)
-    alg = active.alg if active is not None else settings.signing_alg
-    transitions: list[Transition] = []
     if active is not None:
         assert active.activated_at is not None
         wait = active.activated_at + MIN_MANUAL_ROTATION_SPACING - now
         if wait > timedelta(0):
-            raise KeyLifecycleError(
+            return (
                 "the active key was activated less than a minute ago; "
-                f"rotate again in {int(wait.total_seconds()) + 1}s"
+                f"rotate again in {_seconds(wait)}, or now with --force"
             )
-        transitions.append(Demote(active.kid, "manual rotation"))
+    if pending:
+        wait = _ready_for_manual_use(pending[0], now, settings)
+        if wait > timedelta(0):
+            return (
+                f"the next key {pending[0].kid} was published too recently for every verifier "
+                f"to hold it; rotate again in {_seconds(wait)}, or now with --force"
+            )
+    return None
+
+
+def plan_rotation(
+    keys: Sequence[KeyRecord], now: datetime, settings: Settings, *, force: bool = False
+) -> list[Transition]:
+    """``idp keys rotate``: the pending key signs from now, the old one stays published as
+    retiring. Refused while ``rotation_refusal`` has a reason, unless ``force``: the change is
+    then made at once, its reason ``FORCED_ROTATION`` (verifiers that cached the JWKS before
+    the pending key was published meet an unknown kid and fetch the JWKS again).
+    New keys take the active key's algorithm: the operator's shell need not carry the server's
+    IDP_SIGNING_ALG; the scheduler changes algorithms.
+    """
+    refusal = rotation_refusal(keys, now, settings)
+    if refusal is not None and not force:
+        raise KeyLifecycleError(refusal)
+    reason = MANUAL_ROTATION if refusal is None else FORCED_ROTATION
+    active, pending, _ = _split(keys)
+    alg = active.alg if active is not None else settings.signing_alg
+    transitions: list[Transition] = []
+    if active is not None:
+        transitions.append(Demote(active.kid, reason))
     if pending:
         successor = pending[0]
-        wait = _ready_for_manual_use(successor, now, settings)
-        if wait > timedelta(0):
-            raise KeyLifecycleError(
-                f"the next key {successor.kid} was published too recently for every verifier to "
-                f"hold it; rotate again in {int(wait.total_seconds()) + 1}s"
-            )
-        transitions.append(Promote(successor.kid, "manual rotation"))
+        transitions.append(Promote(successor.kid, reason))
         if len(pending) == 1:
             transitions.append(CreateKey(successor.alg, "pending", "next key"))
     else:
-        transitions.append(CreateKey(alg, "active", "manual rotation"))
+        transitions.append(CreateKey(alg, "active", reason))
         transitions.append(CreateKey(alg, "pending", "next key"))
     return transitions
 

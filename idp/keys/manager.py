@@ -15,14 +15,16 @@ from datetime import datetime
 
 import asyncpg
 
+from idp.audit_trail import AuditTrail, audited
 from idp.clock import Clock
-from idp.db import audit, signing_keys
+from idp.db import signing_keys
 from idp.db.pool import Connection
+from idp.db.signing_keys import KeyRecord
 from idp.keys import crypto
 from idp.keys.lifecycle import (
+    FORCED_ROTATION,
     CreateKey,
     Demote,
-    KeyRecord,
     Promote,
     Retire,
     Revoke,
@@ -45,6 +47,12 @@ class Applied:
     kid: str
 
 
+@dataclass(frozen=True)
+class Rotation:
+    kid: str  # the key that signs from now
+    forced: bool  # made although lifecycle.rotation_refusal had a reason to wait
+
+
 class KeyManager:
     def __init__(self, pool: asyncpg.Pool, settings: Settings, clock: Clock) -> None:
         if settings.key_encryption_key is None:
@@ -58,17 +66,19 @@ class KeyManager:
         """The scheduled transitions due now (none most of the time)."""
         return await self._change(lambda keys, now: tick(keys, now, self._settings), actor)
 
-    async def rotate(self, actor: str) -> str:
-        """A new key signs from now; returns its kid."""
+    async def rotate(self, actor: str, *, force: bool = False) -> Rotation:
+        """A new key signs from now; raises KeyLifecycleError if that is not safe yet, unless
+        ``force`` (lifecycle.plan_rotation)."""
         applied = await self._change(
-            lambda keys, now: plan_rotation(keys, now, self._settings), actor
+            lambda keys, now: plan_rotation(keys, now, self._settings, force=force), actor
         )
-        return next(
-            item.kid
+        signer = next(
+            item
             for item in applied
             if isinstance(item.transition, Promote)
             or (isinstance(item.transition, CreateKey) and item.transition.state == "active")
         )
+        return Rotation(signer.kid, forced=signer.transition.reason == FORCED_ROTATION)
 
     async def revoke(self, kid: str | None, reason: str, actor: str) -> list[Applied]:
         """Revoke ``kid`` (every key when None); raises KeyLifecycleError for a bad kid."""
@@ -77,19 +87,26 @@ class KeyManager:
         )
 
     async def _change(self, plan: Plan, actor: str) -> list[Applied]:
-        async with self._pool.acquire() as connection, connection.transaction():
+        async with self._pool.acquire() as connection, audited(connection) as trail:
             await connection.execute("SELECT pg_advisory_xact_lock($1)", KEYS_LOCK_ID)
             now = self._clock.now()
             listings = await signing_keys.fetch_all(connection)
             self._check_kek(listings)
             transitions = plan([listing.record for listing in listings], now)
-            applied = [await self._apply(connection, item, now, actor) for item in transitions]
+            applied = [
+                await self._apply(connection, trail, item, now, actor) for item in transitions
+            ]
             if applied:
                 await connection.execute(signing_keys.NOTIFY, "changed")
         return applied
 
     async def _apply(
-        self, connection: Connection, transition: Transition, now: datetime, actor: str
+        self,
+        connection: Connection,
+        trail: AuditTrail,
+        transition: Transition,
+        now: datetime,
+        actor: str,
     ) -> Applied:
         match transition:
             case CreateKey(alg=alg, state=state):
@@ -116,8 +133,7 @@ class KeyManager:
             case Revoke(kid=kid, reason=reason):
                 await self._update(connection, signing_keys.REVOKE, kid, now, reason)
                 action, details = "key.revoked", {}
-        await audit.record(
-            connection,
+        await trail.record(
             now=now,
             actor=actor,
             action=action,

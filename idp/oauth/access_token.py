@@ -14,7 +14,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from idp.db.clients import Client
-from idp.oauth.errors import InvalidScopeError, InvalidTargetError
+from idp.oauth.errors import InvalidScopeError, InvalidTargetError, InvalidTokenError
 from idp.settings import SIGNING_ALGS
 
 # Scopes that only make sense with a signed-in user.
@@ -95,10 +95,6 @@ def access_token_claims(
 
 # What a verifier accepts as typ (RFC 9068 §4: the media type, with or without "application/").
 ACCESS_TOKEN_TYPES = (ACCESS_TOKEN_TYPE, "application/at+jwt")
-
-
-class InvalidTokenError(Exception):
-    """RFC 6750 §3.1 invalid_token; the message is safe to show."""
 
 
 def verify_access_token(

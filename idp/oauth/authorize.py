@@ -1,7 +1,9 @@
 """The authorization request (RFC 6749 §4.1.1, OIDC Core §3.1.2.1), checked by an ordered list
-of small functions in spec order. Errors about the client or the redirect URI are shown on an
-error page and never redirected (RFC 6749 §4.1.2.1): the redirect URI is not trusted yet. Every
-later error goes back to the client with ``error``, ``state`` and ``iss`` (RFC 9207)."""
+of small functions in spec order, each raising the spec error (idp.oauth.errors) of what it
+checks. Errors about the client or the redirect URI are shown on an error page and never
+redirected (RFC 6749 §4.1.2.1): the redirect URI is not trusted yet (``AuthorizePageError``).
+Every later error goes back to the client with ``error``, ``state`` and ``iss`` (RFC 9207)
+(``AuthorizeRedirectError``)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,15 @@ from typing import Any
 
 from idp.db.clients import Client
 from idp.oauth.access_token import resolve_audience
-from idp.oauth.errors import OAuthError
+from idp.oauth.errors import (
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuthError,
+    RequestNotSupportedError,
+    RequestUriNotSupportedError,
+    UnauthorizedClientError,
+    UnsupportedResponseTypeError,
+)
 from idp.oauth.params import Params, parse_scope
 from idp.oauth.pkce import valid_challenge
 
@@ -33,12 +43,13 @@ class AuthorizePageError(Exception):
         self.detail = detail
 
 
-class AuthorizeRedirectError(OAuthError):
-    """Sent back to the client's redirect URI (RFC 6749 §4.1.2.1)."""
+class AuthorizeRedirectError(Exception):
+    """``oauth_error``, sent back to the redirect URI of ``request`` (RFC 6749 §4.1.2.1), which
+    the checks found registered."""
 
-    def __init__(self, error: str, description: str, request: AuthorizationRequest) -> None:
-        super().__init__(description)
-        self.error = error
+    def __init__(self, oauth_error: OAuthError, request: AuthorizationRequest) -> None:
+        super().__init__(str(oauth_error))
+        self.oauth_error = oauth_error
         self.request = request
 
 
@@ -87,10 +98,8 @@ class AuthorizationRequest:
 
 FindClient = Callable[[str], Awaitable[Client | None]]
 Check = Callable[[Params, AuthorizationRequest, str], None]
-
-
-def _fail(request: AuthorizationRequest, error: str, description: str) -> AuthorizeRedirectError:
-    return AuthorizeRedirectError(error, description, request)
+# OIDC Core §3.1.2.6: request objects, by value or by reference, are refused by name.
+_UNSUPPORTED = {"request": RequestNotSupportedError, "request_uri": RequestUriNotSupportedError}
 
 
 # RFC 8252 §7.3: the http scheme, an IP loopback literal (never "localhost", §8.3), an optional
@@ -143,7 +152,7 @@ def check_state(params: Params, request: AuthorizationRequest, issuer: str) -> N
     """RFC 6749 §4.1.1: ``state`` is returned as given; VSCHAR only (Appendix A.5), bounded."""
     state = params.get("state")
     if state is not None and (len(state) > MAX_STATE_LENGTH or not _VSCHARS.match(state)):
-        raise _fail(request, "invalid_request", "state must be at most 1024 visible characters")
+        raise InvalidRequestError("state must be at most 1024 visible characters")
     request.state = state
 
 
@@ -151,17 +160,17 @@ def check_response_type(params: Params, request: AuthorizationRequest, issuer: s
     assert request.client is not None
     response_type = params.get("response_type")
     if response_type is None:
-        raise _fail(request, "invalid_request", "response_type is required")
+        raise InvalidRequestError("response_type is required")
     if response_type != "code":
-        raise _fail(request, "unsupported_response_type", "only response_type=code is supported")
+        raise UnsupportedResponseTypeError("only response_type=code is supported")
     if "authorization_code" not in request.client.grant_types:
-        raise _fail(request, "unauthorized_client", "this client may not use the code flow")
+        raise UnauthorizedClientError("this client may not use the code flow")
     response_mode = params.get("response_mode")
     if response_mode not in (None, "query"):
-        raise _fail(request, "invalid_request", "only response_mode=query is supported")
-    for unsupported in ("request", "request_uri"):
-        if params.get(unsupported) is not None:
-            raise _fail(request, f"{unsupported}_not_supported", f"{unsupported} is not supported")
+        raise InvalidRequestError("only response_mode=query is supported")
+    for name, unsupported in _UNSUPPORTED.items():
+        if params.get(name) is not None:
+            raise unsupported(f"{name} is not supported")
 
 
 def check_pkce(params: Params, request: AuthorizationRequest, issuer: str) -> None:
@@ -169,11 +178,11 @@ def check_pkce(params: Params, request: AuthorizationRequest, issuer: str) -> No
     challenge = params.get("code_challenge")
     method = params.get("code_challenge_method")
     if challenge is None:
-        raise _fail(request, "invalid_request", "code_challenge is required (PKCE, S256)")
+        raise InvalidRequestError("code_challenge is required (PKCE, S256)")
     if method != "S256":
-        raise _fail(request, "invalid_request", "code_challenge_method must be S256")
+        raise InvalidRequestError("code_challenge_method must be S256")
     if not valid_challenge(challenge):
-        raise _fail(request, "invalid_request", "code_challenge is not a S256 challenge")
+        raise InvalidRequestError("code_challenge is not a S256 challenge")
     request.code_challenge = challenge
 
 
@@ -182,28 +191,25 @@ def check_scope(params: Params, request: AuthorizationRequest, issuer: str) -> N
     try:
         scopes = parse_scope(params.get("scope"))
     except OAuthError as error:
-        raise _fail(request, "invalid_scope", error.description or "bad scope") from None
+        raise InvalidScopeError(error.description or "bad scope") from None
     if not scopes:
-        raise _fail(request, "invalid_scope", "scope is required")
+        raise InvalidScopeError("scope is required")
     refused = [scope for scope in scopes if scope not in request.client.scopes]
     if refused:
-        raise _fail(request, "invalid_scope", f"not allowed for this client: {' '.join(refused)}")
+        raise InvalidScopeError(f"not allowed for this client: {' '.join(refused)}")
     request.scopes = scopes
-    try:
-        request.audience = resolve_audience(
-            request.client,
-            [*params.all("resource"), *params.all("audience")],
-            issuer=issuer,
-            scopes=scopes,
-        )
-    except OAuthError as error:
-        raise _fail(request, error.error, error.description or "") from None
+    request.audience = resolve_audience(  # invalid_target (RFC 8707 §2)
+        request.client,
+        [*params.all("resource"), *params.all("audience")],
+        issuer=issuer,
+        scopes=scopes,
+    )
 
 
 def check_nonce(params: Params, request: AuthorizationRequest, issuer: str) -> None:
     nonce = params.get("nonce")
     if nonce is not None and (len(nonce) > MAX_NONCE_LENGTH or not _VSCHARS.match(nonce)):
-        raise _fail(request, "invalid_request", "nonce must be at most 512 visible characters")
+        raise InvalidRequestError("nonce must be at most 512 visible characters")
     request.nonce = nonce
 
 
@@ -212,7 +218,7 @@ def check_prompt(params: Params, request: AuthorizationRequest, issuer: str) -> 
     if prompt is not None:
         values = set(prompt.split())
         if not values <= PROMPTS or ("none" in values and len(values) > 1):
-            raise _fail(request, "invalid_request", "prompt must be none or login")
+            raise InvalidRequestError("prompt must be none or login")
         request.prompt = prompt
 
 
@@ -220,7 +226,7 @@ def check_max_age(params: Params, request: AuthorizationRequest, issuer: str) ->
     max_age = params.get("max_age")
     if max_age is not None:
         if not _DIGITS.match(max_age):
-            raise _fail(request, "invalid_request", "max_age must be a number of seconds")
+            raise InvalidRequestError("max_age must be a number of seconds")
         request.max_age = int(max_age)
 
 
@@ -239,7 +245,8 @@ CHECKS: tuple[Check, ...] = (
 async def check_request(
     params: Params, find_client: FindClient, issuer: str
 ) -> AuthorizationRequest:
-    """Run the checks in order; the first failure decides the error."""
+    """Run the checks in order; the first failure decides the error, redirected once the
+    redirect URI is known to be registered."""
     request = AuthorizationRequest()
     try:
         client_id = params.get("client_id")
@@ -255,9 +262,7 @@ async def check_request(
         try:
             check(params, request, issuer)
         except OAuthError as error:
-            if isinstance(error, AuthorizeRedirectError):
-                raise
             if not request.redirect_uri:  # repeated redirect_uri: nowhere safe to send it
                 raise AuthorizePageError("Invalid request", error.description or "") from None
-            raise _fail(request, error.error, error.description or "") from None
+            raise AuthorizeRedirectError(error, request) from None
     return request

@@ -13,8 +13,9 @@ from idp.db import token_status
 from idp.db.pool import Executor
 from idp.db.token_status import RefreshState
 from idp.oauth import refresh_format
-from idp.oauth.access_token import InvalidTokenError, verify_access_token
+from idp.oauth.access_token import verify_access_token
 from idp.oauth.context import TokenContext
+from idp.oauth.errors import InvalidTokenError
 
 
 @dataclass(frozen=True)

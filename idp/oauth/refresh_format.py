@@ -18,11 +18,7 @@ Families started before secrets were derived hold random ones until their next r
 previous token is still known by its digest; older ones cannot be verified, so they are refused
 without revoking anything (such a reuse goes undetected; it is bounded by the family's
 lifetime). A new IDP_KEY_ENCRYPTION_KEY does the same to the earlier generations derived with
-the old one; current tokens are checked by digest and keep working. Tokens issued before the
-handle existed (migration 0010) have no ``.`` and are 43 characters long: the whole token is
-their handle and their generation is 0. Since that handle begins every later token of the
-family, it proves nothing once replaced: it is known only by its digest, as the current or the
-previous token, and older than that it is refused without revoking anything.
+the old one; current tokens are checked by digest and keep working.
 """
 
 from __future__ import annotations
@@ -37,7 +33,6 @@ from idp.keys.crypto import purpose_key
 from idp.settings import Settings
 
 MAX_GENERATION_DIGITS = 9  # a family refreshed every second for 30 years stays within
-LEGACY_LENGTH = 43  # secrets.token_urlsafe(32): a token issued before migration 0010
 
 
 class Presented:
@@ -50,11 +45,10 @@ class Presented:
         token: str,
         handle: str,
         generation: int,
-        secret: str | None,
+        secret: str,
         handle_hash: bytes | None = None,
     ) -> None:
-        self.token, self.handle, self.generation = token, handle, generation
-        self.secret = secret  # None: issued before migration 0010, the whole token is the handle
+        self.token, self.handle, self.generation, self.secret = token, handle, generation, secret
         self.handle_hash = digest(handle) if handle_hash is None else handle_hash
         self.token_hash = digest(token)
 
@@ -73,10 +67,6 @@ def _derive_key(key_encryption_key: bytes) -> bytes:
 def parse(token: str) -> Presented | None:
     """None for what idp never issues as a refresh token, a family's handle alone included."""
     parts = token.split(".")
-    if len(parts) == 1:
-        if len(token) != LEGACY_LENGTH:
-            return None
-        return Presented(token, token, 0, None)
     if len(parts) != 3:
         return None
     handle, generation, secret = parts
@@ -89,10 +79,7 @@ def parse(token: str) -> Presented | None:
 
 def genuine(presented: Presented, key: bytes) -> bool:
     """Whether the family of the handle issued this very token (K = ``key``), in constant
-    time. Not for a token issued before migration 0010: it is its family's handle, shown by
-    every later token, so only its digest (current or previous) can tell it is genuine."""
-    if presented.secret is None:
-        return False
+    time."""
     expected = _secret(key, presented.handle_hash, presented.generation).encode()
     return hmac.compare_digest(expected, presented.secret.encode("utf-8", "replace"))
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from idp.db import audit, refresh_tokens, token_status
+from idp.audit_trail import audited
+from idp.db import refresh_tokens, token_status
 from idp.db.clients import Client
 from idp.oauth.context import TokenContext
 from idp.oauth.errors import UnauthorizedClientError
@@ -21,7 +22,7 @@ async def revoke(params: Params, client: Client, context: TokenContext) -> None:
     token = params.require("token")
     hint = params.get("token_type_hint")
     now = context.clock.now()
-    async with context.pool.acquire() as connection, connection.transaction():
+    async with context.pool.acquire() as connection, audited(connection) as trail:
         found = await find_token(connection, token, hint, context)
         if isinstance(found, RefreshToken):
             if found.state.family.client_id != client.client_id:
@@ -43,8 +44,7 @@ async def revoke(params: Params, client: Client, context: TokenContext) -> None:
             subject = str(found.claims["jti"])
         else:
             return  # RFC 7009 §2.2: invalid tokens do not cause an error
-        await audit.record(
-            connection,
+        await trail.record(
             now=now,
             actor=f"client:{client.client_id}",
             action="token.revoked",

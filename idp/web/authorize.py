@@ -25,7 +25,7 @@ from idp.oauth.code_flow import (
     needs_login,
     redirect_to_client,
 )
-from idp.oauth.errors import OAuthError
+from idp.oauth.errors import ConsentRequiredError, LoginRequiredError, OAuthError
 from idp.web.forms import read_query
 from idp.web.security import HTML_HEADERS
 from idp.web.state import AppState
@@ -134,10 +134,6 @@ def waits_for_login(pending: Pending, who: SignedIn | None, now: datetime) -> bo
     return needs_login(pending.auth, who, now, signed_in_for_request=pending.signed_in_for_it(who))
 
 
-def error_redirect(auth: AuthorizationRequest, issuer: str, error: str, text: str) -> Response:
-    return redirect(redirect_to_client(auth, issuer, error=error, error_description=text))
-
-
 async def proceed(
     request: Request[AppState],
     auth: AuthorizationRequest,
@@ -146,7 +142,8 @@ async def proceed(
     pending: Pending | None = None,
 ) -> Response:
     """Sign-in if needed, then consent if needed, then the code. The login step counts as done
-    for this request only if ``pending`` records ``who``'s session as having done it."""
+    for this request only if ``pending`` records ``who``'s session as having done it. With
+    prompt=none, a step to take is an error for the client (OIDC Core §3.1.2.6)."""
     assert auth.client is not None
     state = request.state
     issuer = state["settings"].issuer
@@ -154,13 +151,13 @@ async def proceed(
     login_done = pending is not None and pending.signed_in_for_it(who)
     if needs_login(auth, who, now, signed_in_for_request=login_done):
         if auth.prompt == "none":
-            return error_redirect(auth, issuer, "login_required", "the user must sign in")
+            raise AuthorizeRedirectError(LoginRequiredError("the user must sign in"), auth)
         return await park(request, auth, "login", pending)
     assert who is not None
     granted = await consents.granted(state["pool"], who.user_id, auth.client.client_id)
     if needs_consent(auth, granted):
         if auth.prompt == "none":
-            return error_redirect(auth, issuer, "consent_required", "the user must consent")
+            raise AuthorizeRedirectError(ConsentRequiredError("the user must consent"), auth)
         return await park(request, auth, "consent", pending, who.sid if login_done else None)
     async with state["pool"].acquire() as connection, connection.transaction():
         if pending is not None and not await authorization_requests.finish(
@@ -172,16 +169,13 @@ async def proceed(
 
 
 async def authorize(request: Request[AppState]) -> Response:
+    """Errors of the request are raised to idp.web.errors: a page, or back to the client."""
     state = request.state
     try:
         params = read_query(request)
     except OAuthError:
-        return error_page(400, "Invalid request", "The request has too many parameters.")
-    try:
-        auth = await check_request(params, state["clients"].find, state["settings"].issuer)
-    except AuthorizePageError as error:
-        return error_page(400, error.title, error.detail)
-    except AuthorizeRedirectError as error:
-        text = error.description or error.error
-        return error_redirect(error.request, state["settings"].issuer, error.error, text)
+        raise AuthorizePageError(
+            "Invalid request", "The request has too many parameters."
+        ) from None
+    auth = await check_request(params, state["clients"].find, state["settings"].issuer)
     return await proceed(request, auth, await signed_in(request))

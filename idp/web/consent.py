@@ -5,13 +5,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from idp.db import audit, consents, users
+from idp.audit_trail import audited
+from idp.db import consents, users
+from idp.oauth.authorize import AuthorizeRedirectError
 from idp.oauth.code_flow import SignedIn, scope_texts
-from idp.oauth.errors import OAuthError
+from idp.oauth.errors import AccessDeniedError, OAuthError
 from idp.web.authorize import (
     EXPIRED,
     Pending,
-    error_redirect,
     proceed,
     redirect,
     resume,
@@ -75,11 +76,10 @@ async def submit_consent(request: Request[AppState]) -> Response:
     (pending, who), now = found, state["clock"].now()
     auth, allowed = pending.auth, decision == "allow"
     assert auth.client is not None
-    async with state["pool"].acquire() as connection, connection.transaction():
+    async with state["pool"].acquire() as connection, audited(connection) as trail:
         if allowed:
             await consents.grant(connection, who.user_id, auth.client.client_id, auth.scopes, now)
-        await audit.record(
-            connection,
+        await trail.record(
             now=now,
             actor=f"user:{who.user_id}",
             action="consent.granted" if allowed else "consent.denied",
@@ -87,5 +87,5 @@ async def submit_consent(request: Request[AppState]) -> Response:
             details={"client_id": auth.client.client_id, "scopes": auth.scopes},
         )
     if not allowed:
-        return error_redirect(auth, state["settings"].issuer, "access_denied", "the user denied")
+        raise AuthorizeRedirectError(AccessDeniedError("the user denied"), auth)
     return await proceed(request, auth, who, pending=pending)

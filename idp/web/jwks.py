@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-
-from idp.web.state import AppState
+from idp.web.in_memory import InMemoryEndpoint, RawHeaders
 
 CORS_OPEN = (b"access-control-allow-origin", b"*")
 JSON = b"application/json"
@@ -21,7 +18,7 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))
 
 
-def _if_none_match(raw_headers: list[tuple[bytes, bytes]]) -> str | None:
+def _if_none_match(raw_headers: RawHeaders) -> str | None:
     """The header without building a ``Headers`` object (ASGI names are already lower-case)."""
     for name, value in raw_headers:
         if name == b"if-none-match":
@@ -30,10 +27,9 @@ def _if_none_match(raw_headers: list[tuple[bytes, bytes]]) -> str | None:
 
 
 def jwks_answer(
-    state: Mapping[str, Any], request_headers: list[tuple[bytes, bytes]]
-) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """Status, headers and body, from memory alone: the front layer sends them
-    (``idp.web.observe``), as the hottest read path."""
+    state: Mapping[str, Any], request_headers: RawHeaders
+) -> tuple[int, RawHeaders, bytes]:
+    """Status, headers and body, from the keyring's memory alone."""
     keyring = state["keyring"]
     snapshot = keyring.snapshot
     max_age = keyring.jwks_max_age(state["clock"].now())
@@ -50,9 +46,4 @@ def jwks_answer(
     return 200, headers, body
 
 
-async def jwks(request: Request[AppState]) -> Response:
-    """The same answer through Starlette (HEAD, and anything the front layer passes on)."""
-    status, headers, body = jwks_answer(request.scope["state"], request.scope["headers"])
-    response = Response(body, status_code=status)
-    response.raw_headers = headers
-    return response
+jwks = InMemoryEndpoint(jwks_answer)

@@ -1,15 +1,35 @@
-"""``GET /metrics``: Prometheus text exposition (see ``idp.metrics``)."""
+"""``GET /metrics``: Prometheus text exposition (see ``idp.metrics``), behind
+``IDP_METRICS_TOKEN`` when it is set."""
 
 from __future__ import annotations
+
+import hmac
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from idp.metrics import CONTENT_TYPE, TALLY
+from idp.oauth.errors import InvalidTokenError
+from idp.web.errors import NO_STORE, bearer_error
 from idp.web.state import AppState
 
 
 async def metrics(request: Request[AppState]) -> Response:
+    token = request.state["settings"].metrics_token
+    if token is not None:
+        refusal = _refusal(request.headers.get("authorization"), token)
+        if refusal is not None:
+            return refusal
     TALLY.flush()  # this process's latest requests; the other workers flush every second
     body = request.state["metrics"].render()
-    return Response(body, media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
+    return Response(body, media_type=CONTENT_TYPE, headers=NO_STORE)
+
+
+def _refusal(authorization: str | None, token: str) -> Response | None:
+    """RFC 6750 §3: a 401 with a Bearer challenge unless ``Authorization: Bearer <token>``."""
+    scheme, _, presented = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        return bearer_error(None)  # §3.1: no error code when no Bearer token was sent
+    if hmac.compare_digest(presented.strip().encode("latin-1"), token.encode()):
+        return None
+    return bearer_error(InvalidTokenError("not the metrics token"))

@@ -9,8 +9,9 @@ from idp.oauth.errors import InvalidClientError, OAuthError
 from idp.oauth.introspection import introspect
 from idp.oauth.revocation import revoke
 from idp.web.cors import allow_origin
+from idp.web.errors import TOKEN_NO_STORE, oauth_error
 from idp.web.state import AppState
-from idp.web.token import NO_STORE, authenticated, oauth_error
+from idp.web.token import authenticated
 
 
 async def revoke_endpoint(request: Request[AppState]) -> Response:
@@ -21,7 +22,7 @@ async def revoke_endpoint(request: Request[AppState]) -> Response:
         await revoke(params, client, state["token_context"])
     except OAuthError as error:
         return allow_origin(oauth_error(error), request, client)
-    return allow_origin(Response(status_code=200, headers=NO_STORE), request, client)
+    return allow_origin(Response(status_code=200, headers=TOKEN_NO_STORE), request, client)
 
 
 async def introspect_endpoint(request: Request[AppState]) -> Response:
@@ -33,4 +34,4 @@ async def introspect_endpoint(request: Request[AppState]) -> Response:
         body = await introspect(params, client, state["token_context"])
     except OAuthError as error:
         return oauth_error(error)
-    return JSONResponse(body, headers=NO_STORE)
+    return JSONResponse(body, headers=TOKEN_NO_STORE)

@@ -1,4 +1,5 @@
-"""The whole URL map in one place."""
+"""The whole URL map in one place: the app's router (``idp.web.router``) dispatches every
+request over these routes, behind every middleware ``idp.app.create_app`` declares."""
 
 from __future__ import annotations
 

@@ -6,25 +6,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from idp.db.clients import Client
-from idp.keys.keyring import KeyringStaleError
 from idp.oauth import grants
 from idp.oauth.client_auth import authenticate, presented_credentials
-from idp.oauth.errors import InvalidClientError, OAuthError
+from idp.oauth.errors import OAuthError
 from idp.oauth.params import Params
 from idp.web.cors import allow_origin
-from idp.web.errors import json_error
+from idp.web.errors import TOKEN_NO_STORE, oauth_error
 from idp.web.forms import read_form
 from idp.web.state import AppState
-
-# RFC 6749 §5.1: token responses must not be cached.
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-def oauth_error(error: OAuthError) -> Response:
-    headers = dict(NO_STORE)
-    if isinstance(error, InvalidClientError):
-        headers["WWW-Authenticate"] = 'Basic realm="idp", charset="UTF-8"'  # RFC 6749 §5.2
-    return JSONResponse(error.body(), status_code=error.status_code, headers=headers)
 
 
 async def authenticated(request: Request[AppState]) -> tuple[Params, Client]:
@@ -36,6 +25,8 @@ async def authenticated(request: Request[AppState]) -> tuple[Params, Client]:
 
 
 async def token(request: Request[AppState]) -> Response:
+    """OAuth errors are answered here, with CORS for the client; the database or the keyring
+    being away is answered by idp.web.errors."""
     state = request.state
     client = None
     try:
@@ -43,11 +34,4 @@ async def token(request: Request[AppState]) -> Response:
         body = await grants.exchange(params, client, state["token_context"])
     except OAuthError as error:
         return allow_origin(oauth_error(error), request, client)
-    except KeyringStaleError:
-        return json_error(
-            503,
-            "temporarily_unavailable",
-            "signing keys could not be refreshed; try again shortly",
-            {"Retry-After": "5", **NO_STORE},
-        )
-    return allow_origin(JSONResponse(body, headers=NO_STORE), request, client)
+    return allow_origin(JSONResponse(body, headers=TOKEN_NO_STORE), request, client)

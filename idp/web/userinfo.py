@@ -3,33 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from idp.oauth.access_token import InvalidTokenError, verify_access_token
-from idp.oauth.errors import InvalidRequestError, OAuthError
+from idp.oauth.access_token import verify_access_token
+from idp.oauth.errors import (
+    InsufficientScopeError,
+    InvalidRequestError,
+    InvalidTokenError,
+    OAuthError,
+)
 from idp.oauth.id_token import scope_claims
 from idp.web.cors import allow_origin
+from idp.web.errors import NO_STORE, bearer_error
 from idp.web.forms import FORM, read_form
 from idp.web.state import AppState
-
-NO_STORE = {"Cache-Control": "no-store"}
-
-
-def bearer_error(status: int, error: str | None, description: str | None = None) -> Response:
-    """RFC 6750 §3: the challenge says what went wrong; no error code when no token was sent."""
-    challenge = 'Bearer realm="idp"'
-    if error is not None:
-        challenge += f', error="{error}"'
-        if description:
-            challenge += f', error_description="{description}"'
-    body = {"error": error or "invalid_request"}
-    if description:
-        body["error_description"] = description
-    return JSONResponse(
-        body, status_code=status, headers={"WWW-Authenticate": challenge, **NO_STORE}
-    )
 
 
 async def bearer_token(request: Request[AppState]) -> str | None:
@@ -53,13 +43,21 @@ async def bearer_token(request: Request[AppState]) -> str | None:
     return from_header
 
 
+def _user_id(claims: dict[str, Any]) -> uuid.UUID:
+    try:
+        return uuid.UUID(claims["sub"])
+    except ValueError:
+        raise InvalidTokenError("the token names no user") from None
+
+
 async def userinfo(request: Request[AppState]) -> Response:
+    """Every error is a Bearer challenge (RFC 6750 §3), with CORS for the token's client."""
     state = request.state
     settings = state["settings"]
     try:
         token = await bearer_token(request)
         if token is None:
-            return bearer_error(401, None)
+            return bearer_error(None)
         claims = verify_access_token(
             token,
             state["keyring"].snapshot.verification_keys,
@@ -71,21 +69,15 @@ async def userinfo(request: Request[AppState]) -> Response:
         context = state["token_context"]
         if await context.deny_list.revoked(claims["jti"]):
             raise InvalidTokenError("the access token was revoked")
-        user = await context.users.find(uuid.UUID(claims["sub"]))
+        user = await context.users.find(_user_id(claims))
         if user is None or user.disabled:
             raise InvalidTokenError("the user can no longer sign in")
-    except (InvalidTokenError, ValueError) as error:
-        return bearer_error(
-            401,
-            "invalid_token",
-            str(error) if isinstance(error, InvalidTokenError) else "the token names no user",
-        )
     except OAuthError as error:
-        return bearer_error(400, "invalid_request", error.description)
+        return bearer_error(error)
     client = await state["clients"].find(str(claims.get("client_id", "")))
     scopes = str(claims.get("scope", "")).split()
     if "openid" not in scopes:
-        response = bearer_error(403, "insufficient_scope", "the token lacks the openid scope")
+        response = bearer_error(InsufficientScopeError("the token lacks the openid scope"))
     else:
         body = {"sub": str(user.id), **scope_claims(user, scopes)}
         response = JSONResponse(body, headers=NO_STORE)

@@ -13,10 +13,10 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import jwt as pyjwt
 import pytest
 
 from idp.clock import FrozenClock
+from idp.db.grants import revoke_user_grants
 from idp.db.migrate import discover, migrate
 from idp.hashing import digest
 from idp.oauth.client_auth import new_secret
@@ -141,15 +141,16 @@ VALUES ($1, $2, $3, $3::timestamptz + interval '14 days', $4, $5)
 """
 
 
-async def test_refresh_tokens_issued_before_migration_0010_still_refresh(
+async def test_refresh_tokens_issued_before_migration_0010_are_refused_cleanly(
     fresh_database_url: str,
     tmp_path: Path,
     app_instance: InstanceFactory,
     clock: FrozenClock,
 ) -> None:
-    """Migration 0010 moves each family's unconsumed token onto the family's row: a token issued
-    before it (no handle part) still refreshes, into tokens of the new shape; the access tokens
-    recorded in the last day are still deny-listed with the family."""
+    """Migration 0010 moves each family onto one row. A token issued before it (no handle part)
+    is no refresh token now: refused with invalid_grant, inactive, a no-op to revoke, and its
+    family stays as it was. The access tokens recorded in the last day are still deny-listed
+    when the family is revoked."""
     for path in discover():
         if path.version < "0010":
             shutil.copy(path.path, tmp_path)
@@ -185,33 +186,18 @@ async def test_refresh_tokens_issued_before_migration_0010_still_refresh(
     async with app_instance(database_url=fresh_database_url) as instance:
         http, auth = instance.client, (client_id, secret)
         form = {"grant_type": "refresh_token", "refresh_token": legacy}
-        first = await http.post("/token", auth=auth, data=form)
-        assert first.status_code == 200, first.text
-        renewed = first.json()["refresh_token"]
-        assert renewed.startswith(f"{legacy}.1.")
-        second = await http.post("/token", auth=auth, data={**form, "refresh_token": renewed})
-        assert second.status_code == 200, second.text
-        latest = second.json()["refresh_token"]
-        assert latest.startswith(f"{legacy}.2.")
-
-        # The consumed legacy token is not known any more: refused, nothing revoked.
-        assert_oauth_error(
-            await http.post("/token", auth=auth, data={**form, "refresh_token": old}),
-            400,
-            "invalid_grant",
+        assert_oauth_error(await http.post("/token", auth=auth, data=form), 400, "invalid_grant")
+        introspected = await http.post("/introspect", auth=auth, data={"token": legacy})
+        assert introspected.json() == {"active": False}
+        revoked = await http.post("/revoke", auth=auth, data={"token": legacy})
+        assert revoked.status_code == 200, revoked.text
+        migrated_pool = instance.state["pool"]
+        assert await migrated_pool.fetchval(
+            "SELECT generation = 0 AND revoked_at IS NULL FROM refresh_families WHERE id = $1",
+            family,
         )
-        revoked = await http.post("/revoke", auth=auth, data={"token": latest})
-        assert revoked.status_code == 200
-        assert_oauth_error(
-            await http.post("/token", auth=auth, data={**form, "refresh_token": latest}),
-            400,
-            "invalid_grant",
-        )
-        denied = await instance.state["pool"].fetchval(
-            "SELECT array_agg(jti) FROM revoked_access_tokens"
-        )
+        async with migrated_pool.acquire() as connection, connection.transaction():
+            await revoke_user_grants(connection, user.id, now, now + timedelta(hours=1))
+        denied = await migrated_pool.fetchval("SELECT array_agg(jti) FROM revoked_access_tokens")
     assert "legacy-jti" in denied
     assert "old-jti" not in denied  # recorded more than a day before the migration
-    for response in (first, second):
-        access = pyjwt.decode(response.json()["access_token"], options={"verify_signature": False})
-        assert access["jti"] in denied

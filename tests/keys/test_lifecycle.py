@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from idp.db.signing_keys import KeyRecord
 from idp.keys.lifecycle import (
     CreateKey,
     Demote,
     KeyLifecycleError,
-    KeyRecord,
     Promote,
     Retire,
     Revoke,
@@ -135,6 +135,26 @@ def test_manual_rotation_refuses_a_next_key_verifiers_may_not_hold_yet() -> None
         plan_rotation([active(), young], just_too_young, SETTINGS)
     transitions = plan_rotation([active(), young], just_too_young + timedelta(seconds=1), SETTINGS)
     assert Promote("p", "manual rotation") in transitions
+
+
+def test_forced_manual_rotation_right_after_start_up_rotates_and_says_forced() -> None:
+    # Start-up made both keys at T0: the active one is seconds old, the next one unpublished
+    # long enough; both refusals apply, and --force overrides them.
+    now = T0 + timedelta(seconds=5)
+    with pytest.raises(KeyLifecycleError, match="or now with --force"):
+        plan_rotation([active(), pending()], now, SETTINGS)
+    assert plan_rotation([active(), pending()], now, SETTINGS, force=True) == [
+        Demote("a", "manual rotation, forced"),
+        Promote("p", "manual rotation, forced"),
+        CreateKey("RS256", "pending", "next key"),
+    ]
+
+
+def test_forcing_a_rotation_that_needs_no_force_is_a_plain_manual_rotation() -> None:
+    now = T0 + timedelta(hours=1)
+    assert plan_rotation([active(), pending()], now, SETTINGS, force=True) == plan_rotation(
+        [active(), pending()], now, SETTINGS
+    )
 
 
 def test_cli_plans_keep_the_active_keys_algorithm_whatever_the_shell_says() -> None:

@@ -181,7 +181,7 @@ async def test_rotation_keeps_the_old_key_published_until_its_tokens_expire(
     manager, keyring = await bootstrapped(pool, settings, clock)
     old = keyring.snapshot.signer.kid
     clock.advance(timedelta(hours=1))
-    new = await manager.rotate(actor="test")
+    new = (await manager.rotate(actor="test")).kid
     await keyring.load(pool)
     assert keyring.snapshot.signer.kid == new != old
     assert old in kids(keyring.snapshot.jwks_body)

@@ -53,7 +53,7 @@ async def test_rotation_through_one_instance_moves_the_others_signer(
     async with app_instance() as first, app_instance() as second:
         old = second.state["keyring"].snapshot.signer.kid
         clock.advance(timedelta(hours=1))
-        new = await first.state["keys"].rotate(actor="test")
+        new = (await first.state["keys"].rotate(actor="test")).kid
         deadline = time.monotonic() + NOTIFY_DEADLINE
         while second.state["keyring"].snapshot.signer.kid == old:
             assert time.monotonic() < deadline, "second instance still signs with the old key"

@@ -270,7 +270,7 @@ MANGLED = {
     ),
     "handle-changed": lambda token: _swap_last(token.split(".")[0]) + token[22:],
     "a-part-more": lambda token: token + ".x",
-    "legacy-shape": lambda token: token.replace(".", ""),
+    "dots-removed": lambda token: token.replace(".", ""),
 }
 
 

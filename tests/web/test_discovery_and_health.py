@@ -70,7 +70,9 @@ async def test_endpoints_that_need_the_database_answer_503_with_retry_after_when
         token = await instance.client.post(
             "/token", auth=(machine.client_id, secret), data={"grant_type": "client_credentials"}
         )
-        page = await instance.client.get("/login", params={"request": "anything"})
+        page = await instance.client.get(
+            "/login", params={"request": "anything"}, headers={"Accept": "text/html"}
+        )  # a browser's Accept: the readable page
         jwks = await instance.client.get("/jwks.json")
     assert_oauth_error(token, 503, "temporarily_unavailable")
     assert token.headers["retry-after"] == "5"

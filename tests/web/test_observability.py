@@ -11,6 +11,8 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from idp.db.clients import Client
 from idp.db.users import User
@@ -241,3 +243,71 @@ async def test_a_plain_request_id_from_a_proxy_is_kept_and_a_hostile_one_replace
     assert kept.headers["x-request-id"] == "edge-1234abcd"
     assert replaced.headers["x-request-id"] != "bad id\r\ninjected"
     assert len(replaced.headers["x-request-id"]) == 16
+
+
+async def test_made_up_paths_and_methods_are_labelled_unmatched_and_other(
+    app_instance: InstanceFactory, captured_logs: io.StringIO
+) -> None:
+    async with app_instance() as instance:
+        before = await scrape(instance)
+        answers = [
+            await instance.client.get("/no/such/page"),
+            await instance.client.request("BREW", "/token"),
+            await instance.client.request("BREW", "/no/such/pot"),
+        ]
+        after = await scrape(instance)
+
+    assert [answer.status_code for answer in answers] == [404, 405, 404]
+    assert all(len(answer.headers["x-request-id"]) == 16 for answer in answers)
+    for labels, count in [
+        ({"route": "unmatched", "method": "GET", "status": "404"}, 1),
+        ({"route": "/token", "method": "other", "status": "405"}, 1),
+        ({"route": "unmatched", "method": "other", "status": "404"}, 1),
+    ]:
+        name = "idp_http_requests_total"
+        assert value(after, name, **labels) - value(before, name, **labels) == count, labels
+    requests = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
+    lines = {line["request_id"]: line for line in requests if line["logger"] == "idp.request"}
+    assert [
+        (
+            lines[answer.headers["x-request-id"]]["route"],
+            lines[answer.headers["x-request-id"]]["method"],
+        )
+        for answer in answers
+    ] == [("unmatched", "GET"), ("/token", "other"), ("unmatched", "other")]
+    assert "/no/such" not in captured_logs.getvalue()
+
+
+class FailingHealth:
+    """A middleware the app declares, with a bug: /healthz raises."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/healthz":
+            raise RuntimeError("a bug")
+        await self.app(scope, receive, send)
+
+
+async def test_an_unhandled_exception_is_counted_and_logged_as_a_500_with_its_request_id(
+    app_instance: InstanceFactory, captured_logs: io.StringIO
+) -> None:
+    async with app_instance(middleware=[Middleware(FailingHealth)]) as instance:
+        before = await scrape(instance)
+        with pytest.raises(RuntimeError, match="a bug"):  # the server's to log, as uvicorn does
+            await instance.client.get("/healthz")
+        after = await scrape(instance)
+
+    labels = {"route": "/healthz", "method": "GET", "status": "500"}
+    assert (
+        value(after, "idp_http_requests_total", **labels)
+        - value(before, "idp_http_requests_total", **labels)
+        == 1
+    )
+    lines = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
+    (request,) = [line for line in lines if line.get("route") == "/healthz"]
+    assert request["status"] == 500
+    (error,) = [line for line in lines if "a bug" in line.get("exc", "")]
+    assert error["level"] == "error"
+    assert error["request_id"] == request["request_id"]

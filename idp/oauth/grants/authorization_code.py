@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from idp.db import audit, authorization_codes, refresh_tokens, users
+from idp.audit_trail import AuditTrail, audited
+from idp.db import authorization_codes, refresh_tokens, users
 from idp.db.clients import Client
 from idp.db.pool import Connection
 from idp.hashing import digest
@@ -36,10 +37,12 @@ async def exchange(params: Params, client: Client, context: TokenContext) -> dic
     code = params.require("code")
     redirect_uri = params.require("redirect_uri")
     verifier = params.require("code_verifier")
-    async with context.pool.acquire() as connection, connection.transaction():
+    async with context.pool.acquire() as connection, audited(connection) as trail:
         # Failures are returned, not raised, so that the transaction still commits: a code
         # is spent by any attempt (no guessing the verifier), and a replay's revocation stays.
-        outcome = await _redeem(connection, digest(code), redirect_uri, verifier, client, context)
+        outcome = await _redeem(
+            connection, trail, digest(code), redirect_uri, verifier, client, context
+        )
     if isinstance(outcome, InvalidGrantError):
         raise outcome
     return outcome.sign(context)  # after the commit: the connection is back
@@ -47,6 +50,7 @@ async def exchange(params: Params, client: Client, context: TokenContext) -> dic
 
 async def _redeem(
     connection: Connection,
+    trail: AuditTrail,
     code_hash: bytes,
     redirect_uri: str,
     verifier: str,
@@ -56,7 +60,7 @@ async def _redeem(
     now = context.clock.now()
     grant = await authorization_codes.consume(connection, code_hash, client.client_id, now)
     if grant is None:
-        if await _revoke_replayed(connection, code_hash, client, context, now):
+        if await _revoke_replayed(connection, trail, code_hash, client, context, now):
             return InvalidGrantError("the code was used already; its tokens are revoked")
         return InvalidGrantError("the code is invalid or expired")
     if grant.redirect_uri != redirect_uri:
@@ -88,7 +92,12 @@ async def _redeem(
 
 
 async def _revoke_replayed(
-    connection: Connection, code_hash: bytes, client: Client, context: TokenContext, now: datetime
+    connection: Connection,
+    trail: AuditTrail,
+    code_hash: bytes,
+    client: Client,
+    context: TokenContext,
+    now: datetime,
 ) -> bool:
     """If this client consumed the code already, revoke what its exchange issued (RFC 6749
     §4.1.2): its access token, and its refresh family with every access token issued from that
@@ -106,8 +115,7 @@ async def _revoke_replayed(
             connection, family_id, "authorization code replayed", now, until
         )
     context.deny_list.add(denied)
-    await audit.record(
-        connection,
+    await trail.record(
         now=now,
         actor=f"client:{client.client_id}",
         action="authorization_code.replayed",

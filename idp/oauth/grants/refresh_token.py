@@ -1,7 +1,8 @@
 """The refresh_token grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2).
 
 Every use replaces the family's current token with its successor in one conditional UPDATE of
-the family's row (idp.db.refresh_tokens). A token of the family presented after it was replaced
+the family's row, where the refresh rule holds (idp.db.refresh_rule); when it matched nothing,
+``judge`` says why, from the same rule. A token of the family presented after it was replaced
 revokes the whole family, and every access token issued from it is deny-listed, unless it is the
 one just replaced and comes back from the same client within IDP_REFRESH_REUSE_GRACE: then the
 very same answer is returned again (a retry after a network error must not log the user out).
@@ -13,17 +14,20 @@ nothing.
 
 from __future__ import annotations
 
+import enum
 import json
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from idp.db import audit, refresh_tokens
+from idp.audit_trail import audited
+from idp.db import refresh_rule, refresh_tokens
 from idp.db.clients import Client
 from idp.db.pool import Connection
+from idp.db.refresh_rule import Condition
 from idp.keys.crypto import purpose_key
 from idp.oauth import refresh_format
 from idp.oauth.context import TokenContext
@@ -106,6 +110,78 @@ async def _rotate(
     return issued
 
 
+class Verdict(enum.Enum):
+    """What becomes of a presented refresh token (``judge``)."""
+
+    ROTATE = enum.auto()  # the refresh rule holds: the rotation statement matches
+    RETRY = enum.auto()  # the token just replaced, within IDP_REFRESH_REUSE_GRACE: same answer
+    REUSE = enum.auto()  # a genuine earlier token (RFC 9700 §4.14.2): the family is revoked
+    UNKNOWN = enum.auto()  # no family has its handle
+    OTHER_CLIENT = enum.auto()  # another client's family: told nothing more than for UNKNOWN
+    FORGED = enum.auto()  # not a token the family had: forged from its handle, or mangled
+    NOT_ISSUED = enum.auto()  # a generation the family has not reached
+    WIDER_SCOPE = enum.auto()  # RFC 6749 §6: the scope may be narrowed, never widened
+    REVOKED = enum.auto()
+    EXPIRED = enum.auto()  # the family's absolute lifetime is over
+    IDLE_EXPIRED = enum.auto()  # unused for longer than IDP_REFRESH_IDLE_TTL
+
+
+_INVALID = "the refresh token is invalid"
+_REFUSED = {
+    # The rule held when the family was read, not when the rotation ran: a concurrent change.
+    Verdict.ROTATE: _INVALID,
+    Verdict.UNKNOWN: _INVALID,
+    Verdict.OTHER_CLIENT: _INVALID,
+    Verdict.FORGED: _INVALID,
+    Verdict.NOT_ISSUED: _INVALID,
+    Verdict.REVOKED: "the refresh token was revoked",
+    Verdict.EXPIRED: "the refresh token expired",
+    Verdict.IDLE_EXPIRED: "the refresh token expired",
+}
+
+
+def judge(
+    family: refresh_tokens.Stored | None,
+    presented: Presented,
+    client_id: str,
+    requested: list[str] | None,
+    now: datetime,
+    *,
+    grace: timedelta,
+    key: bytes,
+) -> Verdict:
+    """What the refresh rule (idp.db.refresh_rule) and reuse detection make of ``presented``,
+    presented by ``client_id`` asking for ``requested``, given its family's row: ROTATE exactly
+    when the rotation statement matches the row. Only a token the family had may revoke it
+    (RFC 9700 §4.14.2): the previous one is known by its digest, earlier ones by their derived
+    secret (idp.oauth.refresh_format, with K = ``key``)."""
+    if family is None:
+        return Verdict.UNKNOWN
+    failed = refresh_rule.failed(family, presented.token_hash, client_id, now, requested)
+    if not failed:
+        return Verdict.ROTATE
+    if Condition.OWN_CLIENT in failed:
+        return Verdict.OTHER_CLIENT
+    if Condition.CURRENT not in failed:  # the current token stays usable
+        if Condition.WITHIN_SCOPE in failed:
+            return Verdict.WIDER_SCOPE
+        if Condition.NOT_REVOKED in failed:
+            return Verdict.REVOKED
+        if Condition.BEFORE_EXPIRY in failed:
+            return Verdict.EXPIRED
+        return Verdict.IDLE_EXPIRED
+    previous = family.is_previous(presented.token_hash)
+    if not (previous or refresh_format.genuine(presented, key)):
+        return Verdict.FORGED
+    if Condition.NOT_REVOKED in failed:
+        return Verdict.REVOKED
+    if previous and now - family.token_issued_at <= grace and family.successor_response is not None:
+        return Verdict.RETRY
+    if presented.generation >= family.generation:  # the current one is known by its digest
+        return Verdict.NOT_ISSUED
+    return Verdict.REUSE
+
+
 async def _not_rotated(
     connection: Connection,
     presented: Presented,
@@ -114,42 +190,37 @@ async def _not_rotated(
     context: TokenContext,
     now: datetime,
 ) -> OAuthError | dict[str, Any]:
-    """Why the rotation changed nothing: an unknown handle, another client's family, a family
-    that is not live, a widened scope, a token the family never had, or one of its earlier
-    generations (RFC 9700 §4.14.2: the family is revoked, unless a retry within the grace)."""
+    """Why the rotation changed nothing (``judge``), and what follows: a retry gets its answer
+    again, a reuse revokes the family."""
     settings = context.settings
     family = await refresh_tokens.find(connection, presented.handle_hash)
-    if family is None or family.client_id != client.client_id:
-        return InvalidGrantError("the refresh token is invalid")  # unknown, or another client's
-    if family.is_current(presented.token_hash):
-        return _current_refused(family, requested, now)
-    previous = family.is_previous(presented.token_hash)
-    if not (previous or refresh_format.genuine(presented, refresh_format.secret_key(settings))):
-        # Not a token the family had: forged from its handle, mangled on its way, or an earlier
-        # one whose secret cannot be verified (idp.oauth.refresh_format). Only a token the
-        # family had may revoke it: the grant and its current token stay.
-        return InvalidGrantError("the refresh token is invalid")
-    if family.revoked_at is not None:
-        return InvalidGrantError("the refresh token was revoked")
-    if (
-        previous
-        and now - family.token_issued_at <= settings.refresh_reuse_grace
-        and family.successor_response is not None
-    ):
+    verdict = judge(
+        family,
+        presented,
+        client.client_id,
+        requested,
+        now,
+        grace=settings.refresh_reuse_grace,
+        key=refresh_format.secret_key(settings),
+    )
+    if verdict is Verdict.WIDER_SCOPE:
+        return InvalidScopeError("a refresh cannot widen the scope")
+    if verdict not in (Verdict.RETRY, Verdict.REUSE):
+        return InvalidGrantError(_REFUSED[verdict])
+    assert family is not None
+    if verdict is Verdict.RETRY:
+        assert family.successor_response is not None
         retried = _unseal(context, presented.token_hash, family.successor_response)
         if retried is not None:
             return retried
-    if presented.generation >= family.generation:
-        # Not a token the family has had yet (its current one is checked by digest above).
-        return InvalidGrantError("the refresh token is invalid")
+        # Sealed under another key-encryption key: no answer to give again, so a reuse.
     deny_until = now + settings.deny_list_horizon
-    async with connection.transaction():
+    async with audited(connection) as trail:
         denied = await refresh_tokens.revoke_family(
             connection, family.id, "refresh token reuse", now, deny_until
         )
         context.deny_list.add(denied)
-        await audit.record(
-            connection,
+        await trail.record(
             now=now,
             actor=f"client:{client.client_id}",
             action="refresh.reuse_detected",
@@ -158,22 +229,6 @@ async def _not_rotated(
             details={"user_id": str(family.user_id)},
         )
     return InvalidGrantError("the refresh token was used already; the grant is revoked")
-
-
-def _current_refused(
-    family: refresh_tokens.Stored, requested: list[str] | None, now: datetime
-) -> InvalidGrantError:
-    """Why the family's current token did not rotate. It stays usable."""
-    # RFC 6749 §6: the scope may be narrowed, never widened.
-    if requested is not None and not set(requested) <= set(family.scopes):
-        raise InvalidScopeError("a refresh cannot widen the scope")
-    if family.revoked_at is not None:
-        return InvalidGrantError("the refresh token was revoked")
-    if now >= family.expires_at or now >= family.idle_expires_at:
-        return InvalidGrantError("the refresh token expired")
-    if family.user_disabled:
-        return InvalidGrantError("the user can no longer sign in")
-    return InvalidGrantError("the refresh token is invalid")
 
 
 def _key(context: TokenContext) -> bytes:
