@@ -14,7 +14,7 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
@@ -34,6 +34,7 @@ from idp.server import options as server_options
 from idp.settings import Settings
 from idp.web.state import AppState
 from tests.factories import environ_without_idp
+from tests.processes import Processes, running
 
 # Every table but the migrations ledger, found in the schema: new tables need no edit here.
 ALL_TABLES = """
@@ -87,6 +88,13 @@ async def pool(migrated: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock()
+
+
+@pytest.fixture
+def real_time(clock: FrozenClock) -> None:
+    """The frozen clock set to now, for tests whose tokens meet the system clock (other processes,
+    client libraries, the CLI); a module opts in with ``pytest.mark.usefixtures("real_time")``."""
+    clock.set(datetime.now(UTC))
 
 
 @pytest.fixture
@@ -173,38 +181,37 @@ class Served:
     settings: Settings
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 async def served(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Served]:
     """uvicorn on a free port of 127.0.0.1, with the options idp serve gives it, the issuer being
     that very URL, the real clock."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    here = replace(settings, issuer=base_url)
-    app = create_app(here, clock=SystemClock(), run_scheduler=False)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="on",
-            **server_options(here),  # as idp serve runs it: proxies, head bounds
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))  # bound before uvicorn starts: no race for the port
+        base_url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        here = replace(settings, issuer=base_url)
+        app = create_app(here, clock=SystemClock(), run_scheduler=False)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                lifespan="on",
+                **server_options(here),  # as idp serve runs it: proxies, head bounds
+            )
         )
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(15):
-            while not server.started:
-                assert not task.done(), "uvicorn stopped while starting"
-                await asyncio.sleep(0.01)
-        yield Served(base_url=base_url, settings=here)
-    finally:
-        server.should_exit = True
-        await task
+        task = asyncio.create_task(server.serve(sockets=[listening]))
+        try:
+            async with asyncio.timeout(15):
+                while not server.started:
+                    assert not task.done(), "uvicorn stopped while starting"
+                    await asyncio.sleep(0.01)
+            yield Served(base_url=base_url, settings=here)
+        finally:
+            server.should_exit = True
+            await task
+
+
+@pytest.fixture
+async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
+    """Real ``idp`` processes, each stopped at the end (see tests/processes.py)."""
+    async with running(tmp_path) as started:
+        yield started

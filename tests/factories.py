@@ -27,6 +27,7 @@ from idp.passwords import Passwords
 from idp.settings import Settings
 
 SUBPROCESS_TIMEOUT = 120.0
+PASSWORD = "correct horse battery"  # make_user's default
 PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
@@ -155,7 +156,7 @@ async def make_client(
 async def make_user(
     pool: asyncpg.Pool,
     email: str = "alice@example.com",
-    password: str = "correct horse battery",
+    password: str = PASSWORD,
     *,
     name: str | None = "Alice",
     roles: Sequence[str] = (),

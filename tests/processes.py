@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -18,9 +17,9 @@ import httpx
 
 from idp.keys.crypto import b64url
 from tests.factories import environ_without_idp
+from tests.helpers import IDP
 
 ROOT = Path(__file__).resolve().parent.parent
-IDP = (sys.executable, "-m", "idp")
 READY_LIMIT = 30.0
 STOP_LIMIT = 10.0
 LOCK_WAIT_LIMIT = 20.0

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,9 +32,9 @@ from tests.factories import (
     run_command,
     verify,
 )
+from tests.helpers import IDP, assert_one_line_error, key_states
 
 ROOT = Path(__file__).resolve().parent.parent
-IDP = [sys.executable, "-m", "idp"]
 REVOKE_KEY = ["bash", str(ROOT / "scripts" / "revoke-key")]
 CONFIRMATION_PROMPT = "Type 'yes' to confirm"
 # A kid is a base64url thumbprint and starts with "-" one time in 64, which argparse would take
@@ -54,15 +53,6 @@ async def run(
     command: Sequence[str], env: dict[str, str], *, stdin: bytes | None = None
 ) -> Completed:
     return await run_command(command, env, stdin=stdin)
-
-
-def assert_one_line_error(result: Completed) -> str:
-    """Exit 1 with one readable line on stderr (no traceback); returns that line."""
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 @pytest.fixture
@@ -94,11 +84,6 @@ def revoke_command(request: pytest.FixtureRequest) -> list[str]:
     if request.param == "idp keys revoke":
         return [*IDP, "keys", "revoke"]
     return REVOKE_KEY
-
-
-async def key_states(pool: asyncpg.Pool) -> dict[str, str]:
-    rows = await pool.fetch("SELECT kid, state FROM signing_keys")
-    return {row["kid"]: row["state"] for row in rows}
 
 
 async def cli_audit_events(pool: asyncpg.Pool) -> list[tuple[str, str, str | None]]:

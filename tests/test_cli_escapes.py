@@ -5,7 +5,6 @@ escapes (``\\x1b``), never as raw control bytes."""
 from __future__ import annotations
 
 import json
-import sys
 
 import asyncpg
 
@@ -13,9 +12,9 @@ from idp.settings import Settings
 from idp.terminal import printable
 from tests.conftest import InstanceFactory
 from tests.factories import Completed, make_client, make_user, run_command
+from tests.helpers import IDP
 from tests.oauth.flow import Authorization, sign_in
 
-IDP = [sys.executable, "-m", "idp"]
 REDIRECT = "https://app.example/callback"
 # Sets the terminal's title (OSC 0 ... BEL), then turns the text red (SGR 31), then reverses it.
 HOSTILE = "\x1b]0;pwned\x07mallory\x1b[31m@example.com\u202emoc.live"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -19,23 +18,10 @@ from argon2.exceptions import VerifyMismatchError
 from idp.db import clients
 from idp.oauth.registration import register
 from idp.settings import Settings
-from tests.factories import Completed, make_client, make_user, run_command
+from tests.factories import make_client, make_user
+from tests.helpers import assert_one_line_error, idp
 
-IDP = [sys.executable, "-m", "idp"]
 PASSWORD = "s3cret-Horse-battery"
-
-
-async def idp(env: dict[str, str], *args: str, stdin: bytes | None = None) -> Completed:
-    return await run_command([*IDP, *args], env, stdin=stdin)
-
-
-def assert_one_line_error(result: Completed) -> str:
-    """Exit 1 with one readable line on stderr (no traceback); returns that line."""
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 async def cli_audit_events(pool: asyncpg.Pool) -> list[tuple[str, str | None]]:

@@ -13,32 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
-from joserfc import jws
 
 from idp.clock import FrozenClock
 from idp.hashing import digest
 from idp.keys.manager import KeyManager
 from idp.settings import Settings
-from tests.conftest import free_port
 from tests.factories import assert_oauth_error, kids, make_client, make_user, run_command, verify
+from tests.helpers import IDP, free_port, key_states, kid_of
 from tests.oauth.flow import Authorization, authorize_code, exchange_code
 from tests.processes import (
-    IDP,
     ROOT,
     Processes,
     Spawned,
     holding_lock,
     idp_environ,
     row_locked,
-    running,
     wait_for_idle_in_transaction,
     wait_for_lock_wait,
     wait_until_backend_gone,
@@ -47,7 +42,6 @@ from tests.processes import (
 REDIRECT = "https://app.example/callback"
 PASSWORD = "correct horse battery"
 
-KEY_STATES = "SELECT kid, state FROM signing_keys"
 ACTIVE_KEYS = "SELECT count(*) FROM signing_keys WHERE state = 'active'"
 FAMILY_OF = "SELECT id FROM refresh_families WHERE token_hash = $1"
 FAMILY = """
@@ -56,21 +50,6 @@ SELECT token_hash, previous_hash, generation, successor_response IS NOT NULL AS 
 FROM refresh_families WHERE id = $1
 """
 FAMILY_ROW = "SELECT id FROM refresh_families WHERE id = $1"
-
-
-@pytest.fixture
-async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
-    async with running(tmp_path) as started:
-        yield started
-
-
-def kid_of(token: str) -> str:
-    kid: str = jws.extract_compact(token.encode()).protected["kid"]
-    return kid
-
-
-async def key_states(pool: asyncpg.Pool) -> dict[str, str]:
-    return {row["kid"]: row["state"] for row in await pool.fetch(KEY_STATES)}
 
 
 async def test_sigkill_in_the_middle_of_a_key_rotation_leaves_exactly_one_active_key(

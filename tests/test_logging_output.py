@@ -25,8 +25,8 @@ import pytest
 from idp.commands.serve import print_once_started
 from idp.logs import StartupWatch, TextFormatter, choose_format
 from idp.settings import Settings, SettingsError
-from tests.conftest import free_port
-from tests.processes import IDP, ROOT, idp_environ
+from tests.helpers import IDP, free_port
+from tests.processes import ROOT, idp_environ
 
 BANNER_LIMIT = 60.0
 TEXT_LINE = re.compile(r"^\d\d:\d\d:\d\d (debug|info|warning|error|critical) ")

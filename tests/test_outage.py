@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import time
 import warnings
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ import httpx
 from idp.db.listener import APPLICATION_NAME
 from idp.settings import Settings
 from tests.factories import assert_oauth_error, environ_without_idp, make_client, make_user
+from tests.helpers import free_port
 from tests.oauth.flow import Authorization, authorize_code, exchange_code
 from tests.processes import Processes, running
 
@@ -36,13 +36,6 @@ ANSWER_LIMIT = DATABASE_TIMEOUT + 3.0  # the 503 must come within the timeout, p
 RECOVERY_LIMIT = 20.0  # "within a few seconds", with room for a loaded CI machine
 # What Chromium sends when it navigates: the readable page, not JSON.
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class EmbeddedPostgres:

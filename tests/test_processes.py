@@ -8,29 +8,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from joserfc import jws
 
-from tests.conftest import free_port
 from tests.factories import Completed, assert_oauth_error, kids, run_command, verify
+from tests.helpers import IDP, free_port, kid_of
 from tests.oauth.flow import Authorization, authorize_code, exchange_code
-from tests.processes import IDP, ROOT, Processes, idp_environ, running
+from tests.processes import ROOT, Processes, idp_environ
 
 REDIRECT = "https://app.example/callback"
 EMAIL = "alice@example.com"
 PASSWORD = "correct horse battery"
 NOTIFY_DEADLINE = 1.0
-
-
-@pytest.fixture
-async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
-    async with running(tmp_path) as started:
-        yield started
 
 
 async def idp(env: dict[str, str], *arguments: str, stdin: str | None = None) -> Completed:
@@ -51,11 +42,6 @@ def two_ports() -> tuple[int, int]:
     while (second := free_port()) == first:
         pass
     return first, second
-
-
-def kid_of(token: str) -> str:
-    kid: str = jws.extract_compact(token.encode()).protected["kid"]
-    return kid
 
 
 async def refresh(

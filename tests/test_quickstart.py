@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import time
@@ -24,6 +23,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers import free_port
 from tests.oauth.flow import hidden_fields
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,13 +38,6 @@ def fresh_clone(tmp_path: Path) -> Iterator[Path]:
         yield clone
     finally:
         shutil.rmtree(clone, ignore_errors=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def sign_in_as_the_demo_user(client: httpx.AsyncClient, printed: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,32 +16,18 @@ import asyncpg
 import httpx
 import pytest
 
-from idp.clock import FrozenClock
 from idp.db import audit
 from idp.settings import Settings
 from tests.conftest import Instance, InstanceFactory
-from tests.factories import (
-    Completed,
-    assert_oauth_error,
-    make_client,
-    make_user,
-    run_command,
-)
+from tests.factories import assert_oauth_error, make_client, make_user
+from tests.helpers import idp
 from tests.oauth.flow import Authorization, authorize_code, exchange_code
 
-IDP = [sys.executable, "-m", "idp"]
+pytestmark = pytest.mark.usefixtures("real_time")  # the CLI runs on the system clock
+
 REDIRECT = "https://app.example/callback"
 PASSWORD = "correct horse battery"
 SCOPE = "openid email"
-
-
-@pytest.fixture(autouse=True)
-def real_time(clock: FrozenClock) -> None:
-    clock.set(datetime.now(UTC))  # the CLI runs on the system clock
-
-
-async def idp(env: dict[str, str], *args: str, stdin: bytes | None = None) -> Completed:
-    return await run_command([*IDP, *args], env, stdin=stdin)
 
 
 NOTIFY_LIMIT = 1.0  # seconds for a change made by another process to count here

@@ -6,7 +6,6 @@ environment; and the workers, which get their settings another way, sign tokens.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,18 +15,12 @@ import pytest
 
 from idp.keys.crypto import b64url
 from idp.settings import Settings
-from tests.conftest import free_port
 from tests.factories import make_client, verify
-from tests.processes import Processes, idp_environ, running
+from tests.helpers import free_port
+from tests.processes import Processes, idp_environ
 
 WORKERS = 2
 MOST_CONNECTS = 200
-
-
-@pytest.fixture
-async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
-    async with running(tmp_path) as started:
-        yield started
 
 
 def with_password(url: str) -> tuple[str, str]:

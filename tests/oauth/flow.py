@@ -1,5 +1,6 @@
 """Driving the hosted pages like a browser without JavaScript: follow redirects by hand, read
-hidden fields from the HTML, post the forms."""
+hidden fields from the HTML, post the forms; and the relying app's side: a code exchange, a
+refresh, an introspection, and an app that signs its user in and refreshes."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import asyncpg
 import httpx
 
 from idp.oauth.pkce import s256
+from idp.settings import Settings
+from tests.conftest import Instance
+from tests.factories import PASSWORD, make_client, make_user
 
+REDIRECT = "https://app.example/callback"
 _HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
 
 
@@ -94,3 +100,69 @@ async def authorize_code(
     query = query_of(location)
     assert query["state"] == auth.state
     return query["code"]
+
+
+async def refresh(
+    client: httpx.AsyncClient, auth: tuple[str, str], refresh_token: str, **extra: str
+) -> httpx.Response:
+    """The client's side of a refresh (RFC 6749 §6, client_secret_basic)."""
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
+    return await client.post("/token", auth=auth, data=data)
+
+
+async def introspect(
+    client: httpx.AsyncClient, auth: tuple[str, str], token: str, **extra: str
+) -> dict[str, object]:
+    """A resource server's introspection (RFC 7662 §2): a 200 that no cache keeps."""
+    response = await client.post("/introspect", auth=auth, data={"token": token, **extra})
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body: dict[str, object] = response.json()
+    return body
+
+
+class App:
+    """A confidential client with the refresh_token grant, and a signed-in user."""
+
+    def __init__(self, instance: Instance, client_id: str, secret: str, email: str) -> None:
+        self.http = instance.client
+        self.pool = instance.state["pool"]
+        self.client_id, self.secret, self.email = client_id, secret, email
+
+    async def sign_in(self, scope: str = "openid email roles") -> dict[str, str]:
+        auth = Authorization(self.client_id, REDIRECT, scope=scope)
+        code = await authorize_code(self.http, auth, self.email, PASSWORD)
+        response = await exchange_code(self.http, self.client_id, self.secret, code, auth)
+        assert response.status_code == 200, response.text
+        tokens: dict[str, str] = response.json()
+        return tokens
+
+    async def refresh(self, refresh_token: str, **extra: str) -> httpx.Response:
+        return await refresh(self.http, (self.client_id, self.secret), refresh_token, **extra)
+
+    async def userinfo_status(self, access_token: str) -> int:
+        response = await self.http.get(
+            "/userinfo", headers={"Authorization": f"Bearer {access_token}"}
+        )
+        return response.status_code
+
+
+async def app_with_refresh(
+    instance: Instance,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    *,
+    roles: tuple[str, ...] = (),
+    email: str = "alice@example.com",
+) -> App:
+    """A first-party client allowed to refresh, redirecting to ``REDIRECT``, and a user."""
+    client, secret = await make_client(
+        pool,
+        settings,
+        grant_types=("authorization_code", "refresh_token"),
+        redirect_uris=(REDIRECT,),
+        scopes=("openid", "email", "roles", "offline_access"),
+        first_party=True,
+    )
+    user = await make_user(pool, email, roles=roles)
+    return App(instance, client.client_id, secret, user.email)

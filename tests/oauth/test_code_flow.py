@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import asyncpg
 import jwt as pyjwt
@@ -27,13 +27,10 @@ from tests.oauth.flow import (
     sign_in,
 )
 
+pytestmark = pytest.mark.usefixtures("real_time")  # PyJWT checks exp and iat against the real clock
+
 REDIRECT = "https://app.example/callback"
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(autouse=True)
-def real_time(clock: FrozenClock) -> None:
-    clock.set(datetime.now(UTC))  # PyJWT checks exp and iat against the real clock
 
 
 async def registered(

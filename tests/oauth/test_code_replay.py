@@ -4,40 +4,19 @@ token, and the refresh family it started with every access token issued from tha
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 import asyncpg
-import httpx
 import jwt as pyjwt
 import pytest
 
-from idp.clock import FrozenClock
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
-from tests.oauth.flow import Authorization, authorize_code, exchange_code
+from tests.oauth.flow import Authorization, authorize_code, exchange_code, introspect, refresh
+
+pytestmark = pytest.mark.usefixtures("real_time")  # PyJWT checks exp and iat against the real clock
 
 REDIRECT = "https://app.example/callback"
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(autouse=True)
-def real_time(clock: FrozenClock) -> None:
-    clock.set(datetime.now(UTC))  # PyJWT checks exp and iat against the real clock
-
-
-async def refresh(
-    http: httpx.AsyncClient, auth: tuple[str, str], refresh_token: str
-) -> httpx.Response:
-    data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-    return await http.post("/token", auth=auth, data=data)
-
-
-async def introspect(http: httpx.AsyncClient, auth: tuple[str, str], token: str) -> Any:
-    response = await http.post("/introspect", auth=auth, data={"token": token})
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def jti(tokens: dict[str, str]) -> str:

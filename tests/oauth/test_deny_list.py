@@ -10,11 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import jwt as pyjwt
+import pytest
 
 from idp.settings import Settings
 from tests.conftest import Instance, InstanceFactory
 from tests.factories import make_client
-from tests.oauth.test_refresh import real_time as real_time  # the autouse fixture, shared
+
+pytestmark = pytest.mark.usefixtures("real_time")
 
 DENY = "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2)"
 

@@ -11,7 +11,6 @@ import asyncpg
 import httpx
 import pytest
 
-from idp.clock import FrozenClock
 from idp.db import clients
 from idp.oauth.registration import register
 from idp.settings import Settings
@@ -19,12 +18,9 @@ from tests.conftest import InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
 from tests.oauth.flow import Authorization, authorize_code
 
+pytestmark = pytest.mark.usefixtures("real_time")
+
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(autouse=True)
-def real_time(clock: FrozenClock) -> None:
-    clock.set(datetime.now(UTC))
 
 
 async def native_app(pool: asyncpg.Pool, settings: Settings, *redirect_uris: str) -> str:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
-import httpx
 import jwt as pyjwt
 import pytest
 
@@ -18,47 +17,11 @@ from idp.clock import FrozenClock
 from idp.db import refresh_tokens
 from idp.oauth import refresh_format
 from idp.settings import Settings
-from tests.conftest import Instance, InstanceFactory
+from tests.conftest import InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
-from tests.oauth.flow import Authorization, authorize_code, exchange_code
+from tests.oauth.flow import REDIRECT, App, app_with_refresh
 
-REDIRECT = "https://app.example/callback"
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(autouse=True)
-def real_time(clock: FrozenClock) -> None:
-    clock.set(datetime.now(UTC))
-
-
-class App:
-    """A confidential client with the refresh_token grant, and a signed-in user."""
-
-    def __init__(self, instance: Instance, client_id: str, secret: str, email: str) -> None:
-        self.http = instance.client
-        self.pool = instance.state["pool"]
-        self.client_id, self.secret, self.email = client_id, secret, email
-
-    async def sign_in(self, scope: str = "openid email roles") -> dict[str, str]:
-        auth = Authorization(self.client_id, REDIRECT, scope=scope)
-        code = await authorize_code(self.http, auth, self.email, PASSWORD)
-        response = await exchange_code(self.http, self.client_id, self.secret, code, auth)
-        assert response.status_code == 200, response.text
-        tokens: dict[str, str] = response.json()
-        return tokens
-
-    async def refresh(self, refresh_token: str, **extra: str) -> httpx.Response:
-        return await self.http.post(
-            "/token",
-            auth=(self.client_id, self.secret),
-            data={"grant_type": "refresh_token", "refresh_token": refresh_token, **extra},
-        )
-
-    async def userinfo_status(self, access_token: str) -> int:
-        response = await self.http.get(
-            "/userinfo", headers={"Authorization": f"Bearer {access_token}"}
-        )
-        return response.status_code
+pytestmark = pytest.mark.usefixtures("real_time")
 
 
 async def revoked_families(pool: asyncpg.Pool) -> int:
@@ -66,26 +29,6 @@ async def revoked_families(pool: asyncpg.Pool) -> int:
         "SELECT count(*) FROM refresh_families WHERE revoked_at IS NOT NULL"
     )
     return revoked
-
-
-async def app_with_refresh(
-    instance: Instance,
-    pool: asyncpg.Pool,
-    settings: Settings,
-    *,
-    roles: tuple[str, ...] = (),
-    email: str = "alice@example.com",
-) -> App:
-    client, secret = await make_client(
-        pool,
-        settings,
-        grant_types=("authorization_code", "refresh_token"),
-        redirect_uris=(REDIRECT,),
-        scopes=("openid", "email", "roles", "offline_access"),
-        first_party=True,
-    )
-    user = await make_user(pool, email, roles=roles)
-    return App(instance, client.client_id, secret, user.email)
 
 
 async def test_each_refresh_rotates_and_a_new_id_token_comes_without_nonce(

@@ -14,7 +14,6 @@ import httpx
 import jwt as pyjwt
 import pytest
 
-from idp.clock import FrozenClock
 from idp.db import refresh_tokens
 from idp.db.clients import Client
 from idp.hashing import digest
@@ -23,13 +22,10 @@ from tests.conftest import InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
 from tests.oauth.flow import Authorization, authorize_code, exchange_code
 
+pytestmark = pytest.mark.usefixtures("real_time")  # PyJWT checks exp and iat against the real clock
+
 REDIRECT = "https://app.example/callback"
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(autouse=True)
-def real_time(clock: FrozenClock) -> None:
-    clock.set(datetime.now(UTC))  # PyJWT checks exp and iat against the real clock
 
 
 async def refresh_client(pool: asyncpg.Pool, settings: Settings) -> tuple[Client, str]:

@@ -13,22 +13,20 @@ from idp.janitor import sweep
 from idp.oauth.registration import RegistrationError, register
 from idp.settings import Settings
 from tests.conftest import Instance, InstanceFactory
-from tests.factories import assert_oauth_error, make_client, make_user
-from tests.oauth.flow import Authorization, authorize_code, exchange_code
-from tests.oauth.test_refresh import PASSWORD, REDIRECT, App, app_with_refresh
-from tests.oauth.test_refresh import real_time as real_time  # the autouse fixture, shared
+from tests.factories import PASSWORD, assert_oauth_error, make_client, make_user
+from tests.oauth.flow import (
+    REDIRECT,
+    App,
+    Authorization,
+    app_with_refresh,
+    authorize_code,
+    exchange_code,
+    introspect,
+)
+
+pytestmark = pytest.mark.usefixtures("real_time")
 
 API = "https://api.example"
-
-
-async def introspect(
-    http: httpx.AsyncClient, auth: tuple[str, str], token: str, **extra: str
-) -> dict[str, object]:
-    response = await http.post("/introspect", auth=auth, data={"token": token, **extra})
-    assert response.status_code == 200, response.text
-    assert response.headers["cache-control"] == "no-store"
-    body: dict[str, object] = response.json()
-    return body
 
 
 async def revoke(app: App, token: str, **extra: str) -> httpx.Response:

@@ -8,11 +8,13 @@ import asyncio
 import time
 
 import asyncpg
+import pytest
 
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
-from tests.oauth.test_refresh import App, app_with_refresh
-from tests.oauth.test_refresh import real_time as real_time  # the autouse fixture, shared
+from tests.oauth.flow import App, app_with_refresh
+
+pytestmark = pytest.mark.usefixtures("real_time")
 
 
 async def email_at_userinfo(app: App, access_token: str) -> tuple[int, str | None]:

@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import pytest
-import uvicorn
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
-from idp.app import create_app
-from idp.clock import SystemClock
-from idp.settings import Settings
+from tests.conftest import Served
 from tests.factories import make_client, make_user
 from tests.oauth.flow import Authorization
 
@@ -110,35 +105,6 @@ async def tab(browser: Browser) -> AsyncIterator[Tab]:
         yield Tab(page, console)
     finally:
         await context.close()
-
-
-@dataclass(frozen=True)
-class Served:
-    base_url: str
-    settings: Settings
-
-
-@pytest.fixture
-async def served(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Served]:
-    """idp over real HTTP, its issuer the very URL it is served on (``iss`` must match)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listening:
-        listening.bind(("127.0.0.1", 0))  # bound before uvicorn starts: no race for the port
-        port = listening.getsockname()[1]
-        base_url = f"http://127.0.0.1:{port}"
-        served_settings = replace(settings, issuer=base_url)
-        app = create_app(served_settings, clock=SystemClock(), run_scheduler=False)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        task = asyncio.create_task(server.serve(sockets=[listening]))
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert not task.done(), "uvicorn stopped during start-up"
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            await asyncio.sleep(0.01)
-        try:
-            yield Served(base_url, served_settings)
-        finally:
-            server.should_exit = True
-            await task
 
 
 async def start_sign_in(served: Served, pool: asyncpg.Pool) -> Authorization:

@@ -5,26 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 
 import asyncpg
 import httpx
 import pytest
 
-from idp.clock import FrozenClock
 from idp.db import clients
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
 from tests.factories import make_client, make_user
 from tests.oauth.flow import Authorization, authorize_code
 
+pytestmark = pytest.mark.usefixtures("real_time")
+
 SPA = "https://spa.example"
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(autouse=True)
-def real_time(clock: FrozenClock) -> None:
-    clock.set(datetime.now(UTC))
 
 
 async def test_discovery_and_jwks_are_open_to_any_origin(app_instance: InstanceFactory) -> None:

@@ -4,7 +4,6 @@ PKCE verifier kept in a short-lived cookie of the browser that started, nothing 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from http.cookies import SimpleCookie
 from urllib.parse import urlsplit
 
@@ -19,12 +18,9 @@ from idp.settings import Settings
 from tests.conftest import Instance, InstanceFactory
 from tests.oauth.flow import hidden_fields, query_of
 
+pytestmark = pytest.mark.usefixtures("real_time")
+
 FLOW_COOKIE = "idp_demo_flow"
-
-
-@pytest.fixture(autouse=True)
-def real_time(clock: FrozenClock) -> None:
-    clock.set(datetime.now(UTC))
 
 
 @pytest.fixture

@@ -6,28 +6,18 @@ a failed sign-in is throttled by (``ip:...``) and what the audit log records. uv
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import asyncpg
 import httpx
-import pytest
 
 from idp.settings import Settings
-from tests.conftest import free_port
 from tests.factories import make_client, make_user
+from tests.helpers import free_port
 from tests.oauth.flow import Authorization, sign_in
-from tests.processes import Processes, idp_environ, running
+from tests.processes import Processes, idp_environ
 
 REDIRECT = "https://app.example/callback"
 EMAIL = "alice@example.com"
 WRONG = "not her password"
-
-
-@pytest.fixture
-async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
-    async with running(tmp_path) as started:
-        yield started
 
 
 async def failed_sign_in_from(

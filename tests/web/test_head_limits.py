@@ -18,7 +18,6 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -30,8 +29,8 @@ from idp.app import create_app
 from idp.clock import SystemClock
 from idp.settings import Settings
 from idp.web.head_limits import MAX_HEAD_BYTES
-from tests.conftest import free_port
-from tests.processes import Processes, idp_environ, running
+from tests.helpers import free_port
+from tests.processes import Processes, idp_environ
 
 HEAD_TIMEOUT = 0.5  # seconds: injected through the setting
 MARGIN = 1.0  # seconds a close may come late on a loaded machine
@@ -398,12 +397,6 @@ async def test_an_oversized_pipelined_head_is_answered_after_the_request_before_
     finally:
         uvicorn_errors.removeHandler(caplog.handler)
     assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
-
-
-@pytest.fixture
-async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
-    async with running(tmp_path) as started:
-        yield started
 
 
 @pytest.mark.usefixtures("pool")  # for its TRUNCATE: idp starts on an empty database

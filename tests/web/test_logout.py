@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -13,14 +13,11 @@ from tests.conftest import Instance, InstanceFactory
 from tests.factories import make_client, make_user
 from tests.oauth.flow import Authorization, authorize_code, exchange_code, hidden_fields, query_of
 
+pytestmark = pytest.mark.usefixtures("real_time")
+
 REDIRECT = "https://app.example/callback"
 AFTER = "https://app.example/signed-out"
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(autouse=True)
-def real_time(clock: FrozenClock) -> None:
-    clock.set(datetime.now(UTC))
 
 
 async def signed_in_app(

@@ -7,7 +7,6 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -15,7 +14,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from idp.clock import FrozenClock
 from idp.db.clients import Client
 from idp.db.users import User
 from idp.keys.crypto import b64url
@@ -25,15 +23,12 @@ from tests.conftest import Instance, InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
 from tests.oauth.flow import Authorization, authorize_code, exchange_code, hidden_fields, sign_in
 
+pytestmark = pytest.mark.usefixtures("real_time")
+
 REDIRECT = "https://app.example/callback"
 PASSWORD = "correct horse battery"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-@pytest.fixture(autouse=True)
-def real_time(clock: FrozenClock) -> None:
-    clock.set(datetime.now(UTC))
 
 
 @pytest.fixture

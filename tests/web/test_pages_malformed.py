@@ -1,5 +1,6 @@
 """Hostile and malformed input to the browser pages (``/authorize``, ``/login``, ``/consent``)
-and to ``/userinfo``: never a 500 and never a traceback.
+and to ``/userinfo``: never a 500 and never a traceback. The table's driver and its language:
+``tests/web/malformed.py``.
 
 What each kind of error must look like:
 
@@ -13,146 +14,139 @@ What each kind of error must look like:
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import asyncpg
-import httpx
 import pytest
-from joserfc import jwt
-from joserfc.jwk import RSAKey
 
 from idp.clock import FrozenClock
-from idp.oauth.pkce import s256
 from idp.settings import Settings
 from idp.web.authorize import PENDING_TTL
 from idp.web.state import AppState
 from tests.conftest import InstanceFactory
-from tests.factories import assert_security_headers, make_client, make_user
-from tests.oauth.flow import Authorization, exchange_code, hidden_fields, query_of, sign_in
-
-REDIRECT = "https://app.example/callback"
-EMAIL = "alice@example.com"
-PASSWORD = "correct horse battery"
-FORM = "application/x-www-form-urlencoded"
-# RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6, RFC 8707 §2.
-AUTHORIZE_ERRORS = frozenset(
-    {
-        "invalid_request",
-        "unauthorized_client",
-        "access_denied",
-        "unsupported_response_type",
-        "invalid_scope",
-        "server_error",
-        "temporarily_unavailable",
-        "interaction_required",
-        "login_required",
-        "account_selection_required",
-        "consent_required",
-        "invalid_request_uri",
-        "invalid_request_object",
-        "request_not_supported",
-        "request_uri_not_supported",
-        "registration_not_supported",
-        "invalid_target",
-    }
+from tests.factories import PASSWORD, make_client, make_user
+from tests.oauth.flow import (
+    REDIRECT,
+    Authorization,
+    exchange_code,
+    hidden_fields,
+    query_of,
+    sign_in,
 )
-# RFC 6750 §3: error_description is a quoted-string of these characters only.
-_CHALLENGE_TEXT = re.compile(r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$")
+from tests.web.malformed import (
+    ANY,
+    FORM,
+    JSON,
+    Bearer,
+    Case,
+    Context,
+    Endpoint,
+    Page,
+    Redirect,
+    b64,
+    forget_cookies,
+    hmac_with_public_key,
+    run,
+    segment,
+    sign_out,
+    stranger_signed,
+    unsigned,
+    wait,
+)
+
+EMAIL = "alice@example.com"
+CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+GARBAGE = secrets.token_urlsafe(7_680)
+# Access tokens signed with idp's own active key whose claims are wrong.
+OWN_SIGNED: dict[str, dict[str, Any]] = {
+    "expired_token": {"exp": 1},
+    "sub_not_uuid_token": {"sub": "admin"},
+    "sub_unknown_token": {"sub": str(uuid.uuid4())},
+    "other_audience_token": {"aud": "https://api.example"},
+    "token_without_openid": {"scope": "read"},
+}
 
 
 @dataclass
-class Ctx:
-    """One running app with a registered third-party client and a user."""
+class Pages(Context):
+    """One running app with a registered third-party client (so that /consent is reachable) and
+    a user; ``auth`` is the client's authorization request."""
 
-    http: httpx.AsyncClient
     state: AppState
-    clock: FrozenClock
     client_id: str
     secret: str
     user_id: uuid.UUID
     auth: Authorization
+    tokens: dict[str, str] | None = None
+
+    async def value(self, name: str) -> str:
+        """The request's own values; a real ``access_token`` or ``id_token``; a forged access
+        token (``stranger_token``, ``stranger_kid_token``, ``unsigned_token``, ``hs256_token``,
+        ``jwt_typ_token`` and ``OWN_SIGNED``); a ``login_csrf_token``."""
+        kid = self.state["keyring"].snapshot.signer.kid
+        match name:
+            case "client_id":
+                return self.client_id
+            case "state":
+                return self.auth.state
+            case "issuer":
+                return self.state["settings"].issuer
+            case "access_token" | "id_token":
+                return (await self.issued())[name]
+            case "stranger_token" | "stranger_kid_token":
+                header = {"alg": "RS256", "kid": "stranger" if "kid" in name else kid}
+                return stranger_signed({**header, "typ": "at+jwt"}, self.claims())
+            case "unsigned_token":
+                return unsigned({"alg": "RS256", "typ": "at+jwt"}, self.claims())
+            case "hs256_token":
+                header = {"alg": "RS256", "kid": kid, "typ": "at+jwt"}
+                return hmac_with_public_key(self.state["keyring"], header, self.claims())
+            case "jwt_typ_token":
+                return self.state["keyring"].sign(self.claims(), typ="JWT")
+            case "login_csrf_token":  # minted for the sign-in form: no good for the consent form
+                token = (await login_form(self))["csrf_token"]
+                self.auth = Authorization(self.client_id, REDIRECT)
+                return token
+        return self.state["keyring"].sign(self.claims(**OWN_SIGNED[name]), typ="at+jwt")
+
+    def claims(self, **changes: Any) -> dict[str, Any]:
+        """Claims as idp puts them in an access token for this user (RFC 9068 §2.2)."""
+        issuer = self.state["settings"].issuer
+        now = int(self.clock.now().timestamp())
+        claims: dict[str, Any] = {
+            "iss": issuer,
+            "aud": [issuer],
+            "sub": str(self.user_id),
+            "client_id": self.client_id,
+            "jti": secrets.token_urlsafe(16),
+            "iat": now,
+            "exp": now + 600,
+            "scope": "openid profile email",
+        }
+        return {**claims, **changes}
+
+    async def issued(self) -> dict[str, str]:
+        """A real access token and ID token through the whole code flow."""
+        if self.tokens is None:
+            fields = await consent_form(self)
+            allowed = await self.http.post("/consent", data={**fields, "decision": "allow"})
+            code = query_of(allowed.headers["location"])["code"]
+            response = await exchange_code(self.http, self.client_id, self.secret, code, self.auth)
+            assert response.status_code == 200, response.text
+            self.tokens = response.json()
+        return self.tokens
 
 
-Scenario = Callable[[Ctx], Awaitable[httpx.Response]]
+async def authorization_request(ctx: Pages) -> dict[str, str]:
+    """The client's valid request (PKCE, state and nonce its own)."""
+    return query_of(ctx.auth.url())
 
 
-@dataclass(frozen=True)
-class Page:
-    """An HTML error page in the browser, never a redirect."""
-
-    status: int = 400
-
-
-@dataclass(frozen=True)
-class ToClient:
-    """A 303 to the registered redirect URI with ``error``; ``state`` echoed if it was sound."""
-
-    error: str
-    echoes_state: bool = True
-
-
-@dataclass(frozen=True)
-class Onward:
-    """A 303 to one of idp's own pages (the request was acceptable)."""
-
-    path: str
-
-
-@dataclass(frozen=True)
-class Bearer:
-    """A JSON /userinfo error with a Bearer challenge; ``error`` None: the challenge has none."""
-
-    status: int
-    error: str | None
-
-
-Expect = Page | ToClient | Onward | Bearer
-
-
-# -- /authorize ---------------------------------------------------------------------------------
-def authorize_url(ctx: Ctx, raw: str = "", **changes: str | list[str] | None) -> str:
-    """A valid request with ``changes`` (None drops a parameter, a list repeats it) and ``raw``
-    appended to the query as is (for escapes no encoder would produce)."""
-    auth = ctx.auth
-    params: dict[str, str | list[str]] = {
-        "response_type": "code",
-        "client_id": auth.client_id,
-        "redirect_uri": auth.redirect_uri,
-        "scope": auth.scope,
-        "state": auth.state,
-        "nonce": auth.nonce,
-        "code_challenge": s256(auth.verifier),
-        "code_challenge_method": "S256",
-    }
-    for name, value in changes.items():
-        if value is None:
-            params.pop(name, None)
-        else:
-            params[name] = value
-    query = urlencode(params, doseq=True)
-    return f"/authorize?{query}&{raw}" if raw else f"/authorize?{query}"
-
-
-async def authorize(ctx: Ctx, raw: str = "", **changes: str | list[str] | None) -> httpx.Response:
-    with pytest.MonkeyPatch.context() as patch:
-        # httpx refuses URLs over 64 KB; the app itself must cope with longer ones.
-        patch.setattr("httpx._urlparse.MAX_URL_LENGTH", 1 << 20)
-        return await ctx.http.get(authorize_url(ctx, raw, **changes))
-
-
-# -- /login -------------------------------------------------------------------------------------
-async def login_fields(ctx: Ctx) -> dict[str, str]:
+async def login_form(ctx: Pages) -> dict[str, str]:
     """Start a request and load the sign-in page (which sets the pre-login cookie)."""
     start = await ctx.http.get(ctx.auth.url())
     assert start.headers["location"].startswith("/login?"), start.text
@@ -161,56 +155,14 @@ async def login_fields(ctx: Ctx) -> dict[str, str]:
     return hidden_fields(page.text)
 
 
-def form_encoded(fields: dict[str, str]) -> bytes:
-    return urlencode(fields).encode()
+async def beside_a_real_request(ctx: Pages) -> dict[str, str]:
+    """A real pending request exists beside the hostile one."""
+    await login_form(ctx)
+    return {}
 
 
-def json_encoded(fields: dict[str, str]) -> bytes:
-    return json.dumps(fields).encode()
-
-
-def changed(fields: dict[str, str], changes: dict[str, str | None]) -> dict[str, str]:
-    result = dict(fields)
-    for name, value in changes.items():
-        if value is None:
-            result.pop(name, None)
-        else:
-            result[name] = value
-    return result
-
-
-async def post(ctx: Ctx, path: str, body: bytes, content_type: str | None = FORM) -> httpx.Response:
-    headers = {} if content_type is None else {"content-type": content_type}
-    return await ctx.http.post(path, content=body, headers=headers)
-
-
-async def login_post(
-    ctx: Ctx,
-    *,
-    extra: bytes = b"",
-    encode: Callable[[dict[str, str]], bytes] = form_encoded,
-    content_type: str | None = FORM,
-    forget_cookies: bool = False,
-    wait: timedelta = timedelta(0),
-    **changes: str | None,
-) -> httpx.Response:
-    """Post the sign-in form with the right credentials, altered by the arguments."""
-    fields = await login_fields(ctx)
-    fields = changed({**fields, "email": EMAIL, "password": PASSWORD}, changes)
-    if forget_cookies:
-        ctx.http.cookies.clear()
-    ctx.clock.advance(wait)
-    return await post(ctx, "/login", encode(fields) + extra, content_type)
-
-
-async def login_get(ctx: Ctx, query: str) -> httpx.Response:
-    await login_fields(ctx)  # a real pending request exists alongside the hostile one
-    return await ctx.http.get(f"/login{query}")
-
-
-# -- /consent -----------------------------------------------------------------------------------
-async def consent_page(ctx: Ctx) -> str:
-    """Sign in for a third-party client and return the consent page's location."""
+async def consent_location(ctx: Pages) -> str:
+    """Sign in for the third-party client; the consent page's location."""
     start = await ctx.http.get(ctx.auth.url())
     after = await sign_in(ctx.http, start.headers["location"], EMAIL, PASSWORD)
     location = after.headers["location"]
@@ -218,714 +170,232 @@ async def consent_page(ctx: Ctx) -> str:
     return location
 
 
-async def consent_fields(ctx: Ctx) -> dict[str, str]:
-    page = await ctx.http.get(await consent_page(ctx))
+async def consent_query(ctx: Pages) -> dict[str, str]:
+    return query_of(await consent_location(ctx))
+
+
+async def consent_form(ctx: Pages) -> dict[str, str]:
+    page = await ctx.http.get(await consent_location(ctx))
     assert page.status_code == 200, page.text
     return hidden_fields(page.text)
 
 
-async def consent_get(
-    ctx: Ctx, *, query: str | None = None, signed_out: bool = False
-) -> httpx.Response:
-    location = await consent_page(ctx)
-    if signed_out:
-        ctx.http.cookies.delete("idp_session")
-    return await ctx.http.get(location if query is None else f"/consent{query}")
+def to_client(error: str, *, state: bool = True) -> Redirect:
+    """To the registered redirect URI with ``error``, ``iss`` (RFC 9207 §2) and the request's
+    ``state`` if it was sound (RFC 6749 §4.1.2.1)."""
+    echoed = {"state": "{state}"} if state else {}
+    return Redirect(REDIRECT, {"error": error, "iss": "{issuer}", **echoed})
 
 
-async def consent_post(
-    ctx: Ctx,
-    *,
-    extra: bytes = b"",
-    encode: Callable[[dict[str, str]], bytes] = form_encoded,
-    content_type: str | None = FORM,
-    signed_out: bool = False,
-    **changes: str | None,
-) -> httpx.Response:
-    fields = changed({**await consent_fields(ctx), "decision": "allow"}, changes)
-    if signed_out:
-        ctx.http.cookies.delete("idp_session")
-    return await post(ctx, "/consent", encode(fields) + extra, content_type)
+def bearer(token: str) -> bytes:
+    return f"Bearer {token}".encode()
 
 
-async def consent_post_with_login_csrf(ctx: Ctx) -> httpx.Response:
-    """A CSRF token minted for the sign-in form must not pass for the consent form."""
-    login_csrf = (await login_fields(ctx))["csrf_token"]
-    ctx.auth = Authorization(ctx.client_id, REDIRECT)
-    fields = {**await consent_fields(ctx), "csrf_token": login_csrf, "decision": "allow"}
-    return await post(ctx, "/consent", form_encoded(fields))
+AUTHORIZE = Endpoint[Pages]("GET", "/authorize", prepare=authorization_request)
+LOGIN_PAGE = Endpoint[Pages]("GET", "/login", prepare=beside_a_real_request)
+LOGIN = Endpoint[Pages](
+    "POST", "/login", {"email": EMAIL, "password": PASSWORD}, None, FORM, login_form
+)
+CONSENT_PAGE = Endpoint[Pages]("GET", "/consent", prepare=consent_query)
+CONSENT = Endpoint[Pages]("POST", "/consent", {"decision": "allow"}, None, FORM, consent_form)
+USERINFO = Endpoint[Pages]("GET", "/userinfo")
+USERINFO_POST = Endpoint[Pages]("POST", "/userinfo", content_type=FORM)
 
+PAGE = Page()
+BAD = to_client("invalid_request")
+BAD_SCOPE = to_client("invalid_scope")
+BAD_STATE = to_client("invalid_request", state=False)
+UNSUPPORTED = to_client("unsupported_response_type")
+NO_TOKEN = Bearer(401, None)  # RFC 6750 §3.1: no credentials at all, no error code
+BAD_TOKEN = Bearer(401, "invalid_token")
+BAD_USERINFO_REQUEST = Bearer(400, "invalid_request")
 
-# -- /userinfo ----------------------------------------------------------------------------------
-async def issued_tokens(ctx: Ctx) -> dict[str, str]:
-    """A real access token and ID token through the whole code flow."""
-    fields = await consent_fields(ctx)
-    allowed = await post(ctx, "/consent", form_encoded({**fields, "decision": "allow"}))
-    code = query_of(allowed.headers["location"])["code"]
-    response = await exchange_code(ctx.http, ctx.client_id, ctx.secret, code, ctx.auth)
-    assert response.status_code == 200, response.text
-    tokens: dict[str, str] = response.json()
-    return tokens
-
-
-def access_claims(ctx: Ctx, **changes: Any) -> dict[str, Any]:
-    """Claims as idp puts them in an access token for this user (RFC 9068 §2.2)."""
-    issuer = ctx.state["settings"].issuer
-    now = int(ctx.clock.now().timestamp())
-    claims: dict[str, Any] = {
-        "iss": issuer,
-        "aud": [issuer],
-        "sub": str(ctx.user_id),
-        "client_id": ctx.client_id,
-        "jti": secrets.token_urlsafe(16),
-        "iat": now,
-        "exp": now + 600,
-        "scope": "openid profile email",
-    }
-    return {**claims, **changes}
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def segment(value: dict[str, Any]) -> str:
-    return b64(json.dumps(value).encode())
-
-
-def signed_by_stranger(ctx: Ctx, *, same_kid: bool) -> str:
-    """Right header and claims, signed by a fresh RSA key that idp never published."""
-    signer = ctx.state["keyring"].snapshot.signer
-    kid = signer.kid if same_kid else "stranger"
-    key = RSAKey.generate_key(2048, parameters={"kid": kid})
-    header = {"alg": "RS256", "kid": kid, "typ": "at+jwt"}
-    return jwt.encode(header, access_claims(ctx), key, algorithms=["RS256"])
-
-
-def unsigned(ctx: Ctx) -> str:
-    header = {"alg": "none", "typ": "at+jwt"}
-    return f"{segment(header)}.{segment(access_claims(ctx))}."
-
-
-def hmac_with_public_key(ctx: Ctx) -> str:
-    """Algorithm confusion: HS256 keyed with the published RSA public key."""
-    signer = ctx.state["keyring"].snapshot.signer
-    public = signer.key.as_pem(private=False)
-    header = {"alg": "HS256", "kid": signer.kid, "typ": "at+jwt"}
-    signing_input = f"{segment(header)}.{segment(access_claims(ctx))}"
-    mac = hmac.new(public, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(mac)}"
-
-
-def own_signed(ctx: Ctx, *, typ: str = "at+jwt", **changes: Any) -> str:
-    """Signed with idp's own active key: only the claims are wrong."""
-    return ctx.state["keyring"].sign(access_claims(ctx, **changes), typ=typ)
-
-
-async def userinfo(
-    ctx: Ctx,
-    token: str | None = None,
-    *,
-    authorization: bytes | None = None,
-    method: str = "GET",
-    body: bytes | None = None,
-    content_type: str | None = FORM,
-    query: str = "",
-) -> httpx.Response:
-    headers: dict[bytes, bytes] = {}
-    if authorization is None and token is not None:
-        authorization = f"Bearer {token}".encode()
-    if authorization is not None:
-        headers[b"authorization"] = authorization
-    if body is not None and content_type is not None:
-        headers[b"content-type"] = content_type.encode()
-    return await ctx.http.request(method, f"/userinfo{query}", content=body, headers=headers)
-
-
-async def with_real_token(
-    ctx: Ctx, use: Callable[[Ctx, dict[str, str]], Awaitable[httpx.Response]]
-) -> httpx.Response:
-    return await use(ctx, await issued_tokens(ctx))
-
-
-async def expired(ctx: Ctx, tokens: dict[str, str]) -> httpx.Response:
-    ctx.clock.advance(timedelta(hours=2))
-    return await userinfo(ctx, tokens["access_token"])
-
-
-async def in_header_and_body(ctx: Ctx, tokens: dict[str, str]) -> httpx.Response:
-    token = tokens["access_token"]
-    body = form_encoded({"access_token": token})
-    return await userinfo(ctx, token, method="POST", body=body)
-
-
-# -- the table ----------------------------------------------------------------------------------
-def case(name: str, scenario: Scenario, expect: Expect) -> pytest.ParameterSet:
-    return pytest.param(scenario, expect, id=name)
-
-
-CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-
+# fmt: off
 AUTHORIZE_CASES = [
     # Who is asking: errors about the client are pages (RFC 6749 §4.1.2.1).
-    case("client-id-missing", lambda c: authorize(c, client_id=None), Page()),
-    case("client-id-unknown", lambda c: authorize(c, client_id="nobody"), Page()),
-    case(
-        "client-id-duplicated",
-        lambda c: authorize(c, client_id=[c.client_id, c.client_id]),
-        Page(),
-    ),
-    case(
-        "client-id-duplicated-differing",
-        lambda c: authorize(c, client_id=[c.client_id, "nobody"]),
-        Page(),
-    ),
-    case(
-        "client-id-invalid-utf8", lambda c: authorize(c, "client_id=%ff%fe", client_id=None), Page()
-    ),
-    case(
-        "client-id-invalid-utf8-sequence",
-        lambda c: authorize(c, "client_id=%c3%28", client_id=None),
-        Page(),
-    ),
-    case("client-id-nul", lambda c: authorize(c, client_id=c.client_id + "\x00"), Page()),
-    case("client-id-100kb", lambda c: authorize(c, client_id="a" * 100_000), Page()),
+    AUTHORIZE("client-id-missing", PAGE, client_id=None),
+    AUTHORIZE("client-id-unknown", PAGE, client_id="nobody"),
+    AUTHORIZE("client-id-duplicated", PAGE, client_id=["{client_id}"] * 2),
+    AUTHORIZE("client-id-duplicated-differing", PAGE, client_id=["{client_id}", "nobody"]),
+    AUTHORIZE("client-id-invalid-utf8", PAGE, client_id=None, raw=b"client_id=%ff%fe"),
+    AUTHORIZE("client-id-invalid-utf8-sequence", PAGE, client_id=None, raw=b"client_id=%c3%28"),
+    AUTHORIZE("client-id-nul", PAGE, client_id="{client_id}\x00"),
+    AUTHORIZE("client-id-100kb", PAGE, client_id="a" * 100_000),
     # Where to send the answer: exact match only (RFC 6749 §3.1.2.3, RFC 9700 §2.1).
-    case("redirect-uri-missing", lambda c: authorize(c, redirect_uri=None), Page()),
-    case(
-        "redirect-uri-unregistered",
-        lambda c: authorize(c, redirect_uri="https://evil.example/callback"),
-        Page(),
-    ),
-    case(
-        "redirect-uri-prefix-extended-path",
-        lambda c: authorize(c, redirect_uri=REDIRECT + "/../../evil"),
-        Page(),
-    ),
-    case(
-        "redirect-uri-prefix-extended-host",
-        lambda c: authorize(c, redirect_uri="https://app.example.evil.example/callback"),
-        Page(),
-    ),
-    case(
-        "redirect-uri-with-query",
-        lambda c: authorize(c, redirect_uri=REDIRECT + "?next=https://evil.example"),
-        Page(),
-    ),
-    case(
-        "redirect-uri-userinfo-trick",
-        lambda c: authorize(c, redirect_uri="https://app.example@evil.example/callback"),
-        Page(),
-    ),
-    case(
-        "redirect-uri-case-changed",
-        lambda c: authorize(c, redirect_uri="https://APP.example/Callback"),
-        Page(),
-    ),
-    case(
-        "redirect-uri-scheme-case-changed",
-        lambda c: authorize(c, redirect_uri="HTTPS://app.example/callback"),
-        Page(),
-    ),
-    case(
-        "redirect-uri-with-fragment",
-        lambda c: authorize(c, redirect_uri=REDIRECT + "#frag"),
-        Page(),
-    ),
-    case(
-        "redirect-uri-duplicated",
-        lambda c: authorize(c, redirect_uri=[REDIRECT, REDIRECT]),
-        Page(),
-    ),
-    case(
-        "redirect-uri-duplicated-differing",
-        lambda c: authorize(c, redirect_uri=[REDIRECT, "https://evil.example/callback"]),
-        Page(),
-    ),
-    case("redirect-uri-nul", lambda c: authorize(c, redirect_uri=REDIRECT + "\x00"), Page()),
-    case(
-        "redirect-uri-invalid-utf8",
-        lambda c: authorize(
-            c, "redirect_uri=https%3A%2F%2Fapp.example%2Fcallback%ff", redirect_uri=None
-        ),
-        Page(),
-    ),
+    AUTHORIZE("redirect-uri-missing", PAGE, redirect_uri=None),
+    AUTHORIZE("redirect-uri-unregistered", PAGE, redirect_uri="https://evil.example/callback"),
+    AUTHORIZE("redirect-uri-prefix-extended-path", PAGE, redirect_uri=REDIRECT + "/../../evil"),
+    AUTHORIZE("redirect-uri-prefix-extended-host", PAGE,
+              redirect_uri="https://app.example.evil.example/callback"),
+    AUTHORIZE("redirect-uri-with-query", PAGE,
+              redirect_uri=REDIRECT + "?next=https://evil.example"),
+    AUTHORIZE("redirect-uri-userinfo-trick", PAGE,
+              redirect_uri="https://app.example@evil.example/callback"),
+    AUTHORIZE("redirect-uri-case-changed", PAGE, redirect_uri="https://APP.example/Callback"),
+    AUTHORIZE("redirect-uri-scheme-case-changed", PAGE,
+              redirect_uri="HTTPS://app.example/callback"),
+    AUTHORIZE("redirect-uri-with-fragment", PAGE, redirect_uri=REDIRECT + "#frag"),
+    AUTHORIZE("redirect-uri-duplicated", PAGE, redirect_uri=[REDIRECT, REDIRECT]),
+    AUTHORIZE("redirect-uri-duplicated-differing", PAGE,
+              redirect_uri=[REDIRECT, "https://evil.example/callback"]),
+    AUTHORIZE("redirect-uri-nul", PAGE, redirect_uri=REDIRECT + "\x00"),
+    AUTHORIZE("redirect-uri-invalid-utf8", PAGE, redirect_uri=None,
+              raw=b"redirect_uri=https%3A%2F%2Fapp.example%2Fcallback%ff"),
     # Everything after the redirect URI goes back to the client.
-    case(
-        "response-type-missing",
-        lambda c: authorize(c, response_type=None),
-        ToClient("invalid_request"),
-    ),
-    case(
-        "response-type-token",
-        lambda c: authorize(c, response_type="token"),
-        ToClient("unsupported_response_type"),
-    ),
-    case(
-        "response-type-id-token",
-        lambda c: authorize(c, response_type="id_token"),
-        ToClient("unsupported_response_type"),
-    ),
-    case(
-        "response-type-hybrid",
-        lambda c: authorize(c, response_type="code id_token"),
-        ToClient("unsupported_response_type"),
-    ),
-    case(
-        "response-type-duplicated",
-        lambda c: authorize(c, response_type=["code", "code"]),
-        ToClient("invalid_request"),
-    ),
-    case(
-        "response-mode-fragment",
-        lambda c: authorize(c, response_mode="fragment"),
-        ToClient("invalid_request"),
-    ),
-    case(
-        "response-mode-form-post",
-        lambda c: authorize(c, response_mode="form_post"),
-        ToClient("invalid_request"),
-    ),
-    case(
-        "request-object",
-        lambda c: authorize(c, request="eyJhbGciOiJub25lIn0.e30."),
-        ToClient("request_not_supported"),
-    ),
-    case(
-        "request-uri",
-        lambda c: authorize(c, request_uri="https://evil.example/r"),
-        ToClient("request_uri_not_supported"),
-    ),
+    AUTHORIZE("response-type-missing", BAD, response_type=None),
+    AUTHORIZE("response-type-token", UNSUPPORTED, response_type="token"),
+    AUTHORIZE("response-type-id-token", UNSUPPORTED, response_type="id_token"),
+    AUTHORIZE("response-type-hybrid", UNSUPPORTED, response_type="code id_token"),
+    AUTHORIZE("response-type-duplicated", BAD, response_type=["code", "code"]),
+    AUTHORIZE("response-mode-fragment", BAD, response_mode="fragment"),
+    AUTHORIZE("response-mode-form-post", BAD, response_mode="form_post"),
+    AUTHORIZE("request-object", to_client("request_not_supported"),
+              request="eyJhbGciOiJub25lIn0.e30."),
+    AUTHORIZE("request-uri", to_client("request_uri_not_supported"),
+              request_uri="https://evil.example/r"),
     # PKCE, S256 only (RFC 7636 §4.3, RFC 9700 §2.1.1).
-    case(
-        "code-challenge-missing",
-        lambda c: authorize(c, code_challenge=None),
-        ToClient("invalid_request"),
-    ),
-    case(
-        "code-challenge-method-plain",
-        lambda c: authorize(c, code_challenge_method="plain"),
-        ToClient("invalid_request"),
-    ),
-    case(
-        "code-challenge-method-missing",
-        lambda c: authorize(c, code_challenge_method=None),
-        ToClient("invalid_request"),
-    ),
-    case(
-        "code-challenge-method-lowercase",
-        lambda c: authorize(c, code_challenge_method="s256"),
-        ToClient("invalid_request"),
-    ),
-    case(
-        "code-challenge-too-short",
-        lambda c: authorize(c, code_challenge=CHALLENGE[:42]),
-        ToClient("invalid_request"),
-    ),
-    case(
-        "code-challenge-too-long",
-        lambda c: authorize(c, code_challenge=CHALLENGE * 3),
-        ToClient("invalid_request"),
-    ),
-    case(
-        "code-challenge-bad-characters",
-        lambda c: authorize(c, code_challenge="+/=" + CHALLENGE[3:]),
-        ToClient("invalid_request"),
-    ),
-    case(
-        "code-challenge-nul",
-        lambda c: authorize(c, code_challenge=CHALLENGE[:42] + "\x00"),
-        ToClient("invalid_request"),
-    ),
+    AUTHORIZE("code-challenge-missing", BAD, code_challenge=None),
+    AUTHORIZE("code-challenge-method-plain", BAD, code_challenge_method="plain"),
+    AUTHORIZE("code-challenge-method-missing", BAD, code_challenge_method=None),
+    AUTHORIZE("code-challenge-method-lowercase", BAD, code_challenge_method="s256"),
+    AUTHORIZE("code-challenge-too-short", BAD, code_challenge=CHALLENGE[:42]),
+    AUTHORIZE("code-challenge-too-long", BAD, code_challenge=CHALLENGE * 3),
+    AUTHORIZE("code-challenge-bad-characters", BAD, code_challenge="+/=" + CHALLENGE[3:]),
+    AUTHORIZE("code-challenge-nul", BAD, code_challenge=CHALLENGE[:42] + "\x00"),
     # Scope (RFC 6749 §3.3).
-    case("scope-missing", lambda c: authorize(c, scope=None), ToClient("invalid_scope")),
-    case(
-        "scope-unregistered",
-        lambda c: authorize(c, scope="openid admin"),
-        ToClient("invalid_scope"),
-    ),
-    case(
-        "scope-with-quotes",
-        lambda c: authorize(c, scope='openid "email"'),
-        ToClient("invalid_scope"),
-    ),
-    case("scope-only-spaces", lambda c: authorize(c, scope="   "), ToClient("invalid_scope")),
-    case(
-        "scope-invalid-utf8",
-        lambda c: authorize(c, "scope=openid%ff", scope=None),
-        ToClient("invalid_scope"),
-    ),
-    case("scope-nul", lambda c: authorize(c, scope="openid\x00"), ToClient("invalid_scope")),
-    case(
-        "resource-unregistered",
-        lambda c: authorize(c, resource="https://evil.example"),
-        ToClient("invalid_target"),
-    ),
+    AUTHORIZE("scope-missing", BAD_SCOPE, scope=None),
+    AUTHORIZE("scope-unregistered", BAD_SCOPE, scope="openid admin"),
+    AUTHORIZE("scope-with-quotes", BAD_SCOPE, scope='openid "email"'),
+    AUTHORIZE("scope-only-spaces", BAD_SCOPE, scope="   "),
+    AUTHORIZE("scope-invalid-utf8", BAD_SCOPE, scope=None, raw=b"scope=openid%ff"),
+    AUTHORIZE("scope-nul", BAD_SCOPE, scope="openid\x00"),
+    AUTHORIZE("resource-unregistered", to_client("invalid_target"),
+              resource="https://evil.example"),
     # prompt and max_age (OIDC Core §3.1.2.1).
-    case(
-        "prompt-none-without-session",
-        lambda c: authorize(c, prompt="none"),
-        ToClient("login_required"),
-    ),
-    case(
-        "prompt-none-and-login",
-        lambda c: authorize(c, prompt="none login"),
-        ToClient("invalid_request"),
-    ),
+    AUTHORIZE("prompt-none-without-session", to_client("login_required"), prompt="none"),
+    AUTHORIZE("prompt-none-and-login", BAD, prompt="none login"),
     # Policy: discovery advertises prompt_values_supported ["none", "login"] only.
-    case("prompt-consent", lambda c: authorize(c, prompt="consent"), ToClient("invalid_request")),
-    case("prompt-garbage", lambda c: authorize(c, prompt="<script>"), ToClient("invalid_request")),
-    case("max-age-negative", lambda c: authorize(c, max_age="-1"), ToClient("invalid_request")),
-    case("max-age-non-numeric", lambda c: authorize(c, max_age="ten"), ToClient("invalid_request")),
-    case("max-age-huge", lambda c: authorize(c, max_age="9" * 400), ToClient("invalid_request")),
-    case("max-age-fraction", lambda c: authorize(c, max_age="1.5"), ToClient("invalid_request")),
-    case(
-        "max-age-superscript-digit",
-        lambda c: authorize(c, max_age="\u00b2"),
-        ToClient("invalid_request"),
-    ),
+    AUTHORIZE("prompt-consent", BAD, prompt="consent"),
+    AUTHORIZE("prompt-garbage", BAD, prompt="<script>"),
+    AUTHORIZE("max-age-negative", BAD, max_age="-1"),
+    AUTHORIZE("max-age-non-numeric", BAD, max_age="ten"),
+    AUTHORIZE("max-age-huge", BAD, max_age="9" * 400),
+    AUTHORIZE("max-age-fraction", BAD, max_age="1.5"),
+    AUTHORIZE("max-age-superscript-digit", BAD, max_age="\u00b2"),
     # state and nonce: bounded, and never stored when unusable.
-    case(
-        "state-10kb",
-        lambda c: authorize(c, state="s" * 10_240),
-        ToClient("invalid_request", echoes_state=False),
-    ),
-    case(
-        "state-duplicated",
-        lambda c: authorize(c, state=["a", "b"]),
-        ToClient("invalid_request", echoes_state=False),
-    ),
-    case("nonce-1kb", lambda c: authorize(c, nonce="n" * 1024), ToClient("invalid_request")),
-    case("nonce-duplicated", lambda c: authorize(c, nonce=["a", "b"]), ToClient("invalid_request")),
-    case(
-        "state-nul",
-        lambda c: authorize(c, state="before\x00after"),
-        ToClient("invalid_request", echoes_state=False),
-    ),
-    case(
-        "nonce-nul",
-        lambda c: authorize(c, nonce="n\x00"),
-        ToClient("invalid_request"),
-    ),
-    case(
-        "state-invalid-utf8",
-        lambda c: authorize(c, "state=%c3%28", state=None),
-        ToClient("invalid_request", echoes_state=False),
-    ),
+    AUTHORIZE("state-10kb", BAD_STATE, state="s" * 10_240),
+    AUTHORIZE("state-duplicated", BAD_STATE, state=["a", "b"]),
+    AUTHORIZE("nonce-1kb", BAD, nonce="n" * 1024),
+    AUTHORIZE("nonce-duplicated", BAD, nonce=["a", "b"]),
+    AUTHORIZE("state-nul", BAD_STATE, state="before\x00after"),
+    AUTHORIZE("nonce-nul", BAD, nonce="n\x00"),
+    AUTHORIZE("state-invalid-utf8", BAD_STATE, state=None, raw=b"state=%c3%28"),
     # Size: a 100 KB query is read, not choked on.
-    case(
-        "query-100kb-unknown-parameter", lambda c: authorize(c, pad="p" * 100_000), Onward("/login")
-    ),
-    case(
-        "query-100kb-in-scope",
-        lambda c: authorize(c, scope="openid " + "x" * 100_000),
-        ToClient("invalid_scope"),
-    ),
+    AUTHORIZE("query-100kb-unknown-parameter", Redirect("/login", {"request": ANY}),
+              pad="p" * 100_000),
+    AUTHORIZE("query-100kb-in-scope", BAD_SCOPE, scope="openid " + "x" * 100_000),
 ]
 
 LOGIN_CASES = [
-    case("login-get-no-request-id", lambda c: login_get(c, ""), Page()),
-    case("login-get-empty-request-id", lambda c: login_get(c, "?request="), Page()),
-    case("login-get-garbage-request-id", lambda c: login_get(c, "?request=garbage"), Page()),
-    case("login-get-request-id-invalid-utf8", lambda c: login_get(c, "?request=%ff%c3%28"), Page()),
-    case("login-get-request-id-nul", lambda c: login_get(c, "?request=%00"), Page()),
-    case("login-get-request-id-10kb", lambda c: login_get(c, "?request=" + "r" * 10_240), Page()),
-    case("login-post-no-csrf-token", lambda c: login_post(c, csrf_token=None), Page()),
-    case("login-post-forged-csrf-token", lambda c: login_post(c, csrf_token="0" * 64), Page()),
-    case(
-        "login-post-non-ascii-csrf-token",
-        lambda c: login_post(c, csrf_token="\u00e9" * 64),
-        Page(),
-    ),
-    case(
-        "login-post-csrf-token-without-cookie", lambda c: login_post(c, forget_cookies=True), Page()
-    ),
-    case("login-post-unknown-request-id", lambda c: login_post(c, request="garbage"), Page()),
-    case("login-post-no-request-id", lambda c: login_post(c, request=None), Page()),
-    case(
-        "login-post-expired-request-id",
-        lambda c: login_post(c, wait=PENDING_TTL + timedelta(seconds=1)),
-        Page(),
-    ),
-    case(
-        "login-post-json",
-        lambda c: login_post(c, encode=json_encoded, content_type="application/json"),
-        Page(),
-    ),
-    case("login-post-no-content-type", lambda c: login_post(c, content_type=None), Page()),
-    case("login-post-invalid-utf8-escape", lambda c: login_post(c, extra=b"&x=%ff%fe"), Page()),
-    case("login-post-invalid-utf8-raw", lambda c: login_post(c, extra=b"&x=\xc3\x28"), Page()),
-    case(
-        "login-post-duplicated-email", lambda c: login_post(c, extra=b"&email=mallory%40x"), Page()
-    ),
-    case(
-        "login-post-duplicated-request-id", lambda c: login_post(c, extra=b"&request=other"), Page()
-    ),
-    case("login-post-20kb", lambda c: login_post(c, extra=b"&pad=" + b"a" * 20_480), Page()),
-    case(
-        "login-post-wrong-password", lambda c: login_post(c, password="wrong password"), Page(401)
-    ),
-    case(
-        "login-post-email-10kb",
-        lambda c: login_post(c, email="a" * 10_240 + "@example.com"),
-        Page(401),
-    ),
-    case(
-        "login-post-email-nul",
-        lambda c: login_post(c, email="alice\x00@example.com"),
-        Page(401),
-    ),
-    case("login-post-password-nul", lambda c: login_post(c, password="pass\x00word"), Page(401)),
+    LOGIN_PAGE("login-get-no-request-id", PAGE),
+    LOGIN_PAGE("login-get-empty-request-id", PAGE, request=""),
+    LOGIN_PAGE("login-get-garbage-request-id", PAGE, request="garbage"),
+    LOGIN_PAGE("login-get-request-id-invalid-utf8", PAGE, raw=b"request=%ff%c3%28"),
+    LOGIN_PAGE("login-get-request-id-nul", PAGE, raw=b"request=%00"),
+    LOGIN_PAGE("login-get-request-id-10kb", PAGE, request="r" * 10_240),
+    LOGIN("login-post-no-csrf-token", PAGE, csrf_token=None),
+    LOGIN("login-post-forged-csrf-token", PAGE, csrf_token="0" * 64),
+    LOGIN("login-post-non-ascii-csrf-token", PAGE, csrf_token="\u00e9" * 64),
+    LOGIN("login-post-csrf-token-without-cookie", PAGE, steps=[forget_cookies]),
+    LOGIN("login-post-unknown-request-id", PAGE, request="garbage"),
+    LOGIN("login-post-no-request-id", PAGE, request=None),
+    LOGIN("login-post-expired-request-id", PAGE, steps=[wait(PENDING_TTL + timedelta(seconds=1))]),
+    LOGIN("login-post-json", PAGE, as_json=True, content_type=JSON),
+    LOGIN("login-post-no-content-type", PAGE, content_type=None),
+    LOGIN("login-post-invalid-utf8-escape", PAGE, raw=b"x=%ff%fe"),
+    LOGIN("login-post-invalid-utf8-raw", PAGE, raw=b"x=\xc3\x28"),
+    LOGIN("login-post-duplicated-email", PAGE, raw=b"email=mallory%40x"),
+    LOGIN("login-post-duplicated-request-id", PAGE, raw=b"request=other"),
+    LOGIN("login-post-20kb", PAGE, raw=b"pad=" + b"a" * 20_480),
+    LOGIN("login-post-wrong-password", Page(401), password="wrong password"),
+    LOGIN("login-post-email-10kb", Page(401), email="a" * 10_240 + "@example.com"),
+    LOGIN("login-post-email-nul", Page(401), email="alice\x00@example.com"),
+    LOGIN("login-post-password-nul", Page(401), password="pass\x00word"),
 ]
 
 CONSENT_CASES = [
-    case("consent-get-without-session", lambda c: consent_get(c, signed_out=True), Page()),
-    case("consent-get-no-request-id", lambda c: consent_get(c, query=""), Page()),
-    case(
-        "consent-get-garbage-request-id", lambda c: consent_get(c, query="?request=garbage"), Page()
-    ),
-    case(
-        "consent-get-request-id-invalid-utf8",
-        lambda c: consent_get(c, query="?request=%ff"),
-        Page(),
-    ),
-    case("consent-post-without-session", lambda c: consent_post(c, signed_out=True), Page()),
-    case("consent-post-forged-csrf-token", lambda c: consent_post(c, csrf_token="0" * 64), Page()),
-    case(
-        "consent-post-non-ascii-csrf-token",
-        lambda c: consent_post(c, csrf_token="\u00e9"),
-        Page(),
-    ),
-    case("consent-post-no-csrf-token", lambda c: consent_post(c, csrf_token=None), Page()),
-    case("consent-post-login-csrf-token", consent_post_with_login_csrf, Page()),
-    case("consent-post-unknown-request-id", lambda c: consent_post(c, request="garbage"), Page()),
-    case(
-        "consent-post-json",
-        lambda c: consent_post(c, encode=json_encoded, content_type="application/json"),
-        Page(),
-    ),
-    case("consent-post-invalid-utf8", lambda c: consent_post(c, extra=b"&x=%c3%28"), Page()),
-    case(
-        "consent-post-duplicated-decision",
-        lambda c: consent_post(c, extra=b"&decision=deny"),
-        Page(),
-    ),
-    case("consent-post-20kb", lambda c: consent_post(c, extra=b"&pad=" + b"a" * 20_480), Page()),
+    CONSENT_PAGE("consent-get-without-session", PAGE, steps=[sign_out]),
+    CONSENT_PAGE("consent-get-no-request-id", PAGE, request=None),
+    CONSENT_PAGE("consent-get-garbage-request-id", PAGE, request="garbage"),
+    CONSENT_PAGE("consent-get-request-id-invalid-utf8", PAGE, request=None, raw=b"request=%ff"),
+    CONSENT("consent-post-without-session", PAGE, steps=[sign_out]),
+    CONSENT("consent-post-forged-csrf-token", PAGE, csrf_token="0" * 64),
+    CONSENT("consent-post-non-ascii-csrf-token", PAGE, csrf_token="\u00e9"),
+    CONSENT("consent-post-no-csrf-token", PAGE, csrf_token=None),
+    CONSENT("consent-post-login-csrf-token", PAGE, csrf_token="{login_csrf_token}"),
+    CONSENT("consent-post-unknown-request-id", PAGE, request="garbage"),
+    CONSENT("consent-post-json", PAGE, as_json=True, content_type=JSON),
+    CONSENT("consent-post-invalid-utf8", PAGE, raw=b"x=%c3%28"),
+    CONSENT("consent-post-duplicated-decision", PAGE, raw=b"decision=deny"),
+    CONSENT("consent-post-20kb", PAGE, raw=b"pad=" + b"a" * 20_480),
     # A well-formed, CSRF-checked post whose decision is not "allow" is a refusal: fail safe.
-    case(
-        "consent-post-decision-garbage",
-        lambda c: consent_post(c, decision="<script>"),
-        ToClient("access_denied"),
-    ),
-    case(
-        "consent-post-decision-missing",
-        lambda c: consent_post(c, decision=None),
-        ToClient("access_denied"),
-    ),
+    CONSENT("consent-post-decision-garbage", to_client("access_denied"), decision="<script>"),
+    CONSENT("consent-post-decision-missing", to_client("access_denied"), decision=None),
 ]
 
 USERINFO_CASES = [
-    # RFC 6750 §3.1: no credentials at all, no error code in the challenge.
-    case("userinfo-no-token", lambda c: userinfo(c), Bearer(401, None)),
-    case(
-        "userinfo-token-in-query",
-        lambda c: userinfo(c, query="?access_token=abc"),
-        Bearer(401, None),
-    ),
-    case(
-        "userinfo-post-token-in-json",
-        lambda c: userinfo(
-            c, method="POST", body=b'{"access_token": "abc"}', content_type="application/json"
-        ),
-        Bearer(401, None),
-    ),
-    case(
-        "userinfo-basic-scheme",
-        lambda c: userinfo(c, authorization=b"Basic eHl6"),
-        Bearer(401, None),
-    ),
-    case(
-        "userinfo-bearer-empty",
-        lambda c: userinfo(c, authorization=b"Bearer"),
-        Bearer(401, "invalid_token"),
-    ),
-    case(
-        "userinfo-bearer-only-spaces",
-        lambda c: userinfo(c, authorization=b"Bearer    "),
-        Bearer(401, "invalid_token"),
-    ),
-    case("userinfo-not-a-jwt", lambda c: userinfo(c, "not-a-jwt"), Bearer(401, "invalid_token")),
-    case(
-        "userinfo-three-garbage-segments",
-        lambda c: userinfo(c, "a.b.c"),
-        Bearer(401, "invalid_token"),
-    ),
-    case(
-        "userinfo-10kb-garbage",
-        lambda c: userinfo(c, secrets.token_urlsafe(7_680)),
-        Bearer(401, "invalid_token"),
-    ),
-    case(
-        "userinfo-token-with-nul", lambda c: userinfo(c, "abc\x00def"), Bearer(401, "invalid_token")
-    ),
-    case(
-        "userinfo-token-with-space", lambda c: userinfo(c, "abc def"), Bearer(401, "invalid_token")
-    ),
-    case(
-        "userinfo-other-key-same-kid",
-        lambda c: userinfo(c, signed_by_stranger(c, same_kid=True)),
-        Bearer(401, "invalid_token"),
-    ),
-    case(
-        "userinfo-other-key-unknown-kid",
-        lambda c: userinfo(c, signed_by_stranger(c, same_kid=False)),
-        Bearer(401, "invalid_token"),
-    ),
-    case(
-        "userinfo-header-is-a-list",
-        lambda c: userinfo(c, f"{b64(b'[1]')}.e30.c2ln"),
-        Bearer(401, "invalid_token"),
-    ),
-    case(
-        "userinfo-kid-is-a-list",
-        lambda c: userinfo(c, f"{segment({'alg': 'RS256', 'kid': ['k']})}.e30.c2ln"),
-        Bearer(401, "invalid_token"),
-    ),
-    case(
-        "userinfo-unknown-crit-header",
-        lambda c: userinfo(c, f"{segment({'alg': 'RS256', 'crit': ['exp']})}.e30.c2ln"),
-        Bearer(401, "invalid_token"),
-    ),
-    case(
-        "userinfo-five-segments", lambda c: userinfo(c, "a.b.c.d.e"), Bearer(401, "invalid_token")
-    ),
-    case(
-        "userinfo-latin1-header-bytes",
-        lambda c: userinfo(c, authorization=b"Bearer \xe9\xff"),
-        Bearer(401, "invalid_token"),
-    ),
-    case("userinfo-alg-none", lambda c: userinfo(c, unsigned(c)), Bearer(401, "invalid_token")),
-    case(
-        "userinfo-hs256-with-public-key",
-        lambda c: userinfo(c, hmac_with_public_key(c)),
-        Bearer(401, "invalid_token"),
-    ),
-    case(
-        "userinfo-expired-token",
-        lambda c: with_real_token(c, expired),
-        Bearer(401, "invalid_token"),
-    ),
-    case(
-        "userinfo-id-token",
-        lambda c: with_real_token(c, lambda ctx, t: userinfo(ctx, t["id_token"])),
-        Bearer(401, "invalid_token"),
-    ),
-    case(
-        "userinfo-real-token-with-nul",
-        lambda c: with_real_token(c, lambda ctx, t: userinfo(ctx, t["access_token"] + "\x00")),
-        Bearer(401, "invalid_token"),
-    ),
-    case(
-        "userinfo-token-in-header-and-body",
-        lambda c: with_real_token(c, in_header_and_body),
-        Bearer(400, "invalid_request"),
-    ),
-    case(
-        "userinfo-own-key-wrong-typ",
-        lambda c: userinfo(c, own_signed(c, typ="JWT")),
-        Bearer(401, "invalid_token"),
-    ),
-    case(
-        "userinfo-own-key-expired",
-        lambda c: userinfo(c, own_signed(c, exp=1)),
-        Bearer(401, "invalid_token"),
-    ),
-    case(
-        "userinfo-own-key-sub-not-uuid",
-        lambda c: userinfo(c, own_signed(c, sub="admin")),
-        Bearer(401, "invalid_token"),
-    ),
-    case(
-        "userinfo-own-key-sub-unknown",
-        lambda c: userinfo(c, own_signed(c, sub=str(uuid.uuid4()))),
-        Bearer(401, "invalid_token"),
-    ),
-    case(
-        "userinfo-own-key-other-audience",
-        lambda c: userinfo(c, own_signed(c, aud="https://api.example")),
-        Bearer(401, "invalid_token"),
-    ),
-    case(
-        "userinfo-own-key-without-openid",
-        lambda c: userinfo(c, own_signed(c, scope="read")),
-        Bearer(403, "insufficient_scope"),
-    ),
-    case(
-        "userinfo-post-invalid-utf8",
-        lambda c: userinfo(c, method="POST", body=b"access_token=%ff%fe"),
-        Bearer(400, "invalid_request"),
-    ),
-    case(
-        "userinfo-post-duplicated-token",
-        lambda c: userinfo(c, method="POST", body=b"access_token=a&access_token=b"),
-        Bearer(400, "invalid_request"),
-    ),
-    case(
-        "userinfo-post-20kb",
-        lambda c: userinfo(c, method="POST", body=b"access_token=" + b"a" * 20_480),
-        Bearer(400, "invalid_request"),
-    ),
+    USERINFO("userinfo-no-token", NO_TOKEN),
+    USERINFO("userinfo-token-in-query", NO_TOKEN, access_token="abc"),
+    USERINFO_POST("userinfo-post-token-in-json", NO_TOKEN, body=b'{"access_token": "abc"}',
+                  content_type=JSON),
+    USERINFO("userinfo-basic-scheme", NO_TOKEN, auth=b"Basic eHl6"),
+    USERINFO("userinfo-bearer-empty", BAD_TOKEN, auth=b"Bearer"),
+    USERINFO("userinfo-bearer-only-spaces", BAD_TOKEN, auth=b"Bearer    "),
+    USERINFO("userinfo-not-a-jwt", BAD_TOKEN, auth=bearer("not-a-jwt")),
+    USERINFO("userinfo-three-garbage-segments", BAD_TOKEN, auth=bearer("a.b.c")),
+    USERINFO("userinfo-10kb-garbage", BAD_TOKEN, auth=bearer(GARBAGE)),
+    USERINFO("userinfo-token-with-nul", BAD_TOKEN, auth=bearer("abc\x00def")),
+    USERINFO("userinfo-token-with-space", BAD_TOKEN, auth=bearer("abc def")),
+    USERINFO("userinfo-other-key-same-kid", BAD_TOKEN, auth=bearer("{stranger_token}")),
+    USERINFO("userinfo-other-key-unknown-kid", BAD_TOKEN, auth=bearer("{stranger_kid_token}")),
+    USERINFO("userinfo-header-is-a-list", BAD_TOKEN, auth=bearer(f"{b64(b'[1]')}.e30.c2ln")),
+    USERINFO("userinfo-kid-is-a-list", BAD_TOKEN,
+             auth=bearer(f"{segment({'alg': 'RS256', 'kid': ['k']})}.e30.c2ln")),
+    USERINFO("userinfo-unknown-crit-header", BAD_TOKEN,
+             auth=bearer(f"{segment({'alg': 'RS256', 'crit': ['exp']})}.e30.c2ln")),
+    USERINFO("userinfo-five-segments", BAD_TOKEN, auth=bearer("a.b.c.d.e")),
+    USERINFO("userinfo-latin1-header-bytes", BAD_TOKEN, auth=b"Bearer \xe9\xff"),
+    USERINFO("userinfo-alg-none", BAD_TOKEN, auth=bearer("{unsigned_token}")),
+    USERINFO("userinfo-hs256-with-public-key", BAD_TOKEN, auth=bearer("{hs256_token}")),
+    USERINFO("userinfo-expired-token", BAD_TOKEN, auth=bearer("{access_token}"),
+             steps=[wait(timedelta(hours=2))]),
+    USERINFO("userinfo-id-token", BAD_TOKEN, auth=bearer("{id_token}")),
+    USERINFO("userinfo-real-token-with-nul", BAD_TOKEN, auth=bearer("{access_token}\x00")),
+    USERINFO_POST("userinfo-token-in-header-and-body", BAD_USERINFO_REQUEST,
+                  auth=bearer("{access_token}"), access_token="{access_token}"),
+    USERINFO("userinfo-own-key-wrong-typ", BAD_TOKEN, auth=bearer("{jwt_typ_token}")),
+    USERINFO("userinfo-own-key-expired", BAD_TOKEN, auth=bearer("{expired_token}")),
+    USERINFO("userinfo-own-key-sub-not-uuid", BAD_TOKEN, auth=bearer("{sub_not_uuid_token}")),
+    USERINFO("userinfo-own-key-sub-unknown", BAD_TOKEN, auth=bearer("{sub_unknown_token}")),
+    USERINFO("userinfo-own-key-other-audience", BAD_TOKEN, auth=bearer("{other_audience_token}")),
+    USERINFO("userinfo-own-key-without-openid", Bearer(403, "insufficient_scope"),
+             auth=bearer("{token_without_openid}")),
+    USERINFO_POST("userinfo-post-invalid-utf8", BAD_USERINFO_REQUEST, body=b"access_token=%ff%fe"),
+    USERINFO_POST("userinfo-post-duplicated-token", BAD_USERINFO_REQUEST,
+                  body=b"access_token=a&access_token=b"),
+    USERINFO_POST("userinfo-post-20kb", BAD_USERINFO_REQUEST,
+                  body=b"access_token=" + b"a" * 20_480),
 ]
+# fmt: on
 
 
-# -- the checks ---------------------------------------------------------------------------------
-def assert_page(response: httpx.Response, status: int) -> None:
-    assert response.status_code == status, response.text
-    assert "location" not in response.headers
-    assert response.headers["content-type"].startswith("text/html")
-    assert "<html" in response.text.lower()
-    assert_security_headers(response)
-
-
-def assert_to_client(response: httpx.Response, expect: ToClient, issuer: str, state: str) -> None:
-    assert response.status_code == 303, response.text
-    assert_security_headers(response)
-    location = urlsplit(response.headers["location"])
-    assert location[:3] == urlsplit(REDIRECT)[:3]
-    assert not location.fragment
-    query = parse_qs(location.query, keep_blank_values=True)
-    assert all(len(values) == 1 for values in query.values()), query
-    assert set(query) <= {"error", "error_description", "state", "iss"}, query
-    assert query["error"] == [expect.error]
-    assert expect.error in AUTHORIZE_ERRORS
-    assert query["iss"] == [issuer]
-    assert query.get("state") == ([state] if expect.echoes_state else None)
-
-
-def assert_bearer(response: httpx.Response, expect: Bearer) -> None:
-    assert response.status_code == expect.status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    assert response.headers["cache-control"] == "no-store"
-    challenge = response.headers["www-authenticate"]
-    assert challenge.startswith("Bearer ")
-    found = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-    assert found.get("error") == expect.error, challenge
-    assert _CHALLENGE_TEXT.match(found.get("error_description", ""))
-    body = response.json()
-    assert body["error"] == (expect.error or "invalid_request")
-    assert set(body) <= {"error", "error_description"}
-
-
-@pytest.mark.parametrize(
-    ("scenario", "expect"), AUTHORIZE_CASES + LOGIN_CASES + CONSENT_CASES + USERINFO_CASES
-)
+@pytest.mark.parametrize("case", AUTHORIZE_CASES + LOGIN_CASES + CONSENT_CASES + USERINFO_CASES)
 async def test_hostile_input_to_pages_and_userinfo_is_refused_without_crashing(
     app_instance: InstanceFactory,
     pool: asyncpg.Pool,
     settings: Settings,
     clock: FrozenClock,
-    scenario: Scenario,
-    expect: Expect,
+    case: Case[Pages],
 ) -> None:
     client, secret = await make_client(
         pool,
@@ -939,21 +409,5 @@ async def test_hostile_input_to_pages_and_userinfo_is_refused_without_crashing(
     user = await make_user(pool, EMAIL, PASSWORD)
     auth = Authorization(client.client_id, REDIRECT)
     async with app_instance() as app:
-        ctx = Ctx(app.client, app.state, clock, client.client_id, secret, user.id, auth)
-        response = await scenario(ctx)
-    assert response.status_code < 500, response.text
-    assert "Traceback" not in response.text
-    location = response.headers.get("location")
-    if location is not None:  # never somewhere unregistered
-        assert location.startswith(("/login?", "/consent?", REDIRECT + "?")), location
-    match expect:
-        case Page(status):
-            assert_page(response, status)
-        case ToClient():
-            assert_to_client(response, expect, settings.issuer, ctx.auth.state)
-        case Onward(path):
-            assert response.status_code == 303, response.text
-            assert_security_headers(response)
-            assert response.headers["location"].startswith(f"{path}?request=")
-        case Bearer():
-            assert_bearer(response, expect)
+        ctx = Pages(app.client, clock, app.state, client.client_id, secret, user.id, auth)
+        await run(ctx, case)

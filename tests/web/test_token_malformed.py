@@ -1,464 +1,158 @@
 """Malformed requests to ``POST /token``: each gets a 4xx JSON error with a spec error code
-(RFC 6749 §5.2, RFC 8707 §2), never a 500 and never a traceback."""
+(RFC 6749 §5.2, RFC 8707 §2), never a 500 and never a traceback. The table's driver and its
+language: ``tests/web/malformed.py``."""
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import asyncpg
 import pytest
 
+from idp.clock import FrozenClock
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
 from tests.factories import make_client
-
-FORM = b"application/x-www-form-urlencoded"
-GRANT = b"grant_type=client_credentials"
-SPEC_ERRORS = frozenset(
-    {
-        "invalid_request",
-        "invalid_client",
-        "invalid_grant",
-        "unauthorized_client",
-        "unsupported_grant_type",
-        "invalid_scope",
-        "invalid_target",
-    }
+from tests.web.malformed import (
+    BAD_CLIENT,
+    BAD_REQUEST,
+    FORM,
+    JSON,
+    NOT_ALLOWED,
+    Basic,
+    Case,
+    Context,
+    Endpoint,
+    OAuthError,
+    run,
 )
+
 REGISTERED_AUDIENCE = "https://api.example"
+UNSUPPORTED = OAuthError(400, "unsupported_grant_type")
+BAD_SCOPE = OAuthError(400, "invalid_scope")
+BAD_TARGET = OAuthError(400, "invalid_target")
+CLIENT = Basic(b"{client_id}:{secret}")
+POST_AUTH = b"client_id={client_id}&client_secret={secret}"
+OVERSIZED = b"pad=" + b"a" * (16 * 1024 + 1)
+TOO_MANY_FIELDS = b"&".join(b"f%d=1" % i for i in range(100))
+JSON_BODY = b'{"grant_type": "client_credentials"}'
+MULTIPART_TYPE = "multipart/form-data; boundary=b"
+MULTIPART = (
+    b'--b\r\nContent-Disposition: form-data; name="grant_type"\r\n\r\n'
+    b"client_credentials\r\n--b--\r\n"
+)
 
 
-@dataclass(frozen=True)
-class Credentials:
+@dataclass
+class Client(Context):
+    """A confidential client with the client_credentials grant."""
+
     client_id: str
     secret: str
 
-
-@dataclass(frozen=True)
-class Sent:
-    body: bytes = b""
-    headers: dict[bytes, bytes] = field(default_factory=dict)
-    method: str = "POST"
+    async def value(self, name: str) -> str:
+        return {"client_id": self.client_id, "secret": self.secret}[name]
 
 
-Build = Callable[[Credentials], Sent]
+TOKEN = Endpoint[Client](
+    "POST", "/token", {"grant_type": "client_credentials"}, auth=CLIENT, content_type=FORM
+)
 
-
-def basic(credentials: Credentials) -> bytes:
-    return raw_basic(f"{credentials.client_id}:{credentials.secret}".encode())
-
-
-def raw_basic(user_pass: bytes) -> bytes:
-    return b"Basic " + base64.b64encode(user_pass)
-
-
-def post_auth(credentials: Credentials) -> bytes:
-    return f"client_id={credentials.client_id}&client_secret={credentials.secret}".encode()
-
-
-def sent(
-    body: bytes, authorization: bytes | None = None, content_type: bytes | None = FORM
-) -> Sent:
-    headers: dict[bytes, bytes] = {}
-    if authorization is not None:
-        headers[b"authorization"] = authorization
-    if content_type is not None:
-        headers[b"content-type"] = content_type
-    return Sent(body, headers)
-
-
-def case(name: str, build: Build, status: int, error: str) -> pytest.ParameterSet:
-    return pytest.param(build, status, error, id=name)
-
-
+# fmt: off
 CASES = [
     # The body's framing: only application/x-www-form-urlencoded, UTF-8, bounded.
-    case("empty-body", lambda c: sent(b"", basic(c)), 400, "invalid_request"),
-    case("empty-body-no-auth", lambda c: sent(b""), 401, "invalid_client"),
-    case("only-separators", lambda c: sent(b"&&&=&", basic(c)), 400, "invalid_request"),
-    case(
-        "oversized-body",
-        lambda c: sent(GRANT + b"&pad=" + b"a" * (16 * 1024 + 1), basic(c)),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "oversized-body-no-auth",
-        lambda c: sent(GRANT + b"&" + post_auth(c) + b"&pad=" + b"a" * 20_000),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "too-many-fields",
-        lambda c: sent(GRANT + b"".join(b"&f%d=1" % i for i in range(100)), basic(c)),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "content-type-json",
-        lambda c: sent(b'{"grant_type": "client_credentials"}', basic(c), b"application/json"),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "content-type-text-plain",
-        lambda c: sent(GRANT, basic(c), b"text/plain"),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "content-type-multipart",
-        lambda c: sent(
-            b'--b\r\nContent-Disposition: form-data; name="grant_type"\r\n\r\n'
-            b"client_credentials\r\n--b--\r\n",
-            basic(c),
-            b"multipart/form-data; boundary=b",
-        ),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "content-type-missing",
-        lambda c: sent(GRANT, basic(c), None),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "content-type-form-prefix",
-        lambda c: sent(GRANT, basic(c), FORM + b"-evil"),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "invalid-utf8-raw",
-        lambda c: sent(GRANT + b"&scope=r\xffad", basic(c)),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "invalid-utf8-percent-encoded",
-        lambda c: sent(GRANT + b"&scope=%ff", basic(c)),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "invalid-utf8-percent-encoded-client-id",
-        lambda c: sent(GRANT + b"&client_id=%ff%fe&client_secret=x"),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "utf8-encoded-surrogate",
-        lambda c: sent(GRANT + b"&scope=%ed%a0%80", basic(c)),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "invalid-utf8-in-field-name",
-        lambda c: sent(GRANT + b"&%ff=1", basic(c)),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "latin1-charset-declared",
-        lambda c: sent(GRANT + b"&scope=r\xe9ad", basic(c), FORM + b"; charset=iso-8859-1"),
-        400,
-        "invalid_request",
-    ),
+    TOKEN("empty-body", BAD_REQUEST, body=b""),
+    TOKEN("empty-body-no-auth", BAD_CLIENT, body=b"", auth=None),
+    TOKEN("only-separators", BAD_REQUEST, body=b"&&&=&"),
+    TOKEN("oversized-body", BAD_REQUEST, raw=OVERSIZED),
+    TOKEN("oversized-body-no-auth", BAD_REQUEST, auth=None,
+          raw=POST_AUTH + b"&pad=" + b"a" * 20_000),
+    TOKEN("too-many-fields", BAD_REQUEST, raw=TOO_MANY_FIELDS),
+    TOKEN("content-type-json", BAD_REQUEST, body=JSON_BODY, content_type=JSON),
+    TOKEN("content-type-text-plain", BAD_REQUEST, content_type="text/plain"),
+    TOKEN("content-type-multipart", BAD_REQUEST, body=MULTIPART, content_type=MULTIPART_TYPE),
+    TOKEN("content-type-missing", BAD_REQUEST, content_type=None),
+    TOKEN("content-type-form-prefix", BAD_REQUEST, content_type=FORM + "-evil"),
+    TOKEN("invalid-utf8-raw", BAD_REQUEST, raw=b"scope=r\xffad"),
+    TOKEN("invalid-utf8-percent-encoded", BAD_REQUEST, raw=b"scope=%ff"),
+    TOKEN("invalid-utf8-percent-encoded-client-id", BAD_REQUEST, auth=None,
+          raw=b"client_id=%ff%fe&client_secret=x"),
+    TOKEN("utf8-encoded-surrogate", BAD_REQUEST, raw=b"scope=%ed%a0%80"),
+    TOKEN("invalid-utf8-in-field-name", BAD_REQUEST, raw=b"%ff=1"),
+    TOKEN("latin1-charset-declared", BAD_REQUEST, raw=b"scope=r\xe9ad",
+          content_type=FORM + "; charset=iso-8859-1"),
     # RFC 6749 §3.1: parameters MUST NOT be included more than once.
-    case("missing-grant-type", lambda c: sent(b"scope=read", basic(c)), 400, "invalid_request"),
-    case("empty-grant-type", lambda c: sent(b"grant_type=", basic(c)), 400, "invalid_request"),
-    case(
-        "duplicated-grant-type",
-        lambda c: sent(GRANT + b"&" + GRANT, basic(c)),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "duplicated-grant-type-differing",
-        lambda c: sent(GRANT + b"&grant_type=password", basic(c)),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "duplicated-client-id",
-        lambda c: sent(GRANT + f"&client_id={c.client_id}&".encode() + post_auth(c)),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "duplicated-client-secret",
-        lambda c: sent(GRANT + f"&client_secret={c.secret}&".encode() + post_auth(c)),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "duplicated-scope",
-        lambda c: sent(GRANT + b"&scope=read&scope=read", basic(c)),
-        400,
-        "invalid_request",
-    ),
+    TOKEN("missing-grant-type", BAD_REQUEST, grant_type=None, scope="read"),
+    TOKEN("empty-grant-type", BAD_REQUEST, grant_type=""),
+    TOKEN("duplicated-grant-type", BAD_REQUEST, grant_type=["client_credentials"] * 2),
+    TOKEN("duplicated-grant-type-differing", BAD_REQUEST,
+          grant_type=["client_credentials", "password"]),
+    TOKEN("duplicated-client-id", BAD_REQUEST, auth=None,
+          raw=b"client_id={client_id}&" + POST_AUTH),
+    TOKEN("duplicated-client-secret", BAD_REQUEST, auth=None,
+          raw=b"client_secret={secret}&" + POST_AUTH),
+    TOKEN("duplicated-scope", BAD_REQUEST, scope=["read", "read"]),
     # Client authentication (RFC 6749 §2.3.1): 401 with a Basic challenge.
-    case("no-authentication", lambda c: sent(GRANT), 401, "invalid_client"),
-    case(
-        "client-secret-without-client-id",
-        lambda c: sent(GRANT + f"&client_secret={c.secret}".encode()),
-        401,
-        "invalid_client",
-    ),
-    case(
-        "basic-not-base64",
-        lambda c: sent(GRANT, b"Basic !!!not-base64!!!"),
-        401,
-        "invalid_client",
-    ),
-    case(
-        "basic-bad-base64-padding",
-        lambda c: sent(GRANT, b"Basic YWJj="),
-        401,
-        "invalid_client",
-    ),
-    case(
-        "basic-without-colon",
-        lambda c: sent(GRANT, raw_basic(c.client_id.encode())),
-        401,
-        "invalid_client",
-    ),
-    case(
-        "basic-non-utf8-after-decoding",
-        lambda c: sent(GRANT, raw_basic(b"\xff\xfe:" + c.secret.encode())),
-        401,
-        "invalid_client",
-    ),
-    case(
-        "basic-percent-encoded-invalid-utf8",
-        lambda c: sent(GRANT, raw_basic(b"%ff%fe:" + c.secret.encode())),
-        401,
-        "invalid_client",
-    ),
-    case(
-        "basic-non-ascii-header",
-        lambda c: sent(GRANT, b"Basic \xe9\xe9\xe9\xe9"),
-        401,
-        "invalid_client",
-    ),
-    case("basic-empty", lambda c: sent(GRANT, b"Basic "), 401, "invalid_client"),
-    case("basic-scheme-alone", lambda c: sent(GRANT, b"Basic"), 401, "invalid_client"),
-    case("authorization-empty", lambda c: sent(GRANT, b""), 401, "invalid_client"),
-    case("bearer-scheme", lambda c: sent(GRANT, b"Bearer x"), 401, "invalid_client"),
-    case(
-        "basic-empty-client-id",
-        lambda c: sent(GRANT, raw_basic(b":" + c.secret.encode())),
-        401,
-        "invalid_client",
-    ),
-    case(
-        "basic-wrong-secret",
-        lambda c: sent(GRANT, raw_basic(f"{c.client_id}:{c.secret}x".encode())),
-        401,
-        "invalid_client",
-    ),
-    case(
-        "basic-id-mismatching-form-client-id",
-        lambda c: sent(GRANT + b"&client_id=someone-else", basic(c)),
-        401,
-        "invalid_client",
-    ),
-    case(
-        "basic-and-client-secret",
-        lambda c: sent(GRANT + f"&client_secret={c.secret}".encode(), basic(c)),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "very-long-client-id",
-        lambda c: sent(GRANT + b"&client_id=" + b"a" * 10_000 + b"&client_secret=x"),
-        401,
-        "invalid_client",
-    ),
-    case(
-        "very-long-basic-header",
-        lambda c: sent(GRANT, raw_basic(b"a" * 60_000 + b":x")),
-        401,
-        "invalid_client",
-    ),
-    case(
-        "nul-in-client-id",
-        lambda c: sent(GRANT + b"&client_id=a%00b&client_secret=x"),
-        401,
-        "invalid_client",
-    ),
-    case(
-        "nul-in-basic-client-id",
-        lambda c: sent(GRANT, raw_basic(b"a\x00b:x")),
-        401,
-        "invalid_client",
-    ),
-    case(
-        "nul-in-public-client-id",
-        lambda c: sent(GRANT + b"&client_id=%00"),
-        401,
-        "invalid_client",
-    ),
-    case(
-        "nul-in-secret",
-        lambda c: sent(GRANT + f"&client_id={c.client_id}&client_secret=%00".encode()),
-        401,
-        "invalid_client",
-    ),
+    TOKEN("no-authentication", BAD_CLIENT, auth=None),
+    TOKEN("client-secret-without-client-id", BAD_CLIENT, auth=None, client_secret="{secret}"),
+    TOKEN("basic-not-base64", BAD_CLIENT, auth=b"Basic !!!not-base64!!!"),
+    TOKEN("basic-bad-base64-padding", BAD_CLIENT, auth=b"Basic YWJj="),
+    TOKEN("basic-without-colon", BAD_CLIENT, auth=Basic(b"{client_id}")),
+    TOKEN("basic-non-utf8-after-decoding", BAD_CLIENT, auth=Basic(b"\xff\xfe:{secret}")),
+    TOKEN("basic-percent-encoded-invalid-utf8", BAD_CLIENT, auth=Basic(b"%ff%fe:{secret}")),
+    TOKEN("basic-non-ascii-header", BAD_CLIENT, auth=b"Basic \xe9\xe9\xe9\xe9"),
+    TOKEN("basic-empty", BAD_CLIENT, auth=b"Basic "),
+    TOKEN("basic-scheme-alone", BAD_CLIENT, auth=b"Basic"),
+    TOKEN("authorization-empty", BAD_CLIENT, auth=b""),
+    TOKEN("bearer-scheme", BAD_CLIENT, auth=b"Bearer x"),
+    TOKEN("basic-empty-client-id", BAD_CLIENT, auth=Basic(b":{secret}")),
+    TOKEN("basic-wrong-secret", BAD_CLIENT, auth=Basic(b"{client_id}:{secret}x")),
+    TOKEN("basic-id-mismatching-form-client-id", BAD_CLIENT, client_id="someone-else"),
+    TOKEN("basic-and-client-secret", BAD_REQUEST, client_secret="{secret}"),
+    TOKEN("very-long-client-id", BAD_CLIENT, auth=None, client_id="a" * 10_000, client_secret="x"),
+    TOKEN("very-long-basic-header", BAD_CLIENT, auth=Basic(b"a" * 60_000 + b":x")),
+    TOKEN("nul-in-client-id", BAD_CLIENT, auth=None, client_id="a\x00b", client_secret="x"),
+    TOKEN("nul-in-basic-client-id", BAD_CLIENT, auth=Basic(b"a\x00b:x")),
+    TOKEN("nul-in-public-client-id", BAD_CLIENT, auth=None, client_id="\x00"),
+    TOKEN("nul-in-secret", BAD_CLIENT, auth=None, client_id="{client_id}", client_secret="\x00"),
     # The grant's own parameters.
-    case(
-        "unknown-grant-type",
-        lambda c: sent(b"grant_type=urn:example:unknown", basic(c)),
-        400,
-        "unsupported_grant_type",
-    ),
-    case(
-        "grant-type-with-spaces",
-        lambda c: sent(b"grant_type=client+credentials", basic(c)),
-        400,
-        "unsupported_grant_type",
-    ),
-    case(
-        "grant-type-padded",
-        lambda c: sent(b"grant_type=%20client_credentials%20", basic(c)),
-        400,
-        "unsupported_grant_type",
-    ),
-    case(
-        "grant-type-upper-case",
-        lambda c: sent(b"grant_type=CLIENT_CREDENTIALS", basic(c)),
-        400,
-        "unsupported_grant_type",
-    ),
-    case(
-        "grant-type-with-nul",
-        lambda c: sent(b"grant_type=client_credentials%00", basic(c)),
-        400,
-        "unsupported_grant_type",
-    ),
-    case(
-        "semicolon-separated-fields",
-        lambda c: sent(b"grant_type=client_credentials;scope=read", basic(c)),
-        400,
-        "unsupported_grant_type",
-    ),
-    case(
-        "password-grant",
-        lambda c: sent(b"grant_type=password&username=a&password=b", basic(c)),
-        400,
-        "unsupported_grant_type",
-    ),
-    case(
-        "scope-with-quote",
-        lambda c: sent(GRANT + b"&scope=read%22", basic(c)),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "scope-with-backslash",
-        lambda c: sent(GRANT + b"&scope=read%5c", basic(c)),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "scope-with-double-space",
-        lambda c: sent(GRANT + b"&scope=read++write", basic(c)),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "scope-with-leading-space",
-        lambda c: sent(GRANT + b"&scope=+read", basic(c)),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "scope-with-tab",
-        lambda c: sent(GRANT + b"&scope=read%09write", basic(c)),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "scope-with-nul",
-        lambda c: sent(GRANT + b"&scope=read%00", basic(c)),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "scope-non-ascii",
-        lambda c: sent(GRANT + b"&scope=r%c3%a9ad", basic(c)),
-        400,
-        "invalid_request",
-    ),
-    case(
-        "scope-unregistered",
-        lambda c: sent(GRANT + b"&scope=admin", basic(c)),
-        400,
-        "invalid_scope",
-    ),
-    case(
-        "scope-openid",
-        lambda c: sent(GRANT + b"&scope=openid", basic(c)),
-        400,
-        "invalid_scope",
-    ),
-    case(
-        "resource-unregistered",
-        lambda c: sent(GRANT + b"&resource=https://evil.example", basic(c)),
-        400,
-        "invalid_target",
-    ),
-    case(
-        "resource-with-nul",
-        lambda c: sent(GRANT + b"&resource=https://api.example%00", basic(c)),
-        400,
-        "invalid_target",
-    ),
-    case(
-        "audience-unregistered",
-        lambda c: sent(GRANT + b"&audience=https://evil.example", basic(c)),
-        400,
-        "invalid_target",
-    ),
+    TOKEN("unknown-grant-type", UNSUPPORTED, body=b"grant_type=urn:example:unknown"),
+    TOKEN("grant-type-with-spaces", UNSUPPORTED, grant_type="client credentials"),
+    TOKEN("grant-type-padded", UNSUPPORTED, body=b"grant_type=%20client_credentials%20"),
+    TOKEN("grant-type-upper-case", UNSUPPORTED, grant_type="CLIENT_CREDENTIALS"),
+    TOKEN("grant-type-with-nul", UNSUPPORTED, grant_type="client_credentials\x00"),
+    TOKEN("semicolon-separated-fields", UNSUPPORTED,
+          body=b"grant_type=client_credentials;scope=read"),
+    TOKEN("password-grant", UNSUPPORTED, grant_type="password", username="a", password="b"),
+    TOKEN("scope-with-quote", BAD_REQUEST, scope='read"'),
+    TOKEN("scope-with-backslash", BAD_REQUEST, raw=b"scope=read%5c"),
+    TOKEN("scope-with-double-space", BAD_REQUEST, scope="read  write"),
+    TOKEN("scope-with-leading-space", BAD_REQUEST, scope=" read"),
+    TOKEN("scope-with-tab", BAD_REQUEST, scope="read\twrite"),
+    TOKEN("scope-with-nul", BAD_REQUEST, scope="read\x00"),
+    TOKEN("scope-non-ascii", BAD_REQUEST, raw=b"scope=r%c3%a9ad"),
+    TOKEN("scope-unregistered", BAD_SCOPE, scope="admin"),
+    TOKEN("scope-openid", BAD_SCOPE, scope="openid"),
+    TOKEN("resource-unregistered", BAD_TARGET, raw=b"resource=https://evil.example"),
+    TOKEN("resource-with-nul", BAD_TARGET, raw=b"resource=https://api.example%00"),
+    TOKEN("audience-unregistered", BAD_TARGET, raw=b"audience=https://evil.example"),
     # Methods other than POST (RFC 6749 §3.2: the client MUST use POST).
-    case("get", lambda c: Sent(method="GET"), 405, "method_not_allowed"),
-    case(
-        "put", lambda c: Sent(GRANT, {b"authorization": basic(c)}, "PUT"), 405, "method_not_allowed"
-    ),
+    TOKEN("get", NOT_ALLOWED, method="GET", body=b"", auth=None, content_type=None),
+    TOKEN("put", NOT_ALLOWED, method="PUT", content_type=None),
 ]
+# fmt: on
 
 
-@pytest.mark.parametrize(("build", "status", "error"), CASES)
+@pytest.mark.parametrize("case", CASES)
 async def test_malformed_token_request_gets_a_json_oauth_error_not_a_crash(
     app_instance: InstanceFactory,
     pool: asyncpg.Pool,
     settings: Settings,
-    build: Build,
-    status: int,
-    error: str,
+    clock: FrozenClock,
+    case: Case[Client],
 ) -> None:
     client, secret = await make_client(
         pool, settings, scopes=("read", "write", "openid"), audiences=(REGISTERED_AUDIENCE,)
     )
-    request = build(Credentials(client.client_id, secret))
     async with app_instance() as instance:
-        response = await instance.client.request(
-            request.method, "/token", content=request.body, headers=request.headers
-        )
-    assert "Traceback" not in response.text
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    assert response.headers["cache-control"] == "no-store"
-    body = json.loads(response.content)
-    assert body["error"] == error
-    assert set(body) <= {"error", "error_description"}
-    if status == 405:
-        assert response.headers["allow"] == "POST"
-    else:
-        assert body["error"] in SPEC_ERRORS
-    if status == 401:
-        assert response.headers["www-authenticate"].startswith("Basic")
+        await run(Client(instance.client, clock, client.client_id, secret), case)
