@@ -26,6 +26,7 @@ from idp.oauth.user_cache import UserCache
 from idp.passwords import Passwords
 from idp.settings import Settings
 from idp.web.errors import EXCEPTION_HANDLERS
+from idp.web.in_memory import InMemoryRoutes
 from idp.web.observe import RequestObserver, flushing
 from idp.web.router import StaticPathRouter
 from idp.web.routes import demo_routes, routes
@@ -39,11 +40,14 @@ def create_app(
     clock: Clock | None = None,
     run_scheduler: bool = True,
     middleware: Sequence[Middleware] = (),
+    in_memory_first: bool = True,
 ) -> Starlette:
     """``settings`` must be resolved (``idp.runtime.resolve``): database URL and KEK set.
 
     Every request goes through Starlette's middleware stack: the request observer, then
-    ``middleware``, then the router over ``idp.web.routes`` (the whole URL map)."""
+    ``middleware``, then the router over ``idp.web.routes`` (the whole URL map); GETs of the
+    routes answered from memory (JWKS, discovery) are answered by ``InMemoryRoutes``, declared
+    last, unless ``in_memory_first`` is False (``idp.web.in_memory``)."""
     database_url = settings.database_url
     if database_url is None:
         raise ValueError("create_app needs resolved settings (database_url is None)")
@@ -109,7 +113,11 @@ def create_app(
 
     router = StaticPathRouter([*routes, *(demo_routes if settings.demo else [])], lifespan=lifespan)
     app = Starlette(
-        middleware=[Middleware(RequestObserver, routes=router.routes), *middleware],
+        middleware=[
+            Middleware(RequestObserver, routes=router.routes),
+            *middleware,
+            *([Middleware(InMemoryRoutes, routes=router.routes)] if in_memory_first else []),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.router = router

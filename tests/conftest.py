@@ -141,8 +141,8 @@ def app_instance(settings: Settings, clock: FrozenClock, pool: asyncpg.Pool) -> 
     """``async with app_instance() as instance``: an app with its lifespan running.
 
     Several may run at once on the one database (multi-instance tests). Keyword arguments
-    override settings; the scheduler is off unless ``run_scheduler=True``; ``middleware`` is
-    create_app's.
+    override settings; the scheduler is off unless ``run_scheduler=True``; ``middleware`` and
+    ``in_memory_first`` are create_app's.
     """
 
     @asynccontextmanager
@@ -151,6 +151,7 @@ def app_instance(settings: Settings, clock: FrozenClock, pool: asyncpg.Pool) -> 
         run_scheduler: bool = False,
         use_clock: FrozenClock | None = None,
         middleware: Sequence[Middleware] = (),
+        in_memory_first: bool = True,
         **overrides: object,
     ) -> AsyncIterator[Instance]:
         app = create_app(
@@ -158,6 +159,7 @@ def app_instance(settings: Settings, clock: FrozenClock, pool: asyncpg.Pool) -> 
             clock=use_clock or clock,
             run_scheduler=run_scheduler,
             middleware=middleware,
+            in_memory_first=in_memory_first,
         )
         async with app.router.lifespan_context(app) as state:
             assert state is not None

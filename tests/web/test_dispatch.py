@@ -86,3 +86,24 @@ async def test_the_in_memory_endpoints_answer_head_and_refuse_other_methods_with
     assert head.headers["x-request-id"] != get.headers["x-request-id"]
     assert_oauth_error(post, 405, "method_not_allowed")
     assert set(post.headers["allow"].split(", ")) == {"GET", "HEAD"}
+
+
+@pytest.mark.parametrize("path", ["/jwks.json", "/.well-known/openid-configuration"])
+@pytest.mark.parametrize("if_none_match", [None, "etag"], ids=["plain", "if-none-match"])
+async def test_the_in_memory_routes_answer_as_the_router_would(
+    app_instance: InstanceFactory, path: str, if_none_match: str | None
+) -> None:
+    """``InMemoryRoutes`` only skips work: with the router alone the answer is the same."""
+    answers = []
+    for in_memory_first in (True, False):
+        seen: Seen = []
+        recorder = [Middleware(Recorder, seen=seen)]
+        async with app_instance(middleware=recorder, in_memory_first=in_memory_first) as instance:
+            headers = {}
+            if if_none_match is not None:
+                headers["If-None-Match"] = (await instance.client.get(path)).headers.get("etag", "")
+            answer = await instance.client.get(path, headers=headers)
+        assert seen[-1][:2] == (path, "GET")
+        without_id = {k: v for k, v in answer.headers.items() if k != "x-request-id"}
+        answers.append((answer.status_code, answer.content, without_id, seen[-1][2]))
+    assert answers[0] == answers[1]
