@@ -52,10 +52,7 @@ CLOSE_NOTE = (
 
 def provider_job(provider: Provider, scenario: Scenario, round: int, config: Config) -> Job:
     """``scenario`` on idp or the peer, in round ``round`` (from 0)."""
-    job = _provider_requests(provider, scenario.requests, round, config)
-    if scenario.close:
-        job.headers.append("Connection: close")
-    return job
+    return _closing(scenario, _provider_requests(provider, scenario.requests, round, config))
 
 
 def _provider_requests(provider: Provider, name: str, round: int, config: Config) -> Job:
@@ -151,7 +148,11 @@ def round_trip_job(idp: Provider, config: Config) -> Job:
 
 
 def ceiling_job(ceiling: Ceiling, scenario: Scenario, round: int, config: Config) -> Job:
-    job = _ceiling_requests(ceiling, scenario.requests, round, config)
+    return _closing(scenario, _ceiling_requests(ceiling, scenario.requests, round, config))
+
+
+def _closing(scenario: Scenario, job: Job) -> Job:
+    """A ``*_close`` scenario's job: every request on a new connection."""
     if scenario.close:
         job.headers.append("Connection: close")
     return job
