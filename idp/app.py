@@ -17,6 +17,8 @@ from idp.janitor import JanitorScheduler
 from idp.keys.keyring import Keyring
 from idp.keys.manager import KeyManager
 from idp.keys.scheduler import KeyScheduler
+from idp.mail.compose import Composer
+from idp.mail.outbox import Outbox
 from idp.metrics import Exposition
 from idp.oauth.client_registry import ClientRegistry
 from idp.oauth.context import TokenContext
@@ -48,9 +50,9 @@ def create_app(
     ``middleware``, then the router over ``idp.web.routes`` (the whole URL map); GETs of the
     routes answered from memory (JWKS, discovery) are answered by ``InMemoryRoutes``, declared
     last, unless ``in_memory_first`` is False (``idp.web.in_memory``)."""
-    database_url = settings.database_url
-    if database_url is None:
-        raise ValueError("create_app needs resolved settings (database_url is None)")
+    database_url, kek = settings.database_url, settings.key_encryption_key
+    if database_url is None or kek is None:
+        raise ValueError("create_app needs resolved settings (database_url or KEK is None)")
     app_clock = clock or SystemClock()
     discovery_body = json.dumps(provider_metadata(settings), separators=(",", ":")).encode()
 
@@ -109,6 +111,8 @@ def create_app(
                     user_cache,
                 ),
                 "metrics": Exposition(keyring, pool, app_clock.now),
+                "outbox": Outbox(kek),
+                "composer": Composer(settings),
             }
 
     router = StaticPathRouter([*routes, *(demo_routes if settings.demo else [])], lifespan=lifespan)

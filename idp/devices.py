@@ -57,8 +57,8 @@ class DeviceCookies:
             return None
         return nonce
 
-    def _mac(self, user_id: uuid.UUID, password_hash: str, issued: str, nonce: str) -> str:
-        credential = hashlib.sha256(password_hash.encode()).hexdigest()
+    def _mac(self, user_id: uuid.UUID, password_hash: str | None, issued: str, nonce: str) -> str:
+        credential = hashlib.sha256((password_hash or "").encode()).hexdigest()
         message = f"{user_id}.{credential}.{issued}.{nonce}".encode()
         mac = hmac.new(self._key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")

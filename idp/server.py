@@ -38,7 +38,12 @@ from idp.settings import Settings
 from idp.web.head_limits import HeadLimitedHttpToolsProtocol
 
 # What workers must not find in their environment: they get the settings another way.
-WORKER_SECRETS = ("IDP_KEY_ENCRYPTION_KEY", "IDP_DATABASE_URL", "IDP_METRICS_TOKEN")
+WORKER_SECRETS = (
+    "IDP_KEY_ENCRYPTION_KEY",
+    "IDP_DATABASE_URL",
+    "IDP_METRICS_TOKEN",
+    "IDP_SMTP_URL",
+)
 
 
 def options(settings: Settings) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal, cast, get_args
+from urllib.parse import urlsplit
 
 SigningAlg = Literal["RS256", "PS256", "ES256", "EdDSA"]
 SIGNING_ALGS: tuple[SigningAlg, ...] = get_args(SigningAlg)
@@ -21,11 +22,16 @@ Argon2Profile = Literal["rfc9106-low-memory", "test"]
 ARGON2_PROFILES: tuple[Argon2Profile, ...] = get_args(Argon2Profile)
 LogFormatSetting = Literal["auto", "json", "text"]
 LOG_FORMATS: tuple[LogFormatSetting, ...] = get_args(LogFormatSetting)
+Registration = Literal["closed", "open"]
+REGISTRATIONS: tuple[Registration, ...] = get_args(Registration)
+# NIST SP 800-63B §3.1.1.2: at least 8 characters may be required, at least 64 must be allowed.
+PASSWORD_MIN_LENGTH_RANGE = (8, 64)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # RFC 6750 §2.1's b64token: what may follow "Bearer " in an Authorization header.
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_MAIL_ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -93,6 +99,13 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     # auto: readable text when stdout is a terminal, else JSON (idp.logs.choose_format).
     log_format: LogFormatSetting = "auto"
+    # smtp://[user:pass@]host[:port][?tls=require] or smtps://...; None: mail waits in the
+    # outbox (demo mode shows it on /demo/mailbox). Holds the SMTP password: a secret.
+    smtp_url: str | None = field(default=None, repr=False)
+    mail_from: str | None = None  # None: idp@<issuer host>
+    registration: Registration = "closed"  # open: /signup exists
+    password_min_length: int = 12
+    templates_dir: Path | None = None  # operator overrides for page and mail templates
 
     def __post_init__(self) -> None:
         self.validate()
@@ -104,6 +117,11 @@ class Settings:
         process that missed the change notification serves the old JWKS until its safety-net
         reload, which runs every half ``key_check_interval``: one whole interval is the margin."""
         return self.jwks_max_age + self.clock_skew + self.key_check_interval
+
+    @property
+    def sender(self) -> str:
+        """The From address of idp's mail."""
+        return self.mail_from or f"idp@{urlsplit(self.issuer).hostname}"
 
     @property
     def deny_list_horizon(self) -> timedelta:
@@ -136,6 +154,21 @@ class Settings:
                 "IDP_METRICS_TOKEN",
                 "must be a Bearer token: letters, digits and -._~+/ (e.g. openssl rand -hex 32)",
             )
+        if self.smtp_url is not None:
+            check_smtp_url(self.smtp_url)
+        if self.registration not in REGISTRATIONS:
+            raise SettingsError(
+                "IDP_REGISTRATION",
+                f"{self.registration!r} is not one of {', '.join(REGISTRATIONS)}",
+            )
+        low, high = PASSWORD_MIN_LENGTH_RANGE
+        if not low <= self.password_min_length <= high:
+            raise SettingsError(
+                "IDP_PASSWORD_MIN_LENGTH",
+                f"must be a number from {low} to {high} (NIST SP 800-63B)",
+            )
+        if self.mail_from is not None and not _MAIL_ADDRESS.fullmatch(self.mail_from):
+            raise SettingsError("IDP_MAIL_FROM", f"{self.mail_from!r} is not an email address")
         if self.key_encryption_key is not None and len(self.key_encryption_key) != 32:
             raise SettingsError("IDP_KEY_ENCRYPTION_KEY", "must be 32 bytes, base64url-encoded")
         for name in (
@@ -163,9 +196,15 @@ class Settings:
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 8000
+        cls,
+        environ: Mapping[str, str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        demo: bool = False,
     ) -> Settings:
-        """Build settings from ``IDP_*`` variables; raise :class:`SettingsError` on a bad one."""
+        """Build settings from ``IDP_*`` variables; raise :class:`SettingsError` on a bad one.
+        ``demo`` (idp serve --demo) opens sign-up unless IDP_REGISTRATION says otherwise."""
 
         def duration(variable: str, default: timedelta) -> timedelta:
             raw = environ.get(variable)
@@ -202,6 +241,18 @@ class Settings:
         except ValueError as exc:
             raise SettingsError("IDP_TRUSTED_PROXIES", str(exc)) from None
 
+        registration = environ.get("IDP_REGISTRATION") or ("open" if demo else "closed")
+        if registration not in REGISTRATIONS:
+            raise SettingsError(
+                "IDP_REGISTRATION", f"{registration!r} is not one of {', '.join(REGISTRATIONS)}"
+            )
+        min_length_text = environ.get("IDP_PASSWORD_MIN_LENGTH") or "12"
+        if not min_length_text.strip().isdigit():
+            raise SettingsError("IDP_PASSWORD_MIN_LENGTH", f"{min_length_text!r} is not a number")
+        templates_dir = environ.get("IDP_TEMPLATES_DIR") or None
+        if templates_dir is not None and not Path(templates_dir).is_dir():
+            raise SettingsError("IDP_TEMPLATES_DIR", f"{templates_dir} is not a directory")
+
         return cls(
             issuer=environ.get("IDP_ISSUER") or _default_issuer(host, port),
             database_url=environ.get("IDP_DATABASE_URL") or None,
@@ -232,7 +283,29 @@ class Settings:
             head_timeout=duration("IDP_HEAD_TIMEOUT", default_of("head_timeout")),
             metrics_token=environ.get("IDP_METRICS_TOKEN") or None,
             log_format=log_format,
+            smtp_url=environ.get("IDP_SMTP_URL") or None,
+            mail_from=environ.get("IDP_MAIL_FROM") or None,
+            registration=registration,
+            password_min_length=int(min_length_text),
+            templates_dir=None if templates_dir is None else Path(templates_dir),
+            demo=demo,
         )
+
+
+def check_smtp_url(url: str) -> None:
+    """``smtp://[user:pass@]host[:port][?tls=require]`` or ``smtps://...`` (idp.mail.smtp reads
+    it); the error never repeats the URL, which may hold a password."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise SettingsError("IDP_SMTP_URL", "must be smtp://[user:pass@]host[:port] or smtps://...")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise SettingsError("IDP_SMTP_URL", "has a port that is not a number") from None
+    if parts.query not in ("", "tls=require"):
+        raise SettingsError("IDP_SMTP_URL", "knows one option only: ?tls=require")
+    if parts.scheme == "smtps" and parts.query:
+        raise SettingsError("IDP_SMTP_URL", "smtps:// is always TLS: drop ?tls=require")
 
 
 def _default_issuer(host: str, port: int) -> str:

@@ -35,6 +35,7 @@ from idp.settings import Settings
 from idp.web.state import AppState
 from tests.factories import environ_without_idp
 from tests.processes import Processes, running
+from tests.smtp import SmtpSink
 
 # Every table but the migrations ledger, found in the schema: new tables need no edit here.
 ALL_TABLES = """
@@ -217,3 +218,14 @@ async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
     """Real ``idp`` processes, each stopped at the end (see tests/processes.py)."""
     async with running(tmp_path) as started:
         yield started
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A real SMTP server on a free port; give its ``url`` as ``smtp_url`` to the app."""
+    sink = SmtpSink()
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()

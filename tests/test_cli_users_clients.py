@@ -177,6 +177,7 @@ async def test_users_list_json_shows_every_user_without_password_hashes(
         (str(bob.id), "bob@example.com", "Bob", ["ops"], False),
     ]
     assert all("password_hash" not in user for user in listed)
+    assert alice.password_hash is not None
     assert alice.password_hash not in result.stdout
     assert await cli_audit_events(pool) == []  # reading writes nothing
 

@@ -32,7 +32,7 @@ BANNER_POLL = 0.05  # seconds between looks at StartupWatch's marks
 def serve(args: argparse.Namespace) -> int:
     from idp.server import serve as run_server  # uvicorn and the app: only this command
 
-    environment = Settings.from_env(os.environ, host=args.host, port=args.port)
+    environment = Settings.from_env(os.environ, host=args.host, port=args.port, demo=args.demo)
     log_format = configure_logging(choose_format(environment.log_format, sys.stdout.isatty()))
     settings = replace(resolve(environment), demo=args.demo)
     demo = asyncio.run(prepare(settings, seed_demo=args.demo))

@@ -44,6 +44,8 @@ WHERE NOT EXISTS (
 WHERE f.locked_until IS NULL OR f.locked_until <= $2""",
 )
 CLEAR = "DELETE FROM login_failures WHERE key = $1"
+# The account's key folded as users.for_sign_in folds it (PostgreSQL's lower, not Python's).
+CLEAR_ACCOUNT = "DELETE FROM login_failures WHERE key = 'email:' || lower($1::text)"
 
 
 @dataclass(frozen=True)
@@ -92,3 +94,8 @@ async def locked_until(db: Executor, keys: list[str], now: datetime) -> datetime
 
 async def clear(db: Executor, key: str) -> None:
     await db.execute(CLEAR, key)
+
+
+async def clear_account(db: Executor, email: str) -> None:
+    """Lift the lock and forget the failures of the account ``email`` names."""
+    await db.execute(CLEAR_ACCOUNT, email)

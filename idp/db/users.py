@@ -10,11 +10,15 @@ import asyncpg
 
 from idp.db.pool import Executor
 
-_COLUMNS = "id, email, name, email_verified, password_hash, roles, disabled, created_at"
+_COLUMNS = (
+    "id, email, name, email_verified, password_hash, roles, disabled, created_at, must_verify_email"
+)
 
 INSERT = f"""
-INSERT INTO users (id, email, name, password_hash, roles, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $6)
+INSERT INTO users (
+    id, email, name, password_hash, roles, created_at, updated_at, email_verified, must_verify_email
+)
+VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)
 RETURNING {_COLUMNS}
 """
 SELECT_BY_EMAIL = f"SELECT {_COLUMNS} FROM users WHERE lower(email) = lower($1)"
@@ -55,10 +59,11 @@ class User:
     email: str
     name: str | None
     email_verified: bool
-    password_hash: str
+    password_hash: str | None  # None: invited, no password set yet
     roles: tuple[str, ...]
     disabled: bool
     created_at: datetime
+    must_verify_email: bool = False  # signed up: no sign-in until the address is verified
 
 
 def user_from(row: asyncpg.Record, prefix: str = "") -> User:
@@ -72,6 +77,7 @@ def user_from(row: asyncpg.Record, prefix: str = "") -> User:
         roles=tuple(row[f"{prefix}roles"]),
         disabled=row[f"{prefix}disabled"],
         created_at=row[f"{prefix}created_at"],
+        must_verify_email=row[f"{prefix}must_verify_email"],
     )
 
 
@@ -80,12 +86,24 @@ async def insert(
     *,
     email: str,
     name: str | None,
-    password_hash: str,
+    password_hash: str | None,
     roles: list[str],
     now: datetime,
+    email_verified: bool = False,
+    must_verify_email: bool = False,
 ) -> User:
     try:
-        row = await db.fetchrow(INSERT, uuid.uuid4(), email, name, password_hash, roles, now)
+        row = await db.fetchrow(
+            INSERT,
+            uuid.uuid4(),
+            email,
+            name,
+            password_hash,
+            roles,
+            now,
+            email_verified,
+            must_verify_email,
+        )
     except asyncpg.UniqueViolationError:
         raise EmailTakenError(email) from None
     assert row is not None

@@ -106,7 +106,7 @@ async def park(
                 state["pool"], digest(token), step, login_sid, now
             )
             if not moved:
-                return error_page(400, *EXPIRED)
+                return error_page(request, 400, *EXPIRED)
     return redirect(f"/{step}?request={token}")
 
 
@@ -163,7 +163,7 @@ async def proceed(
         if pending is not None and not await authorization_requests.finish(
             connection, digest(pending.token), now
         ):
-            return error_page(400, *EXPIRED)
+            return error_page(request, 400, *EXPIRED)
         code = await issue_code(connection, auth, who, now=now, ttl=state["settings"].auth_code_ttl)
     return redirect(redirect_to_client(auth, issuer, code=code))
 

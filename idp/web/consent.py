@@ -34,7 +34,7 @@ async def ready(
     pending = await resume(request, token)
     who = await signed_in(request)
     if pending is None or who is None:
-        return error_page(400, *EXPIRED)
+        return error_page(request, 400, *EXPIRED)
     if waits_for_login(pending, who, request.state["clock"].now()):
         return redirect(f"/login?request={pending.token}")
     return pending, who
@@ -51,6 +51,7 @@ async def show_consent(request: Request[AppState]) -> Response:
     assert user is not None
     cookies = request.state["cookies"]
     return render(
+        request,
         "consent.html",
         client_name=auth.client.name,
         email=user.email,
@@ -67,9 +68,9 @@ async def submit_consent(request: Request[AppState]) -> Response:
         form = await read_form(request)
         token, decision, csrf = form.get("request"), form.get("decision"), form.get("csrf_token")
     except OAuthError:
-        return error_page(400, "Invalid form", "The form was not sent correctly.")
+        return error_page(request, 400, "Invalid form", "The form was not sent correctly.")
     if not cookies.csrf_ok("consent", request.cookies.get(cookies.session), csrf):
-        return error_page(400, "This form has expired", "Reload the page and try again.")
+        return error_page(request, 400, "This form has expired", "Reload the page and try again.")
     found = await ready(request, token)
     if isinstance(found, Response):
         return found

@@ -64,20 +64,20 @@ async def _finish(request: Request[AppState]) -> Response:
     settings = state["settings"]
     query = request.query_params
     if "error" in query:
-        return error_page(400, "The sign-in did not complete", query.get("error_description")
-                          or query["error"])  # fmt: skip
+        detail = query.get("error_description") or query["error"]
+        return error_page(request, 400, "The sign-in did not complete", detail)
     code, returned_state = query.get("code"), query.get("state")
     if not code or not returned_state or query.get("iss") != settings.issuer:
-        return error_page(400, "Not a demo redirect", "code, state and iss are required.")
+        return error_page(request, 400, "Not a demo redirect", "code, state and iss are required.")
     flow = DemoFlow.from_cookie(request.cookies.get(_cookie_name(request)))
     start_again = _START_AGAIN.format(start=start_url(settings))
     if flow is None:
-        return error_page(400, "This sign-in did not start here", start_again)
+        return error_page(request, 400, "This sign-in did not start here", start_again)
     if not hmac.compare_digest(flow.state.encode(), returned_state.encode("utf-8", "replace")):
-        return error_page(400, "This is not the sign-in this browser started", start_again)
+        return error_page(request, 400, "This is not the sign-in this browser started", start_again)
     client = await state["clients"].find(DEMO_CLIENT_ID)
     if client is None:
-        return error_page(400, "No demo client", "Start idp with --demo.")
+        return error_page(request, 400, "No demo client", "Start idp with --demo.")
     params = Params(
         [
             ("grant_type", "authorization_code"),
@@ -89,7 +89,9 @@ async def _finish(request: Request[AppState]) -> Response:
     try:
         tokens = await grants.exchange(params, client, state["token_context"])
     except OAuthError as error:
-        return error_page(400, "The code exchange failed", error.description or error.error)
+        return error_page(
+            request, 400, "The code exchange failed", error.description or error.error
+        )
     return _show(request, tokens, flow)
 
 
@@ -107,6 +109,8 @@ def _show(request: Request[AppState], tokens: dict[str, Any], flow: DemoFlow) ->
         if name == "id_token" and not hmac.compare_digest(
             str(decoded.claims.get("nonce", "")).encode(), flow.nonce.encode()
         ):  # OIDC Core §3.1.3.7, step 11
-            return error_page(400, "The ID token is not for this sign-in", "Its nonce differs.")
+            return error_page(
+                request, 400, "The ID token is not for this sign-in", "Its nonce differs."
+            )
         shown[name] = json.dumps({"header": decoded.header, "claims": decoded.claims}, indent=2)
-    return render("demo.html", tokens=shown, scope=tokens.get("scope", ""))
+    return render(request, "demo.html", tokens=shown, scope=tokens.get("scope", ""))

@@ -157,7 +157,7 @@ def _page_or_json(
 ) -> Response:
     """The one rule: a readable page for a browser, JSON for anything else."""
     if prefers_html(request):
-        response = error_page(status_code, *page)
+        response = error_page(request, status_code, *page)
         response.headers.update(headers or {})
         return response
     return json_error(status_code, error, description, headers)
@@ -167,7 +167,7 @@ async def authorize_page(request: Request[Any], exc: Exception) -> Response:
     """RFC 6749 §4.1.2.1: the client or its redirect URI is in doubt: tell the user, never the
     redirect URI."""
     assert isinstance(exc, AuthorizePageError)
-    return error_page(400, exc.title, exc.detail)
+    return error_page(request, 400, exc.title, exc.detail)
 
 
 async def authorize_redirect(request: Request[Any], exc: Exception) -> Response:
@@ -198,7 +198,7 @@ async def oauth_exception(request: Request[Any], exc: Exception) -> Response:
     """An OAuth error no endpoint answered itself: RFC 6749 §5.2 JSON, or a page."""
     assert isinstance(exc, OAuthError)
     if prefers_html(request):
-        return error_page(exc.status_code, "Invalid request", exc.description or exc.error)
+        return error_page(request, exc.status_code, "Invalid request", exc.description or exc.error)
     return oauth_error(exc)
 
 

@@ -41,6 +41,7 @@ def login_page(
     cookies = request.state["cookies"]
     binding = request.cookies.get(cookies.login) or secrets.token_urlsafe(32)
     response = render(
+        request,
         "login.html",
         status_code,
         client_name=client_name,
@@ -58,7 +59,7 @@ async def show_login(request: Request[AppState]) -> Response:
     the request's own (the consent step then belongs to its session)."""
     pending = await resume(request, request.query_params.get("request"))
     if pending is None:
-        return error_page(400, *EXPIRED)
+        return error_page(request, 400, *EXPIRED)
     assert pending.auth.client is not None
     return login_page(request, client_name=pending.auth.client.name, request_id=pending.token)
 
@@ -71,12 +72,12 @@ async def submit_login(request: Request[AppState]) -> Response:
         token, email = form.get("request"), form.get("email") or ""
         password, csrf = form.get("password") or "", form.get("csrf_token")
     except OAuthError:
-        return error_page(400, "Invalid form", "The sign-in form was not sent correctly.")
+        return error_page(request, 400, "Invalid form", "The sign-in form was not sent correctly.")
     if not cookies.csrf_ok("login", request.cookies.get(cookies.login), csrf):
-        return error_page(400, *FORGED)
+        return error_page(request, 400, *FORGED)
     pending = await resume(request, token)
     if pending is None:
-        return error_page(400, *EXPIRED)
+        return error_page(request, 400, *EXPIRED)
     assert pending.auth.client is not None
     now = state["clock"].now()
     page = {"client_name": pending.auth.client.name, "request_id": pending.token, "email": email}

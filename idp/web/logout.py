@@ -49,9 +49,11 @@ async def logout(request: Request[AppState]) -> Response:
     session = await sessions.live(state["pool"], digest(cookie), now) if cookie else None
     if session is not None and not _names(decision, session):
         if request.method != "POST" or _get(params, "confirm") != "yes":
-            return _ask(decision, params, session, cookies.csrf_token("logout", cookie))
+            return _ask(request, decision, params, session, cookies.csrf_token("logout", cookie))
         if not cookies.csrf_ok("logout", cookie, _get(params, "csrf_token")):
-            return error_page(400, "This form has expired", "Reload the page and try again.")
+            return error_page(
+                request, 400, "This form has expired", "Reload the page and try again."
+            )
     if session is not None:
         await sessions.end(state["pool"], digest(cookie), now)
     response: Response
@@ -59,7 +61,7 @@ async def logout(request: Request[AppState]) -> Response:
         response = redirect(decision.redirect_to)
     else:
         name = decision.client.name if decision.client is not None else None
-        response = render("signed_out.html", client_name=name)
+        response = render(request, "signed_out.html", client_name=name)
     cookies.clear(response, cookies.session)
     return response
 
@@ -68,7 +70,13 @@ def _names(decision: LogoutRequest, session: Session) -> bool:
     return decision.hint is not None and decision.hint.names(str(session.user_id), session.sid)
 
 
-def _ask(decision: LogoutRequest, params: Params, session: Session, csrf_token: str) -> Response:
+def _ask(
+    request: Request[AppState],
+    decision: LogoutRequest,
+    params: Params,
+    session: Session,
+    csrf_token: str,
+) -> Response:
     """The confirmation carries the client the request identified (by client_id or by the
     hint), not the hint itself: once the user agrees, that client's registered URI is where the
     user goes (§3). A request in error carries nothing (§4: no redirect)."""
@@ -80,6 +88,7 @@ def _ask(decision: LogoutRequest, params: Params, session: Session, csrf_token: 
             if (value := _get(params, name)) is not None:
                 carried[name] = value
     return render(
+        request,
         "logout_confirm.html",
         client_name=decision.client.name if decision.client else None,
         other_account=decision.hint is not None and decision.hint.sub != str(session.user_id),

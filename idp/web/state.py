@@ -10,6 +10,8 @@ from idp.clock import Clock
 from idp.db.listener import Listener
 from idp.keys.keyring import Keyring
 from idp.keys.manager import KeyManager
+from idp.mail.compose import Composer
+from idp.mail.outbox import Outbox
 from idp.metrics import Exposition
 from idp.oauth.client_registry import ClientRegistry
 from idp.oauth.context import TokenContext
@@ -31,3 +33,5 @@ class AppState(TypedDict):
     cookies: Cookies
     token_context: TokenContext
     metrics: Exposition
+    outbox: Outbox  # queue mail in a transaction (idp.mail.outbox)
+    composer: Composer  # mail from templates (idp.mail.compose)

@@ -22,7 +22,7 @@ from idp.hashing import digest
 from idp.oauth.client_auth import new_secret
 from idp.resources import resource_dir
 from tests.conftest import InstanceFactory
-from tests.factories import assert_oauth_error, make_user
+from tests.factories import assert_oauth_error
 
 CONCURRENT_STARTS = 5
 
@@ -129,6 +129,11 @@ VALUES ('legacy-app', 'app', $1, '{https://app.example/cb}', '{authorization_cod
     '{openid}', $2)
 RETURNING client_id
 """
+LEGACY_USER = """
+INSERT INTO users (id, email, password_hash, created_at, updated_at)
+VALUES ($1, 'legacy@example.com', 'unused', $2, $2)
+RETURNING id
+"""
 LEGACY_FAMILY = """
 INSERT INTO refresh_families (id, client_id, user_id, sid, scopes, audience, auth_time,
     created_at, expires_at)
@@ -165,9 +170,9 @@ async def test_refresh_tokens_issued_before_migration_0010_are_refused_cleanly(
         # With the columns of that time: idp.db.clients names those of later migrations.
         secret, secret_hash = new_secret()
         client_id = await pool.fetchval(LEGACY_CLIENT, secret_hash, now)
-        user = await make_user(pool)
+        user_id = await pool.fetchval(LEGACY_USER, uuid.uuid4(), now)
         for family_id in (family, spent):
-            await pool.execute(LEGACY_FAMILY, family_id, client_id, user.id, now)
+            await pool.execute(LEGACY_FAMILY, family_id, client_id, user_id, now)
         day_ago = now - timedelta(days=1, minutes=1)
         await pool.execute(LEGACY_TOKEN, digest(old), family, day_ago, day_ago, "old-jti")
         await pool.execute(LEGACY_TOKEN, digest(legacy), family, now, None, "legacy-jti")
@@ -197,7 +202,7 @@ async def test_refresh_tokens_issued_before_migration_0010_are_refused_cleanly(
             family,
         )
         async with migrated_pool.acquire() as connection, connection.transaction():
-            await revoke_user_grants(connection, user.id, now, now + timedelta(hours=1))
+            await revoke_user_grants(connection, user_id, now, now + timedelta(hours=1))
         denied = await migrated_pool.fetchval("SELECT array_agg(jti) FROM revoked_access_tokens")
     assert "legacy-jti" in denied
     assert "old-jti" not in denied  # recorded more than a day before the migration

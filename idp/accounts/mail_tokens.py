@@ -1,0 +1,91 @@
+"""The tokens mails carry: 256 random bits, only their SHA-256 stored, one purpose and one user
+each, used once, short-lived, and voided when what they vouch for changes.
+
+A link's GET only looks (``peek``): mail scanners follow links, so only the POST of the form the
+page shows uses the token (``redeem``)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from idp.db import mail_tokens
+from idp.db.mail_tokens import MailTokenRow
+from idp.db.pool import Executor
+from idp.hashing import digest
+
+Purpose = Literal["verify_email", "reset_password", "invitation", "change_email"]
+
+TTL: dict[Purpose, timedelta] = {
+    "verify_email": timedelta(hours=24),
+    "reset_password": timedelta(minutes=30),
+    "invitation": timedelta(hours=72),
+    "change_email": timedelta(hours=24),
+}
+# Where each token's link goes (the page that shows its form).
+PATHS: dict[Purpose, str] = {
+    "verify_email": "/verify-email",
+    "reset_password": "/reset-password",
+    "invitation": "/accept-invitation",
+    "change_email": "/verify-email",
+}
+# A new password voids what a password reset or an invitation would set; a new address voids
+# every link sent to the old one.
+VOIDED_BY_PASSWORD: list[Purpose] = ["reset_password", "invitation"]
+VOIDED_BY_EMAIL: list[Purpose] = ["verify_email", "reset_password", "invitation", "change_email"]
+# A token is 43 base64url characters; anything else is not one (and never reaches the database).
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,128}")
+
+
+async def issue(
+    db: Executor,
+    purpose: Purpose,
+    user_id: uuid.UUID,
+    email: str,
+    now: datetime,
+    *,
+    resume: dict[str, Any] | None = None,
+) -> str:
+    """A new token for ``purpose``; run it in the transaction that queues its mail."""
+    token = secrets.token_urlsafe(32)
+    await mail_tokens.insert(
+        db,
+        token_hash=digest(token),
+        purpose=purpose,
+        user_id=user_id,
+        email=email,
+        resume=resume,
+        now=now,
+        expires_at=now + TTL[purpose],
+    )
+    return token
+
+
+def _hash(token: str | None) -> bytes | None:
+    if token is None or not _TOKEN.fullmatch(token):
+        return None
+    return digest(token)
+
+
+async def peek(
+    db: Executor, token: str | None, purpose: Purpose, now: datetime
+) -> MailTokenRow | None:
+    """The token's row if it is live, changing nothing (a GET)."""
+    hashed = _hash(token)
+    return None if hashed is None else await mail_tokens.live(db, hashed, purpose, now)
+
+
+async def redeem(
+    db: Executor, token: str | None, purpose: Purpose, now: datetime
+) -> MailTokenRow | None:
+    """Use the token once: None if it is unknown, used, expired or for another purpose. Run it
+    in the transaction that does what it allows."""
+    hashed = _hash(token)
+    return None if hashed is None else await mail_tokens.use(db, hashed, purpose, now)
+
+
+async def void(db: Executor, user_id: uuid.UUID, purposes: list[Purpose], now: datetime) -> None:
+    await mail_tokens.void(db, user_id, list(purposes), now)
