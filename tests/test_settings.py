@@ -54,6 +54,62 @@ def test_from_empty_environment_gives_every_documented_default() -> None:
     assert settings.refresh_reuse_grace == timedelta(0)
     assert settings.trusted_proxies == ()
     assert settings.head_timeout == timedelta(seconds=10)
+    assert settings.smtp_url is None
+    assert settings.sender == "idp@127.0.0.1"
+    assert settings.registration == "closed"
+    assert settings.password_min_length == 12
+    assert settings.templates_dir is None
+
+
+def test_demo_opens_sign_up_unless_registration_is_set() -> None:
+    assert Settings.from_env({}, demo=True).registration == "open"
+    assert Settings.from_env({"IDP_REGISTRATION": "closed"}, demo=True).registration == "closed"
+    assert Settings.from_env({"IDP_REGISTRATION": "open"}).registration == "open"
+
+
+def test_account_variables_set_their_settings(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "IDP_ISSUER": "https://login.example.com",
+            "IDP_SMTP_URL": "smtps://mailer:s%40cret@mail.example.com:2465",
+            "IDP_MAIL_FROM": "accounts@example.com",
+            "IDP_PASSWORD_MIN_LENGTH": "15",
+            "IDP_TEMPLATES_DIR": str(tmp_path),
+        }
+    )
+    assert settings.smtp_url == "smtps://mailer:s%40cret@mail.example.com:2465"
+    assert settings.sender == "accounts@example.com"
+    assert settings.password_min_length == 15
+    assert settings.templates_dir == tmp_path
+    assert "s%40cret" not in repr(settings)  # the SMTP password is a secret
+    assert Settings.from_env({"IDP_ISSUER": "https://login.example.com"}).sender == (
+        "idp@login.example.com"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("IDP_SMTP_URL", "http://mail.example.com"),
+        ("IDP_SMTP_URL", "smtp://"),
+        ("IDP_SMTP_URL", "smtp://user:hunter2@mail.example.com:port"),
+        ("IDP_SMTP_URL", "smtp://user:hunter2@mail.example.com?tls=maybe"),
+        ("IDP_SMTP_URL", "smtps://user:hunter2@mail.example.com?tls=require"),
+        ("IDP_REGISTRATION", "sometimes"),
+        ("IDP_PASSWORD_MIN_LENGTH", "7"),
+        ("IDP_PASSWORD_MIN_LENGTH", "65"),
+        ("IDP_PASSWORD_MIN_LENGTH", "twelve"),
+        ("IDP_MAIL_FROM", "not an address"),
+        ("IDP_TEMPLATES_DIR", "/no/such/directory"),
+    ],
+)
+def test_a_bad_account_setting_names_its_variable_and_never_the_smtp_password(
+    variable: str, value: str
+) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({variable: value})
+    assert raised.value.variable == variable
+    assert "hunter2" not in str(raised.value)
 
 
 def test_default_issuer_is_the_serve_host_and_port() -> None:
