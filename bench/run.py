@@ -4,6 +4,7 @@ and optionally beside idp at another commit (the baseline).
     scripts/bench [--only SCENARIO,...] [--no-peer] [--rounds N] [--baseline REF]
                   [--duration D] [--out FILE] [--json FILE]
     scripts/bench --soak SECONDS [--out FILE]
+    scripts/bench --accounts [--duration D] [--out FILE]
 
 Every scenario (bench/scenarios.py) runs with wrk against ``idp serve --workers 2`` on a fresh
 embedded PostgreSQL (in a temporary IDP_DATA_DIR, whatever this shell's IDP_* variables say),
@@ -116,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="the soak (default 300 s): the mixed workload on idp alone, its RSS sampled",
     )
+    parser.add_argument(
+        "--accounts",
+        action="store_true",
+        help="the accounts record instead (bench/accounts.py): sign-ups, forgot-password "
+        "latency, mail delivery",
+    )
     parser.add_argument("--out", type=Path, help="the Markdown file to write")
     parser.add_argument("--json", type=Path, help="also save the results as JSON (bench/report.py)")
     args = parser.parse_args(argv)
@@ -132,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, terminate)
+    if args.accounts:
+        import accounts  # the idp package and aiosmtpd: only for this record
+
+        return accounts.main(config, args.out)
     lab = Lab()
     try:
         if args.soak is not None:
