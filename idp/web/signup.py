@@ -23,7 +23,8 @@ from idp.web.verify_email import check_mail_page
 
 FORGED = ("This form has expired", "Reload the page and try again.")
 TOO_MANY = "Too many sign-ups from here or for this address. Wait an hour and try again."
-SENT = "We sent a mail to {email}. Open the link in it to finish creating your account."
+# The address is not repeated: the page must be the same for every address (no enumeration).
+SENT = "We sent a mail to the address you entered. Open its link to finish creating your account."
 
 
 def open_or_404(request: Request[AppState]) -> None:
@@ -42,7 +43,7 @@ def signup_page(
     state = request.state
     cookies = state["cookies"]
     binding = request.cookies.get(cookies.login) or secrets.token_urlsafe(32)
-    page = {"email": "", "name": "", "error": None, "problems": {}, **context}
+    page = {"email": "", "entered_name": "", "error": None, "problems": {}, **context}
     response = render(
         request,
         "signup.html",
@@ -77,7 +78,7 @@ async def submit_signup(request: Request[AppState]) -> Response:
         return error_page(request, 400, *FORGED)
     pending = await resume(request, token)
     entered = SignUpForm(email, name, password, client_ip(request), carried(pending))
-    page = {"email": entered.email, "name": entered.name}
+    page = {"email": entered.email, "entered_name": entered.name}
     try:
         await signup.sign_up(
             state["pool"],
