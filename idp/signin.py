@@ -55,6 +55,15 @@ class SignInFailedError(Exception):
     """Wrong password, unknown email or disabled user: one error, one text, the same work."""
 
 
+class EmailNotVerifiedError(Exception):
+    """The right password of an account that signed up and has not verified its address yet:
+    raised only after the password is checked, so only its holder learns it."""
+
+    def __init__(self, user: User) -> None:
+        super().__init__("the address is not verified")
+        self.user = user
+
+
 class SignInLockedError(Exception):
     def __init__(self, until: datetime) -> None:
         super().__init__(f"locked until {until.isoformat()}")
@@ -133,7 +142,10 @@ async def authenticate(
         if verification.new_hash is not None:  # parameters changed since it was stored
             await users.set_password_hash(connection, user.id, verification.new_hash, now)
             user = replace(user, password_hash=verification.new_hash)
-        await _audit(trail, now, "login.succeeded", str(user.id), ip, actor=f"user:{user.id}")
+        action = "login.unverified" if user.must_verify_email else "login.succeeded"
+        await _audit(trail, now, action, str(user.id), ip, actor=f"user:{user.id}")
+    if user.must_verify_email:
+        raise EmailNotVerifiedError(user)
     return user
 
 

@@ -22,6 +22,8 @@ from idp.db import clients, users
 from idp.db.clients import Client
 from idp.db.users import User
 from idp.keys.keyring import Keyring
+from idp.mail.message import Mail
+from idp.mail.outbox import Outbox
 from idp.oauth.registration import register
 from idp.passwords import Passwords
 from idp.settings import Settings
@@ -165,3 +167,12 @@ async def make_user(
     return await users.insert(
         pool, email=email, name=name, password_hash=hashed, roles=list(roles), now=datetime.now(UTC)
     )
+
+
+async def queued_mail(pool: asyncpg.Pool, outbox: Outbox) -> list[Mail]:
+    """Every mail waiting in the outbox, oldest first, opened with the app's seal (give it
+    ``instance.state["outbox"]``): the mail idp would send, read without a mail server."""
+    rows = await pool.fetch(
+        "SELECT recipient, template, sealed FROM mail_outbox WHERE sealed IS NOT NULL ORDER BY id"
+    )
+    return [outbox.seal.unseal(row["recipient"], row["template"], row["sealed"]) for row in rows]

@@ -10,16 +10,26 @@ from starlette.responses import Response
 
 from idp.db.users import User
 from idp.oauth.errors import OAuthError
-from idp.signin import SignInFailedError, SignInLockedError, authenticate, start_session
+from idp.signin import (
+    EmailNotVerifiedError,
+    SignInFailedError,
+    SignInLockedError,
+    authenticate,
+    start_session,
+)
 from idp.web.authorize import Pending, proceed, resume
 from idp.web.forms import read_form
 from idp.web.security import client_ip
 from idp.web.state import AppState
 from idp.web.templates import error_page, render
+from idp.web.verify_email import VERIFIED_NOTICE, unverified_page
 
 GENERIC_ERROR = "Incorrect email or password."
 EXPIRED = ("This sign-in has expired", "The sign-in took too long or was already completed.")
 FORGED = ("This form has expired", "Reload the page and sign in again.")
+# The notices other pages may send here with (a fixed text each: nothing from the URL is shown).
+NOTICES = {VERIFIED_NOTICE: "Your address is verified. Sign in to continue."}
+MAX_EMAIL_PREFILL = 320
 
 
 def _wait_text(until: datetime, now: datetime) -> str:
@@ -35,10 +45,12 @@ def login_page(
     request_id: str,
     email: str = "",
     error: str | None = None,
+    notice: str | None = None,
     status_code: int = 200,
 ) -> Response:
     """The form, with a CSRF token bound to a pre-login cookie (set here if missing)."""
     cookies = request.state["cookies"]
+    signup_open = request.state["settings"].registration == "open"
     binding = request.cookies.get(cookies.login) or secrets.token_urlsafe(32)
     response = render(
         request,
@@ -48,6 +60,8 @@ def login_page(
         request_id=request_id,
         email=email,
         error=error,
+        notice=notice,
+        signup_open=signup_open,
         csrf_token=cookies.csrf_token("login", binding),
     )
     cookies.set(response, cookies.login, binding, max_age=None)
@@ -61,7 +75,16 @@ async def show_login(request: Request[AppState]) -> Response:
     if pending is None:
         return error_page(request, 400, *EXPIRED)
     assert pending.auth.client is not None
-    return login_page(request, client_name=pending.auth.client.name, request_id=pending.token)
+    query = request.query_params
+    email = query.get("email", "")[:MAX_EMAIL_PREFILL]
+    notice = NOTICES.get(query.get("notice", ""))
+    return login_page(
+        request,
+        client_name=pending.auth.client.name,
+        request_id=pending.token,
+        email=email,
+        notice=notice,
+    )
 
 
 async def submit_login(request: Request[AppState]) -> Response:
@@ -96,6 +119,8 @@ async def submit_login(request: Request[AppState]) -> Response:
         return login_page(request, **page, error=_wait_text(locked.until, now), status_code=429)
     except SignInFailedError:
         return login_page(request, **page, error=GENERIC_ERROR, status_code=401)
+    except EmailNotVerifiedError as unverified:
+        return unverified_page(request, unverified.user, pending)
     return await complete_sign_in(request, pending, user, now)
 
 

@@ -17,9 +17,11 @@ from idp.web.login import show_login, submit_login
 from idp.web.logout import logout
 from idp.web.metrics import metrics
 from idp.web.revocation import introspect_endpoint, revoke_endpoint
+from idp.web.signup import show_signup, submit_signup
 from idp.web.static import no_favicon, stylesheet
 from idp.web.token import token
 from idp.web.userinfo import userinfo
+from idp.web.verify_email import resend_verification, show_verify_email, submit_verify_email
 
 routes = [
     Route("/.well-known/openid-configuration", discovery, methods=["GET"]),
@@ -44,6 +46,11 @@ routes = [
     Route("/token", preflight, methods=["OPTIONS"]),
     Route("/revoke", preflight, methods=["OPTIONS"]),
     Route("/userinfo", preflight, methods=["OPTIONS"]),
+    Route("/signup", show_signup, methods=["GET"]),
+    Route("/signup", submit_signup, methods=["POST"]),
+    Route("/verify-email", show_verify_email, methods=["GET"]),
+    Route("/verify-email", submit_verify_email, methods=["POST"]),
+    Route("/verify-email/resend", resend_verification, methods=["POST"]),
 ]
 
 # Only with idp serve --demo.
