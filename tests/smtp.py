@@ -127,7 +127,7 @@ class _Authenticator:
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
     ) -> AuthResult:
         ok = isinstance(data, LoginPassword) and (data.login, data.password) == self._expected
-        return AuthResult(success=ok, auth_data=data if ok else None)
+        return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
 
 
 class SmtpSink:
@@ -142,7 +142,7 @@ class SmtpSink:
         login: tuple[str, str] | None = None,
     ) -> None:
         """``tls`` "starttls" offers STARTTLS, "implicit" speaks TLS from the first byte (both
-        need ``authority``); ``login`` (user, password) requires AUTH with them."""
+        need ``authority``); ``login`` (user, password) accepts AUTH with them only (and requires it with STARTTLS)."""
         self.port = port or free_port()
         self.messages: list[EmailMessage] = []
         self.recipients: list[list[str]] = []
@@ -166,8 +166,10 @@ class SmtpSink:
             options[key] = context
         if self._login is not None:
             options["authenticator"] = _Authenticator(*self._login)
-            options["auth_required"] = True
-            options["auth_require_tls"] = self._tls != "none"
+            # aiosmtpd knows TLS only from STARTTLS: over implicit TLS it would hide AUTH, and
+            # it warns about requiring AUTH without TLS. There, AUTH is offered, not required
+            # (``arrivals`` says who logged in).
+            options["auth_require_tls"] = options["auth_required"] = self._tls == "starttls"
         self._controller = Controller(
             _Keeper(self), hostname="127.0.0.1", port=self.port, **options
         )
