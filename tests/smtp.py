@@ -142,7 +142,8 @@ class SmtpSink:
         login: tuple[str, str] | None = None,
     ) -> None:
         """``tls`` "starttls" offers STARTTLS, "implicit" speaks TLS from the first byte (both
-        need ``authority``); ``login`` (user, password) accepts AUTH with them only (and requires it with STARTTLS)."""
+        need ``authority``); ``login`` (user, password): AUTH with them only, required with
+        STARTTLS."""
         self.port = port or free_port()
         self.messages: list[EmailMessage] = []
         self.recipients: list[list[str]] = []
