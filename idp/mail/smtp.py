@@ -86,7 +86,9 @@ class SmtpServer:
         elif isinstance(error, aiosmtplib.SMTPResponseException):
             text = f"mail server refused: {error.code} {error.message}"
         elif isinstance(error, aiosmtplib.SMTPConnectError | OSError | TimeoutError):
-            text = f"cannot reach {self.address}: {error or type(error).__name__}"
+            cause = error.__cause__ if isinstance(error.__cause__, OSError) else error
+            why = cause.strerror if isinstance(cause, OSError) and cause.strerror else cause
+            text = f"cannot reach {self.address}: {why or type(error).__name__}"
         elif isinstance(error, aiosmtplib.SMTPException) and "STARTTLS" in str(error):
             text = f"{self.address} does not offer STARTTLS, and IDP_SMTP_URL says ?tls=require"
         else:
