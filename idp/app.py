@@ -1,5 +1,6 @@
 """The wiring: ``create_app(settings)`` builds the Starlette app; its lifespan opens the pool,
-makes sure a signing key exists, loads the keyring and starts the key scheduler and the janitor."""
+makes sure a signing key exists, loads the keyring and starts the key scheduler, the janitor and
+the mail sender."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from idp.keys.manager import KeyManager
 from idp.keys.scheduler import KeyScheduler
 from idp.mail.compose import Composer
 from idp.mail.outbox import Outbox
+from idp.mail.sender import MailSender
 from idp.metrics import Exposition
 from idp.oauth.client_registry import ClientRegistry
 from idp.oauth.context import TokenContext
@@ -77,10 +79,15 @@ def create_app(
             listener.subscribe(deny_list.subscription())
             user_cache = UserCache(pool, listener)
             listener.subscribe(user_cache.subscription())
+            outbox = Outbox(kek)
+            mail_sender = MailSender(pool, app_clock, settings, outbox.seal)
+            listener.subscribe(mail_sender.subscription())
             await deny_list.start(reload_every=settings.key_check_interval.total_seconds())
             resources.push_async_callback(deny_list.stop)
             await listener.start()
             resources.push_async_callback(listener.stop)
+            mail_sender.start()
+            resources.push_async_callback(mail_sender.stop)
             passwords = Passwords(settings.argon2_profile)
             resources.callback(passwords.close)
             if run_scheduler:
@@ -110,9 +117,10 @@ def create_app(
                     deny_list,
                     user_cache,
                 ),
-                "metrics": Exposition(keyring, pool, app_clock.now),
-                "outbox": Outbox(kek),
+                "metrics": Exposition(keyring, pool, app_clock.now, mail_sender),
+                "outbox": outbox,
                 "composer": Composer(settings),
+                "mail_sender": mail_sender,
             }
 
     router = StaticPathRouter([*routes, *(demo_routes if settings.demo else [])], lifespan=lifespan)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from idp.commands import audit, clients, keys, migrate, serve, sessions, users
+from idp.commands import audit, clients, keys, mail, migrate, serve, sessions, users
 from idp.commands.common import UserError
 from idp.keys.crypto import KeyDecryptionError
 from idp.keys.lifecycle import KeyLifecycleError
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, migrate, users, clients, keys, sessions, audit):
+    for module in (serve, migrate, users, clients, keys, sessions, audit, mail):
         module.add_parsers(commands)
     return parser
 

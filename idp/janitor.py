@@ -51,6 +51,12 @@ DELETE_LOGIN_FAILURES = _delete(
     "login_failures", "last_failure_at < $2 AND (locked_until IS NULL OR locked_until <= $3)"
 )
 DELETE_REFRESH_FAMILIES = _delete("refresh_families", "(expires_at < $2 OR revoked_at < $2)")
+# Sent and given-up mail stays a while for `idp mail queue` (and demo mode's mailbox).
+DELETE_MAIL_OUTBOX = _delete("mail_outbox", "(sent_at < $2 OR given_up_at < $2)")
+# A used or expired mail token still tells "this link was used" apart from "unknown link".
+DELETE_MAIL_TOKENS = _delete("mail_tokens", "(used_at < $2 OR expires_at < $2)")
+# Every rate limit's window is far shorter than the retention: these counters count no more.
+DELETE_RATE_LIMITS = _delete("rate_limits", "window_start < $2")
 # The sealed answer for a retry of a family's previous token exists only for the grace (found
 # by the partial index refresh_families_sealed).
 ERASE_SUCCESSOR_RESPONSES = """
@@ -81,6 +87,9 @@ def steps(now: datetime, settings: Settings, retention: timedelta) -> list[Step]
         Step("login_failures", DELETE_LOGIN_FAILURES, (now - WINDOW, now)),
         Step("successor_responses", ERASE_SUCCESSOR_RESPONSES, (grace_over,)),
         Step("refresh_families", DELETE_REFRESH_FAMILIES, (kept_until,)),
+        Step("mail_outbox", DELETE_MAIL_OUTBOX, (kept_until,)),
+        Step("mail_tokens", DELETE_MAIL_TOKENS, (kept_until,)),
+        Step("rate_limits", DELETE_RATE_LIMITS, (kept_until,)),
     ]
 
 

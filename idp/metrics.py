@@ -4,8 +4,8 @@ Counters and histograms are module-level, as prometheus-client intends. With sev
 processes (``idp serve --workers N``) ``idp serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a
 directory of its own before the workers start, each worker writes its values to files there,
 and a scrape of any worker sums them (``MultiProcessCollector``). Gauges (the signing key's age,
-the time to the next key change, the connection pool) are computed when scraped, by the process
-that answers; the pool's carry its ``pid``.
+the time to the next key change, the connection pool, the mail queue) are computed when scraped,
+by the process that answers; the pool's carry its ``pid``.
 """
 
 from __future__ import annotations
@@ -45,11 +45,20 @@ REFRESH_REUSE = Counter(
     "Consumed refresh tokens presented again: each revoked its family (RFC 9700 §4.14.2).",
 )
 EVENTS = Counter("idp_audit_events", "Audit log events written, by action.", ["action"])
+MAIL_SENT = Counter(
+    "idp_mail_sent",
+    "Mails the SMTP server accepted (in demo mode without SMTP: put in the mailbox).",
+)
+MAIL_FAILED = Counter(
+    "idp_mail_failed_attempts", "Attempts to send a mail that failed; each is retried later."
+)
+MAIL_GIVEN_UP = Counter("idp_mail_given_up", "Mails given up, unsent, 24 h after being queued.")
 
 # Audit actions that also have a counter of their own.
 _ACTION_COUNTERS: dict[str, Counter] = {
     "login.failed": LOGIN_FAILURES,
     "refresh.reuse_detected": REFRESH_REUSE,
+    "mail.given_up": MAIL_GIVEN_UP,
 }
 
 
@@ -110,11 +119,26 @@ class KeySchedule(Protocol):
         None while no key is loaded."""
 
 
-class _LiveState(Collector):
-    """Gauges read when scraped: key age, time to the next key change, this process's pool."""
+class MailQueue(Protocol):
+    """What the mail queue gauge reads (``idp.mail.sender.MailSender`` is one)."""
 
-    def __init__(self, keys: KeySchedule, pool: asyncpg.Pool, now: Callable[[], datetime]) -> None:
-        self._keys, self._pool, self._now = keys, pool, now
+    @property
+    def queue_depth(self) -> int | None:
+        """Mails waiting in the outbox, as of the sender's latest pass; None before it."""
+
+
+class _LiveState(Collector):
+    """Gauges read when scraped: key age, time to the next key change, this process's pool,
+    the mail queue."""
+
+    def __init__(
+        self,
+        keys: KeySchedule,
+        pool: asyncpg.Pool,
+        now: Callable[[], datetime],
+        mail: MailQueue | None,
+    ) -> None:
+        self._keys, self._pool, self._now, self._mail = keys, pool, now, mail
 
     def collect(self) -> Iterator[Metric]:
         pid = str(os.getpid())
@@ -142,14 +166,29 @@ class _LiveState(Collector):
         pool.add_metric([pid, "idle"], idle)
         pool.add_metric([pid, "max"], self._pool.get_max_size())
         yield pool
+        depth = None if self._mail is None else self._mail.queue_depth
+        if depth is not None:
+            queue = GaugeMetricFamily(
+                "idp_mail_queue_depth",
+                "Mails waiting in the outbox (not sent, not given up), as of the answering "
+                "process's latest sender pass (after each queued mail, at least every 10 s).",
+            )
+            queue.add_metric([], depth)
+            yield queue
 
 
 class Exposition:
     """The ``/metrics`` body for one app: the shared counters plus its live gauges."""
 
-    def __init__(self, keys: KeySchedule, pool: asyncpg.Pool, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        keys: KeySchedule,
+        pool: asyncpg.Pool,
+        now: Callable[[], datetime],
+        mail: MailQueue | None = None,
+    ) -> None:
         self._live = CollectorRegistry(auto_describe=False)
-        self._live.register(_LiveState(keys, pool, now))
+        self._live.register(_LiveState(keys, pool, now, mail))
 
     def render(self) -> bytes:
         directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")

@@ -33,6 +33,9 @@ EXPIRED = {
     "login_failures": 10,
     "successor_responses": 10,
     "refresh_families": 10,
+    "mail_outbox": 10,
+    "mail_tokens": 10,
+    "rate_limits": 10,
 }
 # Where each kind's rows carry their "keep:" or "drop:" label.
 LABELS = {
@@ -42,6 +45,9 @@ LABELS = {
     "revoked_access_tokens": "jti",
     "login_failures": "key",
     "refresh_families": "sid",
+    "mail_outbox": "recipient",
+    "mail_tokens": "email",
+    "rate_limits": "key",
 }
 
 
@@ -132,6 +138,43 @@ async def seed(pool: asyncpg.Pool, settings: Settings, now: datetime) -> None:
             for grace in [GRACE if label == "drop" else timedelta(0)]
         ],
     )  # fmt: skip
+    await seed_mail(pool, uid, now, old)
+
+
+async def seed_mail(pool: asyncpg.Pool, uid: uuid.UUID, now: datetime, old: datetime) -> None:
+    """Outbox rows, mail tokens and rate-limit counters: 10 past the retention, 5 not."""
+    # (label, created_at, sent_at, given_up_at): a waiting mail is kept, however old.
+    mails: list[tuple[str, datetime, datetime | None, datetime | None]] = [
+        ("drop", old - DAY, old, None)
+    ] * 5
+    mails += [("drop", old - DAY, None, old)] * 5
+    mails += [("keep", now - DAY, now - DAY, None), ("keep", now - 2 * DAY, None, now - DAY)]
+    mails += [("keep", old - DAY, None, None)] * 3  # never sent, never given up: waiting
+    await pool.executemany(
+        "INSERT INTO mail_outbox (recipient, template, sealed, created_at, next_attempt_at, "
+        "sent_at, given_up_at) VALUES ($1, 'test', NULL, $2, $2, $3, $4)",
+        [(f"{label}:{i}", created, sent, given_up) for i, (label, created, sent, given_up)
+         in enumerate(mails)],
+    )  # fmt: skip
+
+    # (label, expires_at, used_at)
+    tokens: list[tuple[str, datetime, datetime | None]] = [("drop", old, None)] * 5
+    tokens += [("drop", now + DAY, old)] * 5  # used long ago
+    tokens += [("keep", now + DAY, None)] * 2 + [("keep", now - DAY, None)]
+    tokens += [("keep", now + DAY, now - DAY)] * 2
+    await pool.executemany(
+        "INSERT INTO mail_tokens (token_hash, purpose, user_id, email, created_at, expires_at, "
+        "used_at) VALUES ($1, 'reset_password', $2, $3, $4, $4, $5)",
+        [(secrets.token_bytes(32), uid, f"{label}:{i}", expires, used)
+         for i, (label, expires, used) in enumerate(tokens)],
+    )  # fmt: skip
+
+    windows = [("drop", old - timedelta(minutes=i)) for i in range(10)]
+    windows += [("keep", now - timedelta(hours=i)) for i in range(5)]
+    await pool.executemany(
+        "INSERT INTO rate_limits (key, window_start, hits) VALUES ($1, $2, 3)",
+        [(f"{label}:{i}", start) for i, (label, start) in enumerate(windows)],
+    )
 
 
 # (id, client_id, user_id, sid, created_at, expires_at, revoked_at, handle_hash,
@@ -294,6 +337,8 @@ async def test_rows_expire_by_the_injected_clock(
     assert counts["sessions"] == counts["authorization_codes"] == 5
     assert counts["login_failures"] == counts["revoked_access_tokens"] == 5
     assert counts["refresh_families"] == 3  # ...but the families that have 20 days to live
+    assert counts["mail_outbox"] == 2  # ...and mail still waiting to be sent
+    assert counts["mail_tokens"] == counts["rate_limits"] == 5
     assert await pool.fetchval("SELECT array_agg(sid ORDER BY sid) FROM refresh_families") == [
         "keep:10",
         "keep:11",

@@ -15,6 +15,7 @@ from idp.web.health import healthz, readyz
 from idp.web.jwks import jwks
 from idp.web.login import show_login, submit_login
 from idp.web.logout import logout
+from idp.web.mailbox import MAILBOX_PATH, demo_mailbox
 from idp.web.metrics import metrics
 from idp.web.revocation import introspect_endpoint, revoke_endpoint
 from idp.web.signup import show_signup, submit_signup
@@ -57,4 +58,5 @@ routes = [
 demo_routes = [
     Route(START_PATH, demo_start, methods=["GET"]),
     Route(CALLBACK_PATH, demo_callback, methods=["GET"]),
+    Route(MAILBOX_PATH, demo_mailbox, methods=["GET"]),
 ]

@@ -12,6 +12,7 @@ from idp.keys.keyring import Keyring
 from idp.keys.manager import KeyManager
 from idp.mail.compose import Composer
 from idp.mail.outbox import Outbox
+from idp.mail.sender import MailSender
 from idp.metrics import Exposition
 from idp.oauth.client_registry import ClientRegistry
 from idp.oauth.context import TokenContext
@@ -35,3 +36,4 @@ class AppState(TypedDict):
     metrics: Exposition
     outbox: Outbox  # queue mail in a transaction (idp.mail.outbox)
     composer: Composer  # mail from templates (idp.mail.compose)
+    mail_sender: MailSender  # delivers the outbox; tests wake it (idp.mail.sender)
