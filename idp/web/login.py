@@ -36,8 +36,10 @@ def login_page(
     email: str = "",
     error: str | None = None,
     status_code: int = 200,
+    action: str = "/login",
 ) -> Response:
-    """The form, with a CSRF token bound to a pre-login cookie (set here if missing)."""
+    """The form, with a CSRF token bound to a pre-login cookie (set here if missing); it posts
+    to ``action`` (the account page's sign-in posts elsewhere, with no request)."""
     cookies = request.state["cookies"]
     binding = request.cookies.get(cookies.login) or secrets.token_urlsafe(32)
     response = render(
@@ -49,6 +51,7 @@ def login_page(
         email=email,
         error=error,
         csrf_token=cookies.csrf_token("login", binding),
+        action=action,
     )
     cookies.set(response, cookies.login, binding, max_age=None)
     return response
@@ -105,7 +108,14 @@ async def complete_sign_in(
     """A new session, and a new device cookie for the browser (idp.devices); the login step of
     the request is done, by this session, which ``proceed`` records."""
     state, cookies = request.state, request.state["cookies"]
-    session = await start_session(state["pool"], user, now=now, ttl=state["settings"].session_ttl)
+    session = await start_session(
+        state["pool"],
+        user,
+        now=now,
+        ttl=state["settings"].session_ttl,
+        user_agent=request.headers.get("user-agent"),
+        ip=client_ip(request),
+    )
     done = pending.after_sign_in(session.sid)
     response = await proceed(request, pending.auth, session.signed_in(), pending=done)
     cookies.set_session(response, session.cookie)
