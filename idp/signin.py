@@ -189,13 +189,38 @@ async def _audit(
     )
 
 
+# What the account page shows of a session's browser: enough to tell browsers apart.
+USER_AGENT_MAX = 256
+
+
+def _shown(text: str | None, limit: int) -> str | None:
+    """``text`` as a session keeps it: printable characters only (a header may carry anything,
+    PostgreSQL text no NUL), at most ``limit`` of them."""
+    kept = "".join(char for char in text or "" if char.isprintable())[:limit]
+    return kept or None
+
+
 async def start_session(
-    pool: asyncpg.Pool, user: User, *, now: datetime, ttl: timedelta
+    pool: asyncpg.Pool,
+    user: User,
+    *,
+    now: datetime,
+    ttl: timedelta,
+    user_agent: str | None = None,
+    ip: str | None = None,
 ) -> NewSession:
-    """Always a new id (no session fixation): the old cookie, if any, is simply replaced."""
+    """Always a new id (no session fixation): the old cookie, if any, is simply replaced. The
+    browser's User-Agent and IP are kept for the account page's list of sessions."""
     cookie = secrets.token_urlsafe(32)
     sid = secrets.token_urlsafe(16)
     await sessions.insert(
-        pool, id_hash=digest(cookie), sid=sid, user_id=user.id, now=now, expires_at=now + ttl
+        pool,
+        id_hash=digest(cookie),
+        sid=sid,
+        user_id=user.id,
+        now=now,
+        expires_at=now + ttl,
+        user_agent=_shown(user_agent, USER_AGENT_MAX),
+        ip=_shown(ip, 64),
     )
     return NewSession(cookie=cookie, sid=sid, user=user, auth_time=now)

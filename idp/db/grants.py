@@ -19,17 +19,17 @@ WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $2
 # issued: a family deny-lists the generations that may be alive (idp_family_access_jtis,
 # migration 0010); access tokens issued to clients without refresh tokens are found through the
 # codes exchanged since then.
-REVOKE_TOKENS = """
+_REVOKE_TOKENS = """
 WITH revoked AS (
     UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3
-    WHERE user_id = $1 AND revoked_at IS NULL
+    WHERE user_id = $1 AND revoked_at IS NULL{only}
     RETURNING id, access_jtis, jti_older_from, generation
 ), issued AS (
     SELECT idp_family_access_jtis(id, access_jtis, jti_older_from, generation) AS jti
     FROM revoked
     UNION
     SELECT unnest(issued_jtis) FROM authorization_codes
-    WHERE user_id = $1 AND consumed_at > $2 - ($4 - $2)
+    WHERE user_id = $1 AND consumed_at > $2 - ($4 - $2){only}
 ), denied AS (
     INSERT INTO revoked_access_tokens (jti, expires_at)
     SELECT jti, $4 FROM issued
@@ -38,6 +38,11 @@ WITH revoked AS (
 )
 SELECT (SELECT count(*) FROM revoked) AS families, (SELECT count(*) FROM denied) AS access_tokens
 """
+REVOKE_TOKENS = _REVOKE_TOKENS.format(only="")
+# Only what the user's sessions $5 started (the account page ending them), or only what the
+# client $5 holds (the user revoking that app's consent).
+REVOKE_SESSION_TOKENS = _REVOKE_TOKENS.format(only=" AND sid = ANY($5::text[])")
+REVOKE_CLIENT_TOKENS = _REVOKE_TOKENS.format(only=" AND client_id = $5")
 
 
 @dataclass(frozen=True)
@@ -84,3 +89,37 @@ async def revoke_user_grants(
         refresh_families=row["families"],
         access_tokens=row["access_tokens"],
     )
+
+
+async def revoke_session_tokens(
+    connection: Connection,
+    user_id: uuid.UUID,
+    sids: list[str],
+    now: datetime,
+    deny_until: datetime,
+    *,
+    reason: str,
+) -> RevokedGrants:
+    """Revoke the refresh families the user's sessions ``sids`` started and deny-list their
+    access tokens, as ``revoke_user_grants`` does; the caller ends the sessions themselves."""
+    row = await connection.fetchrow(REVOKE_SESSION_TOKENS, user_id, now, reason, deny_until, sids)
+    assert row is not None
+    return RevokedGrants(0, row["families"], row["access_tokens"])
+
+
+async def revoke_client_tokens(
+    connection: Connection,
+    user_id: uuid.UUID,
+    client_id: str,
+    now: datetime,
+    deny_until: datetime,
+    *,
+    reason: str,
+) -> RevokedGrants:
+    """Revoke the user's refresh families of one client and deny-list the access tokens that
+    client may still hold for the user, as ``revoke_user_grants`` does; sessions stay."""
+    row = await connection.fetchrow(
+        REVOKE_CLIENT_TOKENS, user_id, now, reason, deny_until, client_id
+    )
+    assert row is not None
+    return RevokedGrants(0, row["families"], row["access_tokens"])

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from idp.accounts.account_sessions import SEEN_EVERY
 from idp.db import authorization_requests, consents, sessions, users
 from idp.db.authorization_requests import Step
 from idp.hashing import digest
@@ -41,12 +42,14 @@ def redirect(url: str) -> RedirectResponse:
 
 
 async def signed_in(request: Request[AppState]) -> SignedIn | None:
-    """The live session of the browser, if its user may still sign in."""
+    """The live session of the browser, if its user may still sign in; using it moves its
+    last-seen time (at most once per ``SEEN_EVERY``, for the account page)."""
     state = request.state
     cookie = request.cookies.get(state["cookies"].session)
     if not cookie:
         return None
-    session = await sessions.live(state["pool"], digest(cookie), state["clock"].now())
+    now = state["clock"].now()
+    session = await sessions.live_and_seen(state["pool"], digest(cookie), now, SEEN_EVERY)
     if session is None:
         return None
     user = await users.by_id(state["pool"], session.user_id)

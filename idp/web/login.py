@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
 from starlette.requests import Request
@@ -12,6 +13,7 @@ from idp.db.users import User
 from idp.oauth.errors import OAuthError
 from idp.signin import (
     EmailNotVerifiedError,
+    NewSession,
     SignInFailedError,
     SignInLockedError,
     authenticate,
@@ -47,8 +49,10 @@ def login_page(
     error: str | None = None,
     notice: str | None = None,
     status_code: int = 200,
+    action: str = "/login",
 ) -> Response:
-    """The form, with a CSRF token bound to a pre-login cookie (set here if missing)."""
+    """The form, with a CSRF token bound to a pre-login cookie (set here if missing); it posts
+    to ``action`` (the account page's sign-in posts elsewhere, with no request)."""
     cookies = request.state["cookies"]
     signup_open = request.state["settings"].registration == "open"
     binding = request.cookies.get(cookies.login) or secrets.token_urlsafe(32)
@@ -63,6 +67,7 @@ def login_page(
         notice=notice,
         signup_open=signup_open,
         csrf_token=cookies.csrf_token("login", binding),
+        action=action,
     )
     cookies.set(response, cookies.login, binding, max_age=None)
     return response
@@ -87,29 +92,46 @@ async def show_login(request: Request[AppState]) -> Response:
     )
 
 
-async def submit_login(request: Request[AppState]) -> Response:
-    state = request.state
-    cookies = state["cookies"]
+@dataclass(frozen=True)
+class SignInForm:
+    request: str | None  # the parked request's token (none on the account page's sign-in)
+    email: str
+    password: str
+
+
+async def read_sign_in(request: Request[AppState]) -> SignInForm | Response:
+    """The posted sign-in form, or the page refusing it (unreadable, or a forged CSRF token)."""
+    cookies = request.state["cookies"]
     try:
         form = await read_form(request)
-        token, email = form.get("request"), form.get("email") or ""
-        password, csrf = form.get("password") or "", form.get("csrf_token")
+        posted = SignInForm(
+            form.get("request"), form.get("email") or "", form.get("password") or ""
+        )
+        csrf = form.get("csrf_token")
     except OAuthError:
         return error_page(request, 400, "Invalid form", "The sign-in form was not sent correctly.")
     if not cookies.csrf_ok("login", request.cookies.get(cookies.login), csrf):
         return error_page(request, 400, *FORGED)
-    pending = await resume(request, token)
-    if pending is None:
-        return error_page(request, 400, *EXPIRED)
-    assert pending.auth.client is not None
-    now = state["clock"].now()
-    page = {"client_name": pending.auth.client.name, "request_id": pending.token, "email": email}
+    return posted
+
+
+async def check_password(
+    request: Request[AppState],
+    posted: SignInForm,
+    now: datetime,
+    *,
+    page: dict[str, str],
+    pending: Pending | None,
+) -> User | Response:
+    """The user the form signs in, or the page saying why not: the login form again (``page``
+    its fields) with the lock's wait or the generic error, or "check your mail"."""
+    state, cookies = request.state, request.state["cookies"]
     try:
-        user = await authenticate(
+        return await authenticate(
             state["pool"],
             state["passwords"],
-            email=email,
-            password=password,
+            email=posted.email,
+            password=posted.password,
             ip=client_ip(request),
             now=now,
             device_cookie=request.cookies.get(cookies.device),
@@ -121,19 +143,57 @@ async def submit_login(request: Request[AppState]) -> Response:
         return login_page(request, **page, error=GENERIC_ERROR, status_code=401)
     except EmailNotVerifiedError as unverified:
         return unverified_page(request, unverified.user, pending)
+
+
+async def submit_login(request: Request[AppState]) -> Response:
+    posted = await read_sign_in(request)
+    if isinstance(posted, Response):
+        return posted
+    pending = await resume(request, posted.request)
+    if pending is None:
+        return error_page(request, 400, *EXPIRED)
+    assert pending.auth.client is not None
+    now = request.state["clock"].now()
+    page = {"client_name": pending.auth.client.name, "request_id": pending.token}
+    user = await check_password(
+        request, posted, now, page=page | {"email": posted.email}, pending=pending
+    )
+    if isinstance(user, Response):
+        return user
     return await complete_sign_in(request, pending, user, now)
+
+
+async def new_session(request: Request[AppState], user: User, now: datetime) -> NewSession:
+    """A new session for ``user``, remembering the browser and address it signed in from."""
+    state = request.state
+    return await start_session(
+        state["pool"],
+        user,
+        now=now,
+        ttl=state["settings"].session_ttl,
+        user_agent=request.headers.get("user-agent"),
+        ip=client_ip(request),
+    )
+
+
+def signed_in_cookies(
+    request: Request[AppState], response: Response, session: NewSession, now: datetime
+) -> None:
+    """The session cookie, a new device cookie for the browser (idp.devices), and the pre-login
+    cookie gone."""
+    cookies = request.state["cookies"]
+    cookies.set_session(response, session.cookie)
+    cookies.set_device(response, cookies.devices.issue(session.user, now))
+    cookies.clear(response, cookies.login)
 
 
 async def complete_sign_in(
     request: Request[AppState], pending: Pending, user: User, now: datetime
 ) -> Response:
-    """A new session, and a new device cookie for the browser (idp.devices); the login step of
-    the request is done, by this session, which ``proceed`` records."""
-    state, cookies = request.state, request.state["cookies"]
-    session = await start_session(state["pool"], user, now=now, ttl=state["settings"].session_ttl)
+    """A new session; the login step of the request is done, by this session, which ``proceed``
+    records."""
+    session = await new_session(request, user, now)
     done = pending.after_sign_in(session.sid)
     response = await proceed(request, pending.auth, session.signed_in(), pending=done)
-    cookies.set_session(response, session.cookie)
-    cookies.set_device(response, cookies.devices.issue(user, now))
-    cookies.clear(response, cookies.login)
+    signed_in_cookies(request, response, session, now)
     return response

@@ -6,6 +6,16 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from idp.demo import CALLBACK_PATH, START_PATH
+from idp.web.account import (
+    show_account,
+    submit_email,
+    submit_end_others,
+    submit_end_session,
+    submit_password,
+    submit_profile,
+    submit_revoke_app,
+)
+from idp.web.account_signin import show_account_sign_in, submit_account_sign_in
 from idp.web.authorize import authorize
 from idp.web.consent import show_consent, submit_consent
 from idp.web.cors import preflight
@@ -52,6 +62,15 @@ routes = [
     Route("/verify-email", show_verify_email, methods=["GET"]),
     Route("/verify-email", submit_verify_email, methods=["POST"]),
     Route("/verify-email/resend", resend_verification, methods=["POST"]),
+    Route("/account", show_account, methods=["GET"]),
+    Route("/account/sign-in", show_account_sign_in, methods=["GET"]),
+    Route("/account/sign-in", submit_account_sign_in, methods=["POST"]),
+    Route("/account/profile", submit_profile, methods=["POST"]),
+    Route("/account/email", submit_email, methods=["POST"]),
+    Route("/account/password", submit_password, methods=["POST"]),
+    Route("/account/sessions/end", submit_end_session, methods=["POST"]),
+    Route("/account/sessions/end-others", submit_end_others, methods=["POST"]),
+    Route("/account/apps/revoke", submit_revoke_app, methods=["POST"]),
 ]
 
 # Only with idp serve --demo.

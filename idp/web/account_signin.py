@@ -1,0 +1,38 @@
+"""``/account/sign-in``: the sign-in page for the account page itself, with no authorization
+request behind it. The same form as ``/login`` (its template, its CSRF binding, the same
+``authenticate`` and so the same brute-force protection), posting here; it always goes back to
+``/account``, never to a URL the request names (no open redirect)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from idp.web.authorize import redirect, signed_in
+from idp.web.login import check_password, login_page, new_session, read_sign_in, signed_in_cookies
+from idp.web.state import AppState
+
+ACCOUNT = "/account"
+SIGN_IN = "/account/sign-in"
+FOR_WHAT = "your account"
+
+
+async def show_account_sign_in(request: Request[AppState]) -> Response:
+    if await signed_in(request) is not None:
+        return redirect(ACCOUNT)
+    return login_page(request, client_name=FOR_WHAT, request_id="", action=SIGN_IN)
+
+
+async def submit_account_sign_in(request: Request[AppState]) -> Response:
+    posted = await read_sign_in(request)
+    if isinstance(posted, Response):
+        return posted
+    now = request.state["clock"].now()
+    page = {"client_name": FOR_WHAT, "request_id": "", "email": posted.email, "action": SIGN_IN}
+    user = await check_password(request, posted, now, page=page, pending=None)
+    if isinstance(user, Response):
+        return user
+    session = await new_session(request, user, now)
+    response = redirect(ACCOUNT)
+    signed_in_cookies(request, response, session, now)
+    return response
