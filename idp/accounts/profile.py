@@ -19,7 +19,7 @@ from idp.accounts.credentials import PasswordRejectedError
 from idp.accounts.rate_limit import Limit, allowed
 from idp.accounts.services import Services
 from idp.audit_trail import audited
-from idp.db import profiles, users
+from idp.db import users
 from idp.db.users import User
 from idp.devices import DeviceCookies
 from idp.signin import SignInFailedError, SignInLockedError, authenticate
@@ -79,7 +79,7 @@ def clean_email(raw: str | None) -> str:
 async def change_name(services: Services, user: User, raw: str | None, now: datetime) -> None:
     name = clean_name(raw)
     async with services.pool.acquire() as connection, audited(connection) as trail:
-        if await profiles.set_name(connection, user.id, name, now):
+        if await users.set_name(connection, user.id, name, now):
             await trail.record(
                 now=now, actor=f"user:{user.id}", action="account.name_changed",
                 subject=str(user.id),

@@ -20,7 +20,7 @@ from idp.accounts.mail_tokens import Purpose
 from idp.accounts.rate_limit import Limit
 from idp.accounts.signup import Mailing, queue_verification
 from idp.audit_trail import audited
-from idp.db import user_email, users
+from idp.db import users
 from idp.db.mail_tokens import MailTokenRow
 from idp.db.pool import Connection
 from idp.db.users import EmailTakenError, User
@@ -77,7 +77,7 @@ async def confirm(
         row = await _redeem(connection, token, now)
         details = {"ip": ip}
         if row.purpose == "verify_email":
-            user = await user_email.mark_verified(connection, row.user_id, row.email, now)
+            user = await users.mark_verified(connection, row.user_id, row.email, now)
             if user is None:
                 raise LinkInvalidError
             await trail.record(
@@ -87,7 +87,7 @@ async def confirm(
             return Confirmed(user, "verify_email", row.resume)
         old = await users.by_id(connection, row.user_id)
         try:
-            user = await user_email.replace_email(connection, row.user_id, row.email, now)
+            user = await users.replace_email(connection, row.user_id, row.email, now)
         except EmailTakenError:
             raise AddressTakenError(row.email) from None
         if old is None or user is None:

@@ -47,6 +47,19 @@ SET roles = ARRAY(
 WHERE lower(email) = lower($1)
 RETURNING {_COLUMNS}
 """
+SET_NAME = "UPDATE users SET name = $2, updated_at = $3 WHERE id = $1 AND name IS DISTINCT FROM $2"
+# Only while the address is still the one the mail went to: a link for an old address verifies
+# nothing.
+MARK_VERIFIED = f"""
+UPDATE users SET email_verified = true, must_verify_email = false, updated_at = $3
+WHERE id = $1 AND lower(email) = lower($2)
+RETURNING {_COLUMNS}
+"""
+REPLACE_EMAIL = f"""
+UPDATE users SET email = $2, email_verified = true, must_verify_email = false, updated_at = $3
+WHERE id = $1
+RETURNING {_COLUMNS}
+"""
 
 
 class EmailTakenError(Exception):
@@ -145,4 +158,26 @@ async def change_roles(
     db: Executor, email: str, add: list[str], remove: list[str], now: datetime
 ) -> User | None:
     row = await db.fetchrow(SET_ROLES, email, add, remove, now)
+    return None if row is None else user_from(row)
+
+
+async def set_name(db: Executor, user_id: uuid.UUID, name: str | None, now: datetime) -> bool:
+    """Whether the name changed (the same name again writes nothing)."""
+    status: str = await db.execute(SET_NAME, user_id, name, now)
+    return status != "UPDATE 0"
+
+
+async def mark_verified(db: Executor, user_id: uuid.UUID, email: str, now: datetime) -> User | None:
+    """The user, now verified; None if they are gone or their address is no longer ``email``."""
+    row = await db.fetchrow(MARK_VERIFIED, user_id, email, now)
+    return None if row is None else user_from(row)
+
+
+async def replace_email(db: Executor, user_id: uuid.UUID, email: str, now: datetime) -> User | None:
+    """The user with ``email`` as their verified address; None if they are gone;
+    EmailTakenError if another user has it."""
+    try:
+        row = await db.fetchrow(REPLACE_EMAIL, user_id, email, now)
+    except asyncpg.UniqueViolationError:
+        raise EmailTakenError(email) from None
     return None if row is None else user_from(row)
