@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from idp.background import Background
 from idp.clock import Clock, SystemClock
 from idp.db.listener import Listener
 from idp.db.pool import create_pool
@@ -83,6 +84,8 @@ def create_app(
             resources.push_async_callback(listener.stop)
             passwords = Passwords(settings.argon2_profile)
             resources.callback(passwords.close)
+            background = Background()
+            resources.push_async_callback(background.close)  # before the pool closes
             if run_scheduler:
                 scheduler = KeyScheduler(manager, settings)
                 scheduler.start()
@@ -113,6 +116,7 @@ def create_app(
                 "metrics": Exposition(keyring, pool, app_clock.now),
                 "outbox": Outbox(kek),
                 "composer": Composer(settings),
+                "background": background,
             }
 
     router = StaticPathRouter([*routes, *(demo_routes if settings.demo else [])], lifespan=lifespan)

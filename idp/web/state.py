@@ -6,6 +6,7 @@ from typing import TypedDict
 
 import asyncpg
 
+from idp.background import Background
 from idp.clock import Clock
 from idp.db.listener import Listener
 from idp.keys.keyring import Keyring
@@ -35,3 +36,4 @@ class AppState(TypedDict):
     metrics: Exposition
     outbox: Outbox  # queue mail in a transaction (idp.mail.outbox)
     composer: Composer  # mail from templates (idp.mail.compose)
+    background: Background  # work a request does not wait for (idp.background)
