@@ -31,7 +31,7 @@ def invitation_form(
     problems: list[str],
     status_code: int = 200,
 ) -> Response:
-    page = {"token": token, "email": email, "name": name, "problems": problems}
+    page = {"token": token, "email": email, "full_name": name, "problems": problems}
     return anonymous_form(request, "accept_invitation.html", PURPOSE, status_code, **page)
 
 
