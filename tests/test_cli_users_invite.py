@@ -120,6 +120,7 @@ async def test_users_set_password_tells_the_owner_and_voids_mailed_reset_links(
     assert result.returncode == 0, result.stderr
     assert await mail_tokens.peek(pool, token, "reset_password", datetime.now(UTC)) is None
     row = await pool.fetchrow("SELECT recipient, template, sealed FROM mail_outbox")
+    assert row is not None
     assert (row["recipient"], row["template"]) == ("alice@example.com", "password_changed")
     notice = Outbox(kek).seal.unseal(row["recipient"], row["template"], row["sealed"])
     assert notice.subject == "Your password was changed"

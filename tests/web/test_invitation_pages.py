@@ -10,6 +10,7 @@ import asyncpg
 import httpx
 import pytest
 
+from idp.clock import FrozenClock
 from idp.mail.message import Mail
 from idp.mail.outbox import Outbox
 from idp.settings import Settings
@@ -85,6 +86,7 @@ async def test_an_invitee_sets_a_password_from_the_mail_and_signs_in_to_an_app(
     row = await pool.fetchrow(
         "SELECT id, name, roles, password_hash, email_verified, must_verify_email FROM users"
     )
+    assert row is not None
     assert stdout == f"{EMAIL}: invitation queued; its link works for 72 hours\n"
     assert (row["name"], list(row["roles"]), row["password_hash"]) == ("Bob", ["staff"], None)
     assert (row["email_verified"], row["must_verify_email"]) == (False, False)
@@ -140,16 +142,17 @@ async def test_an_invitation_link_works_once(
 
 
 async def test_an_expired_invitation_is_refused(
-    app_instance: InstanceFactory, pool: asyncpg.Pool, operator_env: dict[str, str]
+    app_instance: InstanceFactory,
+    clock: FrozenClock,
+    pool: asyncpg.Pool,
+    operator_env: dict[str, str],
 ) -> None:
     await invite(operator_env)
     async with app_instance() as instance:
         [mail] = await _queued_mail(pool, instance.state["outbox"])
         page = await instance.client.get(invitation_path(mail))
         assert page.status_code == 200
-        instance.state["clock"].advance(
-            timedelta(hours=72, minutes=1)
-        )  # the CLI ran a moment later
+        clock.advance(timedelta(hours=72, minutes=1))  # the CLI ran a moment later
         looked = await instance.client.get(invitation_path(mail))
         posted = await instance.client.post(
             "/accept-invitation", data={**hidden_fields(page.text), "password": PASSWORD}

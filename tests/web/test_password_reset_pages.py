@@ -13,6 +13,7 @@ import httpx
 from argon2 import PasswordHasher
 
 from idp.accounts import mail_tokens, reset
+from idp.clock import FrozenClock
 from idp.mail.message import Mail
 from idp.mail.outbox import Outbox
 from idp.settings import Settings
@@ -118,8 +119,9 @@ async def test_a_reset_by_mail_ends_every_old_session_and_token_and_the_new_pass
         assert await app.userinfo_status(old["access_token"]) == 200
         await pool.execute(  # the account is locked by someone's guesses
             "INSERT INTO login_failures (key, failures, last_failure_at, locked_until) "
-            "VALUES ('email:alice@example.com', 9, $1::timestamptz, $1::timestamptz + interval '15 minutes')",
+            "VALUES ('email:alice@example.com', 9, $1, $2)",
             instance.state["clock"].now(),
+            instance.state["clock"].now() + timedelta(minutes=15),
         )
         http.cookies.clear()  # the person is on another device
 
@@ -162,6 +164,7 @@ async def test_a_reset_by_mail_ends_every_old_session_and_token_and_the_new_pass
     row = await pool.fetchrow(
         "SELECT email_verified, must_verify_email FROM users WHERE email = 'alice@example.com'"
     )
+    assert row is not None
     assert (row["email_verified"], row["must_verify_email"]) == (True, False)
     alice = str(await pool.fetchval("SELECT id FROM users"))
     audited = await pool.fetch(
@@ -295,14 +298,14 @@ async def test_a_reset_link_works_once(app_instance: InstanceFactory, pool: asyn
 
 
 async def test_an_expired_reset_link_is_refused_and_changes_nothing(
-    app_instance: InstanceFactory, pool: asyncpg.Pool
+    app_instance: InstanceFactory, clock: FrozenClock, pool: asyncpg.Pool
 ) -> None:
     user = await make_user(pool, "alice@example.com")
     async with app_instance() as instance:
         path = await reset_link(instance)
         page = await instance.client.get(path)
         assert page.status_code == 200
-        instance.state["clock"].advance(timedelta(minutes=31))
+        clock.advance(timedelta(minutes=31))
         looked = await instance.client.get(path)
         posted = await instance.client.post(
             "/reset-password", data={**hidden_fields(page.text), "password": NEW_PASSWORD}
@@ -356,7 +359,7 @@ async def test_a_weak_new_password_gets_one_message_per_rule_and_the_link_still_
 
 
 async def test_a_reset_asked_for_from_the_sign_in_page_leads_back_to_the_apps_sign_in(
-    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+    app_instance: InstanceFactory, clock: FrozenClock, pool: asyncpg.Pool, settings: Settings
 ) -> None:
     async with app_instance() as instance:
         http = instance.client
@@ -371,7 +374,7 @@ async def test_a_reset_asked_for_from_the_sign_in_page_leads_back_to_the_apps_si
             "/forgot-password", data={**hidden_fields(page.text), "email": "alice@example.com"}
         )
         [mail] = await mail_after_requests(instance)
-        instance.state["clock"].advance(timedelta(minutes=20))  # the parked request is gone
+        clock.advance(timedelta(minutes=20))  # the parked request is gone
         done = await set_password(http, link_path(mail, "/reset-password"), NEW_PASSWORD)
         found = re.search(r'href="(/login\?request=[A-Za-z0-9_-]+)"', done.text)
         assert found is not None, done.text
