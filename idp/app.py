@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from idp.background import Background
 from idp.clock import Clock, SystemClock
 from idp.db.listener import Listener
 from idp.db.pool import create_pool
@@ -90,6 +91,8 @@ def create_app(
             resources.push_async_callback(mail_sender.stop)
             passwords = Passwords(settings.argon2_profile)
             resources.callback(passwords.close)
+            background = Background()
+            resources.push_async_callback(background.close)  # before the pool closes
             if run_scheduler:
                 scheduler = KeyScheduler(manager, settings)
                 scheduler.start()
@@ -121,6 +124,7 @@ def create_app(
                 "outbox": outbox,
                 "composer": Composer(settings),
                 "mail_sender": mail_sender,
+                "background": background,
             }
 
     router = StaticPathRouter([*routes, *(demo_routes if settings.demo else [])], lifespan=lifespan)

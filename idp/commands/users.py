@@ -1,13 +1,16 @@
-"""``idp users``: add, list, disable, enable, set-password, roles."""
+"""``idp users``: add, invite, list, disable, enable, set-password, roles."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from typing import Any
 
 import asyncpg
 
+from idp.accounts import invitations
+from idp.accounts.credentials import PasswordRejectedError, hash_new_password, store_password
 from idp.audit_trail import audited
 from idp.clock import SystemClock
 from idp.commands.common import (
@@ -16,11 +19,12 @@ from idp.commands.common import (
     iso,
     print_json,
     print_table,
-    read_password,
     with_pool,
 )
 from idp.commands.sessions import revoke_user
 from idp.db import users
+from idp.mail.compose import Composer
+from idp.mail.outbox import Outbox
 from idp.passwords import Passwords
 from idp.settings import Settings
 from idp.terminal import printable
@@ -44,11 +48,37 @@ def _roles(values: list[str]) -> list[str]:
     return values
 
 
+def _email(text: str) -> str:
+    if "@" not in text:
+        raise UserError(f"{text!r} is not an email address")
+    return text
+
+
+def _mail(settings: Settings) -> tuple[Outbox, Composer]:
+    """The outbox and the composer the app would use: the CLI queues mail without an app
+    running, and every running process's sender delivers it."""
+    assert settings.key_encryption_key is not None  # resolved by with_pool
+    return Outbox(settings.key_encryption_key), Composer(settings)
+
+
+async def _new_password_hash(settings: Settings, email: str) -> str:
+    """A password read from stdin (never argv, where other users and shell history see it),
+    checked against the policy (NIST SP 800-63B §3.1.1.2) and hashed."""
+    line = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline()
+    passwords = Passwords(settings.argon2_profile)
+    try:
+        return await hash_new_password(
+            passwords, line.rstrip("\r\n"), email=email, min_length=settings.password_min_length
+        )
+    except PasswordRejectedError as rejected:
+        # One line per rule broken, each as the CLI prints errors ("idp: ...").
+        raise UserError("\nidp: ".join(rejected.problems)) from None
+    finally:
+        passwords.close()
+
+
 async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
-    if "@" not in args.email:
-        raise UserError(f"{args.email!r} is not an email address")
-    password = read_password(sys.stdin)
-    hashed = Passwords(settings.argon2_profile).hash_sync(password)
+    hashed = await _new_password_hash(settings, _email(args.email))
     now = SystemClock().now()
     async with pool.acquire() as connection, audited(connection) as trail:
         try:
@@ -59,11 +89,38 @@ async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) 
                 password_hash=hashed,
                 roles=sorted(set(_roles(args.role))),
                 now=now,
+                email_verified=args.verified,
             )
         except users.EmailTakenError:
             raise UserError(f"a user with email {args.email} exists already") from None
         await trail.record(now=now, actor=actor(), action="user.created", subject=str(user.id))
     print(user.id)
+    return 0
+
+
+async def invite(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    outbox, composer = _mail(settings)
+    now = SystemClock().now()
+    async with pool.acquire() as connection, audited(connection) as trail:
+        try:
+            invitation = await invitations.invite(
+                connection,
+                trail,
+                email=_email(args.email),
+                name=args.name,
+                roles=sorted(set(_roles(args.role))),
+                now=now,
+                actor=actor(),
+                outbox=outbox,
+                composer=composer,
+            )
+        except invitations.AlreadyAUserError:
+            raise UserError(f"a user with email {printable(args.email)} exists already") from None
+    again = " again (the earlier link no longer works)" if invitation.again else ""
+    print(
+        f"{printable(invitation.user.email)}: invitation queued{again}; "
+        f"its link works for {invitations.EXPIRES_HOURS} hours"
+    )
     return 0
 
 
@@ -117,10 +174,12 @@ async def set_password(args: argparse.Namespace, settings: Settings, pool: async
     user = await users.by_email(pool, args.email)
     if user is None:
         raise UserError(f"no user with email {args.email}")
-    hashed = Passwords(settings.argon2_profile).hash_sync(read_password(sys.stdin))
+    hashed = await _new_password_hash(settings, user.email)
+    outbox, composer = _mail(settings)
     now = SystemClock().now()
     async with pool.acquire() as connection, audited(connection) as trail:
-        await users.set_password_hash(connection, user.id, hashed, now)
+        # Voids mailed reset and invitation links, clears the sign-in lock, tells the owner.
+        await store_password(connection, user, hashed, now, outbox=outbox, composer=composer)
         await trail.record(now=now, actor=actor(), action="user.password_set", subject=str(user.id))
         revoked = await revoke_user(
             connection,
@@ -154,9 +213,15 @@ async def roles(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool
     return 0
 
 
+POLICY = (
+    "at least IDP_PASSWORD_MIN_LENGTH characters (default 12), not one of the most common "
+    "passwords, not containing the address's name"
+)
+
+
 def add_parsers(commands: Any) -> None:
     group = commands.add_parser(
-        "users", help="people who sign in: add, list, disable, enable, set-password, roles"
+        "users", help="people who sign in: add, invite, list, disable, enable, set-password, roles"
     ).add_subparsers(dest="users", required=True, metavar="COMMAND")
     adding = group.add_parser(
         "add",
@@ -177,9 +242,33 @@ def add_parsers(commands: Any) -> None:
         "--password-stdin",
         action="store_true",
         required=True,
-        help="read the password from stdin, at least 8 characters (required)",
+        help=f"read the password from stdin (required); {POLICY}",
+    )
+    adding.add_argument(
+        "--verified",
+        action="store_true",
+        help="the address is known to be the user's: email_verified is true in their tokens",
     )
     adding.set_defaults(run=with_pool(add))
+
+    inviting = group.add_parser(
+        "invite",
+        help="add a user without a password and mail them a link to set one",
+        description="Add a user without a password and queue a mail with a link (valid "
+        f"{invitations.EXPIRES_HOURS} hours) where they choose their own; until then they "
+        "cannot sign in. Inviting again someone who has not accepted yet sends a new link "
+        "and voids the earlier one (their name and roles stay as first given).",
+    )
+    inviting.add_argument("email", metavar="EMAIL", help="where the invitation goes")
+    inviting.add_argument("--name", metavar="NAME", help="the name claim (default: none)")
+    inviting.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        metavar="ROLE",
+        help="a role, issued in the roles claim; one word, repeat for several (default: none)",
+    )
+    inviting.set_defaults(run=with_pool(invite))
 
     listing = group.add_parser("list", help="every user")
     listing.add_argument("--json", action="store_true", help="one JSON array instead of a table")
@@ -206,7 +295,7 @@ def add_parsers(commands: Any) -> None:
         "--password-stdin",
         action="store_true",
         required=True,
-        help="read the password from stdin, at least 8 characters (required)",
+        help=f"read the password from stdin (required); {POLICY}",
     )
     password.set_defaults(run=with_pool(set_password))
 

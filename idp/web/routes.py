@@ -22,11 +22,13 @@ from idp.web.cors import preflight
 from idp.web.demo import demo_callback, demo_start
 from idp.web.discovery import discovery
 from idp.web.health import healthz, readyz
+from idp.web.invitation import show_invitation, submit_invitation
 from idp.web.jwks import jwks
 from idp.web.login import show_login, submit_login
 from idp.web.logout import logout
 from idp.web.mailbox import MAILBOX_PATH, demo_mailbox
 from idp.web.metrics import metrics
+from idp.web.password_reset import show_forgot, show_reset, submit_forgot, submit_reset
 from idp.web.revocation import introspect_endpoint, revoke_endpoint
 from idp.web.signup import show_signup, submit_signup
 from idp.web.static import no_favicon, stylesheet
@@ -71,6 +73,12 @@ routes = [
     Route("/account/sessions/end", submit_end_session, methods=["POST"]),
     Route("/account/sessions/end-others", submit_end_others, methods=["POST"]),
     Route("/account/apps/revoke", submit_revoke_app, methods=["POST"]),
+    Route("/forgot-password", show_forgot, methods=["GET"]),
+    Route("/forgot-password", submit_forgot, methods=["POST"]),
+    Route("/reset-password", show_reset, methods=["GET"]),
+    Route("/reset-password", submit_reset, methods=["POST"]),
+    Route("/accept-invitation", show_invitation, methods=["GET"]),
+    Route("/accept-invitation", submit_invitation, methods=["POST"]),
 ]
 
 # Only with idp serve --demo.

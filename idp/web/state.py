@@ -6,6 +6,7 @@ from typing import TypedDict
 
 import asyncpg
 
+from idp.background import Background
 from idp.clock import Clock
 from idp.db.listener import Listener
 from idp.keys.keyring import Keyring
@@ -37,3 +38,4 @@ class AppState(TypedDict):
     outbox: Outbox  # queue mail in a transaction (idp.mail.outbox)
     composer: Composer  # mail from templates (idp.mail.compose)
     mail_sender: MailSender  # delivers the outbox; tests wake it (idp.mail.sender)
+    background: Background  # work a request does not wait for (idp.background)

@@ -1,0 +1,186 @@
+"""``/forgot-password`` and ``/reset-password``: ask for a reset link, then set a new password on
+the page the link opens (no JavaScript needed). The rules are idp.accounts.reset's.
+
+Both pages are for people who are not signed in: their CSRF tokens are bound to the pre-login
+cookie, as /login's are. A link's GET only shows the form; its POST uses the token."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from idp.accounts import reset
+from idp.accounts.credentials import PasswordRejectedError
+from idp.db import authorization_requests
+from idp.hashing import digest
+from idp.oauth.authorize import AuthorizationRequest
+from idp.oauth.errors import OAuthError
+from idp.web.authorize import PENDING_TTL, resume
+from idp.web.forms import read_form
+from idp.web.security import client_ip
+from idp.web.state import AppState
+from idp.web.templates import error_page, render
+
+INVALID_FORM = ("Invalid form", "The form was not sent correctly. Reload the page and try again.")
+FORGED = ("This form has expired", "Reload the page and try again.")
+LINK_INVALID = (
+    "This link no longer works",
+    "The link is incomplete, was already used, or has expired. Ask for a new one.",
+)
+TOO_MANY = (
+    "Too many requests",
+    "Too many reset links were asked for, from here or for this address. Wait an hour and "
+    "try again.",
+)
+NOT_AN_ADDRESS = "Enter the email address you sign in with."
+
+
+def anonymous_form(
+    request: Request[AppState], template: str, purpose: str, status_code: int = 200, **ctx: Any
+) -> Response:
+    """A page whose form someone not signed in posts: its CSRF token is bound to the pre-login
+    cookie (set here if missing), as /login's is."""
+    cookies = request.state["cookies"]
+    binding = request.cookies.get(cookies.login) or secrets.token_urlsafe(32)
+    csrf_token = cookies.csrf_token(purpose, binding)
+    response = render(request, template, status_code, csrf_token=csrf_token, **ctx)
+    cookies.set(response, cookies.login, binding, max_age=None)
+    return response
+
+
+def csrf_ok(request: Request[AppState], purpose: str, token: str | None) -> bool:
+    cookies = request.state["cookies"]
+    return cookies.csrf_ok(purpose, request.cookies.get(cookies.login), token)
+
+
+async def park_for_sign_in(request: Request[AppState], params: dict[str, Any] | None) -> str | None:
+    """The authorization request a mail link kept (``AuthorizationRequest.to_json``), parked
+    anew at its sign-in step: the token of ``/login?request=``, or None when there was none or
+    its client is gone."""
+    if not params:
+        return None
+    state = request.state
+    client = await state["clients"].find(str(params.get("client_id")))
+    if client is None or client.disabled:
+        return None
+    auth = AuthorizationRequest.from_json(params, client)
+    token, now = secrets.token_urlsafe(32), state["clock"].now()
+    await authorization_requests.insert(
+        state["pool"],
+        id_hash=digest(token),
+        client_id=client.client_id,
+        params=auth.to_json(),
+        waiting_for="login",
+        now=now,
+        expires_at=now + PENDING_TTL,
+    )
+    return token
+
+
+def forgot_form(
+    request: Request[AppState], request_id: str, email: str, error: str | None, status: int = 200
+) -> Response:
+    page = {"request_id": request_id, "email": email, "error": error}
+    return anonymous_form(request, "forgot_password.html", "forgot-password", status, **page)
+
+
+def reset_form(
+    request: Request[AppState],
+    token: str | None,
+    email: str,
+    problems: list[str],
+    status: int = 200,
+) -> Response:
+    page = {"token": token, "email": email, "problems": problems}
+    return anonymous_form(request, "reset_password.html", "reset-password", status, **page)
+
+
+async def show_forgot(request: Request[AppState]) -> Response:
+    """The form; a parked authorization request it names (``?request=``, from the sign-in page)
+    travels with it, so the reset can lead back to the app."""
+    pending = await resume(request, request.query_params.get("request"))
+    return forgot_form(request, "" if pending is None else pending.token, "", None)
+
+
+async def submit_forgot(request: Request[AppState]) -> Response:
+    """The same page, at once, whether or not the address has an account: the lookup, the token
+    and the mail happen in the background (idp.accounts.reset)."""
+    state = request.state
+    try:
+        form = await read_form(request)
+        token, email, csrf = form.get("request"), form.get("email"), form.get("csrf_token")
+    except OAuthError:
+        return error_page(request, 400, *INVALID_FORM)
+    if not csrf_ok(request, "forgot-password", csrf):
+        return error_page(request, 400, *FORGED)
+    pending = await resume(request, token)
+    request_id = "" if pending is None else pending.token
+    address, now, ip = reset.address(email), state["clock"].now(), client_ip(request)
+    if address is None:
+        return forgot_form(request, request_id, email or "", NOT_AN_ADDRESS, 400)
+    if not await reset.within_limits(state["pool"], address, ip, now):
+        return error_page(request, 429, *TOO_MANY)
+    sending = reset.send_link(
+        state["pool"],
+        email=address,
+        ip=ip,
+        now=now,
+        resume=None if pending is None else pending.auth.to_json(),
+        outbox=state["outbox"],
+        composer=state["composer"],
+    )
+    state["background"].start(sending, "password reset link")
+    return render(
+        request, "reset_requested.html", request_id=request_id, minutes=reset.LINK_MINUTES
+    )
+
+
+async def show_reset(request: Request[AppState]) -> Response:
+    """The new-password form; the token stays unused until it is posted (mail scanners GET)."""
+    state = request.state
+    token = request.query_params.get("token")
+    link = await reset.open_link(state["pool"], token, state["clock"].now())
+    if link is None:
+        return error_page(request, 400, *LINK_INVALID)
+    return reset_form(request, token, link.email, [])
+
+
+async def submit_reset(request: Request[AppState]) -> Response:
+    state = request.state
+    try:
+        form = await read_form(request)
+        token, password = form.get("token"), form.get("password") or ""
+        csrf = form.get("csrf_token")
+    except OAuthError:
+        return error_page(request, 400, *INVALID_FORM)
+    if not csrf_ok(request, "reset-password", csrf):
+        return error_page(request, 400, *FORGED)
+    now, settings = state["clock"].now(), state["settings"]
+    link = await reset.open_link(state["pool"], token, now)
+    if link is None:
+        return error_page(request, 400, *LINK_INVALID)
+    try:
+        done = await reset.complete_reset(
+            state["pool"],
+            state["passwords"],
+            link,
+            token=token,
+            password=password,
+            now=now,
+            min_length=settings.password_min_length,
+            deny_until=now + settings.deny_list_horizon,
+            ip=client_ip(request),
+            outbox=state["outbox"],
+            composer=state["composer"],
+        )
+    except PasswordRejectedError as rejected:
+        return reset_form(request, token, link.email, rejected.problems, 400)
+    except reset.ResetLinkError:
+        return error_page(request, 400, *LINK_INVALID)
+    sign_in = await park_for_sign_in(request, done.resume)
+    response = render(request, "password_changed.html", sign_in_request=sign_in)
+    state["cookies"].clear(response, state["cookies"].session)  # that session has ended
+    return response
