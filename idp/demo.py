@@ -110,6 +110,7 @@ async def seed(pool: asyncpg.Pool, settings: Settings, now: datetime) -> DemoCre
                 password_hash=hashed,
                 roles=["demo"],
                 now=now,
+                email_verified=True,  # an operator's user, as with idp users add --verified
             )
             await clients.insert(connection, demo_client_row(settings, now))
     return DemoCredentials(DEMO_EMAIL, password, start_url(settings))

@@ -217,6 +217,7 @@ async def test_serve_on_a_terminal_prints_the_demo_banner_last_once_every_worker
         "serving",
         "discovery",
         "demo",
+        "no",  # no IDP_SMTP_URL: where the demo's mail appears
         "sign",
     ]
     started = before[:banner_at]

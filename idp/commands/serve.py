@@ -83,6 +83,11 @@ def banner(
     ]
     if demo is not None:
         lines.append(f"idp: demo user {demo.email}, password {demo.password}")
+        if settings.smtp_url is None:
+            lines.append(
+                f"idp: no IDP_SMTP_URL: the mail idp sends (sign-up, password reset) appears at "
+                f"{settings.issuer}/demo/mailbox"
+            )
         lines.append(f"idp: sign in at {demo.authorization_url}")
     elif demo_asked:
         lines.append("idp: demo not seeded: the database already has other users or clients")

@@ -71,6 +71,7 @@ async def test_the_demo_signs_in_end_to_end_with_a_flow_cookie(
         assert page.status_code == 200, page.text
         assert "You are signed in" in page.text
         assert "demo@example.com" in page.text
+        assert "&#34;email_verified&#34;: true" in page.text  # the demo user is an operator's user
         assert FLOW_COOKIE not in app.client.cookies, "one callback per flow"
         again = await app.client.get(callback)
     assert again.status_code == 400, "the flow is over"
