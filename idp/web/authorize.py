@@ -79,6 +79,24 @@ class Pending:
         return replace(self, login_sid=sid)
 
 
+async def new_pending(
+    state: AppState, auth: AuthorizationRequest, step: Step, now: datetime
+) -> str:
+    """Park ``auth`` server-side, waiting for ``step``: the token its pages carry."""
+    assert auth.client is not None
+    token = secrets.token_urlsafe(32)
+    await authorization_requests.insert(
+        state["pool"],
+        id_hash=digest(token),
+        client_id=auth.client.client_id,
+        params=auth.to_json(),
+        waiting_for=step,
+        now=now,
+        expires_at=now + PENDING_TTL,
+    )
+    return token
+
+
 async def park(
     request: Request[AppState],
     auth: AuthorizationRequest,
@@ -92,16 +110,7 @@ async def park(
     state = request.state
     now = state["clock"].now()
     if pending is None:
-        token = secrets.token_urlsafe(32)
-        await authorization_requests.insert(
-            state["pool"],
-            id_hash=digest(token),
-            client_id=auth.client.client_id,
-            params=auth.to_json(),
-            waiting_for=step,
-            now=now,
-            expires_at=now + PENDING_TTL,
-        )
+        token = await new_pending(state, auth, step, now)
     else:
         token = pending.token
         if (pending.waiting_for, pending.login_sid) != (step, login_sid):

@@ -5,15 +5,12 @@ link a day, so the request is carried, not its token."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from starlette.requests import Request
 
-from idp.db import authorization_requests
-from idp.hashing import digest
 from idp.oauth.authorize import AuthorizationRequest
-from idp.web.authorize import PENDING_TTL, Pending
+from idp.web.authorize import Pending, new_pending
 from idp.web.state import AppState
 
 
@@ -44,15 +41,4 @@ async def rejoin(request: Request[AppState], resume: dict[str, Any] | None) -> s
         return None
     if auth.redirect_uri not in client.redirect_uris:
         return None
-    token = secrets.token_urlsafe(32)
-    now = state["clock"].now()
-    await authorization_requests.insert(
-        state["pool"],
-        id_hash=digest(token),
-        client_id=client.client_id,
-        params=auth.to_json(),
-        waiting_for="login",
-        now=now,
-        expires_at=now + PENDING_TTL,
-    )
-    return token
+    return await new_pending(state, auth, "login", state["clock"].now())

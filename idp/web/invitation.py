@@ -9,8 +9,9 @@ from starlette.responses import Response
 from idp.accounts import invitations
 from idp.accounts.credentials import PasswordRejectedError
 from idp.oauth.errors import OAuthError
+from idp.web.anonymous import form_csrf_ok, form_page
 from idp.web.forms import read_form
-from idp.web.password_reset import FORGED, INVALID_FORM, anonymous_form, csrf_ok
+from idp.web.password_reset import FORGED, INVALID_FORM
 from idp.web.security import client_ip
 from idp.web.state import AppState
 from idp.web.templates import error_page, render
@@ -32,7 +33,7 @@ def invitation_form(
     status_code: int = 200,
 ) -> Response:
     page = {"token": token, "email": email, "full_name": name, "problems": problems}
-    return anonymous_form(request, "accept_invitation.html", PURPOSE, status_code, **page)
+    return form_page(request, "accept_invitation.html", PURPOSE, status_code, **page)
 
 
 async def show_invitation(request: Request[AppState]) -> Response:
@@ -53,7 +54,7 @@ async def submit_invitation(request: Request[AppState]) -> Response:
         password = form.get("password") or ""
     except OAuthError:
         return error_page(request, 400, *INVALID_FORM)
-    if not csrf_ok(request, PURPOSE, csrf):
+    if not form_csrf_ok(request, PURPOSE, csrf):
         return error_page(request, 400, *FORGED)
     now = state["clock"].now()
     user = await invitations.open_invitation(state["pool"], token, now)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,11 +18,12 @@ from idp.signin import (
     authenticate,
     start_session,
 )
+from idp.web.anonymous import form_csrf_ok, form_page
 from idp.web.authorize import Pending, proceed, resume
 from idp.web.forms import read_form
 from idp.web.security import client_ip
 from idp.web.state import AppState
-from idp.web.templates import error_page, render
+from idp.web.templates import error_page
 from idp.web.verify_email import VERIFIED_NOTICE, unverified_page
 
 GENERIC_ERROR = "Incorrect email or password."
@@ -51,26 +51,21 @@ def login_page(
     status_code: int = 200,
     action: str = "/login",
 ) -> Response:
-    """The form, with a CSRF token bound to a pre-login cookie (set here if missing); it posts
-    to ``action`` (the account page's sign-in posts elsewhere, with no request)."""
-    cookies = request.state["cookies"]
-    signup_open = request.state["settings"].registration == "open"
-    binding = request.cookies.get(cookies.login) or secrets.token_urlsafe(32)
-    response = render(
+    """The form; it posts to ``action`` (the account page's sign-in posts elsewhere, with no
+    request)."""
+    return form_page(
         request,
         "login.html",
+        "login",
         status_code,
         client_name=client_name,
         request_id=request_id,
         email=email,
         error=error,
         notice=notice,
-        signup_open=signup_open,
-        csrf_token=cookies.csrf_token("login", binding),
+        signup_open=request.state["settings"].registration == "open",
         action=action,
     )
-    cookies.set(response, cookies.login, binding, max_age=None)
-    return response
 
 
 async def show_login(request: Request[AppState]) -> Response:
@@ -101,7 +96,6 @@ class SignInForm:
 
 async def read_sign_in(request: Request[AppState]) -> SignInForm | Response:
     """The posted sign-in form, or the page refusing it (unreadable, or a forged CSRF token)."""
-    cookies = request.state["cookies"]
     try:
         form = await read_form(request)
         posted = SignInForm(
@@ -110,7 +104,7 @@ async def read_sign_in(request: Request[AppState]) -> SignInForm | Response:
         csrf = form.get("csrf_token")
     except OAuthError:
         return error_page(request, 400, "Invalid form", "The sign-in form was not sent correctly.")
-    if not cookies.csrf_ok("login", request.cookies.get(cookies.login), csrf):
+    if not form_csrf_ok(request, "login", csrf):
         return error_page(request, 400, *FORGED)
     return posted
 

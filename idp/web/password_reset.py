@@ -6,19 +6,15 @@ cookie, as /login's are. A link's GET only shows the form; its POST uses the tok
 
 from __future__ import annotations
 
-import secrets
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from idp.accounts import reset
 from idp.accounts.credentials import PasswordRejectedError
-from idp.db import authorization_requests
-from idp.hashing import digest
-from idp.oauth.authorize import AuthorizationRequest
 from idp.oauth.errors import OAuthError
-from idp.web.authorize import PENDING_TTL, resume
+from idp.web.anonymous import form_csrf_ok, form_page
+from idp.web.authorize import resume
+from idp.web.detour import carried, rejoin
 from idp.web.forms import read_form
 from idp.web.security import client_ip
 from idp.web.state import AppState
@@ -38,53 +34,11 @@ TOO_MANY = (
 NOT_AN_ADDRESS = "Enter the email address you sign in with."
 
 
-def anonymous_form(
-    request: Request[AppState], template: str, purpose: str, status_code: int = 200, **ctx: Any
-) -> Response:
-    """A page whose form someone not signed in posts: its CSRF token is bound to the pre-login
-    cookie (set here if missing), as /login's is."""
-    cookies = request.state["cookies"]
-    binding = request.cookies.get(cookies.login) or secrets.token_urlsafe(32)
-    csrf_token = cookies.csrf_token(purpose, binding)
-    response = render(request, template, status_code, csrf_token=csrf_token, **ctx)
-    cookies.set(response, cookies.login, binding, max_age=None)
-    return response
-
-
-def csrf_ok(request: Request[AppState], purpose: str, token: str | None) -> bool:
-    cookies = request.state["cookies"]
-    return cookies.csrf_ok(purpose, request.cookies.get(cookies.login), token)
-
-
-async def park_for_sign_in(request: Request[AppState], params: dict[str, Any] | None) -> str | None:
-    """The authorization request a mail link kept (``AuthorizationRequest.to_json``), parked
-    anew at its sign-in step: the token of ``/login?request=``, or None when there was none or
-    its client is gone."""
-    if not params:
-        return None
-    state = request.state
-    client = await state["clients"].find(str(params.get("client_id")))
-    if client is None or client.disabled:
-        return None
-    auth = AuthorizationRequest.from_json(params, client)
-    token, now = secrets.token_urlsafe(32), state["clock"].now()
-    await authorization_requests.insert(
-        state["pool"],
-        id_hash=digest(token),
-        client_id=client.client_id,
-        params=auth.to_json(),
-        waiting_for="login",
-        now=now,
-        expires_at=now + PENDING_TTL,
-    )
-    return token
-
-
 def forgot_form(
     request: Request[AppState], request_id: str, email: str, error: str | None, status: int = 200
 ) -> Response:
     page = {"request_id": request_id, "email": email, "error": error}
-    return anonymous_form(request, "forgot_password.html", "forgot-password", status, **page)
+    return form_page(request, "forgot_password.html", "forgot-password", status, **page)
 
 
 def reset_form(
@@ -95,7 +49,7 @@ def reset_form(
     status: int = 200,
 ) -> Response:
     page = {"token": token, "email": email, "problems": problems}
-    return anonymous_form(request, "reset_password.html", "reset-password", status, **page)
+    return form_page(request, "reset_password.html", "reset-password", status, **page)
 
 
 async def show_forgot(request: Request[AppState]) -> Response:
@@ -114,7 +68,7 @@ async def submit_forgot(request: Request[AppState]) -> Response:
         token, email, csrf = form.get("request"), form.get("email"), form.get("csrf_token")
     except OAuthError:
         return error_page(request, 400, *INVALID_FORM)
-    if not csrf_ok(request, "forgot-password", csrf):
+    if not form_csrf_ok(request, "forgot-password", csrf):
         return error_page(request, 400, *FORGED)
     pending = await resume(request, token)
     request_id = "" if pending is None else pending.token
@@ -128,7 +82,7 @@ async def submit_forgot(request: Request[AppState]) -> Response:
         email=address,
         ip=ip,
         now=now,
-        resume=None if pending is None else pending.auth.to_json(),
+        resume=carried(pending),
         outbox=state["outbox"],
         composer=state["composer"],
     )
@@ -156,7 +110,7 @@ async def submit_reset(request: Request[AppState]) -> Response:
         csrf = form.get("csrf_token")
     except OAuthError:
         return error_page(request, 400, *INVALID_FORM)
-    if not csrf_ok(request, "reset-password", csrf):
+    if not form_csrf_ok(request, "reset-password", csrf):
         return error_page(request, 400, *FORGED)
     now, settings = state["clock"].now(), state["settings"]
     link = await reset.open_link(state["pool"], token, now)
@@ -180,7 +134,7 @@ async def submit_reset(request: Request[AppState]) -> Response:
         return reset_form(request, token, link.email, rejected.problems, 400)
     except reset.ResetLinkError:
         return error_page(request, 400, *LINK_INVALID)
-    sign_in = await park_for_sign_in(request, done.resume)
+    sign_in = await rejoin(request, done.resume)
     response = render(request, "password_changed.html", sign_in_request=sign_in)
     state["cookies"].clear(response, state["cookies"].session)  # that session has ended
     return response

@@ -3,7 +3,6 @@ the 404 of any unknown address, and no page links to it."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -13,12 +12,13 @@ from starlette.responses import Response
 from idp.accounts import signup
 from idp.accounts.signup import Mailing, SignUpForm
 from idp.oauth.errors import OAuthError
+from idp.web.anonymous import form_csrf_ok, form_page
 from idp.web.authorize import Pending, resume
 from idp.web.detour import carried
 from idp.web.forms import read_form
 from idp.web.security import client_ip
 from idp.web.state import AppState
-from idp.web.templates import error_page, render
+from idp.web.templates import error_page
 from idp.web.verify_email import check_mail_page
 
 FORGED = ("This form has expired", "Reload the page and try again.")
@@ -39,23 +39,17 @@ def signup_page(
     status_code: int = 200,
     **context: Any,
 ) -> Response:
-    """The form, with a CSRF token bound to the pre-login cookie (set here if missing)."""
-    state = request.state
-    cookies = state["cookies"]
-    binding = request.cookies.get(cookies.login) or secrets.token_urlsafe(32)
     page = {"email": "", "entered_name": "", "error": None, "problems": {}, **context}
-    response = render(
+    return form_page(
         request,
         "signup.html",
+        "signup",
         status_code,
         client_name=pending.auth.client.name if pending and pending.auth.client else None,
         request_id=pending.token if pending else None,
-        min_length=state["settings"].password_min_length,
-        csrf_token=cookies.csrf_token("signup", binding),
+        min_length=request.state["settings"].password_min_length,
         **page,
     )
-    cookies.set(response, cookies.login, binding, max_age=None)
-    return response
 
 
 async def show_signup(request: Request[AppState]) -> Response:
@@ -67,14 +61,13 @@ async def show_signup(request: Request[AppState]) -> Response:
 async def submit_signup(request: Request[AppState]) -> Response:
     open_or_404(request)
     state = request.state
-    cookies = state["cookies"]
     try:
         form = await read_form(request)
         email, name, password = (form.get(key) or "" for key in ("email", "name", "password"))
         token, csrf = form.get("request"), form.get("csrf_token")
     except OAuthError:
         return error_page(request, 400, "Invalid form", "The sign-up form was not sent correctly.")
-    if not cookies.csrf_ok("signup", request.cookies.get(cookies.login), csrf):
+    if not form_csrf_ok(request, "signup", csrf):
         return error_page(request, 400, *FORGED)
     pending = await resume(request, token)
     entered = SignUpForm(email, name, password, client_ip(request), carried(pending))

@@ -5,7 +5,6 @@ again" of the "check your mail" page (idp.accounts.verification)."""
 from __future__ import annotations
 
 import hashlib
-import secrets
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -16,6 +15,7 @@ from idp.accounts.mail_tokens import TTL
 from idp.accounts.signup import Mailing
 from idp.db.users import User
 from idp.oauth.errors import OAuthError
+from idp.web.anonymous import form_csrf_ok, form_page
 from idp.web.authorize import Pending, redirect, resume
 from idp.web.detour import carried, rejoin
 from idp.web.forms import read_form
@@ -57,27 +57,17 @@ def check_mail_page(
 ) -> Response:
     """ "Check your mail": after a sign-up, a resend, or the sign-in of an unverified account
     (whose page alone offers to send the mail again)."""
-    cookies = request.state["cookies"]
-    form = None
+    page = {
+        "lead": lead.format(email=email),
+        "email": email,
+        "hours": int(TTL["verify_email"].total_seconds() // 3600),
+        "error": error,
+        "resend": resend,
+        "request_id": pending.token if pending else None,
+    }
     if resend:
-        binding = request.cookies.get(cookies.login) or secrets.token_urlsafe(32)
-        form = {
-            "csrf_token": cookies.csrf_token(resend_purpose(email), binding),
-            "request_id": pending.token if pending else None,
-        }
-    response = render(
-        request,
-        "check_mail.html",
-        status_code,
-        lead=lead.format(email=email),
-        email=email,
-        hours=int(TTL["verify_email"].total_seconds() // 3600),
-        resend=form,
-        error=error,
-    )
-    if form is not None:
-        cookies.set(response, cookies.login, binding, max_age=None)
-    return response
+        return form_page(request, "check_mail.html", resend_purpose(email), status_code, **page)
+    return render(request, "check_mail.html", status_code, csrf_token=None, **page)
 
 
 def unverified_page(request: Request[AppState], user: User, pending: Pending | None) -> Response:
@@ -93,29 +83,20 @@ async def show_verify_email(request: Request[AppState]) -> Response:
     found = await verification.peek(state["pool"], token, state["clock"].now())
     if found is None or token is None:
         return error_page(request, 400, *INVALID)
-    cookies = state["cookies"]
-    binding = request.cookies.get(cookies.login) or secrets.token_urlsafe(32)
-    response = render(
-        request,
-        "verify_email.html",
-        token=token,
-        email=found.email,
-        change=found.purpose == "change_email",
-        csrf_token=cookies.csrf_token("verify-email", binding),
+    change = found.purpose == "change_email"
+    return form_page(
+        request, "verify_email.html", "verify-email", token=token, email=found.email, change=change
     )
-    cookies.set(response, cookies.login, binding, max_age=None)
-    return response
 
 
 async def submit_verify_email(request: Request[AppState]) -> Response:
     state = request.state
-    cookies = state["cookies"]
     try:
         form = await read_form(request)
         token, csrf = form.get("token"), form.get("csrf_token")
     except OAuthError:
         return error_page(request, 400, *BAD_FORM)
-    if not cookies.csrf_ok("verify-email", request.cookies.get(cookies.login), csrf):
+    if not form_csrf_ok(request, "verify-email", csrf):
         return error_page(request, 400, *FORGED)
     mailing = Mailing(state["outbox"], state["composer"])
     issuer, now = state["settings"].issuer, state["clock"].now()
@@ -140,13 +121,12 @@ async def resend_verification(request: Request[AppState]) -> Response:
     """The same answer whether or not a mail went (no enumeration); the CSRF token names the
     address (``resend_purpose``)."""
     state = request.state
-    cookies = state["cookies"]
     try:
         form = await read_form(request)
         email, token, csrf = form.get("email") or "", form.get("request"), form.get("csrf_token")
     except OAuthError:
         return error_page(request, 400, *BAD_FORM)
-    if not cookies.csrf_ok(resend_purpose(email), request.cookies.get(cookies.login), csrf):
+    if not form_csrf_ok(request, resend_purpose(email), csrf):
         return error_page(request, 400, *FORGED)
     pending = await resume(request, token)
     try:
