@@ -1,110 +1,20 @@
-"""The hosted login in a real browser: Debian's Chromium, driven by Playwright over real HTTP.
-
-Playwright's own browser download is never used (this machine reaches only package
-registries); the fixture installs Debian's ``chromium`` when it is missing.
-"""
+"""The hosted login in a real browser: Debian's Chromium, driven by Playwright over real HTTP
+(the fixtures: tests/web/conftest.py, tests/browser.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
-import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+from playwright.async_api import expect
 
+from tests.browser import Tab, screenshot
 from tests.conftest import Served
 from tests.factories import make_client, make_user
 from tests.oauth.flow import Authorization
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Without the background-networking flags Chromium dials out and the sandboxed network refuses.
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-INSTALL_COMMAND = "apt-get update -qq && apt-get install -y -qq chromium"
-INSTALL_TIMEOUT = 900.0
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PASSWORD = "correct horse battery"
 GENERIC_ERROR = "Incorrect email or password."
-
-
-async def install_chromium() -> None:
-    """apt-get as a subprocess; any failure fails the test with apt's output (never a skip)."""
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    process = await asyncio.create_subprocess_exec(
-        "sh",
-        "-c",
-        INSTALL_COMMAND,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env=env,
-    )
-    try:
-        async with asyncio.timeout(INSTALL_TIMEOUT):
-            output, _ = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        pytest.fail(f"{INSTALL_COMMAND!r} did not finish within {INSTALL_TIMEOUT:.0f} s")
-    text = output.decode(errors="replace")
-    if process.returncode != 0:
-        pytest.fail(f"{INSTALL_COMMAND!r} exited with {process.returncode}:\n{text}")
-    if not await asyncio.to_thread(CHROMIUM.exists):
-        pytest.fail(f"{INSTALL_COMMAND!r} succeeded but {CHROMIUM} is missing:\n{text}")
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    if not await asyncio.to_thread(CHROMIUM.exists):
-        await install_chromium()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-@dataclass
-class Tab:
-    """One page in a fresh browser context, with the console messages it logged."""
-
-    page: Page
-    console: list[str]
-
-    def csp_violations(self) -> list[str]:
-        return [text for text in self.console if "Content Security Policy" in text]
-
-
-@pytest.fixture
-async def tab(browser: Browser) -> AsyncIterator[Tab]:
-    context = await browser.new_context()
-    page = await context.new_page()
-    console: list[str] = []
-
-    def record(message: ConsoleMessage) -> None:
-        console.append(f"{message.type}: {message.text}")
-
-    page.on("console", record)
-    try:
-        yield Tab(page, console)
-    finally:
-        await context.close()
 
 
 async def start_sign_in(served: Served, pool: asyncpg.Pool) -> Authorization:
@@ -143,10 +53,7 @@ async def test_signing_in_in_a_browser_lands_on_the_redirect_uri_with_code_state
     await expect(email).to_be_focused()  # autofocus
     # The stylesheet arrived and applied (a CSP that blocked it would leave zero rules).
     assert await page.evaluate("document.styleSheets[0].cssRules.length") > 0
-    ARTIFACTS.mkdir(exist_ok=True)
-    screenshot = ARTIFACTS / "login-page.png"
-    await page.screenshot(path=screenshot, full_page=True)
-    assert screenshot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    await screenshot(page, "login-page")
     assert tab.csp_violations() == []
 
     await email.fill("alice@example.com")

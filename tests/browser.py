@@ -1,0 +1,87 @@
+"""Chromium for the real-browser tests: Debian's ``chromium``, driven by Playwright over real HTTP.
+
+Playwright's own browser download is never used (this machine reaches only package registries):
+``install_chromium`` installs Debian's package when it is missing, and a failure fails the test
+(never a skip). The fixtures (``browser``, ``tab``, ``tabs``) live in tests/web/conftest.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+from playwright.async_api import Page
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the background-networking flags Chromium dials out and the sandboxed network refuses.
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+INSTALL_COMMAND = "apt-get update -qq && apt-get install -y -qq chromium"
+INSTALL_TIMEOUT = 900.0
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # screenshots for a human to look at
+
+
+async def install_chromium() -> None:
+    """apt-get as a subprocess; any failure fails the test with apt's output (never a skip)."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    process = await asyncio.create_subprocess_exec(
+        "sh",
+        "-c",
+        INSTALL_COMMAND,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+    )
+    try:
+        async with asyncio.timeout(INSTALL_TIMEOUT):
+            output, _ = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        pytest.fail(f"{INSTALL_COMMAND!r} did not finish within {INSTALL_TIMEOUT:.0f} s")
+    text = output.decode(errors="replace")
+    if process.returncode != 0:
+        pytest.fail(f"{INSTALL_COMMAND!r} exited with {process.returncode}:\n{text}")
+    if not await asyncio.to_thread(CHROMIUM.exists):
+        pytest.fail(f"{INSTALL_COMMAND!r} succeeded but {CHROMIUM} is missing:\n{text}")
+
+
+@dataclass
+class Tab:
+    """One page in a fresh browser context (a browser of its own: own cookies), with the console
+    messages it logged."""
+
+    page: Page
+    console: list[str]
+
+    def csp_violations(self) -> list[str]:
+        return [text for text in self.console if "Content Security Policy" in text]
+
+
+class OpenTab(Protocol):
+    """``await tabs(**options)``: a tab in a new context; options go to ``Browser.new_context``
+    (``java_script_enabled=False`` for a browser without JavaScript)."""
+
+    async def __call__(self, **options: Any) -> Tab: ...
+
+
+async def screenshot(page: Page, name: str) -> Path:
+    """The whole page as ``tests/artifacts/NAME.png``; checked to be a PNG."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    await page.screenshot(path=path, full_page=True)
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    return path
