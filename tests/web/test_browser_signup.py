@@ -100,6 +100,7 @@ async def test_signing_up_in_a_browser_verifies_through_the_mailbox_and_lands_on
     assert await verified_state(pool) == (True, False)
     await expect(page.get_by_role("status")).to_have_text(VERIFIED)
     await expect(page.get_by_label("Email", exact=True)).to_have_value(EMAIL)
+    await expect(page.get_by_label("Password", exact=True)).to_be_focused()  # the email is there
     await page.get_by_label("Password", exact=True).fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_url(f"{auth.redirect_uri}?**")
