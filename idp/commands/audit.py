@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from idp.commands.common import iso, print_json, print_table, with_pool
+from idp.commands.common import iso, positive_int, print_json, print_table, with_pool
 from idp.db.audit import AuditEvent, recent
 from idp.settings import Settings
 
@@ -25,16 +25,6 @@ def _row(event: AuditEvent) -> dict[str, Any]:
         "reason": event.reason,
         "details": event.details,
     }
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return value
 
 
 async def tail(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
@@ -67,7 +57,7 @@ def add_parsers(commands: Any) -> None:
     tailing.add_argument("--json", action="store_true", help="one JSON array instead of a table")
     tailing.add_argument(
         "--limit",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_LIMIT,
         metavar="N",
         help="how many events (default: %(default)s)",

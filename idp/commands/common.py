@@ -9,7 +9,7 @@ import json
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any
 
 import asyncpg
 
@@ -80,10 +80,12 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
         )
 
 
-def read_password(stdin: TextIO) -> str:
-    """One line from stdin: never from argv, where other users and shell history see it."""
-    interactive = stdin.isatty()
-    password = getpass.getpass("Password: ") if interactive else stdin.readline().rstrip("\r\n")
-    if len(password) < 8:
-        raise UserError("the password must have at least 8 characters (read from stdin)")
-    return password
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value

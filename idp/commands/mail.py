@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from idp.clock import SystemClock
-from idp.commands.common import UserError, iso, print_json, print_table, with_pool
+from idp.commands.common import UserError, iso, positive_int, print_json, print_table, with_pool
 from idp.db import outbox
 from idp.janitor import RETENTION
 from idp.mail import smtp
@@ -102,12 +102,6 @@ def _row(row: outbox.Waiting) -> dict[str, Any]:
     }
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
-
-
 def add_parsers(commands: Any) -> None:
     group = commands.add_parser(
         "mail",
@@ -137,7 +131,7 @@ def add_parsers(commands: Any) -> None:
     queue.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     queue.add_argument(
         "--limit",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_LIMIT,
         metavar="N",
         help="how many waiting mails to list, oldest first (default: %(default)s)",

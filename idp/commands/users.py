@@ -219,6 +219,18 @@ POLICY = (
 )
 
 
+def _profile_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a new user is given, by ``add`` and ``invite`` alike."""
+    parser.add_argument("--name", metavar="NAME", help="the name claim (default: none)")
+    parser.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        metavar="ROLE",
+        help="a role, issued in the roles claim; one word, repeat for several (default: none)",
+    )
+
+
 def add_parsers(commands: Any) -> None:
     group = commands.add_parser(
         "users", help="people who sign in: add, invite, list, disable, enable, set-password, roles"
@@ -230,14 +242,7 @@ def add_parsers(commands: Any) -> None:
         "terminal), never from the command line, where other users and shell history see it.",
     )
     adding.add_argument("email", metavar="EMAIL", help="what the user signs in with")
-    adding.add_argument("--name", metavar="NAME", help="the name claim (default: none)")
-    adding.add_argument(
-        "--role",
-        action="append",
-        default=[],
-        metavar="ROLE",
-        help="a role, issued in the roles claim; one word, repeat for several (default: none)",
-    )
+    _profile_arguments(adding)
     adding.add_argument(
         "--password-stdin",
         action="store_true",
@@ -260,14 +265,7 @@ def add_parsers(commands: Any) -> None:
         "and voids the earlier one (their name and roles stay as first given).",
     )
     inviting.add_argument("email", metavar="EMAIL", help="where the invitation goes")
-    inviting.add_argument("--name", metavar="NAME", help="the name claim (default: none)")
-    inviting.add_argument(
-        "--role",
-        action="append",
-        default=[],
-        metavar="ROLE",
-        help="a role, issued in the roles claim; one word, repeat for several (default: none)",
-    )
+    _profile_arguments(inviting)
     inviting.set_defaults(run=with_pool(invite))
 
     listing = group.add_parser("list", help="every user")
