@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -24,7 +23,13 @@ from idp.hashing import digest
 from idp.mail.message import Mail
 from idp.settings import Settings
 from idp.web.state import AppState
-from tests.factories import PASSWORD, assert_security_headers, make_client, make_user
+from tests.factories import (
+    PASSWORD,
+    assert_security_headers,
+    make_client,
+    make_user,
+    queued_mail,
+)
 from tests.oauth.flow import (
     REDIRECT,
     Authorization,
@@ -43,12 +48,6 @@ SAFARI = (
 )
 HOME_IP, PHONE_IP = "198.51.100.7", "203.0.113.9"
 _SID = re.compile(r'<input type="hidden" name="sid" value="([^"]*)">')
-# The password_changed notice is another part's template; a stand-in keeps these tests whole.
-NOTICE_TEMPLATES = {
-    "password_changed.subject.txt": "Your password was changed",
-    "password_changed.txt": "Hello {{ name }}, your password was changed.",
-    "password_changed.html": "<p>Hello {{ name }}, your password was changed.</p>",
-}
 
 Browser = Callable[..., httpx.AsyncClient]
 
@@ -62,13 +61,9 @@ class Site:
 
 
 @pytest.fixture
-async def site(
-    settings: Settings, clock: FrozenClock, pool: asyncpg.Pool, tmp_path: Path
-) -> AsyncIterator[Site]:
-    (tmp_path / "mail").mkdir()
-    for name, text in NOTICE_TEMPLATES.items():
-        (tmp_path / "mail" / name).write_text(text)
-    app = create_app(replace(settings, templates_dir=tmp_path), clock=clock, run_scheduler=False)
+async def site(settings: Settings, clock: FrozenClock, pool: asyncpg.Pool) -> AsyncIterator[Site]:
+    del pool  # asked for so the database is emptied before the app starts, not under it
+    app = create_app(settings, clock=clock, run_scheduler=False)
     opened: list[httpx.AsyncClient] = []
     async with app.router.lifespan_context(app) as state:
         assert state is not None
@@ -175,12 +170,8 @@ async def tokens_for(
     return tokens
 
 
-async def _queued_mail(site: Site) -> list[Mail]:
-    rows = await site.state["pool"].fetch(
-        "SELECT recipient, template, sealed FROM mail_outbox ORDER BY id"
-    )
-    seal = site.state["outbox"].seal
-    return [seal.unseal(row["recipient"], row["template"], row["sealed"]) for row in rows]
+async def queued(site: Site) -> list[Mail]:
+    return await queued_mail(site.state["pool"], site.state["outbox"])
 
 
 async def actions(pool: asyncpg.Pool, prefix: str) -> list[tuple[str, str]]:
@@ -394,7 +385,7 @@ async def test_changing_the_password_needs_the_current_one(site: Site, pool: asy
     assert "wrong guess" not in refused.text
     assert await pool.fetchval("SELECT password_hash FROM users") == user.password_hash
     assert await actions(pool, "login.failed") == [("anonymous", "login.failed")]
-    assert await _queued_mail(site) == []
+    assert await queued(site) == []
 
 
 async def test_wrong_current_passwords_count_toward_the_sign_in_lock(
@@ -452,7 +443,7 @@ async def test_a_changed_password_signs_in_ends_other_sessions_and_mails_a_notic
     assert await authorize_status(there, client_id) == "/login"
     assert (await sign_in(site.browser(), password=PASSWORD)).status_code == 401
     assert (await sign_in(site.browser(), password=NEW_PASSWORD)).status_code == 303
-    [notice] = await _queued_mail(site)
+    [notice] = await queued(site)
     assert (notice.to, notice.template) == (EMAIL, "password_changed")
     assert (f"user:{user.id}", "account.password_changed") in await actions(pool, "account.")
 
@@ -468,7 +459,7 @@ async def test_changing_the_email_needs_the_current_password(
     )
     assert refused.status_code == 400
     assert WRONG_CURRENT in refused.text
-    assert await _queued_mail(site) == []
+    assert await queued(site) == []
     assert await pool.fetchval("SELECT count(*) FROM mail_tokens") == 0
 
 
@@ -481,7 +472,7 @@ async def test_a_new_email_gets_a_confirmation_link_and_the_address_waits_for_it
         await submit(browser, "/account/email", email="alice@new.example", password=PASSWORD),
         "email",
     )
-    [mail] = await _queued_mail(site)
+    [mail] = await queued(site)
     assert (mail.to, mail.template) == ("alice@new.example", "email_change")
     token = re.search(r"http://idp\.test/verify-email\?token=([A-Za-z0-9_-]+)", mail.text)
     assert token is not None
@@ -508,7 +499,7 @@ async def test_an_address_with_an_account_gets_a_notice_and_the_page_says_the_sa
         free.headers["location"],
     )
     assert taken.text == free.text
-    mails = await _queued_mail(site)
+    mails = await queued(site)
     assert [(m.to, m.template) for m in mails] == [
         ("carol@example.com", "email_change"),
         ("BOB@example.com", "email_change_taken"),
@@ -532,7 +523,7 @@ async def test_an_unusable_new_address_is_refused(
     refused = await submit(browser, "/account/email", email=address, password=PASSWORD)
     assert refused.status_code == 400
     assert says in refused.text
-    assert await _queued_mail(site) == []
+    assert await queued(site) == []
 
 
 # -- profile --------------------------------------------------------------------------------------

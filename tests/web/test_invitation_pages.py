@@ -12,10 +12,9 @@ import pytest
 
 from idp.clock import FrozenClock
 from idp.mail.message import Mail
-from idp.mail.outbox import Outbox
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
-from tests.factories import make_client, make_user
+from tests.factories import make_client, make_user, queued_mail
 from tests.helpers import assert_one_line_error, idp
 from tests.oauth.flow import (
     REDIRECT,
@@ -36,11 +35,6 @@ PASSWORD = "a passphrase of my own"
 def operator_env(cli_env: dict[str, str], settings: Settings) -> dict[str, str]:
     """The operator's shell, for the issuer the app runs as (the links in mail name it)."""
     return cli_env | {"IDP_ISSUER": settings.issuer}
-
-
-async def _queued_mail(pool: asyncpg.Pool, outbox: Outbox) -> list[Mail]:
-    rows = await pool.fetch("SELECT recipient, template, sealed FROM mail_outbox ORDER BY id")
-    return [outbox.seal.unseal(row["recipient"], row["template"], row["sealed"]) for row in rows]
 
 
 def invitation_path(mail: Mail) -> str:
@@ -93,7 +87,7 @@ async def test_an_invitee_sets_a_password_from_the_mail_and_signs_in_to_an_app(
     auth = Authorization(client.client_id, REDIRECT, scope="openid email profile roles")
     async with app_instance() as instance:
         http = instance.client
-        [mail] = await _queued_mail(pool, instance.state["outbox"])
+        [mail] = await queued_mail(pool, instance.state["outbox"])
         assert (mail.to, mail.subject) == (EMAIL, "You are invited to set up your account")
         assert "72 hours" in mail.text
         # Before accepting, no password at all signs Bob in.
@@ -111,7 +105,7 @@ async def test_an_invitee_sets_a_password_from_the_mail_and_signs_in_to_an_app(
         code = await authorize_code(http, auth, EMAIL, PASSWORD)
         tokens = await exchange_code(http, client.client_id, secret, code, auth)
         assert tokens.status_code == 200, tokens.text
-        mails = await _queued_mail(pool, instance.state["outbox"])
+        mails = await queued_mail(pool, instance.state["outbox"])
 
     claims = part(tokens.json()["id_token"], 1)
     assert (claims["email"], claims["email_verified"]) == (EMAIL, True)
@@ -127,7 +121,7 @@ async def test_an_invitation_link_works_once(
 ) -> None:
     await invite(operator_env)
     async with app_instance() as instance:
-        [mail] = await _queued_mail(pool, instance.state["outbox"])
+        [mail] = await queued_mail(pool, instance.state["outbox"])
         page = await instance.client.get(invitation_path(mail))
         fields = {**hidden_fields(page.text), "password": PASSWORD}
         first = await instance.client.post("/accept-invitation", data=fields)
@@ -149,7 +143,7 @@ async def test_an_expired_invitation_is_refused(
 ) -> None:
     await invite(operator_env)
     async with app_instance() as instance:
-        [mail] = await _queued_mail(pool, instance.state["outbox"])
+        [mail] = await queued_mail(pool, instance.state["outbox"])
         page = await instance.client.get(invitation_path(mail))
         assert page.status_code == 200
         clock.advance(timedelta(hours=72, minutes=1))  # the CLI ran a moment later
@@ -176,7 +170,7 @@ async def test_inviting_a_pending_invitee_again_voids_the_earlier_link(
     assert await pool.fetchval("SELECT count(*) FROM users") == 1
     assert await pool.fetchval("SELECT name FROM users") == "Bob"  # as first given
     async with app_instance() as instance:
-        first, second = await _queued_mail(pool, instance.state["outbox"])
+        first, second = await queued_mail(pool, instance.state["outbox"])
         old = await instance.client.get(invitation_path(first))
         accepted = await accept(instance.client, invitation_path(second), password=PASSWORD)
 
@@ -201,7 +195,7 @@ async def test_accepting_with_a_weak_password_names_each_rule_and_keeps_the_link
 ) -> None:
     await invite(operator_env)
     async with app_instance() as instance:
-        [mail] = await _queued_mail(pool, instance.state["outbox"])
+        [mail] = await queued_mail(pool, instance.state["outbox"])
         weak = await accept(instance.client, invitation_path(mail), password="password")
         fine = await accept(instance.client, invitation_path(mail), password=PASSWORD)
 

@@ -15,10 +15,15 @@ from argon2 import PasswordHasher
 from idp.accounts import mail_tokens, reset
 from idp.clock import FrozenClock
 from idp.mail.message import Mail
-from idp.mail.outbox import Outbox
 from idp.settings import Settings
 from tests.conftest import Instance, InstanceFactory
-from tests.factories import PASSWORD, assert_oauth_error, assert_security_headers, make_user
+from tests.factories import (
+    PASSWORD,
+    assert_oauth_error,
+    assert_security_headers,
+    make_user,
+    queued_mail,
+)
 from tests.oauth.flow import (
     REDIRECT,
     App,
@@ -36,15 +41,10 @@ NOTIFY_LIMIT = 5.0
 _CSRF = re.compile(r'name="csrf_token" value="[0-9a-f]{64}"')
 
 
-async def _queued_mail(pool: asyncpg.Pool, outbox: Outbox) -> list[Mail]:
-    rows = await pool.fetch("SELECT recipient, template, sealed FROM mail_outbox ORDER BY id")
-    return [outbox.seal.unseal(row["recipient"], row["template"], row["sealed"]) for row in rows]
-
-
 async def mail_after_requests(instance: Instance) -> list[Mail]:
     """The outbox once every request's background work has ended."""
     await instance.state["background"].drain()
-    return await _queued_mail(instance.state["pool"], instance.state["outbox"])
+    return await queued_mail(instance.state["pool"], instance.state["outbox"])
 
 
 def link_path(mail: Mail, path: str) -> str:
