@@ -43,7 +43,7 @@ class MailSeal:
     def unseal(self, to: str, template: str, sealed: bytes) -> Mail:
         try:
             plain = self._aead.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], to.encode())
-        except InvalidTag:
+        except (InvalidTag, ValueError):  # ValueError: too short to hold a nonce
             raise MailUnsealError("IDP_KEY_ENCRYPTION_KEY does not open this mail") from None
         body = json.loads(plain)
         return Mail(to, template, body["subject"], body["text"], body["html"])

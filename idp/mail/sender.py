@@ -121,6 +121,9 @@ class MailSender:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 log.warning("mail sender: the database failed; trying again", exc_info=True)
                 wait = 1.0
+            except Exception:  # a bug must not stop this process's mail for good
+                log.exception("mail sender: a pass failed; trying again")
+                wait = POLL_EVERY
             async with self._passes:
                 self._finished += 1
                 self._passes.notify_all()

@@ -68,6 +68,31 @@ async def test_a_queued_mail_arrives_once_with_text_and_html(
     assert not row["sealed"]  # the bodies, tokens and all, are gone once sent
 
 
+async def test_a_row_that_cannot_be_opened_fails_alone_and_the_sender_goes_on(
+    app_instance: InstanceFactory, smtp_sink: SmtpSink, pool: asyncpg.Pool, clock: FrozenClock
+) -> None:
+    """A truncated or foreign sealed body is recorded as that mail's failure; the others go,
+    and the sender keeps delivering what comes after."""
+    async with app_instance(smtp_url=smtp_sink.url) as instance:
+        for sealed in (b"abc", b"x" * 40):
+            await pool.execute(
+                "INSERT INTO mail_outbox (recipient, template, sealed, created_at, "
+                "next_attempt_at) VALUES ('broken@example.com', 't', $1, $2, $2)",
+                sealed,
+                clock.now(),
+            )
+        await queue(instance, mail())
+        await smtp_sink.wait_for(TO)
+        await queue(instance, mail("later@example.com", 1))
+        await smtp_sink.wait_for("later@example.com")
+    broken = await pool.fetch(
+        "SELECT attempts, last_error FROM mail_outbox WHERE recipient = 'broken@example.com'"
+    )
+    assert [(row["attempts"], row["last_error"]) for row in broken] == [
+        (1, "IDP_KEY_ENCRYPTION_KEY does not open this mail")
+    ] * 2
+
+
 async def test_a_mail_queued_while_the_server_is_down_arrives_once_when_it_is_back(
     app_instance: InstanceFactory, smtp_sink: SmtpSink, pool: asyncpg.Pool, clock: FrozenClock
 ) -> None:
