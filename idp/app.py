@@ -19,8 +19,7 @@ from idp.janitor import JanitorScheduler
 from idp.keys.keyring import Keyring
 from idp.keys.manager import KeyManager
 from idp.keys.scheduler import KeyScheduler
-from idp.mail.compose import Composer
-from idp.mail.outbox import Outbox
+from idp.mail.outbox import Mailing
 from idp.mail.sender import MailSender
 from idp.metrics import Exposition
 from idp.oauth.client_registry import ClientRegistry
@@ -80,8 +79,8 @@ def create_app(
             listener.subscribe(deny_list.subscription())
             user_cache = UserCache(pool, listener)
             listener.subscribe(user_cache.subscription())
-            outbox = Outbox(kek)
-            mail_sender = MailSender(pool, app_clock, settings, outbox.seal)
+            mailing = Mailing.of(settings)
+            mail_sender = MailSender(pool, app_clock, settings, mailing.outbox.seal)
             listener.subscribe(mail_sender.subscription())
             await deny_list.start(reload_every=settings.key_check_interval.total_seconds())
             resources.push_async_callback(deny_list.stop)
@@ -121,8 +120,7 @@ def create_app(
                     user_cache,
                 ),
                 "metrics": Exposition(keyring, pool, app_clock.now, mail_sender),
-                "outbox": outbox,
-                "composer": Composer(settings),
+                "mailing": mailing,
                 "mail_sender": mail_sender,
                 "background": background,
             }

@@ -171,7 +171,7 @@ async def make_user(
 
 async def queued_mail(pool: asyncpg.Pool, outbox: Outbox) -> list[Mail]:
     """Every mail waiting in the outbox, oldest first, opened with the app's seal (give it
-    ``instance.state["outbox"]``): the mail idp would send, read without a mail server."""
+    ``instance.state["mailing"].outbox``): the mail idp would send, read without a mail server."""
     rows = await pool.fetch(
         "SELECT recipient, template, sealed FROM mail_outbox WHERE sealed IS NOT NULL ORDER BY id"
     )

@@ -148,7 +148,8 @@ def assert_banner_comes_after_the_start_up_lines(output: str) -> None:
     them."""
     lines = output.splitlines()
     banner = [i for i, line in enumerate(lines) if line.startswith("idp: ")]
-    assert banner == list(range(banner[0], banner[0] + 4)), "the four banner lines, together"
+    assert banner == list(range(banner[0], banner[0] + 5)), "the five banner lines, together"
+    assert "/demo/mailbox" in lines[banner[-2]], "no mail server: where the demo's mail appears"
     assert "sign in at" in lines[banner[-1]]
     chatter = [
         line

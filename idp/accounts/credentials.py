@@ -11,8 +11,7 @@ from idp.accounts.password_policy import problems
 from idp.db import login_failures, users
 from idp.db.pool import Connection
 from idp.db.users import User
-from idp.mail.compose import Composer
-from idp.mail.outbox import Outbox
+from idp.mail.outbox import Mailing
 from idp.passwords import Passwords
 
 
@@ -40,14 +39,12 @@ async def store_password(
     password_hash: str,
     now: datetime,
     *,
-    outbox: Outbox | None = None,
-    composer: Composer | None = None,
+    mailing: Mailing | None = None,
 ) -> None:
-    """Run it in the caller's transaction. With ``outbox`` and ``composer``, the owner gets the
+    """Run it in the caller's transaction. With ``mailing``, the owner gets the
     ``password_changed`` notice (NIST SP 800-63B §6.1.2.3 asks to notify of such changes)."""
     await users.set_password_hash(connection, user.id, password_hash, now)
     await mail_tokens.void(connection, user.id, mail_tokens.VOIDED_BY_PASSWORD, now)
     await login_failures.clear_account(connection, user.email)
-    if outbox is not None and composer is not None:
-        notice = composer.compose("password_changed", user.email, name=user.name)
-        await outbox.put(connection, notice, now)
+    if mailing is not None:
+        await mailing.send(connection, "password_changed", user.email, now, name=user.name)

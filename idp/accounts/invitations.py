@@ -20,8 +20,7 @@ from idp.audit_trail import AuditTrail, audited
 from idp.db import users
 from idp.db.pool import Connection
 from idp.db.users import User
-from idp.mail.compose import Composer
-from idp.mail.outbox import Outbox
+from idp.mail.outbox import Mailing
 from idp.passwords import Passwords
 
 PURPOSE: mail_tokens.Purpose = "invitation"
@@ -63,8 +62,7 @@ async def invite(
     roles: list[str],
     now: datetime,
     actor: str,
-    outbox: Outbox,
-    composer: Composer,
+    mailing: Mailing,
 ) -> Invitation:
     """Create the user without a password (or find them still invited), and queue the mail with
     a new ``invitation`` token. Run it in ``audited(connection)``: all of it, or none."""
@@ -81,15 +79,17 @@ async def invite(
     else:
         user = existing
         await mail_tokens.void(connection, user.id, [PURPOSE], now)
-    token = await mail_tokens.issue(connection, PURPOSE, user.id, user.email, now)
-    mail = composer.compose(
-        "invitation",
+    await mail_tokens.mail_link(
+        connection,
+        mailing,
+        PURPOSE,
+        user.id,
         user.email,
+        "invitation",
+        now,
         name=user.name,
-        link=composer.link(mail_tokens.PATHS[PURPOSE], token),
         expires_hours=EXPIRES_HOURS,
     )
-    await outbox.put(connection, mail, now)
     again = existing is not None
     await trail.record(
         now=now, actor=actor, action="user.invited", subject=str(user.id), details={"again": again}

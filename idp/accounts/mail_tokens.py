@@ -16,6 +16,7 @@ from idp.db import mail_tokens
 from idp.db.mail_tokens import MailTokenRow
 from idp.db.pool import Executor
 from idp.hashing import digest
+from idp.mail.outbox import Mailing
 
 Purpose = Literal["verify_email", "reset_password", "invitation", "change_email"]
 
@@ -62,6 +63,25 @@ async def issue(
         expires_at=now + TTL[purpose],
     )
     return token
+
+
+async def mail_link(
+    db: Executor,
+    mailing: Mailing,
+    purpose: Purpose,
+    user_id: uuid.UUID,
+    to: str,
+    template: str,
+    now: datetime,
+    *,
+    resume: dict[str, Any] | None = None,
+    **context: Any,
+) -> None:
+    """A new ``purpose`` token for ``user_id`` and the mail ``template`` carrying its ``link``
+    to ``to``, in the caller's transaction: both, or neither."""
+    token = await issue(db, purpose, user_id, to, now, resume=resume)
+    link = mailing.composer.link(PATHS[purpose], token)
+    await mailing.send(db, template, to, now, link=link, **context)
 
 
 def _hash(token: str | None) -> bytes | None:

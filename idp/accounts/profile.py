@@ -126,18 +126,20 @@ async def request_email_change(
     await confirm_password(services, user, proof, now)
     if not await allowed(services.pool, now, (EMAIL_CHANGES, str(user.id))):
         raise ProfileError(EMAIL_TOO_OFTEN, status_code=429)  # counted even when refused
-    composer = services.composer
+    mailing = services.mailing
     async with services.pool.acquire() as connection, audited(connection) as trail:
         await mail_tokens.void(connection, user.id, ["change_email"], now)
         owner = await users.by_email(connection, address)
         if owner is None:
-            token = await mail_tokens.issue(connection, "change_email", user.id, address, now)
-            link = composer.link(mail_tokens.PATHS["change_email"], token)
-            mail = composer.compose("email_change", address, name=user.name, link=link)
+            await mail_tokens.mail_link(
+                connection, mailing, "change_email", user.id, address, "email_change", now,
+                name=user.name,
+            )  # fmt: skip
         else:
             link = f"{services.settings.issuer}/forgot-password"  # the owner may have forgotten
-            mail = composer.compose("email_change_taken", address, name=owner.name, link=link)
-        await services.outbox.put(connection, mail, now)
+            await mailing.send(
+                connection, "email_change_taken", address, now, name=owner.name, link=link
+            )
         await trail.record(
             now=now,
             actor=f"user:{user.id}",
@@ -176,9 +178,7 @@ async def change_password(
     except PasswordRejectedError as rejected:
         raise ProfileError(*rejected.problems) from None
     async with services.pool.acquire() as connection, audited(connection) as trail:
-        await credentials.store_password(
-            connection, user, hashed, now, outbox=services.outbox, composer=services.composer
-        )
+        await credentials.store_password(connection, user, hashed, now, mailing=services.mailing)
         ended = await end_others_in(
             services, connection, trail, user.id, keep_sid, now, why="password changed"
         )

@@ -26,8 +26,7 @@ from idp.audit_trail import audited
 from idp.db import grants, users
 from idp.db.mail_tokens import MailTokenRow
 from idp.db.users import User
-from idp.mail.compose import Composer
-from idp.mail.outbox import Outbox
+from idp.mail.outbox import Mailing
 from idp.passwords import Passwords
 
 PURPOSE: mail_tokens.Purpose = "reset_password"
@@ -71,8 +70,7 @@ async def send_link(
     ip: str,
     now: datetime,
     resume: dict[str, Any] | None,
-    outbox: Outbox,
-    composer: Composer,
+    mailing: Mailing,
 ) -> None:
     """The reset link, to the account at ``email`` if there is one that may sign in: its token
     and its mail in one transaction. An unknown address gets nothing (it is only audited)."""
@@ -88,17 +86,18 @@ async def send_link(
                 details={"ip": ip},
             )
             return
-        token = await mail_tokens.issue(
-            connection, PURPOSE, user.id, user.email, now, resume=resume
-        )
-        mail = composer.compose(
-            "reset_password",
+        await mail_tokens.mail_link(
+            connection,
+            mailing,
+            PURPOSE,
+            user.id,
             user.email,
+            "reset_password",
+            now,
+            resume=resume,
             name=user.name,
-            link=composer.link(mail_tokens.PATHS[PURPOSE], token),
             expires_minutes=LINK_MINUTES,
         )
-        await outbox.put(connection, mail, now)
         await trail.record(
             now=now,
             actor="anonymous",
@@ -124,8 +123,7 @@ async def complete_reset(
     min_length: int,
     deny_until: datetime,
     ip: str,
-    outbox: Outbox,
-    composer: Composer,
+    mailing: Mailing,
 ) -> Reset:
     """Set the new password of ``link``'s user (``open_link`` of ``token``), using the token.
 
@@ -140,7 +138,7 @@ async def complete_reset(
         user = None if used is None else await users.by_id(connection, used.user_id)
         if used is None or user is None or user.disabled:
             raise ResetLinkError  # rolls the use back: a disabled user's link stays unusable
-        await store_password(connection, user, hashed, now, outbox=outbox, composer=composer)
+        await store_password(connection, user, hashed, now, mailing=mailing)
         revoked = await grants.revoke_user_grants(
             connection, user.id, now, deny_until, reason="password reset"
         )

@@ -7,8 +7,7 @@ from datetime import datetime
 
 import asyncpg
 
-from idp.mail.compose import Composer
-from idp.mail.outbox import Outbox
+from idp.mail.outbox import Mailing
 from idp.passwords import Passwords
 from idp.settings import Settings
 
@@ -17,8 +16,7 @@ from idp.settings import Settings
 class Services:
     pool: asyncpg.Pool
     passwords: Passwords
-    outbox: Outbox
-    composer: Composer
+    mailing: Mailing
     settings: Settings
 
     def deny_until(self, now: datetime) -> datetime:

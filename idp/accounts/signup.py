@@ -22,8 +22,7 @@ from idp.audit_trail import AuditTrail, audited
 from idp.db import users
 from idp.db.pool import Connection
 from idp.db.users import EmailTakenError, User
-from idp.mail.compose import Composer
-from idp.mail.outbox import Outbox
+from idp.mail.outbox import Mailing
 from idp.passwords import Passwords
 from idp.settings import Settings
 
@@ -64,14 +63,6 @@ class SignUpForm:
     ip: str
     # What the verification restarts (idp.web.detour); None: nothing to go back to.
     resume: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class Mailing:
-    """What queues mail: the outbox and the composer of an app's state."""
-
-    outbox: Outbox
-    composer: Composer
 
 
 def checked_fields(form: SignUpForm, min_length: int) -> tuple[str, str | None]:
@@ -167,14 +158,15 @@ async def _tell_owner(
         await queue_verification(connection, mailing, owner, now, resume=form.resume)
         await _audit(trail, now, "signup.verification_resent", owner.id, form.ip)
         return
-    notice = mailing.composer.compose(
+    await mailing.send(
+        connection,
         "signup_existing",
         owner.email,
+        now,
         name=owner.name,
         link=f"{settings.issuer}/forgot-password",
         sign_in_link=f"{settings.issuer}/account",
     )
-    await mailing.outbox.put(connection, notice, now)
     await _audit(trail, now, "signup.existing_address", owner.id, form.ip)
 
 
@@ -187,15 +179,19 @@ async def queue_verification(
     resume: dict[str, Any] | None,
 ) -> None:
     """A ``verify_email`` token and its mail, in the caller's transaction."""
-    token = await mail_tokens.issue(
-        connection, "verify_email", user.id, user.email, now, resume=resume
-    )
-    link = mailing.composer.link(mail_tokens.PATHS["verify_email"], token)
     hours = int(mail_tokens.TTL["verify_email"].total_seconds() // 3600)
-    mail = mailing.composer.compose(
-        "verify_email", user.email, name=user.name, link=link, hours=hours
+    await mail_tokens.mail_link(
+        connection,
+        mailing,
+        "verify_email",
+        user.id,
+        user.email,
+        "verify_email",
+        now,
+        resume=resume,
+        name=user.name,
+        hours=hours,
     )
-    await mailing.outbox.put(connection, mail, now)
 
 
 async def _audit(

@@ -18,12 +18,13 @@ import asyncpg
 from idp.accounts import mail_tokens, rate_limit
 from idp.accounts.mail_tokens import Purpose
 from idp.accounts.rate_limit import Limit
-from idp.accounts.signup import Mailing, queue_verification
+from idp.accounts.signup import queue_verification
 from idp.audit_trail import audited
 from idp.db import users
 from idp.db.mail_tokens import MailTokenRow
 from idp.db.pool import Connection
 from idp.db.users import EmailTakenError, User
+from idp.mail.outbox import Mailing
 
 # The purposes /verify-email serves, in the order a token is tried.
 PURPOSES: tuple[Purpose, ...] = ("verify_email", "change_email")
@@ -94,15 +95,16 @@ async def confirm(
             raise LinkInvalidError
         # Every link sent to the old address stops working (the one just used already has).
         await mail_tokens.void(connection, user.id, mail_tokens.VOIDED_BY_EMAIL, now)
-        notice = mailing.composer.compose(
+        await mailing.send(
+            connection,
             "email_changed",
             old.email,
+            now,
             name=user.name,
             link=f"{issuer}/account",
             old_email=old.email,
             new_email=user.email,
         )
-        await mailing.outbox.put(connection, notice, now)
         await trail.record(
             now=now, actor=_actor(user.id), action="email.changed", subject=str(user.id),
             details={**details, "from": old.email, "to": user.email},

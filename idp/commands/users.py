@@ -23,8 +23,7 @@ from idp.commands.common import (
 )
 from idp.commands.sessions import revoke_user
 from idp.db import users
-from idp.mail.compose import Composer
-from idp.mail.outbox import Outbox
+from idp.mail.outbox import Mailing
 from idp.passwords import Passwords
 from idp.settings import Settings
 from idp.terminal import printable
@@ -52,13 +51,6 @@ def _email(text: str) -> str:
     if "@" not in text:
         raise UserError(f"{text!r} is not an email address")
     return text
-
-
-def _mail(settings: Settings) -> tuple[Outbox, Composer]:
-    """The outbox and the composer the app would use: the CLI queues mail without an app
-    running, and every running process's sender delivers it."""
-    assert settings.key_encryption_key is not None  # resolved by with_pool
-    return Outbox(settings.key_encryption_key), Composer(settings)
 
 
 async def _new_password_hash(settings: Settings, email: str) -> str:
@@ -99,7 +91,7 @@ async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) 
 
 
 async def invite(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
-    outbox, composer = _mail(settings)
+    mailing = Mailing.of(settings)
     now = SystemClock().now()
     async with pool.acquire() as connection, audited(connection) as trail:
         try:
@@ -111,8 +103,7 @@ async def invite(args: argparse.Namespace, settings: Settings, pool: asyncpg.Poo
                 roles=sorted(set(_roles(args.role))),
                 now=now,
                 actor=actor(),
-                outbox=outbox,
-                composer=composer,
+                mailing=mailing,
             )
         except invitations.AlreadyAUserError:
             raise UserError(f"a user with email {printable(args.email)} exists already") from None
@@ -175,11 +166,11 @@ async def set_password(args: argparse.Namespace, settings: Settings, pool: async
     if user is None:
         raise UserError(f"no user with email {args.email}")
     hashed = await _new_password_hash(settings, user.email)
-    outbox, composer = _mail(settings)
+    mailing = Mailing.of(settings)
     now = SystemClock().now()
     async with pool.acquire() as connection, audited(connection) as trail:
         # Voids mailed reset and invitation links, clears the sign-in lock, tells the owner.
-        await store_password(connection, user, hashed, now, outbox=outbox, composer=composer)
+        await store_password(connection, user, hashed, now, mailing=mailing)
         await trail.record(now=now, actor=actor(), action="user.password_set", subject=str(user.id))
         revoked = await revoke_user(
             connection,

@@ -1,13 +1,18 @@
-"""Queueing a mail: sealed, into the outbox, in the caller's transaction. Nothing here talks to
-a mail server; the sender (idp.mail.sender) delivers in the background."""
+"""Queueing a mail: composed from templates, sealed, into the outbox, in the caller's
+transaction. Nothing here talks to a mail server; the sender (idp.mail.sender) delivers in the
+background."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from idp.db import outbox
 from idp.db.pool import Executor
+from idp.mail.compose import Composer
 from idp.mail.message import Mail, MailSeal
+from idp.settings import Settings
 
 
 class Outbox:
@@ -18,3 +23,23 @@ class Outbox:
         """Queue ``mail``; run it in the transaction that made the token the mail carries."""
         queued = outbox.Queued(mail.to, mail.template, self.seal.seal(mail))
         await outbox.enqueue(db, queued, now)
+
+
+@dataclass(frozen=True)
+class Mailing:
+    """What queues idp's mail, in an app (``state["mailing"]``) or a CLI command alike."""
+
+    outbox: Outbox
+    composer: Composer
+
+    @classmethod
+    def of(cls, settings: Settings) -> Mailing:
+        """For resolved settings (the key-encryption key seals the outbox's rows)."""
+        assert settings.key_encryption_key is not None
+        return cls(Outbox(settings.key_encryption_key), Composer(settings))
+
+    async def send(
+        self, db: Executor, template: str, to: str, now: datetime, **context: Any
+    ) -> None:
+        """Queue the mail ``template`` makes for ``to``, in the caller's transaction."""
+        await self.outbox.put(db, self.composer.compose(template, to, **context), now)

@@ -50,9 +50,7 @@ class Holder:
 
 
 def _services(state: AppState) -> Services:
-    return Services(
-        state["pool"], state["passwords"], state["outbox"], state["composer"], state["settings"]
-    )
+    return Services(state["pool"], state["passwords"], state["mailing"], state["settings"])
 
 
 async def _holder(request: Request[AppState]) -> Holder | None:

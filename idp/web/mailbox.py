@@ -52,7 +52,7 @@ def linked(text: str) -> list[Part]:
 
 async def demo_mailbox(request: Request[AppState]) -> Response:
     state = request.state
-    seal = state["outbox"].seal
+    seal = state["mailing"].outbox.seal
     mails = []
     for row in await outbox.with_bodies(state["pool"], SHOWN):
         try:

@@ -83,8 +83,7 @@ async def submit_forgot(request: Request[AppState]) -> Response:
         ip=ip,
         now=now,
         resume=carried(pending),
-        outbox=state["outbox"],
-        composer=state["composer"],
+        mailing=state["mailing"],
     )
     state["background"].start(sending, "password reset link")
     return render(
@@ -127,8 +126,7 @@ async def submit_reset(request: Request[AppState]) -> Response:
             min_length=settings.password_min_length,
             deny_until=now + settings.deny_list_horizon,
             ip=client_ip(request),
-            outbox=state["outbox"],
-            composer=state["composer"],
+            mailing=state["mailing"],
         )
     except PasswordRejectedError as rejected:
         return reset_form(request, token, link.email, rejected.problems, 400)

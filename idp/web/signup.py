@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from idp.accounts import signup
-from idp.accounts.signup import Mailing, SignUpForm
+from idp.accounts.signup import SignUpForm
 from idp.oauth.errors import OAuthError
 from idp.web.anonymous import form_csrf_ok, form_page
 from idp.web.authorize import Pending, resume
@@ -76,7 +76,7 @@ async def submit_signup(request: Request[AppState]) -> Response:
         await signup.sign_up(
             state["pool"],
             state["passwords"],
-            Mailing(state["outbox"], state["composer"]),
+            state["mailing"],
             state["settings"],
             entered,
             state["clock"].now(),

@@ -11,8 +11,7 @@ from idp.clock import Clock
 from idp.db.listener import Listener
 from idp.keys.keyring import Keyring
 from idp.keys.manager import KeyManager
-from idp.mail.compose import Composer
-from idp.mail.outbox import Outbox
+from idp.mail.outbox import Mailing
 from idp.mail.sender import MailSender
 from idp.metrics import Exposition
 from idp.oauth.client_registry import ClientRegistry
@@ -35,7 +34,6 @@ class AppState(TypedDict):
     cookies: Cookies
     token_context: TokenContext
     metrics: Exposition
-    outbox: Outbox  # queue mail in a transaction (idp.mail.outbox)
-    composer: Composer  # mail from templates (idp.mail.compose)
+    mailing: Mailing  # queue mail in a transaction (idp.mail.outbox)
     mail_sender: MailSender  # delivers the outbox; tests wake it (idp.mail.sender)
     background: Background  # work a request does not wait for (idp.background)

@@ -12,7 +12,6 @@ from starlette.responses import Response
 
 from idp.accounts import verification
 from idp.accounts.mail_tokens import TTL
-from idp.accounts.signup import Mailing
 from idp.db.users import User
 from idp.oauth.errors import OAuthError
 from idp.web.anonymous import form_csrf_ok, form_page
@@ -98,7 +97,7 @@ async def submit_verify_email(request: Request[AppState]) -> Response:
         return error_page(request, 400, *BAD_FORM)
     if not form_csrf_ok(request, "verify-email", csrf):
         return error_page(request, 400, *FORGED)
-    mailing = Mailing(state["outbox"], state["composer"])
+    mailing = state["mailing"]
     issuer, now = state["settings"].issuer, state["clock"].now()
     try:
         done = await verification.confirm(
@@ -132,7 +131,7 @@ async def resend_verification(request: Request[AppState]) -> Response:
     try:
         await verification.resend(
             state["pool"],
-            Mailing(state["outbox"], state["composer"]),
+            state["mailing"],
             email,
             client_ip(request),
             state["clock"].now(),

@@ -11,7 +11,7 @@ import pytest
 from idp.accounts import mail_tokens, reset
 from idp.accounts.credentials import PasswordRejectedError
 from idp.mail.compose import Composer
-from idp.mail.outbox import Outbox
+from idp.mail.outbox import Mailing, Outbox
 from idp.passwords import Passwords
 from idp.settings import Settings
 from tests.factories import make_user
@@ -27,8 +27,7 @@ async def send_link(pool: asyncpg.Pool, settings: Settings, kek: bytes, email: s
         ip="192.0.2.1",
         now=NOW,
         resume=None,
-        outbox=Outbox(kek),
-        composer=Composer(settings),
+        mailing=Mailing(Outbox(kek), Composer(settings)),
     )
 
 
@@ -105,13 +104,13 @@ async def test_a_disabled_users_link_cannot_reset_and_stays_unused(
             await reset.complete_reset(
                 pool, passwords, link, token=token, password=NEW_PASSWORD, now=NOW,
                 min_length=12, deny_until=NOW + timedelta(hours=1), ip="192.0.2.1",
-                outbox=Outbox(kek), composer=Composer(settings),
+                mailing=Mailing(Outbox(kek), Composer(settings)),
             )  # fmt: skip
         with pytest.raises(PasswordRejectedError):
             await reset.complete_reset(
                 pool, passwords, link, token=token, password="alice", now=NOW,
                 min_length=12, deny_until=NOW + timedelta(hours=1), ip="192.0.2.1",
-                outbox=Outbox(kek), composer=Composer(settings),
+                mailing=Mailing(Outbox(kek), Composer(settings)),
             )  # fmt: skip
     finally:
         passwords.close()

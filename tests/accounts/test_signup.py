@@ -12,12 +12,12 @@ import asyncpg
 import pytest
 
 from idp.accounts import password_policy, signup
-from idp.accounts.signup import Mailing, SignUpForm, SignUpInvalidError
+from idp.accounts.signup import SignUpForm, SignUpInvalidError
 from idp.clock import FrozenClock
 from idp.db import users
 from idp.mail.compose import Composer
 from idp.mail.message import Mail
-from idp.mail.outbox import Outbox
+from idp.mail.outbox import Mailing, Outbox
 from idp.passwords import Passwords
 from idp.settings import Settings
 from tests.factories import make_user, queued_mail

@@ -32,7 +32,9 @@ async def queue(instance: Instance, *mails: Mail) -> None:
     """Queued in one transaction, as a page would."""
     async with instance.state["pool"].acquire() as connection, connection.transaction():
         for one in mails:
-            await instance.state["outbox"].put(connection, one, instance.state["clock"].now())
+            await instance.state["mailing"].outbox.put(
+                connection, one, instance.state["clock"].now()
+            )
 
 
 async def rows(pool: asyncpg.Pool) -> list[asyncpg.Record]:

@@ -88,7 +88,9 @@ async def test_tls_require_refuses_a_server_without_starttls_and_the_mail_waits(
 ) -> None:
     async with app_instance(smtp_url=f"{smtp_sink.url}?tls=require") as instance:
         async with instance.state["pool"].acquire() as connection:
-            await instance.state["outbox"].put(connection, MAIL, instance.state["clock"].now())
+            await instance.state["mailing"].outbox.put(
+                connection, MAIL, instance.state["clock"].now()
+            )
         await instance.state["mail_sender"].passed()
 
     assert smtp_sink.messages == []

@@ -171,7 +171,7 @@ async def tokens_for(
 
 
 async def queued(site: Site) -> list[Mail]:
-    return await queued_mail(site.state["pool"], site.state["outbox"])
+    return await queued_mail(site.state["pool"], site.state["mailing"].outbox)
 
 
 async def actions(pool: asyncpg.Pool, prefix: str) -> list[tuple[str, str]]:

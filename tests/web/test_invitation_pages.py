@@ -87,7 +87,7 @@ async def test_an_invitee_sets_a_password_from_the_mail_and_signs_in_to_an_app(
     auth = Authorization(client.client_id, REDIRECT, scope="openid email profile roles")
     async with app_instance() as instance:
         http = instance.client
-        [mail] = await queued_mail(pool, instance.state["outbox"])
+        [mail] = await queued_mail(pool, instance.state["mailing"].outbox)
         assert (mail.to, mail.subject) == (EMAIL, "You are invited to set up your account")
         assert "72 hours" in mail.text
         # Before accepting, no password at all signs Bob in.
@@ -105,7 +105,7 @@ async def test_an_invitee_sets_a_password_from_the_mail_and_signs_in_to_an_app(
         code = await authorize_code(http, auth, EMAIL, PASSWORD)
         tokens = await exchange_code(http, client.client_id, secret, code, auth)
         assert tokens.status_code == 200, tokens.text
-        mails = await queued_mail(pool, instance.state["outbox"])
+        mails = await queued_mail(pool, instance.state["mailing"].outbox)
 
     claims = part(tokens.json()["id_token"], 1)
     assert (claims["email"], claims["email_verified"]) == (EMAIL, True)
@@ -121,7 +121,7 @@ async def test_an_invitation_link_works_once(
 ) -> None:
     await invite(operator_env)
     async with app_instance() as instance:
-        [mail] = await queued_mail(pool, instance.state["outbox"])
+        [mail] = await queued_mail(pool, instance.state["mailing"].outbox)
         page = await instance.client.get(invitation_path(mail))
         fields = {**hidden_fields(page.text), "password": PASSWORD}
         first = await instance.client.post("/accept-invitation", data=fields)
@@ -143,7 +143,7 @@ async def test_an_expired_invitation_is_refused(
 ) -> None:
     await invite(operator_env)
     async with app_instance() as instance:
-        [mail] = await queued_mail(pool, instance.state["outbox"])
+        [mail] = await queued_mail(pool, instance.state["mailing"].outbox)
         page = await instance.client.get(invitation_path(mail))
         assert page.status_code == 200
         clock.advance(timedelta(hours=72, minutes=1))  # the CLI ran a moment later
@@ -170,7 +170,7 @@ async def test_inviting_a_pending_invitee_again_voids_the_earlier_link(
     assert await pool.fetchval("SELECT count(*) FROM users") == 1
     assert await pool.fetchval("SELECT name FROM users") == "Bob"  # as first given
     async with app_instance() as instance:
-        first, second = await queued_mail(pool, instance.state["outbox"])
+        first, second = await queued_mail(pool, instance.state["mailing"].outbox)
         old = await instance.client.get(invitation_path(first))
         accepted = await accept(instance.client, invitation_path(second), password=PASSWORD)
 
@@ -195,7 +195,7 @@ async def test_accepting_with_a_weak_password_names_each_rule_and_keeps_the_link
 ) -> None:
     await invite(operator_env)
     async with app_instance() as instance:
-        [mail] = await queued_mail(pool, instance.state["outbox"])
+        [mail] = await queued_mail(pool, instance.state["mailing"].outbox)
         weak = await accept(instance.client, invitation_path(mail), password="password")
         fine = await accept(instance.client, invitation_path(mail), password=PASSWORD)
 

@@ -22,7 +22,7 @@ FIRST = Mail("ada@example.com", "verify_email", "Verify your address", "Plain wo
 
 async def queue(instance: Instance, mail: Mail) -> None:
     async with instance.state["pool"].acquire() as connection:
-        await instance.state["outbox"].put(connection, mail, instance.state["clock"].now())
+        await instance.state["mailing"].outbox.put(connection, mail, instance.state["clock"].now())
 
 
 async def test_the_mailbox_lists_every_mail_newest_first_with_links_escaped(

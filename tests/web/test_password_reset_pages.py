@@ -44,7 +44,7 @@ _CSRF = re.compile(r'name="csrf_token" value="[0-9a-f]{64}"')
 async def mail_after_requests(instance: Instance) -> list[Mail]:
     """The outbox once every request's background work has ended."""
     await instance.state["background"].drain()
-    return await queued_mail(instance.state["pool"], instance.state["outbox"])
+    return await queued_mail(instance.state["pool"], instance.state["mailing"].outbox)
 
 
 def link_path(mail: Mail, path: str) -> str:

@@ -87,7 +87,7 @@ async def test_sign_up_verify_then_sign_in_ends_with_a_code_at_the_client(
         signed_up = await post_signup(http, signup_path)
         assert signed_up.status_code == 200, signed_up.text
         assert CHECK_MAIL in signed_up.text
-        [mail] = await queued_mail(pool, app.state["outbox"])
+        [mail] = await queued_mail(pool, app.state["mailing"].outbox)
         assert (mail.to, mail.template) == (EMAIL, "verify_email")
 
         shown = await http.get(link_in(mail, "/verify-email"))
@@ -136,7 +136,7 @@ async def test_without_an_authorization_request_the_verified_page_says_to_sign_i
 ) -> None:
     async with app_instance(registration="open") as app:
         assert (await post_signup(app.client)).status_code == 200
-        [mail] = await queued_mail(pool, app.state["outbox"])
+        [mail] = await queued_mail(pool, app.state["mailing"].outbox)
         shown = await app.client.get(link_in(mail, "/verify-email"))
         verified = await app.client.post("/verify-email", data=hidden_fields(shown.text))
     assert verified.status_code == 200, verified.text
@@ -161,7 +161,7 @@ async def test_known_and_unknown_addresses_get_byte_identical_pages_and_the_owne
             signup_path = href(login.text, "/signup")
             assert signup_path is not None
             answers.append(await post_signup(app.client, signup_path, email=email))
-        mails = await queued_mail(pool, app.state["outbox"])
+        mails = await queued_mail(pool, app.state["mailing"].outbox)
     known, unknown = answers
     assert known.status_code == unknown.status_code == 200
     assert without_csrf(known.text) == without_csrf(unknown.text)
@@ -246,7 +246,7 @@ async def test_too_many_sign_ups_for_one_address_are_refused_on_the_form(
     async with app_instance(registration="open") as app:
         statuses = [(await post_signup(app.client)).status_code for _ in range(6)]
     assert statuses == [200] * 5 + [429]
-    assert len(await queued_mail(pool, app.state["outbox"])) == 5
+    assert len(await queued_mail(pool, app.state["mailing"].outbox)) == 5
 
 
 # -- hostile input ------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ def link_in(mail: Mail) -> str:
 
 
 async def last_link(app: Instance) -> str:
-    return link_in((await queued_mail(app.state["pool"], app.state["outbox"]))[-1])
+    return link_in((await queued_mail(app.state["pool"], app.state["mailing"].outbox))[-1])
 
 
 async def sign_in_attempt(
@@ -177,7 +177,7 @@ async def test_resend_queues_a_new_mail_that_still_leads_back_to_the_app(
         await sign_up(app.client)
         check = await sign_in_attempt(app.client, client_id, EMAIL, NEW_PASSWORD)
         resent = await app.client.post("/verify-email/resend", data=hidden_fields(check.text))
-        mails = await queued_mail(pool, app.state["outbox"])
+        mails = await queued_mail(pool, app.state["mailing"].outbox)
         form = hidden_fields((await app.client.get(link_in(mails[-1]))).text)
         done = await app.client.post("/verify-email", data=form)
         back = await app.client.get(done.headers["location"])
@@ -204,7 +204,7 @@ async def test_resend_is_rate_limited(
             (await app.client.post("/verify-email/resend", data=form)).status_code
             for _ in range(verification.RESEND_PER_EMAIL.hits + 1)
         ]
-        mails = await queued_mail(pool, app.state["outbox"])
+        mails = await queued_mail(pool, app.state["mailing"].outbox)
     assert statuses == [200] * verification.RESEND_PER_EMAIL.hits + [429]
     assert len(mails) == 1 + verification.RESEND_PER_EMAIL.hits
 
@@ -224,7 +224,7 @@ async def test_resend_answers_the_same_whether_or_not_it_sent(
             token = cookies.csrf_token(resend_purpose(email), binding)
             data = {"csrf_token": token, "email": email}
             answers[email] = await app.client.post("/verify-email/resend", data=data)
-        mails = await queued_mail(pool, app.state["outbox"])
+        mails = await queued_mail(pool, app.state["mailing"].outbox)
     sent, not_sent = answers[EMAIL], answers["alice@example.com"]
     assert sent.status_code == not_sent.status_code == 200
 
@@ -246,7 +246,7 @@ async def test_resend_for_an_address_the_page_was_not_made_for_is_refused(
         check = await sign_in_attempt(app.client, client_id, EMAIL, NEW_PASSWORD)
         form = {**hidden_fields(check.text), "email": "dave@example.com"}
         answer = await app.client.post("/verify-email/resend", data=form)
-        mails = await queued_mail(pool, app.state["outbox"])
+        mails = await queued_mail(pool, app.state["mailing"].outbox)
     assert answer.status_code == 400
     assert len(mails) == 2, "only the two sign-ups' mails"
 
@@ -274,7 +274,7 @@ async def test_confirming_an_email_change_moves_the_address_and_voids_old_links(
     async with app_instance() as app:
         shown = await app.client.get(f"/verify-email?token={change}")
         done = await app.client.post("/verify-email", data=hidden_fields(shown.text))
-        mails = await queued_mail(pool, app.state["outbox"])
+        mails = await queued_mail(pool, app.state["mailing"].outbox)
         await authorize_code(app.client, Authorization(client_id, REDIRECT), new, PASSWORD)
     assert shown.status_code == 200
     assert "Confirm your new address" in shown.text
@@ -303,7 +303,7 @@ async def test_an_email_change_to_an_address_taken_meanwhile_is_refused_readably
     async with app_instance() as app:
         shown = await app.client.get(f"/verify-email?token={change}")
         done = await app.client.post("/verify-email", data=hidden_fields(shown.text))
-        mails = await queued_mail(pool, app.state["outbox"])
+        mails = await queued_mail(pool, app.state["mailing"].outbox)
     assert done.status_code == 409
     assert "This address is taken" in done.text
     assert_security_headers(done)
@@ -319,7 +319,7 @@ class Mailbox(Context):
 
     async def verify_form(self) -> dict[str, str]:
         await sign_up(self.http)
-        mails = await queued_mail(self.state["pool"], self.state["outbox"])
+        mails = await queued_mail(self.state["pool"], self.state["mailing"].outbox)
         page = await self.http.get(link_in(mails[-1]))
         assert page.status_code == 200, page.text
         return hidden_fields(page.text)
