@@ -249,7 +249,8 @@ def main(config: Config, out: Path | None) -> int:
         f"| `/login` GET p99, {PAGE_CONCURRENCY} browsers, while the next row runs | "
         f"{pages.percentile(0.99):.1f} ms (p50 {pages.percentile(0.5):.1f} ms, "
         f"{len(pages.seconds)} requests) | |",
-        f"| `/forgot-password` POST p99, {PAGE_CONCURRENCY} browsers, known and unknown addresses | "
+        f"| `/forgot-password` POST p99, {PAGE_CONCURRENCY} browsers, known and unknown "
+        "addresses | "
         f"{resets.percentile(0.99):.1f} ms (p50 {resets.percentile(0.5):.1f} ms, "
         f"{len(resets.seconds)} requests, statuses {resets.statuses}; known addresses: "
         f"{len(known)}) | "
