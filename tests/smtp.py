@@ -12,6 +12,7 @@ import ipaddress
 import re
 import ssl
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -200,6 +201,14 @@ class SmtpSink:
             while len(self.to(address)) < count:  # noqa: ASYNC110 - see above
                 await asyncio.sleep(0.02)
         return self.to(address)[count - 1]
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], within: float = 60.0) -> None:
+    """Poll ``condition`` until it holds: for what other processes do, which no event of this
+    one announces."""
+    async with asyncio.timeout(within):
+        while not await condition():  # noqa: ASYNC110 - see above
+            await asyncio.sleep(0.05)
 
 
 def text_of(message: EmailMessage) -> str:
