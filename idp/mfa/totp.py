@@ -21,7 +21,8 @@ STEP_SECONDS = 30
 DIGITS = 6
 DRIFT_STEPS = 1  # RFC 6238 §5.2 / §6: one step back or forward for clock drift and typing
 _NONCE_BYTES = 12
-_CODE = re.compile(r"\d{6}")
+# Not \d: it matches the digits of every script, and compare_digest refuses non-ASCII text.
+_CODE = re.compile(r"[0-9]{6}")
 
 
 class TotpUnsealError(Exception):

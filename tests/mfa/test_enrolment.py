@@ -148,7 +148,8 @@ async def test_recovery_codes_are_ten_distinct_kept_as_hmacs_and_new_ones_void_t
     second = await enrolment.create_recovery_codes(services, user, proof(settings), clock.now())
     assert not set(first) & set(second)
     old, new = hasher.hash(first[0]), hasher.hash(second[0])
-    assert old is not None and new is not None
+    assert old is not None
+    assert new is not None
     assert not await second_factors.use_recovery_code(pool, user.id, old, clock.now())
     assert await second_factors.use_recovery_code(pool, user.id, new, clock.now())
     assert (await enrolment.factors_of(services, user)).recovery_unused == 9
@@ -188,3 +189,15 @@ async def test_each_change_mails_the_owner_a_notice(
     ]
     assert mails[0].subject == "Your sign-in protection changed"
     assert not any(code in mail.text or code in mail.html for code in codes for mail in mails)
+
+
+async def test_a_code_in_digits_of_another_script_is_a_wrong_code(
+    services: Services, pool: asyncpg.Pool, clock: FrozenClock
+) -> None:
+    """``\\d`` matched them, and ``hmac.compare_digest`` raised on the non-ASCII text."""
+    user = await make_user(pool)
+    setup = await enrolment.begin_totp(services, user, clock.now())
+    arabic = code_at(setup.secret, clock.now()).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    with pytest.raises(ProfileError) as refused:
+        await enrolment.confirm_totp(services, user, arabic, clock.now())
+    assert refused.value.messages == [CODE_WRONG]
