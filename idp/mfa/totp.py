@@ -21,7 +21,8 @@ STEP_SECONDS = 30
 DIGITS = 6
 DRIFT_STEPS = 1  # RFC 6238 §5.2 / §6: one step back or forward for clock drift and typing
 _NONCE_BYTES = 12
-_CODE = re.compile(r"[0-9]{6}")  # not \d: it takes every script's digits
+# Not \d: it matches the digits of every script, and compare_digest refuses non-ASCII text.
+_CODE = re.compile(r"[0-9]{6}")
 
 
 class TotpUnsealError(Exception):
@@ -53,10 +54,14 @@ class NewSecret:
     uri: str  # otpauth://totp/... for the QR code
 
 
+def provisioning_uri(secret: str, account: str, issuer_name: str) -> str:
+    """The ``otpauth://totp/...`` URI an app scans (Key Uri Format)."""
+    return pyotp.TOTP(secret).provisioning_uri(name=account, issuer_name=issuer_name)
+
+
 def new_secret(account: str, issuer_name: str) -> NewSecret:
     secret = pyotp.random_base32(length=32)  # 160 bits (RFC 4226 §4 recommends 160)
-    uri = pyotp.TOTP(secret).provisioning_uri(name=account, issuer_name=issuer_name)
-    return NewSecret(secret, uri)
+    return NewSecret(secret, provisioning_uri(secret, account, issuer_name))
 
 
 def step_at(now: datetime) -> int:

@@ -15,6 +15,13 @@ from idp.web.account import (
     submit_profile,
     submit_revoke_app,
 )
+from idp.web.account_security import (
+    show_security,
+    submit_recovery_codes,
+    submit_totp_begin,
+    submit_totp_confirm,
+    submit_totp_remove,
+)
 from idp.web.account_signin import show_account_sign_in, submit_account_sign_in
 from idp.web.authorize import authorize
 from idp.web.consent import show_consent, submit_consent
@@ -73,6 +80,11 @@ routes = [
     Route("/account/sessions/end", submit_end_session, methods=["POST"]),
     Route("/account/sessions/end-others", submit_end_others, methods=["POST"]),
     Route("/account/apps/revoke", submit_revoke_app, methods=["POST"]),
+    Route("/account/security", show_security, methods=["GET"]),
+    Route("/account/security/totp", submit_totp_begin, methods=["POST"]),
+    Route("/account/security/totp/confirm", submit_totp_confirm, methods=["POST"]),
+    Route("/account/security/totp/remove", submit_totp_remove, methods=["POST"]),
+    Route("/account/security/recovery-codes", submit_recovery_codes, methods=["POST"]),
     Route("/forgot-password", show_forgot, methods=["GET"]),
     Route("/forgot-password", submit_forgot, methods=["POST"]),
     Route("/reset-password", show_reset, methods=["GET"]),
