@@ -39,6 +39,7 @@ import asyncpg
 
 from idp.audit_trail import AuditTrail, audited
 from idp.db import login_failures, sessions, users
+from idp.db.authorization_codes import PASSWORD_ONLY
 from idp.db.users import User
 from idp.devices import DeviceCookies
 from idp.hashing import digest
@@ -97,9 +98,10 @@ class NewSession:
     sid: str
     user: User
     auth_time: datetime
+    amr: tuple[str, ...] = PASSWORD_ONLY
 
     def signed_in(self) -> SignedIn:
-        return SignedIn(user_id=self.user.id, sid=self.sid, auth_time=self.auth_time)
+        return SignedIn(user_id=self.user.id, sid=self.sid, auth_time=self.auth_time, amr=self.amr)
 
 
 async def authenticate(
@@ -208,9 +210,11 @@ async def start_session(
     ttl: timedelta,
     user_agent: str | None = None,
     ip: str | None = None,
+    amr: tuple[str, ...] = PASSWORD_ONLY,
 ) -> NewSession:
     """Always a new id (no session fixation): the old cookie, if any, is simply replaced. The
-    browser's User-Agent and IP are kept for the account page's list of sessions."""
+    browser's User-Agent and IP are kept for the account page's list of sessions; ``amr`` says
+    which factors signed it in (RFC 8176), and with "mfa" the second one was given ``now``."""
     cookie = secrets.token_urlsafe(32)
     sid = secrets.token_urlsafe(16)
     await sessions.insert(
@@ -222,5 +226,7 @@ async def start_session(
         expires_at=now + ttl,
         user_agent=_shown(user_agent, USER_AGENT_MAX),
         ip=_shown(ip, 64),
+        amr=amr,
+        mfa_at=now if "mfa" in amr else None,
     )
-    return NewSession(cookie=cookie, sid=sid, user=user, auth_time=now)
+    return NewSession(cookie=cookie, sid=sid, user=user, auth_time=now, amr=amr)
