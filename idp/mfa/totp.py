@@ -21,7 +21,7 @@ STEP_SECONDS = 30
 DIGITS = 6
 DRIFT_STEPS = 1  # RFC 6238 §5.2 / §6: one step back or forward for clock drift and typing
 _NONCE_BYTES = 12
-_CODE = re.compile(r"\d{6}")
+_CODE = re.compile(r"\d{6}", re.ASCII)  # other scripts' digits would not compare
 
 
 class TotpUnsealError(Exception):
