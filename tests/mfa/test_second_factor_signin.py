@@ -109,7 +109,8 @@ async def sign_in_with(setup: Setup, code: str) -> httpx.Response:
     setup.http.cookies.clear()
     auth = Authorization(setup.client_id, REDIRECT, scope="openid email")
     asked = await password_step(setup.http, auth)
-    assert asked.status_code == 303 and asked.headers["location"] == SECOND_FACTOR, asked.text
+    assert asked.status_code == 303, asked.text
+    assert asked.headers["location"] == SECOND_FACTOR
     return await code_step(setup.http, code)
 
 
@@ -124,7 +125,9 @@ async def test_password_and_totp_code_sign_in_ends_with_a_code_at_the_client(
     asked = await password_step(setup.http, auth)
     assert asked.headers["location"] == SECOND_FACTOR
     cookie = asked.headers["set-cookie"]
-    assert PENDING_COOKIE in cookie and "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
+    assert PENDING_COOKIE in cookie
+    assert "HttpOnly" in cookie
+    assert "samesite=lax" in cookie.lower()
     done = await code_step(setup.http, code_at(clock.now()))
     assert done.status_code == 303, done.text
     assert done.headers["location"].startswith(REDIRECT)
@@ -185,9 +188,11 @@ async def test_wrong_codes_lock_like_wrong_passwords(
         wrong = f"{(int(code_at(clock.now())) + 1 + guess) % 1_000_000:06d}"
         answers.append(await setup.http.post(SECOND_FACTOR, data={**fields, "code": wrong}))
     assert answers[0].status_code == 401
-    assert answers[-1].status_code == 429 and LOCKED in answers[-1].text
+    assert answers[-1].status_code == 429
+    assert LOCKED in answers[-1].text
     right = await setup.http.post(SECOND_FACTOR, data={**fields, "code": code_at(clock.now())})
-    assert right.status_code == 429 and LOCKED in right.text
+    assert right.status_code == 429
+    assert LOCKED in right.text
     assert await live_sessions(pool) == []
     # Typing the password again gives no fresh guesses: the account is locked for it too.
     setup.http.cookies.clear()
@@ -203,7 +208,8 @@ async def test_a_recovery_code_works_once_is_audited_and_mailed(
 ) -> None:
     codes = await enrol_recovery(pool, kek, setup.user, clock.now())
     first = await sign_in_with(setup, codes[3].lower())  # typed in any case
-    assert first.status_code == 303 and first.headers["location"].startswith(REDIRECT)
+    assert first.status_code == 303
+    assert first.headers["location"].startswith(REDIRECT)
     again = await sign_in_with(setup, codes[3])
     assert again.status_code == 401, again.text
     assert [list(row["amr"]) for row in await live_sessions(pool)] == [["pwd", "otp", "mfa"]]
@@ -229,7 +235,8 @@ async def test_the_pending_state_expires(
     late = await setup.http.post(
         SECOND_FACTOR, data={**hidden_fields(page.text), "code": code_at(clock.now())}
     )
-    assert late.status_code == 400 and "expired" in late.text
+    assert late.status_code == 400
+    assert "expired" in late.text
     assert (await setup.http.get(SECOND_FACTOR)).status_code == 400
     assert await live_sessions(pool) == []
 
@@ -289,11 +296,13 @@ async def test_the_account_sign_in_also_asks_for_the_second_factor(
     asked = await http.post(
         "/account/sign-in", data={**form, "email": "alice@example.com", "password": PASSWORD}
     )
-    assert asked.status_code == 303 and asked.headers["location"] == SECOND_FACTOR
+    assert asked.status_code == 303
+    assert asked.headers["location"] == SECOND_FACTOR
     account = await http.get("/account")
     assert account.headers["location"] == "/account/sign-in"
     done = await code_step(http, code_at(clock.now()))
-    assert done.status_code == 303 and done.headers["location"] == "/account"
+    assert done.status_code == 303
+    assert done.headers["location"] == "/account"
     assert (await http.get("/account")).status_code == 200
     assert [list(row["amr"]) for row in await live_sessions(pool)] == [["pwd", "otp", "mfa"]]
 
@@ -304,7 +313,8 @@ async def test_without_a_second_factor_the_sign_in_is_unchanged(
     await second_factors.remove_totp(pool, setup.user.id)
     auth = Authorization(setup.client_id, REDIRECT, scope="openid email")
     done = await password_step(setup.http, auth)
-    assert done.status_code == 303 and done.headers["location"].startswith(REDIRECT)
+    assert done.status_code == 303
+    assert done.headers["location"].startswith(REDIRECT)
     assert [(list(r["amr"]), r["mfa_at"]) for r in await live_sessions(pool)] == [(["pwd"], None)]
     assert PENDING_COOKIE not in done.headers.get("set-cookie", "")
 
