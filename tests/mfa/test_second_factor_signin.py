@@ -389,3 +389,22 @@ async def test_hostile_input_to_the_second_factor_form_is_refused_without_crashi
     await enrol_totp(pool, kek, user, clock.now())
     async with app_instance() as app:
         await run(WithCode(app.client, clock), case)
+
+
+async def test_typing_the_password_again_gives_no_fresh_guesses_at_the_code(
+    setup: Setup, clock: FrozenClock
+) -> None:
+    """The password step leaves its attempt counted for a user with a second factor: were it
+    cleared, a holder of the password would get five more guesses each time they typed it."""
+    wrong = f"{(int(code_at(clock.now())) + 500_000) % 1_000_000:06d}"
+    answers = []
+    for _ in range(2):
+        asked = await sign_in_with(setup, wrong)
+        answers.append(asked.status_code)
+        page = await setup.http.get(SECOND_FACTOR)
+        for _ in range(2):
+            retry = await setup.http.post(
+                SECOND_FACTOR, data={**hidden_fields(page.text), "code": wrong}
+            )
+            answers.append(retry.status_code)
+    assert answers == [401, 401, 401, 401, 429, 429]
