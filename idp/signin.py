@@ -38,7 +38,8 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from idp.audit_trail import AuditTrail, audited
-from idp.db import login_failures, sessions, users
+from idp.db import login_failures, second_factors, sessions, users
+from idp.db.authorization_codes import PASSWORD_ONLY
 from idp.db.users import User
 from idp.devices import DeviceCookies
 from idp.hashing import digest
@@ -62,6 +63,16 @@ class EmailNotVerifiedError(Exception):
     def __init__(self, user: User) -> None:
         super().__init__("the address is not verified")
         self.user = user
+
+
+class SecondFactorRequiredError(Exception):
+    """The right password of a user with a second factor: no session yet (idp.mfa.challenge).
+    ``account`` is the key the password was throttled by, for the second step to count on."""
+
+    def __init__(self, user: User, account: str) -> None:
+        super().__init__("a second factor is required")
+        self.user = user
+        self.account = account
 
 
 class SignInLockedError(Exception):
@@ -97,9 +108,10 @@ class NewSession:
     sid: str
     user: User
     auth_time: datetime
+    amr: tuple[str, ...] = PASSWORD_ONLY
 
     def signed_in(self) -> SignedIn:
-        return SignedIn(user_id=self.user.id, sid=self.sid, auth_time=self.auth_time)
+        return SignedIn(user_id=self.user.id, sid=self.sid, auth_time=self.auth_time, amr=self.amr)
 
 
 async def authenticate(
@@ -112,7 +124,13 @@ async def authenticate(
     now: datetime,
     device_cookie: str | None = None,
     devices: DeviceCookies | None = None,
+    second_factor: bool = False,
 ) -> User:
+    """The user whose password this is. With ``second_factor`` (a sign-in, not a re-check of
+    the password of a signed-in user), a user who has a second factor is not signed in by the
+    password alone: SecondFactorRequiredError, and the attempt claimed stays counted until the
+    second factor is given, so that an attacker who holds the password gets no fresh guesses at
+    the code by typing the password again."""
     # PostgreSQL text cannot hold NUL: such an email names nobody and is counted by IP only.
     account, user = (
         (None, None) if "\x00" in email else await users.for_sign_in(pool, email.strip())
@@ -138,14 +156,24 @@ async def authenticate(
                     await _audit(trail, now, "login.locked", locked.key, ip, reason)
         raise SignInFailedError
     async with pool.acquire() as connection, audited(connection) as trail:
-        await login_failures.clear(connection, keys[0])  # the device's or the account's
+        required = (
+            second_factor
+            and not user.must_verify_email
+            and await second_factors.has_second_factor(connection, user.id)
+        )
+        if not required:
+            await login_failures.clear(connection, keys[0])  # the device's or the account's
         if verification.new_hash is not None:  # parameters changed since it was stored
             await users.set_password_hash(connection, user.id, verification.new_hash, now)
             user = replace(user, password_hash=verification.new_hash)
         action = "login.unverified" if user.must_verify_email else "login.succeeded"
+        action = "login.password_verified" if required else action
         await _audit(trail, now, action, str(user.id), ip, actor=f"user:{user.id}")
     if user.must_verify_email:
         raise EmailNotVerifiedError(user)
+    if required:
+        assert account is not None
+        raise SecondFactorRequiredError(user, account)
     return user
 
 
@@ -208,9 +236,11 @@ async def start_session(
     ttl: timedelta,
     user_agent: str | None = None,
     ip: str | None = None,
+    amr: tuple[str, ...] = PASSWORD_ONLY,
 ) -> NewSession:
     """Always a new id (no session fixation): the old cookie, if any, is simply replaced. The
-    browser's User-Agent and IP are kept for the account page's list of sessions."""
+    browser's User-Agent and IP are kept for the account page's list of sessions; ``amr`` says
+    which factors signed it in (RFC 8176), and with "mfa" the second one was given ``now``."""
     cookie = secrets.token_urlsafe(32)
     sid = secrets.token_urlsafe(16)
     await sessions.insert(
@@ -222,5 +252,7 @@ async def start_session(
         expires_at=now + ttl,
         user_agent=_shown(user_agent, USER_AGENT_MAX),
         ip=_shown(ip, 64),
+        amr=amr,
+        mfa_at=now if "mfa" in amr else None,
     )
-    return NewSession(cookie=cookie, sid=sid, user=user, auth_time=now)
+    return NewSession(cookie=cookie, sid=sid, user=user, auth_time=now, amr=amr)

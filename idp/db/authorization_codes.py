@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
 
 from idp.db.pool import Executor
 
+# The amr of a sign-in with a password alone, and of rows written before amr was kept.
+PASSWORD_ONLY = ("pwd",)
+
 INSERT = """
 INSERT INTO authorization_codes (code_hash, client_id, user_id, sid, redirect_uri, scopes,
-    audience, nonce, code_challenge, auth_time, created_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+    audience, nonce, code_challenge, auth_time, created_at, expires_at, amr)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 """
 # Consumed once, by one conditional statement: of concurrent exchanges exactly one gets the row.
 CONSUME = """
 UPDATE authorization_codes SET consumed_at = $3
 WHERE code_hash = $1 AND client_id = $2 AND consumed_at IS NULL AND expires_at > $3
-RETURNING user_id, sid, redirect_uri, scopes, audience, nonce, code_challenge, auth_time
+RETURNING user_id, sid, redirect_uri, scopes, audience, nonce, code_challenge, auth_time, amr
 """
 # What the exchange issued, in the statement that must run anyway (migration 0012).
 RECORD_ISSUED = """
@@ -49,6 +52,7 @@ class CodeGrant:
     nonce: str | None
     code_challenge: str
     auth_time: datetime
+    amr: list[str] = field(default_factory=lambda: list(PASSWORD_ONLY))  # RFC 8176 values
 
 
 async def insert(
@@ -74,6 +78,7 @@ async def insert(
         grant.auth_time,
         now,
         expires_at,
+        grant.amr,
     )
 
 
@@ -92,6 +97,7 @@ async def consume(
         nonce=row["nonce"],
         code_challenge=row["code_challenge"],
         auth_time=row["auth_time"],
+        amr=list(row["amr"] or PASSWORD_ONLY),
     )
 
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from idp.db import refresh_rule
+from idp.db.authorization_codes import PASSWORD_ONLY
 from idp.db.pool import Executor
 
 INSERT_FAMILY = """
 INSERT INTO refresh_families (id, client_id, user_id, sid, scopes, audience, auth_time,
     created_at, expires_at, handle_hash, token_hash, token_issued_at, idle_expires_at,
-    jti_window_at)
+    jti_window_at, amr)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::timestamptz, $9, $10, $11, $8,
-    LEAST($8 + $12::interval, $9), $8)
+    LEAST($8 + $12::interval, $9), $8, $13)
 """
 # One UPDATE of the family's row, found by its handle, where the refresh rule holds
 # (idp.db.refresh_rule): of concurrent uses of one token exactly one matches, the others find it
@@ -32,7 +33,7 @@ UPDATE refresh_families f SET
     generation = f.generation + 1
 WHERE f.handle_hash = $1 AND {rule}
 RETURNING f.id AS family_id, f.generation, f.user_id, f.sid, f.scopes, f.audience, f.auth_time,
-    f.jti_window_at
+    f.jti_window_at, f.amr
 """
 ROTATE = _ROTATE.format(rule=refresh_rule.where(narrowed=False))
 ROTATE_NARROWED = _ROTATE.format(rule=refresh_rule.where(narrowed=True))
@@ -86,6 +87,7 @@ class Family:
     audience: list[str]
     auth_time: datetime
     expires_at: datetime
+    amr: list[str] = field(default_factory=lambda: list(PASSWORD_ONLY))  # the sign-in's
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class Rotation:
     audience: list[str]
     auth_time: datetime
     jti_window_at: datetime  # when the family's current jti window began
+    amr: list[str] | None  # the sign-in's (RFC 8176); None: a family from before it was kept
 
     @property
     def access_jti(self) -> str:
@@ -157,6 +160,7 @@ async def insert_family(
         handle_hash,
         token_hash,
         idle_ttl,
+        family.amr,
     )
 
 

@@ -11,11 +11,11 @@ import asyncpg
 
 from idp.db.pool import Executor
 
-_COLUMNS = "sid, user_id, auth_time, expires_at"
+_COLUMNS = "sid, user_id, auth_time, expires_at, amr"
 INSERT = """
 INSERT INTO sessions (id_hash, sid, user_id, auth_time, created_at, expires_at, user_agent, ip,
-    last_seen_at)
-VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $4)
+    last_seen_at, amr, mfa_at)
+VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $4, $8, $9)
 """
 SELECT_LIVE = f"""
 SELECT {_COLUMNS} FROM sessions
@@ -58,6 +58,7 @@ class Session:
     user_id: uuid.UUID
     auth_time: datetime
     expires_at: datetime
+    amr: tuple[str, ...]  # RFC 8176: the factors it signed in with
 
 
 @dataclass(frozen=True)
@@ -83,14 +84,19 @@ async def insert(
     expires_at: datetime,
     user_agent: str | None = None,
     ip: str | None = None,
+    amr: tuple[str, ...] = ("pwd",),
+    mfa_at: datetime | None = None,
 ) -> None:
-    await db.execute(INSERT, id_hash, sid, user_id, now, expires_at, user_agent, ip)
+    await db.execute(
+        INSERT, id_hash, sid, user_id, now, expires_at, user_agent, ip, list(amr), mfa_at
+    )
 
 
 def _session(row: asyncpg.Record | None) -> Session | None:
     if row is None:
         return None
-    return Session(row["sid"], row["user_id"], row["auth_time"], row["expires_at"])
+    amr = tuple(row["amr"])
+    return Session(row["sid"], row["user_id"], row["auth_time"], row["expires_at"], amr)
 
 
 async def live(db: Executor, id_hash: bytes, now: datetime) -> Session | None:

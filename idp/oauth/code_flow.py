@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from idp.db import authorization_codes
-from idp.db.authorization_codes import CodeGrant
+from idp.db.authorization_codes import PASSWORD_ONLY, CodeGrant
 from idp.db.pool import Executor
 from idp.hashing import digest
 from idp.oauth.authorize import AuthorizationRequest
@@ -29,6 +29,7 @@ class SignedIn:
     user_id: uuid.UUID
     sid: str
     auth_time: datetime
+    amr: tuple[str, ...] = PASSWORD_ONLY  # RFC 8176: the factors the session signed in with
 
 
 def scope_texts(scopes: list[str]) -> list[str]:
@@ -86,6 +87,7 @@ async def issue_code(
             nonce=request.nonce,
             code_challenge=request.code_challenge,
             auth_time=signed_in.auth_time,
+            amr=list(signed_in.amr),
         ),
         now=now,
         expires_at=now + ttl,

@@ -6,12 +6,13 @@ from typing import Any
 
 from idp.oauth.client_auth import AUTH_METHODS
 from idp.oauth.grants import GRANTS
+from idp.oauth.id_token import ACR_VALUES
 from idp.settings import SIGNING_ALGS, Settings
 
 SCOPES = ["openid", "profile", "email", "roles"]
 CLAIMS = [
     "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "sid", "at_hash",
-    "name", "email", "email_verified", "roles",
+    "name", "email", "email_verified", "roles", "amr", "acr",
 ]  # fmt: skip
 
 
@@ -38,6 +39,7 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": [*AUTH_METHODS, "none"],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": CLAIMS,
+        "acr_values_supported": ACR_VALUES,
         "prompt_values_supported": ["none", "login"],
         "authorization_response_iss_parameter_supported": True,  # RFC 9207
         "request_parameter_supported": False,

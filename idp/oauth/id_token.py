@@ -31,6 +31,17 @@ def _hash_of(header: str) -> Callable[[bytes], Any]:
     return _AT_HASH.get(alg, hashlib.sha512)
 
 
+# OIDC Core §2: acr names the class of the sign-in; idp's two classes, in discovery.
+ACR_PWD = "urn:idp:acr:pwd"  # noqa: S105 - an acr value, not a secret
+ACR_MFA = "urn:idp:acr:mfa"
+ACR_VALUES = [ACR_PWD, ACR_MFA]
+
+
+def acr_of(amr: list[str]) -> str:
+    """RFC 8176 §2: "mfa" says more than one factor was used; only then the mfa class."""
+    return ACR_MFA if "mfa" in amr else ACR_PWD
+
+
 def scope_claims(user: User, scopes: list[str]) -> dict[str, Any]:
     """OIDC Core §5.4: profile → name, email → email and email_verified; roles → roles."""
     claims: dict[str, Any] = {}
@@ -53,6 +64,7 @@ def id_token_claims(
     nonce: str | None,
     auth_time: datetime,
     sid: str,
+    amr: list[str],
     access_token: str,
     now: datetime,
     ttl: timedelta,
@@ -67,6 +79,8 @@ def id_token_claims(
         "iat": issued,
         "auth_time": int(auth_time.timestamp()),
         "sid": sid,
+        "amr": amr,  # OIDC Core §2, RFC 8176 values
+        "acr": acr_of(amr),
         "at_hash": at_hash(access_token),
     }
     if nonce is not None:

@@ -9,13 +9,14 @@ from datetime import datetime
 from typing import Any
 
 from idp.db import refresh_tokens
+from idp.db.authorization_codes import PASSWORD_ONLY
 from idp.db.clients import Client
 from idp.db.pool import Connection
 from idp.db.users import User
 from idp.oauth import refresh_format
 from idp.oauth.access_token import ACCESS_TOKEN_TYPE, access_token_claims, access_token_ttl
 from idp.oauth.context import TokenContext
-from idp.oauth.id_token import id_token_claims
+from idp.oauth.id_token import acr_of, id_token_claims
 
 REFRESH_GRANT = "refresh_token"
 
@@ -30,6 +31,11 @@ class UserGrant:
     audience: list[str]
     auth_time: datetime
     nonce: str | None = None
+    amr: list[str] = field(default_factory=lambda: list(PASSWORD_ONLY))  # RFC 8176
+
+    @property
+    def acr(self) -> str:
+        return acr_of(self.amr)
 
 
 @dataclass
@@ -69,6 +75,7 @@ class Issued:
                     nonce=grant.nonce,
                     auth_time=grant.auth_time,
                     sid=grant.sid,
+                    amr=grant.amr,
                     access_token=access_token,
                     now=self.now,
                     ttl=settings.access_token_ttl,
@@ -99,6 +106,7 @@ def user_tokens(
         ttl=ttl,
         extra={
             "auth_time": int(grant.auth_time.timestamp()),
+            "acr": grant.acr,  # RFC 9068 §2.2.1: with auth_time, so APIs can check the sign-in
             "sid": grant.sid,
             "roles": list(grant.user.roles),  # RFC 9068 §2.2.3.1
         },
@@ -120,6 +128,7 @@ def new_family(
         scopes=grant.scopes,
         audience=grant.audience,
         auth_time=grant.auth_time,
+        amr=grant.amr,
         expires_at=now + (client.refresh_token_ttl or context.settings.refresh_token_ttl),
     )
 

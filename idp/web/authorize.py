@@ -55,7 +55,7 @@ async def signed_in(request: Request[AppState]) -> SignedIn | None:
     user = await users.by_id(state["pool"], session.user_id)
     if user is None or user.disabled:
         return None
-    return SignedIn(user_id=user.id, sid=session.sid, auth_time=session.auth_time)
+    return SignedIn(user_id=user.id, sid=session.sid, auth_time=session.auth_time, amr=session.amr)
 
 
 @dataclass(frozen=True)

@@ -8,18 +8,20 @@ from datetime import datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
+from idp.db.authorization_codes import PASSWORD_ONLY
 from idp.db.users import User
 from idp.oauth.errors import OAuthError
 from idp.signin import (
     EmailNotVerifiedError,
     NewSession,
+    SecondFactorRequiredError,
     SignInFailedError,
     SignInLockedError,
     authenticate,
     start_session,
 )
 from idp.web.anonymous import form_csrf_ok, form_page
-from idp.web.authorize import Pending, proceed, resume
+from idp.web.authorize import Pending, proceed, redirect, resume
 from idp.web.forms import read_form
 from idp.web.security import client_ip
 from idp.web.state import AppState
@@ -34,7 +36,7 @@ NOTICES = {VERIFIED_NOTICE: "Your address is verified. Sign in to continue."}
 MAX_EMAIL_PREFILL = 320
 
 
-def _wait_text(until: datetime, now: datetime) -> str:
+def wait_text(until: datetime, now: datetime) -> str:
     minutes = max(1, round((until - now).total_seconds() / 60))
     unit = "minute" if minutes == 1 else "minutes"
     return f"Too many failed sign-ins. Wait {minutes} {unit} and try again."
@@ -118,7 +120,8 @@ async def check_password(
     pending: Pending | None,
 ) -> User | Response:
     """The user the form signs in, or the page saying why not: the login form again (``page``
-    its fields) with the lock's wait or the generic error, or "check your mail"."""
+    its fields) with the lock's wait or the generic error, or "check your mail", or the
+    second-factor step for a user who has one."""
     state, cookies = request.state, request.state["cookies"]
     try:
         return await authenticate(
@@ -130,9 +133,12 @@ async def check_password(
             now=now,
             device_cookie=request.cookies.get(cookies.device),
             devices=cookies.devices,
+            second_factor=True,
         )
+    except SecondFactorRequiredError as required:
+        return ask_second_factor(request, required, now, pending)
     except SignInLockedError as locked:
-        return login_page(request, **page, error=_wait_text(locked.until, now), status_code=429)
+        return login_page(request, **page, error=wait_text(locked.until, now), status_code=429)
     except SignInFailedError:
         return login_page(request, **page, error=GENERIC_ERROR, status_code=401)
     except EmailNotVerifiedError as unverified:
@@ -157,8 +163,35 @@ async def submit_login(request: Request[AppState]) -> Response:
     return await complete_sign_in(request, pending, user, now)
 
 
-async def new_session(request: Request[AppState], user: User, now: datetime) -> NewSession:
-    """A new session for ``user``, remembering the browser and address it signed in from."""
+SECOND_FACTOR = "/login/second-factor"
+
+
+def ask_second_factor(
+    request: Request[AppState],
+    required: SecondFactorRequiredError,
+    now: datetime,
+    pending: Pending | None,
+) -> Response:
+    """No session yet: the browser keeps the signed pending state (idp.mfa.challenge), naming
+    the user and the request, and goes on to the second-factor page, which /login and
+    /account/sign-in share."""
+    cookies = request.state["cookies"]
+    issuing = cookies.pending_sign_ins
+    request_token = "" if pending is None else pending.token
+    value = issuing.issue(required.user.id, required.account, request_token, now)
+    response = redirect(SECOND_FACTOR)
+    cookies.set(response, cookies.second_factor, value, max_age=int(issuing.ttl.total_seconds()))
+    return response
+
+
+async def new_session(
+    request: Request[AppState],
+    user: User,
+    now: datetime,
+    amr: tuple[str, ...] = PASSWORD_ONLY,
+) -> NewSession:
+    """A new session for ``user``, remembering the browser and address it signed in from, and
+    the factors it signed in with (RFC 8176 ``amr``)."""
     state = request.state
     return await start_session(
         state["pool"],
@@ -167,6 +200,7 @@ async def new_session(request: Request[AppState], user: User, now: datetime) -> 
         ttl=state["settings"].session_ttl,
         user_agent=request.headers.get("user-agent"),
         ip=client_ip(request),
+        amr=amr,
     )
 
 
@@ -182,11 +216,15 @@ def signed_in_cookies(
 
 
 async def complete_sign_in(
-    request: Request[AppState], pending: Pending, user: User, now: datetime
+    request: Request[AppState],
+    pending: Pending,
+    user: User,
+    now: datetime,
+    amr: tuple[str, ...] = PASSWORD_ONLY,
 ) -> Response:
     """A new session; the login step of the request is done, by this session, which ``proceed``
     records."""
-    session = await new_session(request, user, now)
+    session = await new_session(request, user, now, amr)
     done = pending.after_sign_in(session.sid)
     response = await proceed(request, pending.auth, session.signed_in(), pending=done)
     signed_in_cookies(request, response, session, now)

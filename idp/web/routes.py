@@ -37,6 +37,7 @@ from idp.web.mailbox import MAILBOX_PATH, demo_mailbox
 from idp.web.metrics import metrics
 from idp.web.password_reset import show_forgot, show_reset, submit_forgot, submit_reset
 from idp.web.revocation import introspect_endpoint, revoke_endpoint
+from idp.web.second_factor import show_second_factor, submit_second_factor
 from idp.web.signup import show_signup, submit_signup
 from idp.web.static import no_favicon, stylesheet
 from idp.web.token import token
@@ -98,4 +99,9 @@ demo_routes = [
     Route(START_PATH, demo_start, methods=["GET"]),
     Route(CALLBACK_PATH, demo_callback, methods=["GET"]),
     Route(MAILBOX_PATH, demo_mailbox, methods=["GET"]),
+]
+
+routes += [
+    Route("/login/second-factor", show_second_factor, methods=["GET"]),
+    Route("/login/second-factor", submit_second_factor, methods=["POST"]),
 ]

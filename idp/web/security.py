@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from idp.devices import DeviceCookies
 from idp.keys.crypto import purpose_key
+from idp.mfa.challenge import PendingSignIns
 from idp.settings import Settings
 
 # No inline script or style anywhere; nothing may frame the pages (clickjacking).
@@ -35,10 +36,12 @@ class Cookies:
         self.session = f"{prefix}idp_session"
         self.login = f"{prefix}idp_login"
         self.device = f"{prefix}idp_device"
+        self.second_factor = f"{prefix}idp_second_factor"  # a sign-in waiting for its code
         assert settings.key_encryption_key is not None
         self._csrf_key = purpose_key(settings.key_encryption_key, b"idp csrf")
         self._session_ttl = int(settings.session_ttl.total_seconds())
         self.devices = DeviceCookies(settings.key_encryption_key)
+        self.pending_sign_ins = PendingSignIns(settings.key_encryption_key)
 
     def set(self, response: Response, name: str, value: str, *, max_age: int | None) -> None:
         response.set_cookie(

@@ -77,6 +77,7 @@ async def _redeem(
         audience=grant.audience,
         auth_time=grant.auth_time,
         nonce=grant.nonce,
+        amr=grant.amr,
     )
     family: refresh_tokens.Family | None = None
     if REFRESH_GRANT in client.grant_types:

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from idp.audit_trail import audited
 from idp.db import refresh_rule, refresh_tokens
+from idp.db.authorization_codes import PASSWORD_ONLY
 from idp.db.clients import Client
 from idp.db.pool import Connection
 from idp.db.refresh_rule import Condition
@@ -97,6 +98,7 @@ async def _rotate(
         scopes=rotated.scopes if requested is None else requested,
         audience=rotated.audience,
         auth_time=rotated.auth_time,
+        amr=rotated.amr or list(PASSWORD_ONLY),  # the sign-in's, however long ago
     )
     issued = user_tokens(client, grant, context, now, jti=rotated.access_jti)
     issued.extra["refresh_token"] = successor.token

@@ -1,0 +1,218 @@
+"""The second step of a sign-in: after the password of a user who has a second factor, the
+browser holds a short-lived signed state naming the user (no session yet), and a code from the
+authenticator app or a recovery code finishes the sign-in.
+
+The pending state is ``<payload>.<mac>``: the payload base64url JSON of the user id, the key the
+password was throttled by, the Unix time the password was verified and the parked request's
+token ("" for the account page's own sign-in), the mac an HMAC-SHA256 of the payload under a key
+derived from the key-encryption key. It is good for ``PENDING_TTL``: long enough to open an app
+and type a code, short enough that a browser left at this step does not keep a half sign-in.
+
+A code is counted by the brute-force locks of the password (idp.signin): the same keys, claimed
+before the code is checked, so guesses at a code cost what guesses at a password cost; a user
+who holds the password does not get new guesses by typing it again (the password step leaves
+its claim counted for a user with a second factor).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from idp.audit_trail import AuditTrail, audited
+from idp.db import login_failures, second_factors
+from idp.db.pool import Connection
+from idp.db.users import User
+from idp.devices import DeviceCookies
+from idp.keys.crypto import purpose_key
+from idp.mail.outbox import Mailing
+from idp.mfa.recovery import RecoveryHasher
+from idp.mfa.totp import TotpSeal, TotpUnsealError, matching_step
+from idp.signin import (
+    FIRST_LOCK,
+    FREE_ATTEMPTS,
+    LOCKS,
+    WINDOW,
+    SignInLockedError,
+    throttle_keys,
+)
+
+PENDING_TTL = timedelta(minutes=5)
+MAX_VALUE = 2048  # a value longer than any issued is not even decoded
+# RFC 8176 §2: "otp" a one-time password, "mfa" more than one factor. A recovery code is a
+# one-time password too: NIST SP 800-63B §5.1.2 calls it a look-up secret, something the user
+# has (printed or stored apart from the password), used once, so with the password it makes two
+# factors. RFC 8176 has no value of its own for it; the audit trail says which one it was.
+TOTP_AMR = ("pwd", "otp", "mfa")
+RECOVERY_AMR = ("pwd", "otp", "mfa")
+RECOVERY_MAIL = "recovery_code_used"
+
+
+class SecondFactorFailedError(Exception):
+    """A wrong, used, replayed or malformed code: one error, whatever the reason."""
+
+
+@dataclass(frozen=True)
+class PendingSignIn:
+    user_id: uuid.UUID
+    account: str  # the throttle key of the password step (idp.signin: the folded email)
+    issued: int  # Unix time the password was verified
+    request: str  # the parked authorization request's token; "" for /account/sign-in
+
+
+class PendingSignIns:
+    """Issues and reads the signed pending state (the browser's cookie)."""
+
+    def __init__(self, key_encryption_key: bytes, ttl: timedelta = PENDING_TTL) -> None:
+        self._key = purpose_key(key_encryption_key, b"idp second factor")
+        self.ttl = ttl
+
+    def issue(self, user_id: uuid.UUID, account: str, request: str, now: datetime) -> str:
+        fields = [user_id.hex, account, int(now.timestamp()), request]
+        payload = base64.urlsafe_b64encode(json.dumps(fields).encode()).rstrip(b"=").decode()
+        return f"{payload}.{self._mac(payload)}"
+
+    def read(self, value: str | None, now: datetime) -> PendingSignIn | None:
+        """The state ``value`` holds if it is genuine and younger than ``ttl``; None for
+        anything else (absent, malformed, forged, altered, expired)."""
+        if not value or len(value) > MAX_VALUE or value.count(".") != 1:
+            return None
+        payload, mac = value.split(".")
+        expected = self._mac(payload)
+        if not hmac.compare_digest(expected.encode(), mac.encode("utf-8", "surrogateescape")):
+            return None
+        try:
+            user_hex, account, issued, request = json.loads(
+                base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+            )
+            found = PendingSignIn(uuid.UUID(hex=user_hex), account, int(issued), str(request))
+        except (ValueError, TypeError, binascii.Error):
+            return None  # genuine but unreadable: only a change of format makes one
+        age = now.timestamp() - found.issued
+        return found if 0 <= age <= self.ttl.total_seconds() else None
+
+    def _mac(self, payload: str) -> str:
+        mac = hmac.new(self._key, payload.encode("utf-8", "surrogateescape"), hashlib.sha256)
+        return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True)
+class Factors:
+    """What checks a code: the TOTP seal, the recovery hasher, and the mail that tells the user
+    a recovery code was used."""
+
+    seal: TotpSeal
+    hasher: RecoveryHasher
+    mailing: Mailing
+
+    @classmethod
+    def of(cls, key_encryption_key: bytes, mailing: Mailing) -> Factors:
+        return cls(TotpSeal(key_encryption_key), RecoveryHasher(key_encryption_key), mailing)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Where a code comes from: the client IP and the browser's device cookie (idp.devices)."""
+
+    ip: str
+    device_cookie: str | None
+    devices: DeviceCookies
+
+
+async def verify(
+    pool: asyncpg.Pool,
+    factors: Factors,
+    user: User,
+    pending: PendingSignIn,
+    code: str,
+    attempt: Attempt,
+    now: datetime,
+) -> tuple[str, ...]:
+    """The amr (RFC 8176) of the sign-in ``code`` completes, once: SignInLockedError while a
+    key is locked (nothing checked, nothing counted), SecondFactorFailedError for a wrong code
+    (counted like a wrong password, audited without the code)."""
+    keys = throttle_keys(
+        pending.account, attempt.ip, user, attempt.device_cookie, attempt.devices, now
+    )
+    claimed = await login_failures.claim(pool, keys[0], keys, now, WINDOW, LOCKS, FREE_ATTEMPTS)
+    if claimed is None:
+        until = await login_failures.locked_until(pool, keys, now)
+        raise SignInLockedError(until or now + FIRST_LOCK)
+    details = {"ip": attempt.ip}
+    async with pool.acquire() as connection, audited(connection) as trail:
+        method = await _use(connection, factors, user, code, now)
+        if method is None:
+            await _record(trail, now, "mfa.failed", user, details)
+            counted = await login_failures.count(
+                connection, keys[1:], now, WINDOW, LOCKS, FREE_ATTEMPTS
+            )
+            for locked in (claimed, *counted):
+                if locked.locked_until is not None:
+                    await trail.record(
+                        now=now, actor="anonymous", action="login.locked", subject=locked.key,
+                        reason=f"{locked.failures} failures", details=details,
+                    )  # fmt: skip
+        else:
+            await login_failures.clear(connection, keys[0])
+            await _record(trail, now, "mfa.succeeded", user, details | {"method": method})
+            if method == "recovery_code":
+                await _recovery_code_used(connection, trail, factors, user, now, details)
+    if method is None:
+        raise SecondFactorFailedError
+    return TOTP_AMR if method == "totp" else RECOVERY_AMR
+
+
+async def _use(
+    connection: Connection, factors: Factors, user: User, code: str, now: datetime
+) -> str | None:
+    """Spend ``code``: "totp" if it is the app's code of a step newer than the last used (RFC
+    6238 §5.2: a code is accepted once), "recovery_code" if it is one of the user's unused
+    recovery codes; None otherwise."""
+    stored = await second_factors.totp_of(connection, user.id)
+    if stored is not None and stored.confirmed_at is not None:
+        try:
+            secret = factors.seal.unseal(user.id, stored.secret_sealed)
+        except TotpUnsealError:
+            secret = None  # another key-encryption key: the app cannot be checked
+        step = None if secret is None else matching_step(secret, code, now)
+        if step is not None:
+            return "totp" if await second_factors.use_totp_step(connection, user.id, step) else None
+    hashed = factors.hasher.hash(code)
+    if hashed is not None and await second_factors.use_recovery_code(
+        connection, user.id, hashed, now
+    ):
+        return "recovery_code"
+    return None
+
+
+async def _recovery_code_used(
+    connection: Connection,
+    trail: AuditTrail,
+    factors: Factors,
+    user: User,
+    now: datetime,
+    details: dict[str, str],
+) -> None:
+    """Audited and mailed: a recovery code used by someone else is the sign of a stolen
+    password and stolen codes, and the user must hear of it."""
+    unused, _ = await second_factors.recovery_counts(connection, user.id)
+    await _record(trail, now, "mfa.recovery_code_used", user, details | {"unused": str(unused)})
+    await factors.mailing.send(
+        connection, RECOVERY_MAIL, user.email, now, name=user.name, unused=unused
+    )
+
+
+async def _record(
+    trail: AuditTrail, now: datetime, action: str, user: User, details: dict[str, str]
+) -> None:
+    await trail.record(
+        now=now, actor=f"user:{user.id}", action=action, subject=str(user.id), details=details
+    )
