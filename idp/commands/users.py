@@ -22,7 +22,7 @@ from idp.commands.common import (
     with_pool,
 )
 from idp.commands.sessions import revoke_user
-from idp.db import users
+from idp.db import second_factors, users
 from idp.mail.outbox import Mailing
 from idp.passwords import Passwords
 from idp.settings import Settings
@@ -185,6 +185,35 @@ async def set_password(args: argparse.Namespace, settings: Settings, pool: async
     return 0
 
 
+async def mfa_reset(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    """For someone who lost their authenticator and their recovery codes: every second factor
+    goes, every session and refresh token ends, and the owner is told by mail (an operator's
+    reset of a factor must not go unnoticed, NIST SP 800-63B §6.1.2.3)."""
+    user = await users.by_email(pool, args.email)
+    if user is None:
+        raise UserError(f"no user with email {args.email}")
+    now = SystemClock().now()
+    async with pool.acquire() as connection, audited(connection) as trail:
+        await second_factors.remove_totp(connection, user.id)
+        await second_factors.remove_recovery_codes(connection, user.id)
+        await trail.record(now=now, actor=actor(), action="mfa.reset", subject=str(user.id))
+        revoked = await revoke_user(
+            connection,
+            trail,
+            user.id,
+            settings=settings,
+            now=now,
+            reason="second factors reset",
+            audit_if_empty=False,
+        )
+        what = "An administrator removed every second factor (authenticator app, recovery codes) of"
+        await Mailing.of(settings).send(
+            connection, "mfa_changed", user.email, now, name=user.name, what=what
+        )
+    print(f"{printable(user.email)}: second factors removed; {revoked.summary()}")
+    return 0
+
+
 async def roles(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
     now = SystemClock().now()
     async with pool.acquire() as connection, audited(connection) as trail:
@@ -287,6 +316,17 @@ def add_parsers(commands: Any) -> None:
         help=f"read the password from stdin (required); {POLICY}",
     )
     password.set_defaults(run=with_pool(set_password))
+
+    resetting = group.add_parser(
+        "mfa-reset",
+        help="remove every second factor of a user who lost them; ends their sessions",
+        description="Remove the user's authenticator app and recovery codes, for someone who "
+        "lost both. In the same transaction it ends every session of the user and revokes "
+        "their refresh tokens, as 'idp sessions revoke' does; the user is told by mail. "
+        "Audited as mfa.reset.",
+    )
+    resetting.add_argument("email", metavar="EMAIL", help="the user")
+    resetting.set_defaults(run=with_pool(mfa_reset))
 
     role = group.add_parser(
         "roles", help="add or remove roles (the roles claim); prints the user's roles"
