@@ -13,8 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import asyncpg
 import pytest
 from playwright.async_api import Page
+
+from tests.conftest import Served
+from tests.factories import make_client
+from tests.oauth.flow import Authorization
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium dials out and the sandboxed network refuses.
@@ -85,3 +90,20 @@ async def screenshot(page: Page, name: str) -> Path:
     await page.screenshot(path=path, full_page=True)
     assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     return path
+
+
+async def relying_app(served: Served, pool: asyncpg.Pool) -> Authorization:
+    """A first-party public client (no consent step) of the served app; the authorization
+    request it would send."""
+    redirect_uri = f"{served.base_url}/cb-test"
+    client, _ = await make_client(
+        pool,
+        served.settings,
+        name="Browser Test App",
+        grant_types=("authorization_code",),
+        redirect_uris=(redirect_uri,),
+        scopes=("openid", "profile", "email"),
+        public=True,
+        first_party=True,
+    )
+    return Authorization(client.client_id, redirect_uri)

@@ -8,9 +8,9 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 from playwright.async_api import expect
 
-from tests.browser import Tab, screenshot
+from tests.browser import Tab, relying_app, screenshot
 from tests.conftest import Served
-from tests.factories import make_client, make_user
+from tests.factories import make_user
 from tests.oauth.flow import Authorization
 
 PASSWORD = "correct horse battery"
@@ -19,19 +19,8 @@ GENERIC_ERROR = "Incorrect email or password."
 
 async def start_sign_in(served: Served, pool: asyncpg.Pool) -> Authorization:
     """A first-party client and a user; the authorization request a relying app would send."""
-    redirect_uri = f"{served.base_url}/cb-test"
-    client, _ = await make_client(
-        pool,
-        served.settings,
-        name="Browser Test App",
-        grant_types=("authorization_code",),
-        redirect_uris=(redirect_uri,),
-        scopes=("openid", "profile", "email"),
-        public=True,
-        first_party=True,
-    )
     await make_user(pool, password=PASSWORD)
-    return Authorization(client.client_id, redirect_uri)
+    return await relying_app(served, pool)
 
 
 async def open_login_page(tab: Tab, served: Served, auth: Authorization) -> None:

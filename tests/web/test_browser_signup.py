@@ -12,10 +12,8 @@ import pytest
 from playwright.async_api import Locator, Page, expect
 
 from idp.settings import Settings
-from tests.browser import OpenTab, Tab, screenshot
+from tests.browser import OpenTab, Tab, relying_app, screenshot
 from tests.conftest import Served
-from tests.factories import make_client
-from tests.oauth.flow import Authorization
 
 EMAIL = "carol@example.com"
 PASSWORD = "violet staple orbit lantern"  # long enough, not common, not the address
@@ -33,22 +31,6 @@ def settings(settings: Settings) -> Settings:
 async def tab(tabs: OpenTab) -> Tab:
     """A browser without JavaScript: every page of the flow must work with plain forms."""
     return await tabs(java_script_enabled=False)
-
-
-async def relying_app(served: Served, pool: asyncpg.Pool) -> Authorization:
-    """A first-party client (no consent step); the authorization request it would send."""
-    redirect_uri = f"{served.base_url}/cb-test"
-    client, _ = await make_client(
-        pool,
-        served.settings,
-        name="Browser Test App",
-        grant_types=("authorization_code",),
-        redirect_uris=(redirect_uri,),
-        scopes=("openid", "profile", "email"),
-        public=True,
-        first_party=True,
-    )
-    return Authorization(client.client_id, redirect_uri)
 
 
 async def verified_state(pool: asyncpg.Pool) -> tuple[bool, bool] | None:
