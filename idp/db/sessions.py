@@ -33,6 +33,13 @@ WITH seen AS (
 {SELECT_LIVE}
 """
 END = "UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL"
+# Step-up: the live session $1 of user $2 now has a second factor too; auth_time stays the time
+# of its sign-in, mfa_at says when the second factor was given.
+STEP_UP = f"""
+UPDATE sessions SET amr = $3, mfa_at = $4
+WHERE sid = $1 AND user_id = $2 AND ended_at IS NULL AND expires_at > $4
+RETURNING {_COLUMNS}
+"""
 _LISTED = "sid, created_at, auth_time, expires_at, last_seen_at, user_agent, ip"
 SELECT_OF_USER = f"""
 SELECT {_LISTED} FROM sessions
@@ -109,6 +116,14 @@ async def live_and_seen(
     """The live session, as ``live``; its ``last_seen_at`` moves to ``now`` if it is ``every``
     old or older, in the same statement (no read-then-write)."""
     return _session(await db.fetchrow(SELECT_LIVE_SEEN, id_hash, now, every))
+
+
+async def step_up(
+    db: Executor, sid: str, user_id: uuid.UUID, amr: tuple[str, ...], now: datetime
+) -> Session | None:
+    """The live session ``sid`` of ``user_id`` upgraded to ``amr`` (RFC 8176) by a second factor
+    given at ``now``; None if it is not live (ended or expired meanwhile) or not the user's."""
+    return _session(await db.fetchrow(STEP_UP, sid, user_id, list(amr), now))
 
 
 async def end(db: Executor, id_hash: bytes, now: datetime) -> None:

@@ -4,9 +4,11 @@ authenticator app or a recovery code finishes the sign-in.
 
 The pending state is ``<payload>.<mac>``: the payload base64url JSON of the user id, the key the
 password was throttled by, the Unix time the password was verified and the parked request's
-token ("" for the account page's own sign-in), the mac an HMAC-SHA256 of the payload under a key
-derived from the key-encryption key. It is good for ``PENDING_TTL``: long enough to open an app
-and type a code, short enough that a browser left at this step does not keep a half sign-in.
+token ("" for the account page's own sign-in) and, for a step-up (``acr_values``), the sid of
+the signed-in session the code upgrades ("" for a sign-in); the mac an HMAC-SHA256 of the
+payload under a key derived from the key-encryption key. It is good for ``PENDING_TTL``: long
+enough to open an app and type a code, short enough that a browser left at this step does not
+keep a half sign-in.
 
 A code is counted by the brute-force locks of the password (idp.signin): the same keys, claimed
 before the code is checked, so guesses at a code cost what guesses at a password cost; a user
@@ -66,6 +68,7 @@ class PendingSignIn:
     account: str  # the throttle key of the password step (idp.signin: the folded email)
     issued: int  # Unix time the password was verified
     request: str  # the parked authorization request's token; "" for /account/sign-in
+    sid: str = ""  # step-up: the signed-in session the code upgrades; "" for a sign-in
 
 
 class PendingSignIns:
@@ -75,8 +78,10 @@ class PendingSignIns:
         self._key = purpose_key(key_encryption_key, b"idp second factor")
         self.ttl = ttl
 
-    def issue(self, user_id: uuid.UUID, account: str, request: str, now: datetime) -> str:
-        fields = [user_id.hex, account, int(now.timestamp()), request]
+    def issue(
+        self, user_id: uuid.UUID, account: str, request: str, now: datetime, sid: str = ""
+    ) -> str:
+        fields = [user_id.hex, account, int(now.timestamp()), request, sid]
         payload = base64.urlsafe_b64encode(json.dumps(fields).encode()).rstrip(b"=").decode()
         return f"{payload}.{self._mac(payload)}"
 
@@ -90,10 +95,11 @@ class PendingSignIns:
         if not hmac.compare_digest(expected.encode(), mac.encode("utf-8", "surrogateescape")):
             return None
         try:
-            user_hex, account, issued, request = json.loads(
+            user_hex, account, issued, request, *step_up = json.loads(
                 base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
             )
-            found = PendingSignIn(uuid.UUID(hex=user_hex), account, int(issued), str(request))
+            sid = str(step_up[0]) if step_up else ""  # a state issued before step-up had none
+            found = PendingSignIn(uuid.UUID(hex=user_hex), account, int(issued), str(request), sid)
         except (ValueError, TypeError, binascii.Error):
             return None  # genuine but unreadable: only a change of format makes one
         age = now.timestamp() - found.issued

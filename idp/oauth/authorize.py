@@ -23,11 +23,13 @@ from idp.oauth.errors import (
     UnauthorizedClientError,
     UnsupportedResponseTypeError,
 )
+from idp.oauth.id_token import ACR_MFA
 from idp.oauth.params import Params, parse_scope
 from idp.oauth.pkce import valid_challenge
 
 MAX_STATE_LENGTH = 1024
 MAX_NONCE_LENGTH = 512
+MAX_ACR_VALUES_LENGTH = 512
 PROMPTS = frozenset({"none", "login"})
 # RFC 6749 Appendix A.5: state = 1*VSCHAR (%x20-7E); nonces are held to the same.
 _VSCHARS = re.compile(r"^[\x20-\x7e]+$")
@@ -66,6 +68,12 @@ class AuthorizationRequest:
     prompt: str | None = None
     max_age: int | None = None
     audience: list[str] = field(default_factory=list)
+    acr_values: list[str] | None = None  # OIDC Core §3.1.2.1, in the order of preference
+
+    @property
+    def wants_mfa(self) -> bool:
+        """The client asked for the two-factor class among its (voluntary) ``acr_values``."""
+        return self.acr_values is not None and ACR_MFA in self.acr_values
 
     def to_json(self) -> dict[str, Any]:
         assert self.client is not None
@@ -79,6 +87,7 @@ class AuthorizationRequest:
             "prompt": self.prompt,
             "max_age": self.max_age,
             "audience": self.audience,
+            "acr_values": self.acr_values,
         }
 
     @classmethod
@@ -93,6 +102,7 @@ class AuthorizationRequest:
             prompt=data["prompt"],
             max_age=data["max_age"],
             audience=list(data["audience"]),
+            acr_values=data.get("acr_values"),  # absent from requests parked before it
         )
 
 
@@ -230,6 +240,17 @@ def check_max_age(params: Params, request: AuthorizationRequest, issuer: str) ->
         request.max_age = int(max_age)
 
 
+def check_acr_values(params: Params, request: AuthorizationRequest, issuer: str) -> None:
+    """OIDC Core §3.1.2.1: ``acr_values``, space-separated, is a voluntary claim: values idp does
+    not know are kept but never met (the ID token's ``acr`` says what was achieved, §2). Bounded
+    and visible characters only, like ``state``."""
+    acr_values = params.get("acr_values")
+    if acr_values is not None:
+        if len(acr_values) > MAX_ACR_VALUES_LENGTH or not _VSCHARS.match(acr_values):
+            raise InvalidRequestError("acr_values must be at most 512 visible characters")
+        request.acr_values = acr_values.split()
+
+
 CHECKS: tuple[Check, ...] = (
     check_redirect_uri,
     check_state,
@@ -239,6 +260,7 @@ CHECKS: tuple[Check, ...] = (
     check_nonce,
     check_prompt,
     check_max_age,
+    check_acr_values,
 )
 
 

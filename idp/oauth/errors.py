@@ -125,6 +125,13 @@ class LoginRequiredError(OAuthError):
     error = "login_required"
 
 
+class InteractionRequiredError(OAuthError):
+    """prompt=none, and the user must interact in some other way, such as give a second factor
+    for ``acr_values`` (OIDC Core §3.1.2.6)."""
+
+    error = "interaction_required"
+
+
 class ConsentRequiredError(OAuthError):
     """prompt=none, and the user must consent (OIDC Core §3.1.2.6)."""
 

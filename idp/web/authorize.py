@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from idp.accounts.account_sessions import SEEN_EVERY
-from idp.db import authorization_requests, consents, sessions, users
+from idp.db import authorization_requests, consents, second_factors, sessions, users
 from idp.db.authorization_requests import Step
 from idp.hashing import digest
 from idp.oauth.authorize import (
@@ -26,7 +26,12 @@ from idp.oauth.code_flow import (
     needs_login,
     redirect_to_client,
 )
-from idp.oauth.errors import ConsentRequiredError, LoginRequiredError, OAuthError
+from idp.oauth.errors import (
+    ConsentRequiredError,
+    InteractionRequiredError,
+    LoginRequiredError,
+    OAuthError,
+)
 from idp.web.forms import read_query
 from idp.web.security import HTML_HEADERS
 from idp.web.state import AppState
@@ -35,6 +40,7 @@ from idp.web.templates import error_page
 # How long a user may take to sign in and consent before the request must start over.
 PENDING_TTL = timedelta(minutes=10)
 EXPIRED = ("This request has expired", "The request took too long or was already completed.")
+SECOND_FACTOR = "/login/second-factor"
 
 
 def redirect(url: str) -> RedirectResponse:
@@ -106,20 +112,68 @@ async def park(
 ) -> Response:
     """Keep the checked request server-side, waiting for ``step``, while the user signs in or
     consents; a request already parked moves to ``step`` under the token it has."""
+    token = await _kept(request.state, auth, step, pending, login_sid)
+    if token is None:
+        return error_page(request, 400, *EXPIRED)
+    return redirect(f"/{step}?request={token}")
+
+
+async def _kept(
+    state: AppState,
+    auth: AuthorizationRequest,
+    step: Step,
+    pending: Pending | None,
+    login_sid: str | None,
+) -> str | None:
+    """The token of ``auth`` parked waiting for ``step``; None if its row is gone."""
     assert auth.client is not None
-    state = request.state
     now = state["clock"].now()
     if pending is None:
-        token = await new_pending(state, auth, step, now)
-    else:
-        token = pending.token
-        if (pending.waiting_for, pending.login_sid) != (step, login_sid):
-            moved = await authorization_requests.move(
-                state["pool"], digest(token), step, login_sid, now
-            )
-            if not moved:
-                return error_page(request, 400, *EXPIRED)
-    return redirect(f"/{step}?request={token}")
+        return await new_pending(state, auth, step, now)
+    if (pending.waiting_for, pending.login_sid) != (step, login_sid):
+        moved = await authorization_requests.move(
+            state["pool"], digest(pending.token), step, login_sid, now
+        )
+        if not moved:
+            return None
+    return pending.token
+
+
+async def needs_step_up(state: AppState, auth: AuthorizationRequest, who: SignedIn) -> bool:
+    """OIDC Core §3.1.2.1: ``acr_values`` is voluntary, so the two-factor class it asks for is
+    met when it can be: the session signed in without a second factor (RFC 8176 "mfa" absent
+    from its amr) and the user has one. A user without one gets the password class, which the
+    ID token's ``acr`` says (§2)."""
+    return (
+        auth.wants_mfa
+        and "mfa" not in who.amr
+        and await second_factors.has_second_factor(state["pool"], who.user_id)
+    )
+
+
+async def ask_step_up(
+    request: Request[AppState],
+    auth: AuthorizationRequest,
+    who: SignedIn,
+    pending: Pending | None,
+) -> Response:
+    """The second factor only, for the signed-in session (no password again): the request is
+    parked (waiting for its login step, which a full sign-in also completes), and the browser
+    holds the signed pending state of idp.mfa.challenge naming the user, the request and the
+    session the code will upgrade (/login/second-factor then updates that session)."""
+    state, cookies = request.state, request.state["cookies"]
+    login_sid = None if pending is None else pending.login_sid
+    token = await _kept(state, auth, "login", pending, login_sid)
+    user = await users.by_id(state["pool"], who.user_id)
+    if token is None or user is None:
+        return error_page(request, 400, *EXPIRED)
+    account, _ = await users.for_sign_in(state["pool"], user.email)  # the password's throttle key
+    now = state["clock"].now()
+    issuing = cookies.pending_sign_ins
+    value = issuing.issue(user.id, account, token, now, sid=who.sid)
+    response = redirect(SECOND_FACTOR)
+    cookies.set(response, cookies.second_factor, value, max_age=int(issuing.ttl.total_seconds()))
+    return response
 
 
 async def resume(request: Request[AppState], token: str | None) -> Pending | None:
@@ -153,7 +207,8 @@ async def proceed(
     *,
     pending: Pending | None = None,
 ) -> Response:
-    """Sign-in if needed, then consent if needed, then the code. The login step counts as done
+    """Sign-in if needed, then the second factor if ``acr_values`` asks for it (step-up), then
+    consent if needed, then the code. The login step counts as done
     for this request only if ``pending`` records ``who``'s session as having done it. With
     prompt=none, a step to take is an error for the client (OIDC Core §3.1.2.6)."""
     assert auth.client is not None
@@ -166,6 +221,11 @@ async def proceed(
             raise AuthorizeRedirectError(LoginRequiredError("the user must sign in"), auth)
         return await park(request, auth, "login", pending)
     assert who is not None
+    if await needs_step_up(state, auth, who):
+        if auth.prompt == "none":
+            error = InteractionRequiredError("the user must give a second factor")
+            raise AuthorizeRedirectError(error, auth)
+        return await ask_step_up(request, auth, who, pending)
     granted = await consents.granted(state["pool"], who.user_id, auth.client.client_id)
     if needs_consent(auth, granted):
         if auth.prompt == "none":

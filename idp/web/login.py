@@ -21,7 +21,7 @@ from idp.signin import (
     start_session,
 )
 from idp.web.anonymous import form_csrf_ok, form_page
-from idp.web.authorize import Pending, proceed, redirect, resume
+from idp.web.authorize import SECOND_FACTOR, Pending, proceed, redirect, resume
 from idp.web.forms import read_form
 from idp.web.security import client_ip
 from idp.web.state import AppState
@@ -161,9 +161,6 @@ async def submit_login(request: Request[AppState]) -> Response:
     if isinstance(user, Response):
         return user
     return await complete_sign_in(request, pending, user, now)
-
-
-SECOND_FACTOR = "/login/second-factor"
 
 
 def ask_second_factor(
