@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,12 +19,13 @@ import httpx
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from idp.db import clients, users
+from idp.db import clients, second_factors, users
 from idp.db.clients import Client
 from idp.db.users import User
 from idp.keys.keyring import Keyring
 from idp.mail.message import Mail
 from idp.mail.outbox import Outbox
+from idp.mfa.totp import TotpSeal, step_at
 from idp.oauth.registration import register
 from idp.passwords import Passwords
 from idp.settings import Settings
@@ -176,3 +178,13 @@ async def queued_mail(pool: asyncpg.Pool, outbox: Outbox) -> list[Mail]:
         "SELECT recipient, template, sealed FROM mail_outbox WHERE sealed IS NOT NULL ORDER BY id"
     )
     return [outbox.seal.unseal(row["recipient"], row["template"], row["sealed"]) for row in rows]
+
+
+async def enrol_totp(
+    pool: asyncpg.Pool, kek: bytes, user_id: uuid.UUID, secret: str, now: datetime
+) -> None:
+    """An authenticator app with ``secret``, confirmed long ago (its last used step far in the
+    past), as /account/security leaves it: for tests of what a second factor changes."""
+    sealed = TotpSeal(kek).seal(user_id, secret)
+    assert await second_factors.begin_totp(pool, user_id, sealed, now)
+    assert await second_factors.confirm_totp(pool, user_id, step_at(now) - 100, now)

@@ -12,10 +12,9 @@ import pytest
 from idp.db import second_factors, sessions
 from idp.hashing import digest
 from idp.mfa.recovery import RecoveryHasher, new_codes
-from idp.mfa.totp import TotpSeal
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
-from tests.factories import make_user, queued_mail
+from tests.factories import enrol_totp, make_user, queued_mail
 from tests.helpers import assert_one_line_error, idp
 
 pytestmark = pytest.mark.usefixtures("real_time")  # the CLI runs on the system clock
@@ -30,9 +29,7 @@ async def test_mfa_reset_removes_every_factor_ends_the_sessions_and_tells_the_ow
 ) -> None:
     user = await make_user(pool)
     now = datetime.now(UTC)
-    sealed = TotpSeal(kek).seal(user.id, pyotp.random_base32())
-    assert await second_factors.begin_totp(pool, user.id, sealed, now)
-    assert await second_factors.confirm_totp(pool, user.id, 1, now)
+    await enrol_totp(pool, kek, user.id, pyotp.random_base32(), now)
     hasher = RecoveryHasher(kek)
     await second_factors.replace_recovery_codes(
         pool, user.id, [h for h in map(hasher.hash, new_codes()) if h is not None], now

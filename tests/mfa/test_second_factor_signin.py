@@ -19,10 +19,9 @@ from idp.db import second_factors
 from idp.db.users import User
 from idp.mfa.challenge import PendingSignIns
 from idp.mfa.recovery import RecoveryHasher, new_codes
-from idp.mfa.totp import TotpSeal, step_at
 from idp.settings import Settings
 from tests.conftest import Instance, InstanceFactory
-from tests.factories import PASSWORD, make_client, make_user, queued_mail
+from tests.factories import PASSWORD, enrol_totp, make_client, make_user, queued_mail
 from tests.oauth.flow import Authorization, hidden_fields, query_of
 from tests.web.malformed import FORM, JSON, Case, Context, Endpoint, Page, Redirect, run, wait
 
@@ -31,13 +30,6 @@ SECRET = pyotp.random_base32(length=32)
 PENDING_COOKIE = "idp_second_factor"
 SECOND_FACTOR = "/login/second-factor"
 LOCKED = "Too many failed sign-ins"
-
-
-async def enrol_totp(pool: asyncpg.Pool, kek: bytes, user: User, now: datetime) -> None:
-    """An authenticator app confirmed long ago (its last used step far in the past)."""
-    sealed = TotpSeal(kek).seal(user.id, SECRET)
-    assert await second_factors.begin_totp(pool, user.id, sealed, now)
-    assert await second_factors.confirm_totp(pool, user.id, step_at(now) - 100, now)
 
 
 async def enrol_recovery(pool: asyncpg.Pool, kek: bytes, user: User, now: datetime) -> list[str]:
@@ -80,7 +72,7 @@ async def setup(
         first_party=True,
     )
     user = await make_user(pool, "alice@example.com")
-    await enrol_totp(pool, kek, user, clock.now())
+    await enrol_totp(pool, kek, user.id, SECRET, clock.now())
     async with app_instance() as app:
         yield Setup(app, app.client, client.client_id, user)
 
@@ -386,7 +378,7 @@ async def test_hostile_input_to_the_second_factor_form_is_refused_without_crashi
     case: Case[Pending],
 ) -> None:
     user = await make_user(pool, "alice@example.com")
-    await enrol_totp(pool, kek, user, clock.now())
+    await enrol_totp(pool, kek, user.id, SECRET, clock.now())
     async with app_instance() as app:
         await run(WithCode(app.client, clock), case)
 

@@ -18,12 +18,10 @@ import pyotp
 import pytest
 
 from idp.clock import FrozenClock
-from idp.db import second_factors
 from idp.db.users import User
-from idp.mfa.totp import TotpSeal, step_at
 from idp.settings import Settings
 from tests.conftest import Instance, InstanceFactory
-from tests.factories import PASSWORD, make_client, make_user
+from tests.factories import PASSWORD, enrol_totp, make_client, make_user
 from tests.oauth.flow import Authorization, exchange_code, hidden_fields, query_of, sign_in
 
 REDIRECT = "https://app.example/callback"
@@ -31,12 +29,6 @@ SECRET = pyotp.random_base32(length=32)
 SECOND_FACTOR = "/login/second-factor"
 MFA = "urn:idp:acr:mfa"
 EMAIL = "alice@example.com"
-
-
-async def enrol_totp(pool: asyncpg.Pool, kek: bytes, user: User, now: datetime) -> None:
-    sealed = TotpSeal(kek).seal(user.id, SECRET)
-    assert await second_factors.begin_totp(pool, user.id, sealed, now)
-    assert await second_factors.confirm_totp(pool, user.id, step_at(now) - 100, now)
 
 
 @dataclass
@@ -98,7 +90,7 @@ async def test_a_password_session_is_asked_the_second_factor_only_and_gets_acr_m
     setup: Setup, pool: asyncpg.Pool, kek: bytes, clock: FrozenClock
 ) -> None:
     await password_session(setup)
-    await enrol_totp(pool, kek, setup.user, clock.now())
+    await enrol_totp(pool, kek, setup.user.id, SECRET, clock.now())
     auth = new_auth(setup)
     asked = await setup.http.get(auth.url(acr_values=f"urn:other {MFA}"))
     assert asked.status_code == 303, asked.text
@@ -127,7 +119,7 @@ async def test_prompt_none_with_an_unmet_mfa_request_is_interaction_required(
     setup: Setup, pool: asyncpg.Pool, kek: bytes, clock: FrozenClock
 ) -> None:
     await password_session(setup)
-    await enrol_totp(pool, kek, setup.user, clock.now())
+    await enrol_totp(pool, kek, setup.user.id, SECRET, clock.now())
     auth = new_auth(setup)
     answer = await setup.http.get(auth.url(acr_values=MFA, prompt="none"))
     assert answer.status_code == 303, answer.text
@@ -151,7 +143,7 @@ async def test_a_wrong_code_at_step_up_leaves_the_session_as_it_was(
     setup: Setup, pool: asyncpg.Pool, kek: bytes, clock: FrozenClock
 ) -> None:
     await password_session(setup)
-    await enrol_totp(pool, kek, setup.user, clock.now())
+    await enrol_totp(pool, kek, setup.user.id, SECRET, clock.now())
     asked = await setup.http.get(new_auth(setup).url(acr_values=MFA))
     assert asked.headers["location"] == SECOND_FACTOR
     page = await setup.http.get(SECOND_FACTOR)
@@ -165,7 +157,7 @@ async def test_step_up_is_refused_once_the_browser_no_longer_holds_the_session(
     setup: Setup, pool: asyncpg.Pool, kek: bytes, clock: FrozenClock
 ) -> None:
     await password_session(setup)
-    await enrol_totp(pool, kek, setup.user, clock.now())
+    await enrol_totp(pool, kek, setup.user.id, SECRET, clock.now())
     asked = await setup.http.get(new_auth(setup).url(acr_values=MFA))
     assert asked.headers["location"] == SECOND_FACTOR
     page = await setup.http.get(SECOND_FACTOR)

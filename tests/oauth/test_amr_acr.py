@@ -14,11 +14,9 @@ import pyotp
 import pytest
 
 from idp.clock import FrozenClock
-from idp.db import second_factors
-from idp.mfa.totp import TotpSeal, step_at
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
-from tests.factories import PASSWORD, make_client, make_user
+from tests.factories import PASSWORD, enrol_totp, make_client, make_user
 from tests.oauth.flow import Authorization, exchange_code, hidden_fields, query_of, refresh
 
 REDIRECT = "https://app.example/callback"
@@ -87,8 +85,7 @@ async def test_a_sign_in_with_an_authenticator_code_yields_mfa_tokens_and_refres
     client: tuple[str, str],
 ) -> None:
     user = await make_user(pool, "alice@example.com")
-    await second_factors.begin_totp(pool, user.id, TotpSeal(kek).seal(user.id, SECRET), clock.now())
-    await second_factors.confirm_totp(pool, user.id, step_at(clock.now()) - 10, clock.now())
+    await enrol_totp(pool, kek, user.id, SECRET, clock.now())
     first, refreshed = await tokens(app_instance, client, pyotp.TOTP(SECRET).at(clock.now()))
     signed_in_at = int(clock.now().timestamp())
     for answer in (first, refreshed):
