@@ -196,3 +196,20 @@ def test_an_authenticator_not_made_for_user_verification_is_refused() -> None:
 
     with pytest.raises(InvalidRegistrationResponse, match="user was not verified"):
         verify_registration(options, key.register(options))
+
+
+def test_options_for_another_rp_id_are_refused_like_a_browser_would() -> None:
+    key = SoftAuthenticator(ORIGIN, "example.com")
+
+    with pytest.raises(AuthenticatorError, match="SecurityError"):
+        key.register(creation_options())
+    with pytest.raises(AuthenticatorError, match="SecurityError"):
+        key.authenticate(request_options())
+
+
+def test_creation_options_without_es256_are_refused() -> None:
+    options = creation_options()
+    options["pubKeyCredParams"] = [{"type": "public-key", "alg": -257}]
+
+    with pytest.raises(AuthenticatorError, match="NotSupportedError"):
+        SoftAuthenticator(ORIGIN, RP_ID).register(options)
