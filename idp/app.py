@@ -22,6 +22,7 @@ from idp.keys.scheduler import KeyScheduler
 from idp.mail.outbox import Mailing
 from idp.mail.sender import MailSender
 from idp.metrics import Exposition
+from idp.mfa.passkeys import Passkeys
 from idp.oauth.client_registry import ClientRegistry
 from idp.oauth.context import TokenContext
 from idp.oauth.deny_list import DenyList
@@ -123,6 +124,7 @@ def create_app(
                 "mailing": mailing,
                 "mail_sender": mail_sender,
                 "background": background,
+                "passkeys": Passkeys.of(settings),
             }
 
     router = StaticPathRouter([*routes, *(demo_routes if settings.demo else [])], lifespan=lifespan)

@@ -57,6 +57,8 @@ DELETE_MAIL_OUTBOX = _delete("mail_outbox", "(sent_at < $2 OR given_up_at < $2)"
 DELETE_MAIL_TOKENS = _delete("mail_tokens", "(used_at < $2 OR expires_at < $2)")
 # Every rate limit's window is far shorter than the retention: these counters count no more.
 DELETE_RATE_LIMITS = _delete("rate_limits", "window_start < $2")
+# A spent WebAuthn challenge matters only while it could still be answered (idp.mfa.passkeys).
+DELETE_WEBAUTHN_CHALLENGES = _delete("webauthn_challenges", "expires_at < $2")
 # The sealed answer for a retry of a family's previous token exists only for the grace (found
 # by the partial index refresh_families_sealed).
 ERASE_SUCCESSOR_RESPONSES = """
@@ -90,6 +92,7 @@ def steps(now: datetime, settings: Settings, retention: timedelta) -> list[Step]
         Step("mail_outbox", DELETE_MAIL_OUTBOX, (kept_until,)),
         Step("mail_tokens", DELETE_MAIL_TOKENS, (kept_until,)),
         Step("rate_limits", DELETE_RATE_LIMITS, (kept_until,)),
+        Step("webauthn_challenges", DELETE_WEBAUTHN_CHALLENGES, (now,)),
     ]
 
 

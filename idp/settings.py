@@ -106,6 +106,8 @@ class Settings:
     registration: Registration = "closed"  # open: /signup exists
     password_min_length: int = 12
     templates_dir: Path | None = None  # operator overrides for page and mail templates
+    # The WebAuthn RP ID: the issuer's host, or a parent domain of it; None: the issuer's host.
+    webauthn_rp_id: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -122,6 +124,14 @@ class Settings:
     def sender(self) -> str:
         """The From address of idp's mail."""
         return self.mail_from or f"idp@{urlsplit(self.issuer).hostname}"
+
+    @property
+    def passkey_rp_id(self) -> str | None:
+        """The WebAuthn RP ID passkeys are bound to; None when the issuer's host is an IP
+        address, which no browser accepts as an RP ID (WebAuthn L2 §5.1.3 step 8 asks for a
+        registrable domain suffix of the origin's effective domain): no passkeys then."""
+        host = urlsplit(self.issuer).hostname or ""
+        return None if _is_ip(host) else (self.webauthn_rp_id or host)
 
     @property
     def deny_list_horizon(self) -> timedelta:
@@ -169,6 +179,14 @@ class Settings:
             )
         if self.mail_from is not None and not _MAIL_ADDRESS.fullmatch(self.mail_from):
             raise SettingsError("IDP_MAIL_FROM", f"{self.mail_from!r} is not an email address")
+        if self.webauthn_rp_id is not None:
+            host = urlsplit(self.issuer).hostname or ""
+            rp_id = self.webauthn_rp_id
+            if _is_ip(rp_id) or _is_ip(host) or not (host == rp_id or host.endswith("." + rp_id)):
+                raise SettingsError(
+                    "IDP_WEBAUTHN_RP_ID",
+                    f"{rp_id!r} must be the issuer's host ({host}) or a parent domain of it",
+                )
         if self.key_encryption_key is not None and len(self.key_encryption_key) != 32:
             raise SettingsError("IDP_KEY_ENCRYPTION_KEY", "must be 32 bytes, base64url-encoded")
         for name in (
@@ -254,7 +272,7 @@ class Settings:
             raise SettingsError("IDP_TEMPLATES_DIR", f"{templates_dir} is not a directory")
 
         return cls(
-            issuer=environ.get("IDP_ISSUER") or _default_issuer(host, port),
+            issuer=environ.get("IDP_ISSUER") or _default_issuer(host, port, demo),
             database_url=environ.get("IDP_DATABASE_URL") or None,
             data_dir=Path(environ.get("IDP_DATA_DIR") or ".idp"),
             key_encryption_key=None if kek_text is None else decode_kek(kek_text),
@@ -288,6 +306,7 @@ class Settings:
             registration=registration,
             password_min_length=int(min_length_text),
             templates_dir=None if templates_dir is None else Path(templates_dir),
+            webauthn_rp_id=(environ.get("IDP_WEBAUTHN_RP_ID") or "").lower().rstrip(".") or None,
             demo=demo,
         )
 
@@ -308,14 +327,26 @@ def check_smtp_url(url: str) -> None:
         raise SettingsError("IDP_SMTP_URL", "smtps:// is always TLS: drop ?tls=require")
 
 
-def _default_issuer(host: str, port: int) -> str:
-    """``http://host:port``, which names a server only when ``host`` is one address."""
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _default_issuer(host: str, port: int, demo: bool = False) -> str:
+    """``http://host:port``, which names a server only when ``host`` is one address. The demo
+    on the IPv4 loopback says ``localhost``: passkeys need a domain (an RP ID is never an IP
+    address), and browsers treat ``http://localhost`` as a secure context."""
     if host in ("0.0.0.0", "::", ""):  # noqa: S104 - refusing it, not binding to it
         raise SettingsError(
             "IDP_ISSUER",
             f"is required when serving on every interface ({host or '*'}): the issuer is the "
             "URL clients reach idp at, e.g. https://login.example.com",
         )
+    if demo and host == "127.0.0.1":
+        return f"http://localhost:{port}"
     return f"http://{host}:{port}"
 
 

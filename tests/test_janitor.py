@@ -36,6 +36,7 @@ EXPIRED = {
     "mail_outbox": 10,
     "mail_tokens": 10,
     "rate_limits": 10,
+    "webauthn_challenges": 10,
 }
 # Where each kind's rows carry their "keep:" or "drop:" label.
 LABELS = {
@@ -48,6 +49,7 @@ LABELS = {
     "mail_outbox": "recipient",
     "mail_tokens": "email",
     "rate_limits": "key",
+    "webauthn_challenges": "convert_from(challenge_hash, 'UTF8')",
 }
 
 
@@ -142,7 +144,8 @@ async def seed(pool: asyncpg.Pool, settings: Settings, now: datetime) -> None:
 
 
 async def seed_mail(pool: asyncpg.Pool, uid: uuid.UUID, now: datetime, old: datetime) -> None:
-    """Outbox rows, mail tokens and rate-limit counters: 10 past the retention, 5 not."""
+    """Outbox rows, mail tokens, rate-limit counters and spent WebAuthn challenges: 10 past
+    the retention (or expiry), 5 not."""
     # (label, created_at, sent_at, given_up_at): a waiting mail is kept, however old.
     mails: list[tuple[str, datetime, datetime | None, datetime | None]] = [
         ("drop", old - DAY, old, None)
@@ -174,6 +177,13 @@ async def seed_mail(pool: asyncpg.Pool, uid: uuid.UUID, now: datetime, old: date
     await pool.executemany(
         "INSERT INTO rate_limits (key, window_start, hits) VALUES ($1, $2, 3)",
         [(f"{label}:{i}", start) for i, (label, start) in enumerate(windows)],
+    )
+
+    spent = [("drop", now - timedelta(seconds=i + 1)) for i in range(10)]
+    spent += [("keep", now + timedelta(minutes=i + 1)) for i in range(5)]
+    await pool.executemany(
+        "INSERT INTO webauthn_challenges (challenge_hash, expires_at) VALUES ($1, $2)",
+        [(f"{label}:{i}".encode(), expires) for i, (label, expires) in enumerate(spent)],
     )
 
 

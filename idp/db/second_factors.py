@@ -48,6 +48,13 @@ FROM recovery_codes WHERE user_id = $1
 HAS_SECOND_FACTOR = """
 SELECT EXISTS (SELECT 1 FROM totp_credentials WHERE user_id = $1 AND confirmed_at IS NOT NULL)
     OR EXISTS (SELECT 1 FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL)
+    OR EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1)
+"""
+FACTOR_KINDS = """
+SELECT EXISTS (SELECT 1 FROM totp_credentials WHERE user_id = $1 AND confirmed_at IS NOT NULL)
+           AS totp,
+       EXISTS (SELECT 1 FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL) AS recovery,
+       EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1) AS passkey
 """
 
 
@@ -107,7 +114,30 @@ async def recovery_counts(db: Executor, user_id: uuid.UUID) -> tuple[int, int]:
     return row["unused"], row["made"]
 
 
+@dataclass(frozen=True)
+class FactorKinds:
+    """Which second factors a user can give now."""
+
+    totp: bool  # a confirmed authenticator app
+    recovery: bool  # an unused recovery code
+    passkey: bool
+
+    @property
+    def codes(self) -> bool:
+        return self.totp or self.recovery
+
+    @property
+    def any(self) -> bool:
+        return self.codes or self.passkey
+
+
+async def factor_kinds(db: Executor, user_id: uuid.UUID) -> FactorKinds:
+    row = await db.fetchrow(FACTOR_KINDS, user_id)
+    assert row is not None
+    return FactorKinds(**dict(row))
+
+
 async def has_second_factor(db: Executor, user_id: uuid.UUID) -> bool:
-    """A confirmed authenticator app, or an unused recovery code."""
+    """A confirmed authenticator app, an unused recovery code, or a passkey."""
     found: bool = await db.fetchval(HAS_SECOND_FACTOR, user_id)
     return found

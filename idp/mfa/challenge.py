@@ -2,13 +2,11 @@
 browser holds a short-lived signed state naming the user (no session yet), and a code from the
 authenticator app or a recovery code finishes the sign-in.
 
-The pending state is ``<payload>.<mac>``: the payload base64url JSON of the user id, the key the
-password was throttled by, the Unix time the password was verified and the parked request's
-token ("" for the account page's own sign-in) and, for a step-up (``acr_values``), the sid of
-the signed-in session the code upgrades ("" for a sign-in); the mac an HMAC-SHA256 of the
-payload under a key derived from the key-encryption key. It is good for ``PENDING_TTL``: long
-enough to open an app and type a code, short enough that a browser left at this step does not
-keep a half sign-in.
+The pending state is a signed value (idp.signed_values) of the user id, the key the password was
+throttled by and the parked request's token ("" for the account page's own sign-in) and, for a
+step-up (``acr_values``), the sid of the signed-in session the factor upgrades ("" for a
+sign-in) and the class it must reach. It is good for ``PENDING_TTL``: long enough to open an app
+and type a code, short enough that a browser left at this step does not keep a half sign-in.
 
 A code is counted by the brute-force locks of the password (idp.signin): the same keys, claimed
 before the code is checked, so guesses at a code cost what guesses at a password cost; a user
@@ -18,11 +16,6 @@ its claim counted for a user with a second factor).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,10 +27,10 @@ from idp.db import login_failures, second_factors
 from idp.db.pool import Connection
 from idp.db.users import User
 from idp.devices import DeviceCookies
-from idp.keys.crypto import purpose_key
 from idp.mail.outbox import Mailing
 from idp.mfa.recovery import RecoveryHasher
 from idp.mfa.totp import TotpSeal, TotpUnsealError, matching_step
+from idp.signed_values import SignedValues
 from idp.signin import (
     FIRST_LOCK,
     FREE_ATTEMPTS,
@@ -48,7 +41,6 @@ from idp.signin import (
 )
 
 PENDING_TTL = timedelta(minutes=5)
-MAX_VALUE = 2048  # a value longer than any issued is not even decoded
 # RFC 8176 §2: "otp" a one-time password, "mfa" more than one factor. A recovery code is a
 # one-time password too: NIST SP 800-63B §5.1.2 calls it a look-up secret, something the user
 # has (printed or stored apart from the password), used once, so with the password it makes two
@@ -66,48 +58,41 @@ class SecondFactorFailedError(Exception):
 class PendingSignIn:
     user_id: uuid.UUID
     account: str  # the throttle key of the password step (idp.signin: the folded email)
-    issued: int  # Unix time the password was verified
     request: str  # the parked authorization request's token; "" for /account/sign-in
     sid: str = ""  # step-up: the signed-in session the code upgrades; "" for a sign-in
+    acr: str = ""  # step-up: the class (idp.oauth.acr) it must reach; "" any second factor
 
 
 class PendingSignIns:
     """Issues and reads the signed pending state (the browser's cookie)."""
 
     def __init__(self, key_encryption_key: bytes, ttl: timedelta = PENDING_TTL) -> None:
-        self._key = purpose_key(key_encryption_key, b"idp second factor")
+        self._values = SignedValues(key_encryption_key, b"idp second factor", ttl)
         self.ttl = ttl
 
     def issue(
-        self, user_id: uuid.UUID, account: str, request: str, now: datetime, sid: str = ""
+        self,
+        user_id: uuid.UUID,
+        account: str,
+        request: str,
+        now: datetime,
+        sid: str = "",
+        acr: str = "",
     ) -> str:
-        fields = [user_id.hex, account, int(now.timestamp()), request, sid]
-        payload = base64.urlsafe_b64encode(json.dumps(fields).encode()).rstrip(b"=").decode()
-        return f"{payload}.{self._mac(payload)}"
+        return self._values.issue(now, user_id.hex, account, request, sid, acr)
 
     def read(self, value: str | None, now: datetime) -> PendingSignIn | None:
-        """The state ``value`` holds if it is genuine and younger than ``ttl``; None for
-        anything else (absent, malformed, forged, altered, expired)."""
-        if not value or len(value) > MAX_VALUE or value.count(".") != 1:
-            return None
-        payload, mac = value.split(".")
-        expected = self._mac(payload)
-        if not hmac.compare_digest(expected.encode(), mac.encode("utf-8", "surrogateescape")):
+        """The state ``value`` holds if it is genuine and younger than ``ttl``; else None."""
+        fields = self._values.read(value, now)
+        if fields is None or len(fields) != 5:
             return None
         try:
-            user_hex, account, issued, request, *step_up = json.loads(
-                base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+            user_hex, account, request, sid, acr = fields
+            return PendingSignIn(
+                uuid.UUID(hex=user_hex), str(account), str(request), str(sid), str(acr)
             )
-            sid = str(step_up[0]) if step_up else ""  # a state issued before step-up had none
-            found = PendingSignIn(uuid.UUID(hex=user_hex), account, int(issued), str(request), sid)
-        except (ValueError, TypeError, binascii.Error):
-            return None  # genuine but unreadable: only a change of format makes one
-        age = now.timestamp() - found.issued
-        return found if 0 <= age <= self.ttl.total_seconds() else None
-
-    def _mac(self, payload: str) -> str:
-        mac = hmac.new(self._key, payload.encode("utf-8", "surrogateescape"), hashlib.sha256)
-        return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+        except (ValueError, TypeError, AttributeError):
+            return None
 
 
 @dataclass(frozen=True)

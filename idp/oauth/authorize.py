@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from idp.db.clients import Client
+from idp.oauth import acr
 from idp.oauth.access_token import resolve_audience
 from idp.oauth.errors import (
     InvalidRequestError,
@@ -23,7 +24,6 @@ from idp.oauth.errors import (
     UnauthorizedClientError,
     UnsupportedResponseTypeError,
 )
-from idp.oauth.id_token import ACR_MFA
 from idp.oauth.params import Params, parse_scope
 from idp.oauth.pkce import valid_challenge
 
@@ -71,9 +71,9 @@ class AuthorizationRequest:
     acr_values: list[str] | None = None  # OIDC Core §3.1.2.1, in the order of preference
 
     @property
-    def wants_mfa(self) -> bool:
-        """The client asked for the two-factor class among its (voluntary) ``acr_values``."""
-        return self.acr_values is not None and ACR_MFA in self.acr_values
+    def wanted_acr(self) -> str | None:
+        """The strongest class idp knows among the (voluntary) ``acr_values``; None if none."""
+        return None if self.acr_values is None else acr.strongest(self.acr_values)
 
     def to_json(self) -> dict[str, Any]:
         assert self.client is not None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from idp.oauth.acr import ACR_VALUES
 from idp.oauth.client_auth import AUTH_METHODS
 from idp.oauth.grants import GRANTS
-from idp.oauth.id_token import ACR_VALUES
 from idp.settings import SIGNING_ALGS, Settings
 
 SCOPES = ["openid", "profile", "email", "roles"]

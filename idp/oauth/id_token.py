@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from idp.db.users import User
+from idp.oauth.acr import acr_of
 
 # OIDC Core §3.1.3.6: the hash of the alg's JWS hash function; Ed25519 signs with SHA-512.
 _AT_HASH = {"RS256": hashlib.sha256, "PS256": hashlib.sha256, "ES256": hashlib.sha256}
@@ -29,17 +30,6 @@ def _hash_of(header: str) -> Callable[[bytes], Any]:
     """The hash of the alg a header segment names: one per signing key and typ, so cached."""
     alg = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["alg"]
     return _AT_HASH.get(alg, hashlib.sha512)
-
-
-# OIDC Core §2: acr names the class of the sign-in; idp's two classes, in discovery.
-ACR_PWD = "urn:idp:acr:pwd"  # noqa: S105 - an acr value, not a secret
-ACR_MFA = "urn:idp:acr:mfa"
-ACR_VALUES = [ACR_PWD, ACR_MFA]
-
-
-def acr_of(amr: list[str]) -> str:
-    """RFC 8176 §2: "mfa" says more than one factor was used; only then the mfa class."""
-    return ACR_MFA if "mfa" in amr else ACR_PWD
 
 
 def scope_claims(user: User, scopes: list[str]) -> dict[str, Any]:

@@ -15,8 +15,9 @@ from idp.db.pool import Connection
 from idp.db.users import User
 from idp.oauth import refresh_format
 from idp.oauth.access_token import ACCESS_TOKEN_TYPE, access_token_claims, access_token_ttl
+from idp.oauth.acr import acr_of
 from idp.oauth.context import TokenContext
-from idp.oauth.id_token import acr_of, id_token_claims
+from idp.oauth.id_token import id_token_claims
 
 REFRESH_GRANT = "refresh_token"
 

@@ -13,6 +13,7 @@ from idp.accounts.account_sessions import SEEN_EVERY
 from idp.db import authorization_requests, consents, second_factors, sessions, users
 from idp.db.authorization_requests import Step
 from idp.hashing import digest
+from idp.oauth import acr
 from idp.oauth.authorize import (
     AuthorizationRequest,
     AuthorizePageError,
@@ -139,16 +140,22 @@ async def _kept(
     return pending.token
 
 
-async def needs_step_up(state: AppState, auth: AuthorizationRequest, who: SignedIn) -> bool:
-    """OIDC Core §3.1.2.1: ``acr_values`` is voluntary, so the two-factor class it asks for is
-    met when it can be: the session signed in without a second factor (RFC 8176 "mfa" absent
-    from its amr) and the user has one. A user without one gets the password class, which the
-    ID token's ``acr`` says (§2)."""
-    return (
-        auth.wants_mfa
-        and "mfa" not in who.amr
-        and await second_factors.has_second_factor(state["pool"], who.user_id)
-    )
+async def step_up_to(state: AppState, auth: AuthorizationRequest, who: SignedIn) -> str | None:
+    """The class (idp.oauth.acr) the session must be stepped up to; None if none.
+
+    OIDC Core §3.1.2.1: ``acr_values`` is voluntary, so the strongest class asked for is met
+    when it can be: the session's sign-in does not reach it and the user has a factor that
+    does; else the strongest the user can reach, if the session does not reach that either. A
+    user without a second factor gets the password class, which the ID token's ``acr`` says
+    (§2). The user's factors are read only when the session falls short."""
+    wanted = auth.wanted_acr
+    if wanted is None or acr.meets(who.amr, wanted):
+        return None
+    assert auth.acr_values is not None
+    kinds = await second_factors.factor_kinds(state["pool"], who.user_id)
+    reachable = acr.reachable(second_factor=kinds.any, passkey=kinds.passkey)
+    target = acr.strongest(auth.acr_values, reachable)
+    return None if target is None or acr.meets(who.amr, target) else target
 
 
 async def ask_step_up(
@@ -156,11 +163,13 @@ async def ask_step_up(
     auth: AuthorizationRequest,
     who: SignedIn,
     pending: Pending | None,
+    target: str,
 ) -> Response:
     """The second factor only, for the signed-in session (no password again): the request is
     parked (waiting for its login step, which a full sign-in also completes), and the browser
     holds the signed pending state of idp.mfa.challenge naming the user, the request and the
-    session the code will upgrade (/login/second-factor then updates that session)."""
+    session the code will upgrade and the class ``target`` it must reach (/login/second-factor
+    then updates that session)."""
     state, cookies = request.state, request.state["cookies"]
     login_sid = None if pending is None else pending.login_sid
     token = await _kept(state, auth, "login", pending, login_sid)
@@ -170,7 +179,7 @@ async def ask_step_up(
     account, _ = await users.for_sign_in(state["pool"], user.email)  # the password's throttle key
     now = state["clock"].now()
     issuing = cookies.pending_sign_ins
-    value = issuing.issue(user.id, account, token, now, sid=who.sid)
+    value = issuing.issue(user.id, account, token, now, sid=who.sid, acr=target)
     response = redirect(SECOND_FACTOR)
     cookies.set(response, cookies.second_factor, value, max_age=int(issuing.ttl.total_seconds()))
     return response
@@ -221,11 +230,12 @@ async def proceed(
             raise AuthorizeRedirectError(LoginRequiredError("the user must sign in"), auth)
         return await park(request, auth, "login", pending)
     assert who is not None
-    if await needs_step_up(state, auth, who):
+    target = await step_up_to(state, auth, who)
+    if target is not None:
         if auth.prompt == "none":
             error = InteractionRequiredError("the user must give a second factor")
             raise AuthorizeRedirectError(error, auth)
-        return await ask_step_up(request, auth, who, pending)
+        return await ask_step_up(request, auth, who, pending, target)
     granted = await consents.granted(state["pool"], who.user_id, auth.client.client_id)
     if needs_consent(auth, granted):
         if auth.prompt == "none":

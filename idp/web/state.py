@@ -14,6 +14,7 @@ from idp.keys.manager import KeyManager
 from idp.mail.outbox import Mailing
 from idp.mail.sender import MailSender
 from idp.metrics import Exposition
+from idp.mfa.passkeys import Passkeys
 from idp.oauth.client_registry import ClientRegistry
 from idp.oauth.context import TokenContext
 from idp.passwords import Passwords
@@ -37,3 +38,4 @@ class AppState(TypedDict):
     mailing: Mailing  # queue mail in a transaction (idp.mail.outbox)
     mail_sender: MailSender  # delivers the outbox; tests wake it (idp.mail.sender)
     background: Background  # work a request does not wait for (idp.background)
+    passkeys: Passkeys | None  # None where passkeys cannot work (an IP-address issuer)

@@ -127,5 +127,5 @@ async def test_discovery_lists_the_acr_values_and_the_amr_and_acr_claims(
 ) -> None:
     async with app_instance() as app:
         metadata = (await app.client.get("/.well-known/openid-configuration")).json()
-    assert metadata["acr_values_supported"] == ["urn:idp:acr:pwd", "urn:idp:acr:mfa"]
+    assert metadata["acr_values_supported"] == ["urn:idp:acr:pwd", "urn:idp:acr:mfa", "phr"]
     assert {"amr", "acr"} <= set(metadata["claims_supported"])
