@@ -127,6 +127,11 @@ class FactorKinds:
         return self.totp or self.recovery
 
     @property
+    def backs_up_codes(self) -> bool:
+        """A factor recovery codes stand in for (idp.mfa.enrolment)."""
+        return self.totp or self.passkey
+
+    @property
     def any(self) -> bool:
         return self.codes or self.passkey
 

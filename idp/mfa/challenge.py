@@ -28,6 +28,7 @@ from idp.db.pool import Connection
 from idp.db.users import User
 from idp.devices import DeviceCookies
 from idp.mail.outbox import Mailing
+from idp.mfa.passkeys import SECOND_FACTOR, PasskeyAnswer, PasskeyError, Passkeys
 from idp.mfa.recovery import RecoveryHasher
 from idp.mfa.totp import TotpSeal, TotpUnsealError, matching_step
 from idp.signed_values import SignedValues
@@ -159,6 +160,34 @@ async def verify(
     if method is None:
         raise SecondFactorFailedError
     return TOTP_AMR if method == "totp" else RECOVERY_AMR
+
+
+async def verify_passkey(
+    pool: asyncpg.Pool,
+    keys: Passkeys,
+    user: User,
+    pending: PendingSignIn,
+    answer: PasskeyAnswer,
+    attempt: Attempt,
+    now: datetime,
+) -> tuple[str, ...]:
+    """The amr (RFC 8176) of a password and one of the user's passkeys, audited like a code,
+    and the password's claim on the locks cleared; PasskeyError when refused (audited, not
+    counted by the locks: a signature cannot be guessed)."""
+    details = {"ip": attempt.ip, "method": "passkey"}
+    try:
+        verified = await keys.verify_assertion(pool, SECOND_FACTOR, answer, now, user.id)
+    except PasskeyError:
+        async with pool.acquire() as connection, audited(connection) as trail:
+            await _record(trail, now, "mfa.failed", user, details)
+        raise
+    keys_of = throttle_keys(
+        pending.account, attempt.ip, user, attempt.device_cookie, attempt.devices, now
+    )
+    async with pool.acquire() as connection, audited(connection) as trail:
+        await login_failures.clear(connection, keys_of[0])
+        await _record(trail, now, "mfa.succeeded", user, details)
+    return ("pwd", *verified.amr)
 
 
 async def _use(

@@ -9,9 +9,11 @@ Policy, with the reason for each:
   lock). A stolen session cookie must not be enough to weaken the account or mint a way past
   its second factor (Keycloak and GitHub ask to sign in again for both).
 * Setting up the app needs no password: it only adds a factor, and the owner is mailed.
-* Recovery codes back up a factor: they can be created only while an authenticator app is
-  confirmed, and removing the app removes them too. Recovery codes alone would be a second
-  factor spent at every sign-in.
+* Recovery codes back up a factor: they can be created only while an authenticator app or a
+  passkey is set up, and removing the last of those removes them too. Recovery codes alone
+  would be a second factor spent at every sign-in.
+* Adding a passkey needs no password either (the ceremony itself verifies the person on the
+  authenticator, and the owner is mailed); removing one needs it, like removing the app.
 * Every change is audited (never a secret nor a code) and the owner is mailed a notice
   (NIST SP 800-63B §6.1.2.3: the subscriber is told when an authenticator is bound or removed).
 """
@@ -22,24 +24,33 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from webauthn.helpers import base64url_to_bytes
+
 from idp.accounts.profile import ProfileError, Proof, confirm_password
 from idp.accounts.services import Services
 from idp.audit_trail import AuditTrail, audited
-from idp.db import second_factors
+from idp.db import passkeys, second_factors
+from idp.db.passkeys import Passkey
 from idp.db.pool import Connection
 from idp.db.users import User
 from idp.mfa import recovery, totp
+from idp.mfa.passkeys import PasskeyAnswer, PasskeyError, Passkeys, register
+from idp.mfa.passkeys import clean_name as clean_passkey_name
 from idp.mfa.recovery import RecoveryHasher
 from idp.mfa.totp import NewSecret, TotpSeal
+from idp.oauth.code_flow import SignedIn
 
 CODE_WRONG = "That code is not the one your app shows now. Check the app and try again."
 NOT_BEGUN = "Set up the authenticator app first."
 ALREADY_SET_UP = "An authenticator app is already set up. Remove it first to set up another."
-NO_FACTOR = "Set up an authenticator app first: recovery codes stand in for it."
+NO_FACTOR = "Set up an authenticator app or a passkey first: recovery codes stand in for them."
+NO_PASSKEY = "That passkey is not one of yours any more."
 # What the notice mail says happened: fixed texts, never the input.
 ADDED = "An authenticator app was added to"
 REMOVED = "The authenticator app was removed from"
 CODES_CREATED = "New recovery codes were created for"
+PASSKEY_ADDED = "A passkey was added to"
+PASSKEY_REMOVED = "A passkey was removed from"
 
 
 class EnrolmentError(ProfileError):
@@ -54,6 +65,12 @@ class Factors:
     totp_pending: bool  # a secret handed out, not yet confirmed
     recovery_unused: int
     recovery_made: int
+    passkeys: list[Passkey]
+
+    @property
+    def backed_up(self) -> bool:
+        """A factor recovery codes can stand in for: the app, or a passkey."""
+        return self.totp_confirmed_at is not None or bool(self.passkeys)
 
 
 @dataclass(frozen=True)
@@ -83,11 +100,13 @@ async def factors_of(services: Services, user: User) -> Factors:
     async with services.pool.acquire() as connection:
         stored = await second_factors.totp_of(connection, user.id)
         unused, made = await second_factors.recovery_counts(connection, user.id)
+        keys = await passkeys.of_user(connection, user.id)
     return Factors(
         totp_confirmed_at=None if stored is None else stored.confirmed_at,
         totp_pending=stored is not None and stored.confirmed_at is None,
         recovery_unused=unused,
         recovery_made=made,
+        passkeys=keys,
     )
 
 
@@ -155,9 +174,8 @@ async def remove_totp(services: Services, user: User, proof: Proof, now: datetim
         stored = await second_factors.totp_of(connection, user.id)
         if stored is None:
             return False
-        unused, _ = await second_factors.recovery_counts(connection, user.id)
         await second_factors.remove_totp(connection, user.id)
-        await second_factors.remove_recovery_codes(connection, user.id)
+        unused = await _codes_left_alone(connection, user)
         confirmed = stored.confirmed_at is not None
         await _record(
             services, connection, trail, user, "mfa.totp_removed", now,
@@ -177,8 +195,7 @@ async def create_recovery_codes(
     hashes = [hasher.hash(code) for code in codes]
     assert all(hashes), "new codes are always well formed"
     async with services.pool.acquire() as connection, audited(connection) as trail:
-        stored = await second_factors.totp_of(connection, user.id)
-        if stored is None or stored.confirmed_at is None:
+        if not (await second_factors.factor_kinds(connection, user.id)).backs_up_codes:
             raise EnrolmentError(NO_FACTOR, status_code=409)
         await second_factors.replace_recovery_codes(
             connection, user.id, [h for h in hashes if h], now
@@ -188,3 +205,58 @@ async def create_recovery_codes(
             mail=CODES_CREATED, details={"count": len(codes)},
         )  # fmt: skip
     return codes
+
+
+async def _codes_left_alone(connection: Connection, user: User) -> int:
+    """Once the last factor they back up is gone, the recovery codes go too: how many unused
+    ones were removed (0 while a factor is left)."""
+    if (await second_factors.factor_kinds(connection, user.id)).backs_up_codes:
+        return 0
+    unused, _ = await second_factors.recovery_counts(connection, user.id)
+    await second_factors.remove_recovery_codes(connection, user.id)
+    return unused
+
+
+async def add_passkey(
+    services: Services,
+    keys: Passkeys,
+    holder: SignedIn,
+    user: User,
+    answer: PasskeyAnswer,
+    now: datetime,
+) -> None:
+    """Register the passkey the browser made for the options of ``answer.token`` (bound to the
+    session ``holder``); audited and mailed."""
+    async with services.pool.acquire() as connection:
+        count = len(await passkeys.of_user(connection, user.id))
+    name = clean_passkey_name(answer.name, count)
+    try:
+        passkey, handle, challenge = keys.verify_registration(
+            answer, holder.sid, user.id, name, now
+        )
+        async with services.pool.acquire() as connection, audited(connection) as trail:
+            await register(connection, passkey, handle, challenge)
+            await _record(
+                services, connection, trail, user, "mfa.passkey_added", now, mail=PASSKEY_ADDED
+            )
+    except PasskeyError as refused:
+        raise EnrolmentError(refused.message) from None
+
+
+async def remove_passkey(
+    services: Services, user: User, credential_id: str | None, proof: Proof, now: datetime
+) -> None:
+    """Remove one of the user's passkeys (and the recovery codes, if it was the last factor)."""
+    await confirm_password(services, user, proof, now)
+    try:
+        raw_id = base64url_to_bytes(credential_id or "")
+    except ValueError:
+        raise EnrolmentError(NO_PASSKEY, status_code=404) from None
+    async with services.pool.acquire() as connection, audited(connection) as trail:
+        if await passkeys.remove(connection, user.id, raw_id) is None:
+            raise EnrolmentError(NO_PASSKEY, status_code=404)
+        unused = await _codes_left_alone(connection, user)
+        await _record(
+            services, connection, trail, user, "mfa.passkey_removed", now,
+            mail=PASSKEY_REMOVED, details={"recovery_codes_removed": unused},
+        )  # fmt: skip

@@ -106,6 +106,16 @@ class Ceremony:
 
 
 @dataclass(frozen=True)
+class PasskeyAnswer:
+    """What a passkey form posts: the signed value of its options, the browser's credential
+    JSON, and (registration) the name the person gave."""
+
+    token: str
+    response: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
 class Verified:
     """An accepted assertion: whose, with which passkey, and the RFC 8176 methods it proves."""
 
@@ -164,12 +174,12 @@ class Passkeys:
         return Ceremony(json.loads(options_to_json(options)), token)
 
     def verify_registration(
-        self, token: str, binding: str, response: str, user_id: uuid.UUID, name: str, now: datetime
+        self, answer: PasskeyAnswer, binding: str, user_id: uuid.UUID, name: str, now: datetime
     ) -> tuple[Passkey, bytes, bytes]:
         """The new passkey, the user handle it was made for and the challenge to spend; CPU
         only (no database): the caller stores it with ``register``."""
-        challenge, handle = self._read(token, REGISTER, binding, now, fields=2)
-        credential = _parsed(response)
+        challenge, handle = self._read(answer.token, REGISTER, binding, now, fields=2)
+        credential = _parsed(answer.response)
         try:
             verified = verify_registration_response(
                 credential=credential,
@@ -200,7 +210,7 @@ class Passkeys:
 
     # Authentication (§7.2)
 
-    async def sign_in(self, now: datetime) -> Ceremony:
+    def sign_in(self, now: datetime) -> Ceremony:
         """Options for a passwordless sign-in: no credentials listed, the browser offers the
         discoverable ones it holds for the RP ID (also as autofill, conditional mediation)."""
         return self._assertion(SIGN_IN, "", [], now)
@@ -230,17 +240,16 @@ class Passkeys:
         self,
         db: asyncpg.Pool,
         purpose: str,
-        token: str,
-        response: str,
+        answer: PasskeyAnswer,
         now: datetime,
         user_id: uuid.UUID | None = None,
     ) -> Verified:
-        """The passkey that signed ``response`` to the challenge in ``token``, its use recorded
+        """The passkey that signed the answer to the challenge of its options, its use recorded
         once (the challenge spent, the counter moved); ``user_id`` for a second factor: the
         passkey must be theirs. PasskeyError for anything else."""
         binding = "" if user_id is None else user_id.hex
-        (challenge,) = self._read(token, purpose, binding, now, fields=1)
-        credential = _parsed(response)
+        (challenge,) = self._read(answer.token, purpose, binding, now, fields=1)
+        credential = _parsed(answer.response)
         found = await passkeys.by_credential(db, _credential_id(credential))
         if found is None:
             raise PasskeyError(UNKNOWN)

@@ -1,6 +1,8 @@
-"""``/account/security``: a signed-in person's second factors: an authenticator app and recovery
-codes. The session and CSRF checks are the account page's (``idp.web.account_session``); the
-rules are ``idp.mfa.enrolment``'s.
+"""``/account/security``: a signed-in person's second factors: an authenticator app, passkeys
+and recovery codes. The session and CSRF checks are the account page's
+(``idp.web.account_session``); the rules are ``idp.mfa.enrolment``'s and
+``idp.mfa.passkeys``'. Where the issuer is an IP address there are no passkeys: the page says
+why.
 
 A change answers 303 back to ``/account/security?done=CODE`` (a fixed text), except the two
 answers that show a secret once, rendered directly (``no-store``, like every page): the new
@@ -16,10 +18,12 @@ import segno
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
+from webauthn.helpers import bytes_to_base64url
 
 from idp.accounts.profile import ProfileError
 from idp.mfa import enrolment
 from idp.mfa.enrolment import PendingTotp
+from idp.mfa.passkeys import PasskeyAnswer
 from idp.web.account_session import (
     Holder,
     csrf_token,
@@ -30,16 +34,19 @@ from idp.web.account_session import (
 )
 from idp.web.account_signin import SIGN_IN
 from idp.web.authorize import redirect
+from idp.web.passkey_login import NO_PASSKEYS
 from idp.web.security import HTML_HEADERS
 from idp.web.state import AppState
-from idp.web.templates import render
+from idp.web.templates import error_page, render
 
 SECURITY = "/account/security"
 DOWNLOAD_NAME = "idp-recovery-codes.txt"
 # What ``?done=CODE`` shows: fixed texts only.
 NOTICES = {
     "totp": "Your authenticator app is set up. Create recovery codes in case you lose it.",
-    "totp-removed": "The authenticator app was removed, and its recovery codes with it.",
+    "totp-removed": "The authenticator app was removed.",
+    "passkey": "Your passkey is added. You can sign in with it, without your password.",
+    "passkey-removed": "The passkey was removed.",
     "nothing": "Nothing changed.",
 }
 
@@ -72,13 +79,22 @@ async def _page(
     setup: PendingTotp | None = None,
     codes: list[str] | None = None,
 ) -> Response:
-    services = services_of(request.state)
+    state = request.state
+    services, keys = services_of(state), state["passkeys"]
+    ceremony = None
+    if keys is not None:
+        user = holder.user
+        ceremony = await keys.registration(
+            state["pool"], user.id, user.email, user.name, holder.who.sid, state["clock"].now()
+        )
     return render(
         request,
         "account_security.html",
         status_code,
         user=holder.user,
         factors=await enrolment.factors_of(services, holder.user),
+        passkey=ceremony,
+        as_id=bytes_to_base64url,
         notice=notice,
         errors=errors or {},
         setup=setup,
@@ -178,3 +194,37 @@ def _download(codes: list[str], holder: Holder, issuer: str, now: datetime) -> R
         "Content-Disposition": f'attachment; filename="{DOWNLOAD_NAME}"',
     }
     return Response("\n".join(lines), media_type="text/plain", headers=headers)
+
+
+async def submit_passkey_add(request: Request[AppState]) -> Response:
+    """The passkey the browser made for the options the page showed (idp.mfa.passkeys)."""
+    posted = await posted_form(request, "name", "challenge", "credential")
+    if isinstance(posted, Response):
+        return posted
+    (holder, fields), state = posted, request.state
+    keys = state["passkeys"]
+    if keys is None:
+        return error_page(request, 404, *NO_PASSKEYS)
+    answer = PasskeyAnswer(fields["challenge"] or "", fields["credential"] or "", fields["name"])
+    try:
+        await enrolment.add_passkey(
+            services_of(state), keys, holder.who, holder.user, answer, state["clock"].now()
+        )
+    except ProfileError as refused:
+        return await _refused(request, holder, "passkeys", refused)
+    return _done("passkey")
+
+
+async def submit_passkey_remove(request: Request[AppState]) -> Response:
+    posted = await posted_form(request, "credential_id", "password")
+    if isinstance(posted, Response):
+        return posted
+    (holder, fields), state = posted, request.state
+    proof = proof_of(request, fields["password"])
+    try:
+        await enrolment.remove_passkey(
+            services_of(state), holder.user, fields["credential_id"], proof, state["clock"].now()
+        )
+    except ProfileError as refused:
+        return await _refused(request, holder, "passkeys", refused)
+    return _done("passkey-removed")

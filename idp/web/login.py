@@ -54,7 +54,10 @@ def login_page(
     action: str = "/login",
 ) -> Response:
     """The form; it posts to ``action`` (the account page's sign-in posts elsewhere, with no
-    request)."""
+    request). Where passkeys work, the page also carries the options of a passwordless sign-in
+    (idp.mfa.passkeys: signed, nothing stored) for "Sign in with a passkey" and the autofill."""
+    state = request.state
+    keys = state["passkeys"]
     return form_page(
         request,
         "login.html",
@@ -65,8 +68,9 @@ def login_page(
         email=email,
         error=error,
         notice=notice,
-        signup_open=request.state["settings"].registration == "open",
+        signup_open=state["settings"].registration == "open",
         action=action,
+        passkey=None if keys is None else keys.sign_in(state["clock"].now()),
     )
 
 

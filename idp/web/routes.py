@@ -17,6 +17,8 @@ from idp.web.account import (
 )
 from idp.web.account_security import (
     show_security,
+    submit_passkey_add,
+    submit_passkey_remove,
     submit_recovery_codes,
     submit_totp_begin,
     submit_totp_confirm,
@@ -35,11 +37,16 @@ from idp.web.login import show_login, submit_login
 from idp.web.logout import logout
 from idp.web.mailbox import MAILBOX_PATH, demo_mailbox
 from idp.web.metrics import metrics
+from idp.web.passkey_login import submit_passkey_login
 from idp.web.password_reset import show_forgot, show_reset, submit_forgot, submit_reset
 from idp.web.revocation import introspect_endpoint, revoke_endpoint
-from idp.web.second_factor import show_second_factor, submit_second_factor
+from idp.web.second_factor import (
+    show_second_factor,
+    submit_second_factor,
+    submit_second_factor_passkey,
+)
 from idp.web.signup import show_signup, submit_signup
-from idp.web.static import no_favicon, stylesheet
+from idp.web.static import no_favicon, passkey_script, stylesheet
 from idp.web.token import token
 from idp.web.userinfo import userinfo
 from idp.web.verify_email import resend_verification, show_verify_email, submit_verify_email
@@ -56,9 +63,11 @@ routes = [
     Route("/authorize", authorize, methods=["GET"]),
     Route("/login", show_login, methods=["GET"]),
     Route("/login", submit_login, methods=["POST"]),
+    Route("/login/passkey", submit_passkey_login, methods=["POST"]),
     Route("/consent", show_consent, methods=["GET"]),
     Route("/consent", submit_consent, methods=["POST"]),
     Route("/static/idp.css", stylesheet, methods=["GET"]),
+    Route("/static/passkey.js", passkey_script, methods=["GET"]),
     Route("/favicon.ico", no_favicon, methods=["GET"]),
     Route("/userinfo", userinfo, methods=["GET", "POST"]),
     Route("/revoke", revoke_endpoint, methods=["POST"]),
@@ -86,6 +95,8 @@ routes = [
     Route("/account/security/totp/confirm", submit_totp_confirm, methods=["POST"]),
     Route("/account/security/totp/remove", submit_totp_remove, methods=["POST"]),
     Route("/account/security/recovery-codes", submit_recovery_codes, methods=["POST"]),
+    Route("/account/security/passkeys", submit_passkey_add, methods=["POST"]),
+    Route("/account/security/passkeys/remove", submit_passkey_remove, methods=["POST"]),
     Route("/forgot-password", show_forgot, methods=["GET"]),
     Route("/forgot-password", submit_forgot, methods=["POST"]),
     Route("/reset-password", show_reset, methods=["GET"]),
@@ -104,4 +115,5 @@ demo_routes = [
 routes += [
     Route("/login/second-factor", show_second_factor, methods=["GET"]),
     Route("/login/second-factor", submit_second_factor, methods=["POST"]),
+    Route("/login/second-factor/passkey", submit_second_factor_passkey, methods=["POST"]),
 ]

@@ -135,7 +135,13 @@ async def test_the_qr_code_is_an_inline_svg_without_style_or_script(
     assert root.find("path") is not None
     assert "viewBox" in root.attrib
     html = shown.text.lower()
-    assert "<script" not in html
+    assert "<script" not in svg.lower()
+    # The page's only scripts: the passkey options as data, and idp's own static file.
+    assert set(re.findall(r"<script[^>]*>", html)) <= {
+        '<script type="application/json" id="passkey-options">',
+        '<script src="/static/passkey.js">',
+    }
+    assert not re.search(r"\son[a-z]+=", html), "no inline event handler"
     assert "<style" not in html
     assert " style=" not in html
     assert "data:" not in html

@@ -80,7 +80,7 @@ PAGE = Page()
 TO_SIGN_IN = Redirect("/account/sign-in", {})
 WRONG_CODE = Page(400, ("not the one your app shows",))
 WRONG_PASSWORD = Page(400, ("not correct",))
-NO_APP = Page(409, ("Set up an authenticator app first",))
+NO_APP = Page(409, ("Set up an authenticator app or a passkey first",))
 
 
 def every_form(name: str, endpoint: Endpoint[Security]) -> list[pytest.ParameterSet]:
