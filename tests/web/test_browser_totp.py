@@ -11,6 +11,7 @@ world): codes are computed for the app's time, ``pyotp.TOTP(key).at(clock.now())
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -117,7 +118,7 @@ def landed_code(page: Page, auth: Authorization) -> str:
     return query["code"]
 
 
-async def id_token_claims(served: Served, auth: Authorization, code: str) -> dict[str, object]:
+async def id_token_claims(served: Served, auth: Authorization, code: str) -> dict[str, Any]:
     """The relying app's exchange (a public client with PKCE), the ID token verified."""
     async with httpx.AsyncClient(base_url=served.base_url) as http:
         answer = await http.post(
@@ -160,7 +161,7 @@ async def test_an_authenticator_app_set_up_in_the_browser_signs_in_with_acr_mfa(
     assert await send_code(page, code) != 401
     claims = await id_token_claims(served, auth, landed_code(page, auth))
     assert claims["sub"] == str(user.id)
-    assert {"pwd", "otp"} <= set(claims["amr"])  # type: ignore[arg-type]
+    assert {"pwd", "otp"} <= set(claims["amr"])
     assert claims["acr"] == MFA
     assert tab.csp_violations() == []
 
