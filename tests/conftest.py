@@ -26,7 +26,7 @@ from starlette.middleware import Middleware
 from starlette.types import Receive, Scope, Send
 
 from idp.app import create_app
-from idp.clock import FrozenClock, SystemClock
+from idp.clock import Clock, FrozenClock, SystemClock
 from idp.db.migrate import migrate
 from idp.db.pool import create_pool
 from idp.keys.crypto import b64url
@@ -184,15 +184,18 @@ class Served:
     settings: Settings
 
 
-@pytest.fixture
-async def served(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Served]:
+@asynccontextmanager
+async def serving(
+    settings: Settings, *, clock: Clock | None = None, hostname: str = "127.0.0.1"
+) -> AsyncIterator[Served]:
     """uvicorn on a free port of 127.0.0.1, with the options idp serve gives it, the issuer being
-    that very URL, the real clock."""
+    ``http://{hostname}:{port}`` (``localhost`` for passkeys: an RP ID is never an IP address),
+    on ``clock`` (the real one unless given)."""
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", 0))  # bound before uvicorn starts: no race for the port
-        base_url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        base_url = f"http://{hostname}:{listening.getsockname()[1]}"
         here = replace(settings, issuer=base_url)
-        app = create_app(here, clock=SystemClock(), run_scheduler=False)
+        app = create_app(here, clock=clock or SystemClock(), run_scheduler=False)
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -211,6 +214,13 @@ async def served(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Served
         finally:
             server.should_exit = True
             await task
+
+
+@pytest.fixture
+async def served(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Served]:
+    """The app served on 127.0.0.1 with the real clock (``serving``)."""
+    async with serving(settings) as started:
+        yield started
 
 
 @pytest.fixture

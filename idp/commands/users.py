@@ -194,8 +194,7 @@ async def mfa_reset(args: argparse.Namespace, settings: Settings, pool: asyncpg.
         raise UserError(f"no user with email {args.email}")
     now = SystemClock().now()
     async with pool.acquire() as connection, audited(connection) as trail:
-        await second_factors.remove_totp(connection, user.id)
-        await second_factors.remove_recovery_codes(connection, user.id)
+        await second_factors.remove_all(connection, user.id)
         await trail.record(now=now, actor=actor(), action="mfa.reset", subject=str(user.id))
         revoked = await revoke_user(
             connection,
@@ -206,7 +205,10 @@ async def mfa_reset(args: argparse.Namespace, settings: Settings, pool: asyncpg.
             reason="second factors reset",
             audit_if_empty=False,
         )
-        what = "An administrator removed every second factor (authenticator app, recovery codes) of"
+        what = (
+            "An administrator removed every second factor (authenticator app, passkeys, "
+            "recovery codes) of"
+        )
         await Mailing.of(settings).send(
             connection, "mfa_changed", user.email, now, name=user.name, what=what
         )

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from idp.db import passkeys
 from idp.db.pool import Executor
 
 UPSERT_TOTP = """
@@ -99,6 +100,14 @@ async def replace_recovery_codes(
 
 async def remove_recovery_codes(db: Executor, user_id: uuid.UUID) -> None:
     await db.execute(DELETE_RECOVERY, user_id)
+
+
+async def remove_all(db: Executor, user_id: uuid.UUID) -> None:
+    """Every second factor of the user: the app, the recovery codes, the passkeys (run it in a
+    transaction)."""
+    await remove_totp(db, user_id)
+    await remove_recovery_codes(db, user_id)
+    await passkeys.remove_of_user(db, user_id)
 
 
 async def use_recovery_code(

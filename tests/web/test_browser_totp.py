@@ -10,6 +10,7 @@ world): codes are computed for the app's time, ``pyotp.TOTP(key).at(clock.now())
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -20,10 +21,10 @@ import pyotp
 import pytest
 from playwright.async_api import Page, expect
 
-import tests.conftest
 from idp.clock import FrozenClock
+from idp.settings import Settings
 from tests.browser import OpenTab, Tab, relying_app, screenshot
-from tests.conftest import Served
+from tests.conftest import Served, serving
 from tests.factories import PASSWORD, make_user, verify
 from tests.oauth.flow import Authorization
 
@@ -33,17 +34,19 @@ MFA = "urn:idp:acr:mfa"
 
 
 @pytest.fixture
-def app_clock(clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+def app_clock(clock: FrozenClock) -> FrozenClock:
     """The test's frozen clock, set to now, as the served app's clock."""
     clock.set(datetime.now(UTC))
-    monkeypatch.setattr(tests.conftest, "SystemClock", lambda: clock)
     return clock
 
 
 @pytest.fixture
-async def served(app_clock: FrozenClock, served: Served) -> Served:
-    """tests/conftest.py's uvicorn, started once ``app_clock`` is in place."""
-    return served
+async def served(
+    settings: Settings, pool: asyncpg.Pool, app_clock: FrozenClock
+) -> AsyncIterator[Served]:
+    """The app served on ``app_clock``."""
+    async with serving(settings, clock=app_clock) as started:
+        yield started
 
 
 @pytest.fixture
