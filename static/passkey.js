@@ -89,6 +89,7 @@
     if (!block || !start || !field) return;
     var json = JSON.parse(block.textContent);
     var waiting = null; // the conditional request, aborted when the button is used
+    var clicked = false; // the button's request, if it came first, is the only one made
 
     function finish(credential) {
       if (!credential) return;
@@ -110,6 +111,7 @@
     start.hidden = false;
     start.addEventListener("click", function (event) {
       event.preventDefault();
+      clicked = true;
       if (waiting) waiting.abort();
       if (error) error.hidden = true;
       var ceremony =
@@ -122,7 +124,7 @@
     if (mode === "get" && form.hasAttribute("data-conditional") &&
         PublicKeyCredential.isConditionalMediationAvailable) {
       PublicKeyCredential.isConditionalMediationAvailable().then(function (available) {
-        if (!available) return;
+        if (!available || clicked) return;
         waiting = new AbortController();
         navigator.credentials
           .get({ mediation: "conditional", publicKey: requestOptions(json), signal: waiting.signal })
