@@ -17,7 +17,8 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -303,7 +304,6 @@ async def test_a_step_up_to_phr_after_password_and_code_asks_for_the_passkey_onl
     assert first["acr"] != PHR
 
     # The app asks for phr: the same session, the passkey only (no code field, no password).
-    app_clock.advance(timedelta(seconds=30))
     stepped = Authorization(auth.client_id, auth.redirect_uri)
     await page.goto(served.base_url + stepped.url(acr_values=PHR))
     assert urlsplit(page.url).path == "/login/second-factor"
@@ -346,18 +346,37 @@ async def test_without_javascript_the_login_page_signs_in_with_a_password_and_sh
 
 
 async def test_an_issuer_on_an_ip_address_offers_no_passkeys_and_says_why(
-    app_instance: InstanceFactory, pool: asyncpg.Pool
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
 ) -> None:
+    """No RP ID can be an IP address (WebAuthn L2 §5.1.3 step 8): no passkey form on the login
+    pages, and the security page says why instead of offering one."""
     await make_user(pool, EMAIL, PASSWORD)
-    async with app_instance(issuer="http://127.0.0.1:8000") as instance:
+    issuer = "http://127.0.0.1:8000"
+    client, _ = await make_client(
+        pool,
+        replace(settings, issuer=issuer),
+        grant_types=("authorization_code",),
+        redirect_uris=(f"{issuer}/cb-test",),
+        scopes=("openid",),
+        public=True,
+        first_party=True,
+    )
+    auth = Authorization(client.client_id, f"{issuer}/cb-test", scope="openid")
+    async with app_instance(issuer=issuer) as instance:
         http = instance.client
-        login = await http.get("/account/sign-in")
-        assert login.status_code == 200, login.text
-        assert "/login/passkey" not in login.text
-        assert "Sign in with a passkey" not in login.text
-        assert "webauthn" not in login.text
-        assert "/static/passkey.js" not in login.text
-        data = {**hidden_fields(login.text), "email": EMAIL, "password": PASSWORD}
+        asked = await http.get(auth.url())
+        assert urlsplit(asked.headers["location"]).path == "/login", asked.text
+        relying = await http.get(asked.headers["location"])
+        account = await http.get("/account/sign-in")
+        for login in (relying, account):
+            assert login.status_code == 200, login.text
+            assert 'name="password"' in login.text
+            assert "/login/passkey" not in login.text
+            assert "data-passkey" not in login.text
+            assert "Sign in with a passkey" not in login.text
+            assert "webauthn" not in login.text
+            assert "/static/passkey.js" not in login.text
+        data = {**hidden_fields(account.text), "email": EMAIL, "password": PASSWORD}
         signed = await http.post("/account/sign-in", data=data)
         assert signed.headers["location"] == "/account", signed.text
         page = await http.get("/account/security")
@@ -365,6 +384,7 @@ async def test_an_issuer_on_an_ip_address_offers_no_passkeys_and_says_why(
         assert "Passkeys are not available here" in page.text
         assert "a WebAuthn RP ID is never an IP address" in page.text
         assert "Add a passkey" not in page.text
+        assert "data-passkey" not in page.text
         assert "/account/security/passkeys" not in page.text
         assert "/static/passkey.js" not in page.text
 
