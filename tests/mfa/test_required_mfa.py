@@ -23,7 +23,6 @@ from tests.mfa.acr_flow import (
     give_code,
     id_token_of,
     password_login,
-    password_session,
     running,
 )
 from tests.oauth.flow import hidden_fields
