@@ -54,7 +54,10 @@ def _page(
 
 
 async def _pending(request: Request[AppState], token: str | None) -> Pending | None:
-    """The parked request, while it waits for its login step."""
+    """The parked request, while it waits for its login step; None unless IDP_MFA=required
+    (the only policy that sends anyone here; elsewhere /account/security sets a factor up)."""
+    if request.state["settings"].mfa != "required":
+        return None
     pending = await resume(request, token)
     return pending if pending is not None and pending.waiting_for == "login" else None
 

@@ -204,3 +204,20 @@ async def test_the_account_sign_in_under_required_mfa_lands_on_the_security_page
         signed_in = await account_sign_in(setup)
         expected = "/account/security?done=mfa-required" if mfa == "required" else "/account"
         assert signed_in.headers["location"] == expected
+
+
+async def test_the_enrolment_page_is_only_for_required_mfa(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    async with running(app_instance, pool, settings, mfa="required") as setup:
+        started = await setup.http.get(setup.auth().url())
+        after_password = await password_login(setup, started.headers["location"])
+        location = after_password.headers["location"]
+        page = await setup.http.get(location)
+        cookies = setup.http.cookies
+    async with app_instance() as optional:
+        optional.client.cookies.update(cookies)
+        assert (await optional.client.get(location)).status_code == 400
+        refused = await optional.client.post(ENROL, data=hidden_fields(page.text))
+        assert refused.status_code == 400, refused.text
+    assert await pool.fetchval("SELECT count(*) FROM totp_credentials") == 0
