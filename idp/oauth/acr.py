@@ -54,6 +54,15 @@ def strongest(requested: Iterable[str], reachable: Collection[str] = ACR_VALUES)
     return max(known, key=_RANK.__getitem__, default=None)
 
 
+def reported(amr: Iterable[str], requested: Iterable[str]) -> str | None:
+    """The acr a token reports for a sign-in with ``amr`` asked for ``requested`` classes: the
+    strongest one asked for that the sign-in meets (OIDC Core §5.5.1.1: an essential acr must
+    be one of the requested values; a sign-in of a stronger class meets a weaker one); None when
+    none is met, and the token says the class reached (``acr_of``)."""
+    methods = list(amr)
+    return strongest(value for value in requested if meets(methods, value))
+
+
 def at_least(values: Iterable[str], floor: str) -> list[str]:
     """Each class of ``values`` idp knows, raised to ``floor`` if weaker, once each, in order:
     a requirement of one of ``values`` and of ``floor`` together (classes are ordered, so a

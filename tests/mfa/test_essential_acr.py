@@ -86,6 +86,10 @@ async def test_a_fresh_sign_in_with_an_unreachable_essential_acr_gets_the_error_
     answer = await password_login(setup, started.headers["location"])
     assert error_of(answer, auth) == "unmet_authentication_requirements"
     assert await codes_issued(pool) == 0
+    # The person did sign in: the browser holds the session, none is left orphaned.
+    assert "idp_session=" in answer.headers.get("set-cookie", "")
+    held = await setup.http.get("/account", follow_redirects=False)
+    assert held.status_code == 200
 
 
 async def test_an_essential_acr_idp_does_not_know_is_never_met(setup: Setup) -> None:
