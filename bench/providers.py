@@ -96,13 +96,21 @@ def client_credentials(url: str, client: tuple[str, str], form: str) -> str:
 
 
 def start_idp(
-    lab: Lab, code: IdpCode, name: str, families: int, spares: int, browsers: int
+    lab: Lab,
+    code: IdpCode,
+    name: str,
+    families: int,
+    spares: int,
+    browsers: int,
+    issuer_host: str = "127.0.0.1",
 ) -> Provider:
     """``idp serve --workers 2`` of ``code`` on a fresh embedded PostgreSQL, with the bench's
-    clients, ``browsers`` users and ``families`` + ``spares`` refresh tokens."""
+    clients, ``browsers`` users and ``families`` + ``spares`` refresh tokens; its issuer names
+    ``issuer_host`` (``localhost`` for passkeys), while the bench reaches it on 127.0.0.1."""
     data = lab.data_dir()
-    env = code.env(lab.env | {"IDP_DATA_DIR": str(data)})
     port = free_port()
+    issuer = {"IDP_ISSUER": f"http://{issuer_host}:{port}"}
+    env = code.env(lab.env | {"IDP_DATA_DIR": str(data)} | issuer)
     log(f"starting {name} on 127.0.0.1:{port} (workers {WORKERS}, IDP_DATA_DIR {data})")
     argv = code.argv("serve", "--host", "127.0.0.1", "--port", str(port))
     server = Server(name, [*argv, "--workers", str(WORKERS)], env, lab.work, cwd=code.root)

@@ -2,6 +2,14 @@
 
     python bench/roundtrip.py BASE_URL CLIENT_ID CLIENT_SECRET EMAIL PASSWORD SECONDS CONCURRENCY
     python bench/roundtrip.py --refresh-tokens BASE_URL CLIENT_ID CLIENT_SECRET EMAIL PASSWORD N
+    python bench/roundtrip.py --passkeys ISSUER BASE_URL CLIENT_ID CLIENT_SECRET EMAIL PASSWORD \
+        SECONDS CONCURRENCY
+
+With ``--passkeys`` each browser first adds a passkey to its person's account (signed in with the
+password on /account/sign-in, not measured), held by a software authenticator
+(tests/softkey.py: real ES256 signatures), then each round trip signs in with "Sign in with a
+passkey" instead of the password: POST /login/passkey with the assertion. ISSUER is idp's issuer
+(a domain: an RP ID is never an IP address), the origin the authenticator writes.
 
 Runs in its own process, never the server's. Prints its result in wrk's format (the lines that
 bench/report.py reads), one "request" being one whole round trip, so that the round trip sits in
@@ -13,16 +21,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import re
 import secrets
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+# The software authenticator lives with the tests; this script runs from bench/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.softkey import SoftAuthenticator
+
 REDIRECT = "https://bench.example/callback"
 _HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
+_OPTIONS = re.compile(r'<script type="application/json" id="passkey-options">([^<]*)</script>')
 
 
 def browser_email(email: str, n: int) -> str:
@@ -42,6 +58,35 @@ def s256(verifier: str) -> str:
 async def round_trip(
     client: httpx.AsyncClient, client_id: str, secret: str, email: str, password: str
 ) -> dict[str, str]:
+    """Sign in with the password."""
+
+    async def sign_in(page: str) -> httpx.Response:
+        form = dict(_HIDDEN.findall(page)) | {"email": email, "password": password}
+        return await client.post("/login", data=form)
+
+    return await _round_trip(client, client_id, secret, sign_in)
+
+
+async def passkey_round_trip(
+    client: httpx.AsyncClient, client_id: str, secret: str, key: SoftAuthenticator
+) -> dict[str, str]:
+    """Sign in with a passkey: the login page's options signed by the authenticator."""
+
+    async def sign_in(page: str) -> httpx.Response:
+        options = _options(page)
+        answer = key.authenticate(options)
+        form = dict(_HIDDEN.findall(page)) | {"credential": json.dumps(answer)}
+        return await client.post("/login/passkey", data=form)
+
+    return await _round_trip(client, client_id, secret, sign_in)
+
+
+async def _round_trip(
+    client: httpx.AsyncClient,
+    client_id: str,
+    secret: str,
+    sign_in: Callable[[str], Awaitable[httpx.Response]],
+) -> dict[str, str]:
     verifier = secrets.token_urlsafe(48)
     query = {
         "response_type": "code",
@@ -56,8 +101,7 @@ async def round_trip(
     client.cookies.clear()  # a new browser each time: a real sign-in, not a session reuse
     start = await client.get("/authorize?" + urlencode(query))
     page = await client.get(start.headers["location"])
-    form = dict(_HIDDEN.findall(page.text)) | {"email": email, "password": password}
-    signed_in = await client.post("/login", data=form)
+    signed_in = await sign_in(page.text)
     code = parse_qs(urlsplit(signed_in.headers["location"]).query)["code"][0]
     tokens = await client.post(
         "/token",
@@ -74,6 +118,33 @@ async def round_trip(
     return issued
 
 
+def _options(page: str) -> dict[str, object]:
+    found = _OPTIONS.search(page)
+    if found is None:
+        raise KeyError("no passkey options on the page: is the issuer a domain?")
+    options: dict[str, object] = json.loads(found.group(1))
+    return options
+
+
+async def add_passkey(
+    client: httpx.AsyncClient, issuer: str, email: str, password: str
+) -> SoftAuthenticator:
+    """Sign in to the account page with the password and add a passkey there."""
+    key = SoftAuthenticator(issuer, urlsplit(issuer).hostname or "")
+    page = await client.get("/account/sign-in")
+    form = dict(_HIDDEN.findall(page.text)) | {"email": email, "password": password}
+    signed_in = await client.post("/account/sign-in", data=form)
+    if signed_in.headers.get("location") != "/account":
+        raise SystemExit(f"bench: {email} could not sign in: {signed_in.status_code}")
+    page = await client.get("/account/security")
+    answer = key.register(_options(page.text))
+    form = dict(_HIDDEN.findall(page.text)) | {"credential": json.dumps(answer), "name": "bench"}
+    added = await client.post("/account/security/passkeys", data=form)
+    if "done=passkey" not in added.headers.get("location", ""):
+        raise SystemExit(f"bench: adding a passkey for {email} failed: {added.status_code}")
+    return key
+
+
 async def refresh_tokens(argv: list[str]) -> int:
     """``--refresh-tokens N``: sign in N times and print one refresh token per line."""
     base_url, client_id, secret, email, password, count = argv
@@ -86,27 +157,39 @@ async def refresh_tokens(argv: list[str]) -> int:
 async def main(argv: list[str]) -> int:
     if argv[0] == "--refresh-tokens":
         return await refresh_tokens(argv[1:])
+    issuer = None
+    if argv[0] == "--passkeys":
+        issuer, argv = argv[1], argv[2:]
     base_url, client_id, secret, email, password = argv[:5]
     seconds, concurrency = float(argv[5]), int(argv[6])
     latencies: list[float] = []
     errors = 0
-    deadline = time.monotonic() + seconds
+    ready = asyncio.Barrier(concurrency)  # passkeys added by every browser before the clock
+    started = deadline = 0.0
 
     async def worker(n: int) -> None:
-        nonlocal errors
+        nonlocal errors, started, deadline
+        person = browser_email(email, n)
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+            key = None if issuer is None else await add_passkey(client, issuer, person, password)
+            await ready.wait()
+            if not started:  # the first browser through starts the clock (one event loop)
+                started = time.monotonic()
+                deadline = started + seconds
             while time.monotonic() < deadline:
                 began = time.monotonic()
                 try:
-                    await round_trip(client, client_id, secret, browser_email(email, n), password)
+                    if key is None:
+                        await round_trip(client, client_id, secret, person, password)
+                    else:
+                        await passkey_round_trip(client, client_id, secret, key)
                 except (httpx.HTTPError, KeyError):
                     errors += 1
                     continue
                 latencies.append(time.monotonic() - began)
 
-    began = time.monotonic()
     await asyncio.gather(*(worker(n) for n in range(concurrency)))
-    elapsed = time.monotonic() - began
+    elapsed = time.monotonic() - started
     latencies.sort()
 
     def percentile(p: float) -> float:

@@ -5,6 +5,7 @@ and optionally beside idp at another commit (the baseline).
                   [--duration D] [--out FILE] [--json FILE]
     scripts/bench --soak SECONDS [--out FILE]
     scripts/bench --accounts [--duration D] [--out FILE]
+    scripts/bench --passkeys [--duration D] [--out FILE]
 
 Every scenario (bench/scenarios.py) runs with wrk against ``idp serve --workers 2`` on a fresh
 embedded PostgreSQL (in a temporary IDP_DATA_DIR, whatever this shell's IDP_* variables say),
@@ -123,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the accounts record instead (bench/accounts.py): sign-ups, forgot-password "
         "latency, mail delivery",
     )
+    parser.add_argument(
+        "--passkeys",
+        action="store_true",
+        help="the passkeys record instead (bench/passkeys.py): passkey sign-ins/s beside "
+        "password sign-ins/s, and a TOTP check's cost",
+    )
     parser.add_argument("--out", type=Path, help="the Markdown file to write")
     parser.add_argument("--json", type=Path, help="also save the results as JSON (bench/report.py)")
     args = parser.parse_args(argv)
@@ -143,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         import accounts  # the idp package and aiosmtpd: only for this record
 
         return accounts.main(config, args.out)
+    if args.passkeys:
+        import passkeys  # the idp package and the software authenticator: only for this record
+
+        return passkeys.main(config, args.out)
     lab = Lab()
     try:
         if args.soak is not None:

@@ -21,7 +21,7 @@ from idp.settings import SettingsError
 
 EXAMPLES = """\
 examples:
-  idp serve --demo                      serve on http://127.0.0.1:8000 with a demo user
+  idp serve --demo                      serve on http://localhost:8000 with a demo user
   idp users add ada@example.com --name "Ada Lovelace" --password-stdin
   idp clients add "Example app" --grant-type authorization_code --grant-type refresh_token \\
       --redirect-uri https://app.example.com/callback

@@ -24,6 +24,8 @@ LogFormatSetting = Literal["auto", "json", "text"]
 LOG_FORMATS: tuple[LogFormatSetting, ...] = get_args(LogFormatSetting)
 Registration = Literal["closed", "open"]
 REGISTRATIONS: tuple[Registration, ...] = get_args(Registration)
+MfaPolicy = Literal["optional", "required"]
+MFA_POLICIES: tuple[MfaPolicy, ...] = get_args(MfaPolicy)
 # NIST SP 800-63B §3.1.1.2: at least 8 characters may be required, at least 64 must be allowed.
 PASSWORD_MIN_LENGTH_RANGE = (8, 64)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -108,6 +110,8 @@ class Settings:
     templates_dir: Path | None = None  # operator overrides for page and mail templates
     # The WebAuthn RP ID: the issuer's host, or a parent domain of it; None: the issuer's host.
     webauthn_rp_id: str | None = None
+    # required: every sign-in ends with two factors; a user without one sets one up first.
+    mfa: MfaPolicy = "optional"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -171,6 +175,8 @@ class Settings:
                 "IDP_REGISTRATION",
                 f"{self.registration!r} is not one of {', '.join(REGISTRATIONS)}",
             )
+        if self.mfa not in MFA_POLICIES:
+            raise SettingsError("IDP_MFA", f"{self.mfa!r} is not one of {', '.join(MFA_POLICIES)}")
         low, high = PASSWORD_MIN_LENGTH_RANGE
         if not low <= self.password_min_length <= high:
             raise SettingsError(
@@ -264,6 +270,9 @@ class Settings:
             raise SettingsError(
                 "IDP_REGISTRATION", f"{registration!r} is not one of {', '.join(REGISTRATIONS)}"
             )
+        mfa = environ.get("IDP_MFA") or "optional"
+        if mfa not in MFA_POLICIES:
+            raise SettingsError("IDP_MFA", f"{mfa!r} is not one of {', '.join(MFA_POLICIES)}")
         min_length_text = environ.get("IDP_PASSWORD_MIN_LENGTH") or "12"
         if not min_length_text.strip().isdigit():
             raise SettingsError("IDP_PASSWORD_MIN_LENGTH", f"{min_length_text!r} is not a number")
@@ -307,6 +316,7 @@ class Settings:
             password_min_length=int(min_length_text),
             templates_dir=None if templates_dir is None else Path(templates_dir),
             webauthn_rp_id=(environ.get("IDP_WEBAUTHN_RP_ID") or "").lower().rstrip(".") or None,
+            mfa=mfa,
             demo=demo,
         )
 

@@ -96,6 +96,7 @@ async def test_scripts_serve_from_a_fresh_clone_serves_discovery_and_jwks(
     with log.open("wb") as output:
         process = await start_serve(fresh_clone, port, env, output)
     base = f"http://127.0.0.1:{port}"
+    issuer = f"http://localhost:{port}"  # the demo's issuer names a domain: passkeys need one
     try:
         async with httpx.AsyncClient(base_url=base, timeout=5) as client:
             # As a newcomer does: wait for how to sign in, then go; it works at once.
@@ -106,7 +107,7 @@ async def test_scripts_serve_from_a_fresh_clone_serves_discovery_and_jwks(
                 await asyncio.sleep(0.5)
             assert (await client.get("/readyz")).status_code == 200
             discovery = (await client.get("/.well-known/openid-configuration")).json()
-            jwks = (await client.get(discovery["jwks_uri"].removeprefix(base))).json()
+            jwks = (await client.get(discovery["jwks_uri"].removeprefix(issuer))).json()
             signed_in = await sign_in_as_the_demo_user(client, log.read_text())
         # Whichever worker answers a scrape, it counts the other's work too (multiprocess mode).
         issued = set()
@@ -116,7 +117,7 @@ async def test_scripts_serve_from_a_fresh_clone_serves_discovery_and_jwks(
         assert "You are signed in" in signed_in
         assert issued == {1.0}, issued
         assert "demo@example.com" in signed_in, "the page shows the decoded ID token"
-        assert discovery["issuer"] == base
+        assert discovery["issuer"] == issuer
         assert len(jwks["keys"]) == 2
         data_dir = fresh_clone / ".idp"
         assert not stat.S_IMODE(data_dir.stat().st_mode) & 0o066, "data dir readable by others"

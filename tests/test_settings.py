@@ -336,3 +336,10 @@ async def test_external_database_without_key_encryption_key_exits_1_naming_it(
 
     assert_refused(result, "IDP_KEY_ENCRYPTION_KEY")
     assert "IDP_DATABASE_URL" in result.stderr  # says why it is required
+
+
+def test_idp_mfa_is_optional_by_default_required_when_set_and_a_bad_value_stops_start_up() -> None:
+    assert Settings.from_env({}).mfa == "optional"
+    assert Settings.from_env({"IDP_MFA": "required"}).mfa == "required"
+    with pytest.raises(SettingsError, match=r"^IDP_MFA: 'always' is not one of optional"):
+        Settings.from_env({"IDP_MFA": "always"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ def _row(client: clients.Client) -> dict[str, Any]:
         "name": client.name,
         "public": client.public,
         "first_party": client.first_party,
+        "require_mfa": client.require_mfa,
         "redirect_uris": list(client.redirect_uris),
         "grant_types": list(client.grant_types),
         "scope": " ".join(client.scopes),
@@ -70,6 +72,7 @@ async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) 
         )
     except RegistrationError as exc:
         raise UserError(str(exc)) from None
+    client = replace(client, require_mfa=args.require_mfa)
     async with pool.acquire() as connection, audited(connection) as trail:
         client = await clients.insert(connection, client)
         await trail.record(
@@ -179,6 +182,14 @@ def add_parsers(commands: Any) -> None:
         "--first-party",
         action="store_true",
         help="your own app: users are not asked for consent (default: they are)",
+    )
+    adding.add_argument(
+        "--require-mfa",
+        action="store_true",
+        help="every sign-in for this client must use two factors (acr urn:idp:acr:mfa or phr): "
+        "a user signed in with a password only is asked for the second factor, and a user "
+        "without one gets unmet_authentication_requirements, or sets one up when IDP_MFA is "
+        "required (default: the client decides, with acr_values or claims)",
     )
     adding.add_argument(
         "--post-logout-redirect-uri",

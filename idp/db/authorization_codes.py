@@ -15,14 +15,15 @@ PASSWORD_ONLY = ("pwd",)
 
 INSERT = """
 INSERT INTO authorization_codes (code_hash, client_id, user_id, sid, redirect_uri, scopes,
-    audience, nonce, code_challenge, auth_time, created_at, expires_at, amr)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+    audience, nonce, code_challenge, auth_time, created_at, expires_at, amr, acr)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 """
 # Consumed once, by one conditional statement: of concurrent exchanges exactly one gets the row.
 CONSUME = """
 UPDATE authorization_codes SET consumed_at = $3
 WHERE code_hash = $1 AND client_id = $2 AND consumed_at IS NULL AND expires_at > $3
-RETURNING user_id, sid, redirect_uri, scopes, audience, nonce, code_challenge, auth_time, amr
+RETURNING user_id, sid, redirect_uri, scopes, audience, nonce, code_challenge, auth_time, amr,
+    acr
 """
 # What the exchange issued, in the statement that must run anyway (migration 0012).
 RECORD_ISSUED = """
@@ -53,6 +54,7 @@ class CodeGrant:
     code_challenge: str
     auth_time: datetime
     amr: list[str] = field(default_factory=lambda: list(PASSWORD_ONLY))  # RFC 8176 values
+    acr: str | None = None  # the requested class met (idp.oauth.acr.reported); None: derived
 
 
 async def insert(
@@ -79,6 +81,7 @@ async def insert(
         now,
         expires_at,
         grant.amr,
+        grant.acr,
     )
 
 
@@ -98,6 +101,7 @@ async def consume(
         code_challenge=row["code_challenge"],
         auth_time=row["auth_time"],
         amr=list(row["amr"] or PASSWORD_ONLY),
+        acr=row["acr"],
     )
 
 

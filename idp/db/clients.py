@@ -11,13 +11,13 @@ from idp.db.pool import Executor
 
 _COLUMNS = """client_id, name, secret_hash, redirect_uris, grant_types, scopes, audiences,
     post_logout_redirect_uris, first_party, access_token_ttl, refresh_token_ttl, disabled,
-    created_at, introspect_audiences"""
+    created_at, introspect_audiences, require_mfa"""
 
 INSERT = f"""
 INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, scopes, audiences,
     post_logout_redirect_uris, first_party, access_token_ttl, refresh_token_ttl, created_at,
-    introspect_audiences)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+    introspect_audiences, require_mfa)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 RETURNING {_COLUMNS}
 """
 SELECT_BY_ID = f"SELECT {_COLUMNS} FROM clients WHERE client_id = $1"
@@ -44,6 +44,8 @@ class Client:
     # The audiences of the resource servers it speaks for: it may introspect access tokens
     # meant for them (RFC 7662 §2.1), not only its own.
     introspect_audiences: tuple[str, ...] = ()
+    # Every sign-in for it must reach urn:idp:acr:mfa (idp.oauth.authorize.required_acr).
+    require_mfa: bool = False
 
     @property
     def public(self) -> bool:
@@ -70,6 +72,7 @@ def _client(row: asyncpg.Record) -> Client:
         disabled=row["disabled"],
         created_at=row["created_at"],
         introspect_audiences=tuple(row["introspect_audiences"]),
+        require_mfa=row["require_mfa"],
     )
 
 
@@ -94,6 +97,7 @@ async def insert(db: Executor, client: Client) -> Client:
         _int_seconds(client.refresh_token_ttl),
         client.created_at,
         list(client.introspect_audiences),
+        client.require_mfa,
     )
     assert row is not None
     await db.execute(NOTIFY, client.client_id)

@@ -15,9 +15,9 @@ from idp.db.pool import Executor
 INSERT_FAMILY = """
 INSERT INTO refresh_families (id, client_id, user_id, sid, scopes, audience, auth_time,
     created_at, expires_at, handle_hash, token_hash, token_issued_at, idle_expires_at,
-    jti_window_at, amr)
+    jti_window_at, amr, acr)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::timestamptz, $9, $10, $11, $8,
-    LEAST($8 + $12::interval, $9), $8, $13)
+    LEAST($8 + $12::interval, $9), $8, $13, $14)
 """
 # One UPDATE of the family's row, found by its handle, where the refresh rule holds
 # (idp.db.refresh_rule): of concurrent uses of one token exactly one matches, the others find it
@@ -33,7 +33,7 @@ UPDATE refresh_families f SET
     generation = f.generation + 1
 WHERE f.handle_hash = $1 AND {rule}
 RETURNING f.id AS family_id, f.generation, f.user_id, f.sid, f.scopes, f.audience, f.auth_time,
-    f.jti_window_at, f.amr
+    f.jti_window_at, f.amr, f.acr
 """
 ROTATE = _ROTATE.format(rule=refresh_rule.where(narrowed=False))
 ROTATE_NARROWED = _ROTATE.format(rule=refresh_rule.where(narrowed=True))
@@ -88,6 +88,7 @@ class Family:
     auth_time: datetime
     expires_at: datetime
     amr: list[str] = field(default_factory=lambda: list(PASSWORD_ONLY))  # the sign-in's
+    acr: str | None = None  # the class its request asked for and met; None: derived from amr
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class Rotation:
     auth_time: datetime
     jti_window_at: datetime  # when the family's current jti window began
     amr: list[str] | None  # the sign-in's (RFC 8176); None: a family from before it was kept
+    acr: str | None  # the class its request asked for and met; None: derived from amr
 
     @property
     def access_jti(self) -> str:
@@ -161,6 +163,7 @@ async def insert_family(
         token_hash,
         idle_ttl,
         family.amr,
+        family.acr,
     )
 
 

@@ -52,3 +52,53 @@ def strongest(requested: Iterable[str], reachable: Collection[str] = ACR_VALUES)
     (values idp does not know are never met)."""
     known = [acr for acr in requested if acr in _RANK and acr in reachable]
     return max(known, key=_RANK.__getitem__, default=None)
+
+
+def reported(amr: Iterable[str], requested: Iterable[str]) -> str | None:
+    """The acr a token reports for a sign-in with ``amr`` asked for ``requested`` classes: the
+    strongest one asked for that the sign-in meets (OIDC Core §5.5.1.1: an essential acr must
+    be one of the requested values; a sign-in of a stronger class meets a weaker one); None when
+    none is met, and the token says the class reached (``acr_of``)."""
+    methods = list(amr)
+    return strongest(value for value in requested if meets(methods, value))
+
+
+def at_least(values: Iterable[str], floor: str) -> list[str]:
+    """Each class of ``values`` idp knows, raised to ``floor`` if weaker, once each, in order:
+    a requirement of one of ``values`` and of ``floor`` together (classes are ordered, so a
+    sign-in meeting the raised class meets both). Unknown classes are dropped: never met."""
+    raised = [max(value, floor, key=_RANK.__getitem__) for value in values if value in _RANK]
+    return list(dict.fromkeys(raised))
+
+
+def meets_any(amr: Iterable[str], values: Iterable[str]) -> bool:
+    """Whether a sign-in with methods ``amr`` reaches one of the classes ``values``."""
+    methods = list(amr)
+    return any(meets(methods, value) for value in values)
+
+
+def short_of(amr: Iterable[str], voluntary: str | None, essential: list[str] | None) -> bool:
+    """Whether a sign-in with ``amr`` falls short of the strongest class asked for voluntarily
+    (``acr_values``) or of every essential class (OIDC Core §5.5.1.1); no factor is read."""
+    methods = list(amr)
+    if essential is not None and not meets_any(methods, essential):
+        return True
+    return voluntary is not None and not meets(methods, voluntary)
+
+
+def target(
+    amr: Iterable[str],
+    voluntary: Iterable[str] | None,
+    essential: list[str] | None,
+    reachable: Collection[str],
+) -> str | None:
+    """The class a sign-in with ``amr`` must be stepped up to, for a user who can reach
+    ``reachable``: the strongest reachable class asked for voluntarily, or as essential when no
+    essential class is met yet; None when the sign-in already reaches it. The caller has checked
+    that an unmet essential requirement is reachable (``strongest(essential, reachable)``)."""
+    methods = list(amr)
+    if essential is not None and meets_any(methods, essential):
+        essential = None
+    wanted = [strongest(values, reachable) for values in (voluntary, essential) if values]
+    goal = strongest([value for value in wanted if value is not None])
+    return None if goal is None or meets(methods, goal) else goal

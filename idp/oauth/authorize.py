@@ -7,6 +7,7 @@ Every later error goes back to the client with ``error``, ``state`` and ``iss`` 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from idp.oauth.pkce import valid_challenge
 MAX_STATE_LENGTH = 1024
 MAX_NONCE_LENGTH = 512
 MAX_ACR_VALUES_LENGTH = 512
+MAX_CLAIMS_LENGTH = 2048
 PROMPTS = frozenset({"none", "login"})
 # RFC 6749 Appendix A.5: state = 1*VSCHAR (%x20-7E); nonces are held to the same.
 _VSCHARS = re.compile(r"^[\x20-\x7e]+$")
@@ -69,6 +71,8 @@ class AuthorizationRequest:
     max_age: int | None = None
     audience: list[str] = field(default_factory=list)
     acr_values: list[str] | None = None  # OIDC Core §3.1.2.1, in the order of preference
+    # OIDC Core §5.5.1.1: the acr values the claims parameter asks for as essential.
+    essential_acr: list[str] | None = None
 
     @property
     def wanted_acr(self) -> str | None:
@@ -88,6 +92,7 @@ class AuthorizationRequest:
             "max_age": self.max_age,
             "audience": self.audience,
             "acr_values": self.acr_values,
+            "essential_acr": self.essential_acr,
         }
 
     @classmethod
@@ -102,8 +107,20 @@ class AuthorizationRequest:
             prompt=data["prompt"],
             max_age=data["max_age"],
             audience=list(data["audience"]),
-            acr_values=data.get("acr_values"),  # absent from requests parked before it
+            # absent from requests parked before them
+            acr_values=data.get("acr_values"),
+            essential_acr=data.get("essential_acr"),
         )
+
+    def required_acr(self, *, mfa_required: bool) -> list[str] | None:
+        """The classes one of which the sign-in must reach, None if nothing is required: the
+        essential ``acr`` values of the claims parameter (OIDC Core §5.5.1.1), each raised to
+        ``urn:idp:acr:mfa`` when the client requires two factors (``--require-mfa``) or
+        ``mfa_required`` (IDP_MFA=required) does: one requirement, however it was asked."""
+        assert self.client is not None
+        if not (self.client.require_mfa or mfa_required):
+            return self.essential_acr
+        return acr.at_least(self.essential_acr or [acr.ACR_MFA], acr.ACR_MFA)
 
 
 FindClient = Callable[[str], Awaitable[Client | None]]
@@ -251,6 +268,56 @@ def check_acr_values(params: Params, request: AuthorizationRequest, issuer: str)
         request.acr_values = acr_values.split()
 
 
+def _essential_acr(claims: Any) -> list[str] | None:
+    """The essential acr values of a parsed ``claims`` object (OIDC Core §5.5.1, §5.5.1.1);
+    None if acr is not essential or names no value."""
+    if not isinstance(claims, dict):
+        raise InvalidRequestError("claims must be a JSON object")
+    id_token = claims.get("id_token")
+    if id_token is None:
+        return None
+    if not isinstance(id_token, dict):
+        raise InvalidRequestError("claims.id_token must be a JSON object")
+    wanted = id_token.get("acr")
+    if wanted is None:
+        return None
+    if not isinstance(wanted, dict):
+        raise InvalidRequestError("claims.id_token.acr must be null or a JSON object")
+    essential = wanted.get("essential", False)
+    if not isinstance(essential, bool):
+        raise InvalidRequestError("claims.id_token.acr.essential must be true or false")
+    values = wanted.get("values", [])
+    if "value" in wanted:
+        values = [wanted["value"], *values] if isinstance(values, list) else values
+    if (
+        not isinstance(values, list)
+        or ("values" in wanted and not wanted["values"])
+        or not all(isinstance(value, str) and _VSCHARS.match(value) for value in values)
+    ):
+        raise InvalidRequestError("claims.id_token.acr values must be a list of acr strings")
+    return list(dict.fromkeys(values)) if essential and values else None
+
+
+def check_claims(params: Params, request: AuthorizationRequest, issuer: str) -> None:
+    """OIDC Core §5.5: the ``claims`` parameter, a bounded JSON object. Only an essential
+    ``acr`` (§5.5.1.1: ``{"id_token": {"acr": {"essential": true, "values": [...]}}}``, or
+    ``"value"``) changes anything: the sign-in must reach one of its values, or the answer is
+    ``unmet_authentication_requirements``. A voluntary ``acr`` is ignored (the ID token always
+    carries ``acr``; ``acr_values`` is the voluntary request), and so are the other claims
+    asked for, in the ID token or at userinfo: idp returns the claims of the granted scopes
+    (§5.4), which §5.5 allows, as requested claims are not guaranteed."""
+    claims = params.get("claims")
+    if claims is None:
+        return
+    if len(claims) > MAX_CLAIMS_LENGTH:
+        raise InvalidRequestError("claims must be at most 2048 characters")
+    try:
+        parsed = json.loads(claims)
+    except (ValueError, RecursionError):
+        raise InvalidRequestError("claims must be a JSON object") from None
+    request.essential_acr = _essential_acr(parsed)
+
+
 CHECKS: tuple[Check, ...] = (
     check_redirect_uri,
     check_state,
@@ -261,6 +328,7 @@ CHECKS: tuple[Check, ...] = (
     check_prompt,
     check_max_age,
     check_acr_values,
+    check_claims,
 )
 
 

@@ -13,6 +13,7 @@ from idp.db import authorization_codes
 from idp.db.authorization_codes import PASSWORD_ONLY, CodeGrant
 from idp.db.pool import Executor
 from idp.hashing import digest
+from idp.oauth import acr
 from idp.oauth.authorize import AuthorizationRequest
 
 SCOPE_TEXTS = {
@@ -88,6 +89,9 @@ async def issue_code(
             code_challenge=request.code_challenge,
             auth_time=signed_in.auth_time,
             amr=list(signed_in.amr),
+            acr=acr.reported(
+                signed_in.amr, [*(request.essential_acr or []), *(request.acr_values or [])]
+            ),
         ),
         now=now,
         expires_at=now + ttl,

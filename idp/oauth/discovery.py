@@ -44,5 +44,5 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,  # RFC 9207
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
-        "claims_parameter_supported": False,
+        "claims_parameter_supported": True,
     }

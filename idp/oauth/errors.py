@@ -18,6 +18,8 @@
         ├── AccessDeniedError              access_denied
         ├── UnsupportedResponseTypeError   unsupported_response_type
         ├── LoginRequiredError             login_required
+        ├── InteractionRequiredError       interaction_required
+        ├── UnmetAuthenticationRequirementsError  unmet_authentication_requirements
         ├── ConsentRequiredError           consent_required
         ├── RequestNotSupportedError       request_not_supported
         └── RequestUriNotSupportedError    request_uri_not_supported
@@ -130,6 +132,14 @@ class InteractionRequiredError(OAuthError):
     for ``acr_values`` (OIDC Core §3.1.2.6)."""
 
     error = "interaction_required"
+
+
+class UnmetAuthenticationRequirementsError(OAuthError):
+    """The essential ``acr`` the request asks for (OIDC Core §5.5.1.1, or the client's own
+    requirement) is one the user cannot reach: OpenID Connect Core Unmet Authentication
+    Requirements 1.0 §2."""
+
+    error = "unmet_authentication_requirements"
 
 
 class ConsentRequiredError(OAuthError):

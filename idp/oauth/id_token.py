@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from idp.db.users import User
-from idp.oauth.acr import acr_of
 
 # OIDC Core §3.1.3.6: the hash of the alg's JWS hash function; Ed25519 signs with SHA-512.
 _AT_HASH = {"RS256": hashlib.sha256, "PS256": hashlib.sha256, "ES256": hashlib.sha256}
@@ -55,6 +54,7 @@ def id_token_claims(
     auth_time: datetime,
     sid: str,
     amr: list[str],
+    acr: str,
     access_token: str,
     now: datetime,
     ttl: timedelta,
@@ -70,7 +70,7 @@ def id_token_claims(
         "auth_time": int(auth_time.timestamp()),
         "sid": sid,
         "amr": amr,  # OIDC Core §2, RFC 8176 values
-        "acr": acr_of(amr),
+        "acr": acr,
         "at_hash": at_hash(access_token),
     }
     if nonce is not None:

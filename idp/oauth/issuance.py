@@ -33,10 +33,11 @@ class UserGrant:
     auth_time: datetime
     nonce: str | None = None
     amr: list[str] = field(default_factory=lambda: list(PASSWORD_ONLY))  # RFC 8176
+    requested_acr: str | None = None  # the class asked for and met (idp.oauth.acr.reported)
 
     @property
     def acr(self) -> str:
-        return acr_of(self.amr)
+        return self.requested_acr or acr_of(self.amr)
 
 
 @dataclass
@@ -77,6 +78,7 @@ class Issued:
                     auth_time=grant.auth_time,
                     sid=grant.sid,
                     amr=grant.amr,
+                    acr=grant.acr,
                     access_token=access_token,
                     now=self.now,
                     ttl=settings.access_token_ttl,
@@ -130,6 +132,7 @@ def new_family(
         audience=grant.audience,
         auth_time=grant.auth_time,
         amr=grant.amr,
+        acr=grant.requested_acr,
         expires_at=now + (client.refresh_token_ttl or context.settings.refresh_token_ttl),
     )
 

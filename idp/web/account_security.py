@@ -48,6 +48,8 @@ NOTICES = {
     "passkey": "Your passkey is added. You can sign in with it, without your password.",
     "passkey-removed": "The passkey was removed.",
     "nothing": "Nothing changed.",
+    "mfa-required": "This service requires a second factor: set up an authenticator app or a "
+    "passkey.",
 }
 
 

@@ -32,6 +32,7 @@ from idp.oauth.errors import (
     InteractionRequiredError,
     LoginRequiredError,
     OAuthError,
+    UnmetAuthenticationRequirementsError,
 )
 from idp.web.forms import read_query
 from idp.web.security import HTML_HEADERS
@@ -42,6 +43,7 @@ from idp.web.templates import error_page
 PENDING_TTL = timedelta(minutes=10)
 EXPIRED = ("This request has expired", "The request took too long or was already completed.")
 SECOND_FACTOR = "/login/second-factor"
+ENROL = "/login/enrol"
 
 
 def redirect(url: str) -> RedirectResponse:
@@ -140,22 +142,42 @@ async def _kept(
     return pending.token
 
 
-async def step_up_to(state: AppState, auth: AuthorizationRequest, who: SignedIn) -> str | None:
-    """The class (idp.oauth.acr) the session must be stepped up to; None if none.
+@dataclass(frozen=True)
+class StepUp:
+    """What the session lacks: the class (idp.oauth.acr) to step up to, or, with ``acr`` None,
+    a second factor to set up first (IDP_MFA=required, for a user who has none)."""
 
-    OIDC Core §3.1.2.1: ``acr_values`` is voluntary, so the strongest class asked for is met
-    when it can be: the session's sign-in does not reach it and the user has a factor that
-    does; else the strongest the user can reach, if the session does not reach that either. A
-    user without a second factor gets the password class, which the ID token's ``acr`` says
-    (§2). The user's factors are read only when the session falls short."""
-    wanted = auth.wanted_acr
-    if wanted is None or acr.meets(who.amr, wanted):
+    acr: str | None
+
+
+async def step_up_to(state: AppState, auth: AuthorizationRequest, who: SignedIn) -> StepUp | None:
+    """What the session must be stepped up to; None if nothing.
+
+    One rule for every way of asking. OIDC Core §3.1.2.1: ``acr_values`` is voluntary, so the
+    strongest class asked for is met when it can be: the session's sign-in does not reach it
+    and the user has a factor that does; else the strongest the user can reach, if the session
+    does not reach that either; a user without a second factor gets the password class, which
+    the ID token's ``acr`` says (§2). An essential ``acr`` (§5.5.1.1, the client's
+    ``--require-mfa``, IDP_MFA=required: ``AuthorizationRequest.required_acr``) must be met:
+    while the session meets none of its classes, the strongest the user can reach; if the user
+    can reach none, IDP_MFA=required has them set up an authenticator app when that would do,
+    and otherwise the answer is ``unmet_authentication_requirements`` (OpenID Connect Core Unmet
+    Authentication Requirements 1.0 §2). The user's factors are read only when the session
+    falls short."""
+    required = state["settings"].mfa == "required"
+    essential = auth.required_acr(mfa_required=required)
+    if not acr.short_of(who.amr, auth.wanted_acr, essential):
         return None
-    assert auth.acr_values is not None
     kinds = await second_factors.factor_kinds(state["pool"], who.user_id)
     reachable = acr.reachable(second_factor=kinds.any, passkey=kinds.passkey)
-    target = acr.strongest(auth.acr_values, reachable)
-    return None if target is None or acr.meets(who.amr, target) else target
+    unmet = essential is not None and not acr.meets_any(who.amr, essential)
+    if unmet and acr.strongest(essential or [], reachable) is None:
+        if required and not kinds.any and acr.ACR_MFA in (essential or []):
+            return StepUp(None)
+        error = UnmetAuthenticationRequirementsError("the user cannot reach the acr required")
+        raise AuthorizeRedirectError(error, auth)
+    target = acr.target(who.amr, auth.acr_values, essential, reachable)
+    return None if target is None else StepUp(target)
 
 
 async def ask_step_up(
@@ -183,6 +205,19 @@ async def ask_step_up(
     response = redirect(SECOND_FACTOR)
     cookies.set(response, cookies.second_factor, value, max_age=int(issuing.ttl.total_seconds()))
     return response
+
+
+async def ask_enrolment(
+    request: Request[AppState], auth: AuthorizationRequest, pending: Pending | None
+) -> Response:
+    """IDP_MFA=required and the user has no second factor: the request is parked (waiting for
+    its login step, the session that signed in for it kept), and /login/enrol has the signed-in
+    user set up an authenticator app, which upgrades the session and resumes the request."""
+    login_sid = None if pending is None else pending.login_sid
+    token = await _kept(request.state, auth, "login", pending, login_sid)
+    if token is None:
+        return error_page(request, 400, *EXPIRED)
+    return redirect(f"{ENROL}?request={token}")
 
 
 async def resume(request: Request[AppState], token: str | None) -> Pending | None:
@@ -216,8 +251,9 @@ async def proceed(
     *,
     pending: Pending | None = None,
 ) -> Response:
-    """Sign-in if needed, then the second factor if ``acr_values`` asks for it (step-up), then
-    consent if needed, then the code. The login step counts as done
+    """Sign-in if needed, then the second factor if ``acr_values`` or an essential ``acr`` asks
+    for it (step-up, ``step_up_to``), or its set-up (IDP_MFA=required), then consent if needed,
+    then the code. The login step counts as done
     for this request only if ``pending`` records ``who``'s session as having done it. With
     prompt=none, a step to take is an error for the client (OIDC Core §3.1.2.6)."""
     assert auth.client is not None
@@ -230,12 +266,14 @@ async def proceed(
             raise AuthorizeRedirectError(LoginRequiredError("the user must sign in"), auth)
         return await park(request, auth, "login", pending)
     assert who is not None
-    target = await step_up_to(state, auth, who)
-    if target is not None:
+    step = await step_up_to(state, auth, who)
+    if step is not None:
         if auth.prompt == "none":
-            error = InteractionRequiredError("the user must give a second factor")
+            error = InteractionRequiredError("the user must give or set up a second factor")
             raise AuthorizeRedirectError(error, auth)
-        return await ask_step_up(request, auth, who, pending, target)
+        if step.acr is None:
+            return await ask_enrolment(request, auth, pending)
+        return await ask_step_up(request, auth, who, pending, step.acr)
     granted = await consents.granted(state["pool"], who.user_id, auth.client.client_id)
     if needs_consent(auth, granted):
         if auth.prompt == "none":

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from idp.db.authorization_codes import PASSWORD_ONLY
 from idp.db.users import User
+from idp.oauth.authorize import AuthorizeRedirectError
 from idp.oauth.errors import OAuthError
 from idp.signin import (
     EmailNotVerifiedError,
@@ -22,6 +23,7 @@ from idp.signin import (
 )
 from idp.web.anonymous import form_csrf_ok, form_page
 from idp.web.authorize import SECOND_FACTOR, Pending, proceed, redirect, resume
+from idp.web.errors import authorize_redirect
 from idp.web.forms import read_form
 from idp.web.security import client_ip
 from idp.web.state import AppState
@@ -224,9 +226,13 @@ async def complete_sign_in(
     amr: tuple[str, ...] = PASSWORD_ONLY,
 ) -> Response:
     """A new session; the login step of the request is done, by this session, which ``proceed``
-    records."""
+    records. The browser holds the session even when the request then ends in an error for the
+    client (an unmet requirement, say): the person did sign in."""
     session = await new_session(request, user, now, amr)
     done = pending.after_sign_in(session.sid)
-    response = await proceed(request, pending.auth, session.signed_in(), pending=done)
+    try:
+        response = await proceed(request, pending.auth, session.signed_in(), pending=done)
+    except AuthorizeRedirectError as error:
+        response = await authorize_redirect(request, error)
     signed_in_cookies(request, response, session, now)
     return response

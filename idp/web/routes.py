@@ -30,6 +30,7 @@ from idp.web.consent import show_consent, submit_consent
 from idp.web.cors import preflight
 from idp.web.demo import demo_callback, demo_start
 from idp.web.discovery import discovery
+from idp.web.enrol_factor import show_enrol, submit_enrol_begin, submit_enrol_confirm
 from idp.web.health import healthz, readyz
 from idp.web.invitation import show_invitation, submit_invitation
 from idp.web.jwks import jwks
@@ -116,4 +117,7 @@ routes += [
     Route("/login/second-factor", show_second_factor, methods=["GET"]),
     Route("/login/second-factor", submit_second_factor, methods=["POST"]),
     Route("/login/second-factor/passkey", submit_second_factor_passkey, methods=["POST"]),
+    Route("/login/enrol", show_enrol, methods=["GET"]),
+    Route("/login/enrol", submit_enrol_begin, methods=["POST"]),
+    Route("/login/enrol/confirm", submit_enrol_confirm, methods=["POST"]),
 ]

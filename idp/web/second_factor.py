@@ -195,7 +195,10 @@ async def _step_up(
     state = request.state
     now = state["clock"].now()
     async with state["pool"].acquire() as connection, audited(connection) as trail:
-        upgraded = await sessions.step_up(connection, who.sid, who.user_id, amr, now)
+        # RFC 8176: every method the session has used, the earlier ones first (a passkey after
+        # a code keeps "otp").
+        methods = tuple(dict.fromkeys((*who.amr, *amr)))
+        upgraded = await sessions.step_up(connection, who.sid, who.user_id, methods, now)
         if upgraded is not None:
             await trail.record(
                 now=now, actor=f"user:{who.user_id}", action="session.stepped_up",

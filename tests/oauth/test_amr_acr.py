@@ -22,6 +22,8 @@ from tests.oauth.flow import Authorization, exchange_code, hidden_fields, query_
 REDIRECT = "https://app.example/callback"
 SECRET = pyotp.random_base32(length=32)
 MFA = ["pwd", "otp", "mfa"]
+PASSKEY = ["hwk", "user", "mfa"]
+MFA_ACR = "urn:idp:acr:mfa"
 
 
 def claims_of(token: str) -> dict[str, Any]:
@@ -129,3 +131,43 @@ async def test_discovery_lists_the_acr_values_and_the_amr_and_acr_claims(
         metadata = (await app.client.get("/.well-known/openid-configuration")).json()
     assert metadata["acr_values_supported"] == ["urn:idp:acr:pwd", "urn:idp:acr:mfa", "phr"]
     assert {"amr", "acr"} <= set(metadata["claims_supported"])
+
+
+@pytest.mark.parametrize(
+    ("asked", "reported"),
+    [
+        ({}, "phr"),  # nothing asked: the class reached
+        ({"acr_values": "urn:idp:acr:mfa"}, "urn:idp:acr:mfa"),
+        ({"acr_values": "urn:idp:acr:pwd urn:idp:acr:mfa"}, "urn:idp:acr:mfa"),
+        ({"acr_values": "phr urn:idp:acr:mfa"}, "phr"),
+        ({"acr_values": "urn:example:unknown"}, "phr"),
+        (
+            {"claims": json.dumps({"id_token": {"acr": {"essential": True, "value": MFA_ACR}}})},
+            MFA_ACR,
+        ),
+    ],
+)
+async def test_a_stronger_sign_in_reports_the_class_asked_for_and_refreshes_keep_it(
+    app_instance: InstanceFactory,
+    pool: asyncpg.Pool,
+    client: tuple[str, str],
+    asked: dict[str, str],
+    reported: str,
+) -> None:
+    """OIDC Core §5.5.1.1: the acr of an essential request is one of its values; a passkey
+    sign-in (``phr``) meets ``urn:idp:acr:mfa`` and reports it when that was asked (Keycloak
+    does the same), so a relying party checking the value it asked for accepts it."""
+    await make_user(pool, "alice@example.com")
+    async with app_instance() as app:
+        auth = Authorization(client[0], REDIRECT, scope="openid email offline_access")
+        await code_for(app.client, auth, None)  # a session
+        await pool.execute("UPDATE sessions SET amr = $1", PASSKEY)  # as a passkey signs in
+        again = Authorization(client[0], REDIRECT, scope="openid email offline_access")
+        answer = await app.client.get(again.url(**asked))
+        assert answer.headers["location"].startswith(REDIRECT), answer.text
+        got = query_of(answer.headers["location"])["code"]
+        first = await exchange_code(app.client, *client, got, again)
+        refreshed = await refresh(app.client, client, first.json()["refresh_token"])
+    for tokens_of in (first.json(), refreshed.json()):
+        id_token, access = claims_of(tokens_of["id_token"]), claims_of(tokens_of["access_token"])
+        assert (id_token["amr"], id_token["acr"], access["acr"]) == (PASSKEY, reported, reported)

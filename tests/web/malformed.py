@@ -49,7 +49,9 @@ TOKEN_ERRORS = frozenset({  # RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 8707 §2
     "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
     "unsupported_grant_type", "invalid_scope", "invalid_target", "unsupported_token_type",
 })  # fmt: skip
-AUTHORIZE_ERRORS = frozenset({  # RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6, RFC 8707 §2
+# RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6, RFC 8707 §2, Unmet Authentication Requirements 1.0 §2.
+AUTHORIZE_ERRORS = frozenset({
+    "unmet_authentication_requirements",
     "invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type",
     "invalid_scope", "server_error", "temporarily_unavailable", "interaction_required",
     "login_required", "account_selection_required", "consent_required", "invalid_request_uri",

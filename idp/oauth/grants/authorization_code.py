@@ -78,6 +78,7 @@ async def _redeem(
         auth_time=grant.auth_time,
         nonce=grant.nonce,
         amr=grant.amr,
+        requested_acr=grant.acr,
     )
     family: refresh_tokens.Family | None = None
     if REFRESH_GRANT in client.grant_types:

@@ -99,6 +99,7 @@ async def _rotate(
         audience=rotated.audience,
         auth_time=rotated.auth_time,
         amr=rotated.amr or list(PASSWORD_ONLY),  # the sign-in's, however long ago
+        requested_acr=rotated.acr,
     )
     issued = user_tokens(client, grant, context, now, jti=rotated.access_jti)
     issued.extra["refresh_token"] = successor.token

@@ -1,0 +1,121 @@
+"""``/login/enrol``: IDP_MFA=required, and the user who just signed in with a password has no
+second factor: they set up an authenticator app before the sign-in completes (Keycloak's
+"Configure OTP" required action). The rules are ``idp.mfa.enrolment``'s, as on
+``/account/security``; the confirming code proves the app, so the session is then upgraded
+with the TOTP amr (RFC 8176: password and one-time code, two factors) and the parked request
+goes on (``proceed``).
+
+The page serves the browser's signed-in session (the forms carry the account pages' CSRF token,
+bound to its cookie) and the parked request named by ``request``; ``proceed`` decides again
+what the request still needs, so nothing here can skip a step. A GET only shows the page."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from idp.accounts.profile import ProfileError
+from idp.audit_trail import audited
+from idp.db import sessions
+from idp.mfa import enrolment
+from idp.mfa.challenge import TOTP_AMR
+from idp.mfa.enrolment import PendingTotp
+from idp.web.account_security import grouped, qr_svg
+from idp.web.account_session import Holder, csrf_token, holder_of, posted_form, services_of
+from idp.web.authorize import Pending, proceed, resume
+from idp.web.security import client_ip
+from idp.web.state import AppState
+from idp.web.templates import error_page, render
+
+EXPIRED = ("This sign-in has expired", "It took too long or was already completed. Sign in again.")
+
+
+def _page(
+    request: Request[AppState],
+    pending: Pending,
+    *,
+    setup: PendingTotp | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "enrol_factor.html",
+        status_code,
+        request_id=pending.token,
+        setup=setup,
+        qr=None if setup is None else qr_svg(setup.uri),
+        key=None if setup is None else grouped(setup.secret),
+        error=error,
+        csrf_token=csrf_token(request),
+    )
+
+
+async def _pending(request: Request[AppState], token: str | None) -> Pending | None:
+    """The parked request, while it waits for its login step; None unless IDP_MFA=required
+    (the only policy that sends anyone here; elsewhere /account/security sets a factor up)."""
+    if request.state["settings"].mfa != "required":
+        return None
+    pending = await resume(request, token)
+    return pending if pending is not None and pending.waiting_for == "login" else None
+
+
+async def show_enrol(request: Request[AppState]) -> Response:
+    pending = await _pending(request, request.query_params.get("request"))
+    if pending is None or await holder_of(request) is None:
+        return error_page(request, 400, *EXPIRED)
+    return _page(request, pending)
+
+
+async def _posted(
+    request: Request[AppState], *names: str
+) -> tuple[Holder, Pending, dict[str, str | None]] | Response:
+    posted = await posted_form(request, "request", *names)
+    if isinstance(posted, Response):
+        return posted
+    holder, fields = posted
+    pending = await _pending(request, fields["request"])
+    if pending is None:
+        return error_page(request, 400, *EXPIRED)
+    return holder, pending, fields
+
+
+async def submit_enrol_begin(request: Request[AppState]) -> Response:
+    """A new key for the app, shown once with its QR code."""
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    (holder, pending, _), state = posted, request.state
+    try:
+        setup = await enrolment.begin_totp(services_of(state), holder.user, state["clock"].now())
+    except ProfileError as refused:  # set up meanwhile (another tab): the request decides
+        return _page(request, pending, error=" ".join(refused.messages), status_code=409)
+    return _page(request, pending, setup=setup)
+
+
+async def submit_enrol_confirm(request: Request[AppState]) -> Response:
+    """The app's first code sets it up and upgrades the session; then the request goes on."""
+    posted = await _posted(request, "code")
+    if isinstance(posted, Response):
+        return posted
+    (holder, pending, fields), state = posted, request.state
+    services, now = services_of(state), state["clock"].now()
+    try:
+        await enrolment.confirm_totp(services, holder.user, fields["code"], now)
+    except ProfileError as refused:  # the same key again, to try another code
+        setup = await enrolment.pending_totp(services, holder.user)
+        error = " ".join(refused.messages)
+        return _page(request, pending, setup=setup, error=error, status_code=refused.status_code)
+    who = holder.who
+    async with state["pool"].acquire() as connection, audited(connection) as trail:
+        upgraded = await sessions.step_up(connection, who.sid, who.user_id, TOTP_AMR, now)
+        if upgraded is not None:
+            await trail.record(
+                now=now, actor=f"user:{who.user_id}", action="session.stepped_up",
+                subject=str(who.user_id), details={"ip": client_ip(request)},
+            )  # fmt: skip
+    if upgraded is None:
+        return error_page(request, 400, *EXPIRED)
+    return await proceed(request, pending.auth, replace(who, amr=upgraded.amr), pending=pending)
