@@ -301,7 +301,7 @@ async def test_a_step_up_to_phr_after_password_and_code_asks_for_the_passkey_onl
     await page.wait_for_url(f"{auth.redirect_uri}?**")
     first = await id_token_claims(served, auth, landed_code(page, auth))
     assert {"pwd", "otp"} <= set(first["amr"])
-    assert first["acr"] != PHR
+    assert first["acr"] == "urn:idp:acr:mfa"
 
     # The app asks for phr: the same session, the passkey only (no code field, no password).
     stepped = Authorization(auth.client_id, auth.redirect_uri)
@@ -316,6 +316,7 @@ async def test_a_step_up_to_phr_after_password_and_code_asks_for_the_passkey_onl
     assert claims["sub"] == str(user.id)
     assert claims["acr"] == PHR
     assert {"hwk", "user"} <= set(claims["amr"]) or {"swk", "user"} <= set(claims["amr"])
+    assert {"pwd", "otp"} <= set(claims["amr"])  # the step-up keeps the methods used before
     assert claims["sid"] == first["sid"]  # the session was upgraded, not replaced
     amr = await session_amr(pool, user.id)
     assert {"hwk", "swk"} & set(amr)
