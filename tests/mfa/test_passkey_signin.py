@@ -29,7 +29,6 @@ from tests.passkey_pages import (
     LOGIN,
     SECOND_FACTOR,
     SECOND_FACTOR_PASSKEY,
-    account_sign_in,
     authenticator,
     enrol_passkey,
     form_of,
@@ -119,7 +118,8 @@ async def test_a_parked_request_signs_in_with_a_passkey_alone(
     assert claims["acr"] == "phr"
     assert claims["sub"] == str(user.id)
     (stored,) = await passkeys.of_user(pool, user.id)
-    assert stored.sign_count == 1 and stored.last_used_at is not None
+    assert stored.sign_count == 1
+    assert stored.last_used_at is not None
     rows = await pool.fetch(
         "SELECT subject, details FROM audit_log WHERE action = 'login.succeeded' ORDER BY id"
     )

@@ -66,7 +66,8 @@ async def test_the_options_ask_a_discoverable_verified_passkey_for_a_random_hand
     assert options["rp"]["id"] == "idp.test"
     assert options["user"]["name"] == EMAIL
     handle = b64url_decode(options["user"]["id"])
-    assert len(handle) == 32 and EMAIL.encode() not in handle
+    assert len(handle) == 32
+    assert EMAIL.encode() not in handle
     assert options["authenticatorSelection"]["residentKey"] == "required"
     assert options["authenticatorSelection"]["userVerification"] == "required"
     assert options["excludeCredentials"] == []
