@@ -168,7 +168,11 @@ async def test_a_password_is_followed_by_the_passkey_as_second_factor(
     claims = await id_token_of(setup, auth, done)
     assert claims["amr"] == ["pwd", "hwk", "user", "mfa"]
     assert claims["acr"] == "phr"
-    assert "1:" in await traces(pool)  # the counter moved
+    (stored,) = await passkeys.of_user(pool, setup.user.id)
+    assert stored.sign_count == 1
+    assert stored.last_used_at is not None
+    audited = await pool.fetchval("SELECT details FROM audit_log WHERE action = 'mfa.succeeded'")
+    assert json.loads(audited)["method"] == "passkey"
 
 
 async def test_another_users_passkey_is_refused_as_second_factor(
