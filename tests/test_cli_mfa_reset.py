@@ -9,7 +9,8 @@ import asyncpg
 import pyotp
 import pytest
 
-from idp.db import second_factors, sessions
+from idp.db import passkeys, second_factors, sessions
+from idp.db.passkeys import Passkey
 from idp.hashing import digest
 from idp.mfa.recovery import RecoveryHasher, new_codes
 from idp.settings import Settings
@@ -38,6 +39,11 @@ async def test_mfa_reset_removes_every_factor_ends_the_sessions_and_tells_the_ow
         pool, id_hash=digest("cookie"), sid="sid-1", user_id=user.id, now=now,
         expires_at=datetime(2100, 1, 1, tzinfo=UTC),
     )  # fmt: skip
+    assert await passkeys.ensure_handle(pool, user.id, b"h" * 32) == b"h" * 32
+    passkey = Passkey(
+        b"c" * 32, user.id, b"cose", 0, "Laptop", [], False, False, "0" * 32, now, None
+    )
+    assert await passkeys.insert(pool, passkey)
     assert await second_factors.has_second_factor(pool, user.id)
 
     result = await idp(cli_env, "users", "mfa-reset", user.email)
@@ -47,6 +53,7 @@ async def test_mfa_reset_removes_every_factor_ends_the_sessions_and_tells_the_ow
     assert not await second_factors.has_second_factor(pool, user.id)
     assert await second_factors.totp_of(pool, user.id) is None
     assert await second_factors.recovery_counts(pool, user.id) == (0, 0)
+    assert await passkeys.of_user(pool, user.id) == []
     assert await sessions.live(pool, digest("cookie"), datetime.now(UTC)) is None
     actions = await pool.fetch("SELECT action, subject FROM audit_log ORDER BY id")
     assert ("mfa.reset", str(user.id)) in [(row["action"], row["subject"]) for row in actions]

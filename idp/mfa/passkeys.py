@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -70,6 +71,9 @@ UNKNOWN = "That passkey is not registered here."
 TAKEN = "That passkey is already registered."
 CHANGED = "Your passkeys changed meanwhile. Reload the page and try again."
 _TRANSPORTS = {transport.value for transport in AuthenticatorTransport}
+# base64url without padding (WebAuthn L2 §5.1 ``id``): the decoder skips other characters, so
+# "AAAA!" would name the credential "AAAA" names.
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class PasskeyError(Exception):
@@ -333,7 +337,11 @@ def _parsed(response: str | None) -> dict[str, Any]:
 
 def _credential_id(credential: dict[str, Any]) -> bytes:
     raw_id = credential.get("rawId")
-    if not isinstance(raw_id, str) or raw_id != credential.get("id"):
+    if (
+        not isinstance(raw_id, str)
+        or raw_id != credential.get("id")
+        or not _BASE64URL.fullmatch(raw_id)
+    ):
         raise PasskeyError(REFUSED)
     try:
         return base64url_to_bytes(raw_id)
