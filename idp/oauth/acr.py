@@ -63,6 +63,16 @@ def reported(amr: Iterable[str], requested: Iterable[str]) -> str | None:
     return strongest(value for value in requested if meets(methods, value))
 
 
+def _up_to(requested: Iterable[str], reachable: Collection[str]) -> str | None:
+    """The strongest reachable class no stronger than the strongest ``requested``: a voluntary
+    ``phr`` for a user with an authenticator app only is met as far as it can be, with two
+    factors (the classes are ordered: a phr sign-in is a two-factor one too)."""
+    ceiling = strongest(requested)
+    if ceiling is None:
+        return None
+    return strongest([value for value in reachable if _RANK[value] <= _RANK[ceiling]])
+
+
 def at_least(values: Iterable[str], floor: str) -> list[str]:
     """Each class of ``values`` idp knows, raised to ``floor`` if weaker, once each, in order:
     a requirement of one of ``values`` and of ``floor`` together (classes are ordered, so a
@@ -93,12 +103,14 @@ def target(
     reachable: Collection[str],
 ) -> str | None:
     """The class a sign-in with ``amr`` must be stepped up to, for a user who can reach
-    ``reachable``: the strongest reachable class asked for voluntarily, or as essential when no
-    essential class is met yet; None when the sign-in already reaches it. The caller has checked
-    that an unmet essential requirement is reachable (``strongest(essential, reachable)``)."""
+    ``reachable``: the strongest reachable class up to the one asked for voluntarily, or the
+    strongest reachable essential class when none is met yet; None when the sign-in already
+    reaches it. The caller has checked that an unmet essential requirement is reachable
+    (``strongest(essential, reachable)``)."""
     methods = list(amr)
     if essential is not None and meets_any(methods, essential):
         essential = None
-    wanted = [strongest(values, reachable) for values in (voluntary, essential) if values]
+    wanted = [_up_to(voluntary, reachable)] if voluntary else []
+    wanted += [strongest(essential, reachable)] if essential else []
     goal = strongest([value for value in wanted if value is not None])
     return None if goal is None or meets(methods, goal) else goal

@@ -263,11 +263,6 @@ async def test_phr_for_a_user_without_a_passkey_gets_what_they_can(
     assert (await id_token_of(bobs, auth, done))["acr"] == MFA
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="idp.web.authorize.step_up_to picks the strongest class among acr_values only: phr "
-    "unreachable gives no step-up, though its docstring says the strongest reachable (mfa)",
-)
 async def test_phr_steps_a_password_session_up_to_mfa_for_a_user_with_an_app_only(
     bobs: Setup, pool: asyncpg.Pool, kek: bytes, clock: FrozenClock
 ) -> None:
