@@ -17,13 +17,13 @@ its claim counted for a user with a second factor).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import asyncpg
 
 from idp.audit_trail import AuditTrail, audited
-from idp.db import login_failures, second_factors
+from idp.db import login_failures, second_factors, sessions
 from idp.db.pool import Connection
 from idp.db.users import User
 from idp.devices import DeviceCookies
@@ -31,6 +31,7 @@ from idp.mail.outbox import Mailing
 from idp.mfa.passkeys import SECOND_FACTOR, PasskeyAnswer, PasskeyError, Passkeys
 from idp.mfa.recovery import RecoveryHasher
 from idp.mfa.totp import TotpSeal, TotpUnsealError, matching_step
+from idp.oauth.code_flow import SignedIn
 from idp.signed_values import SignedValues
 from idp.signin import (
     FIRST_LOCK,
@@ -188,6 +189,25 @@ async def verify_passkey(
         await login_failures.clear(connection, keys_of[0])
         await _record(trail, now, "mfa.succeeded", user, details)
     return ("pwd", *verified.amr)
+
+
+async def step_up_session(
+    pool: asyncpg.Pool, who: SignedIn, amr: tuple[str, ...], ip: str, now: datetime
+) -> SignedIn | None:
+    """The live session ``who`` upgraded by a second factor just given (``amr``), audited
+    ``session.stepped_up``; None if it ended meanwhile. RFC 8176: it keeps every method it used,
+    the earlier ones first (a passkey after a code keeps "otp"); its auth_time stays that of
+    its sign-in."""
+    methods = tuple(dict.fromkeys((*who.amr, *amr)))
+    async with pool.acquire() as connection, audited(connection) as trail:
+        upgraded = await sessions.step_up(connection, who.sid, who.user_id, methods, now)
+        if upgraded is None:
+            return None
+        await trail.record(
+            now=now, actor=f"user:{who.user_id}", action="session.stepped_up",
+            subject=str(who.user_id), details={"ip": ip},
+        )  # fmt: skip
+    return replace(who, amr=upgraded.amr)
 
 
 async def _use(

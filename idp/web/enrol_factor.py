@@ -11,16 +11,12 @@ what the request still needs, so nothing here can skip a step. A GET only shows 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from idp.accounts.profile import ProfileError
-from idp.audit_trail import audited
-from idp.db import sessions
 from idp.mfa import enrolment
-from idp.mfa.challenge import TOTP_AMR
+from idp.mfa.challenge import TOTP_AMR, step_up_session
 from idp.mfa.enrolment import PendingTotp
 from idp.web.account_security import grouped, qr_svg
 from idp.web.account_session import Holder, csrf_token, holder_of, posted_form, services_of
@@ -108,14 +104,7 @@ async def submit_enrol_confirm(request: Request[AppState]) -> Response:
         setup = await enrolment.pending_totp(services, holder.user)
         error = " ".join(refused.messages)
         return _page(request, pending, setup=setup, error=error, status_code=refused.status_code)
-    who = holder.who
-    async with state["pool"].acquire() as connection, audited(connection) as trail:
-        upgraded = await sessions.step_up(connection, who.sid, who.user_id, TOTP_AMR, now)
-        if upgraded is not None:
-            await trail.record(
-                now=now, actor=f"user:{who.user_id}", action="session.stepped_up",
-                subject=str(who.user_id), details={"ip": client_ip(request)},
-            )  # fmt: skip
+    upgraded = await step_up_session(state["pool"], holder.who, TOTP_AMR, client_ip(request), now)
     if upgraded is None:
         return error_page(request, 400, *EXPIRED)
-    return await proceed(request, pending.auth, replace(who, amr=upgraded.amr), pending=pending)
+    return await proceed(request, pending.auth, upgraded, pending=pending)

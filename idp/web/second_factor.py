@@ -8,19 +8,19 @@ mfa_at, RFC 8176; auth_time stays that of its sign-in) rather than a new session
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from idp.audit_trail import audited
-from idp.db import second_factors, sessions, users
+from idp.db import second_factors, users
 from idp.db.users import User
 from idp.mfa.challenge import (
     Attempt,
     Factors,
     PendingSignIn,
     SecondFactorFailedError,
+    step_up_session,
     verify,
     verify_passkey,
 )
@@ -194,19 +194,10 @@ async def _step_up(
     the code) with it."""
     state = request.state
     now = state["clock"].now()
-    async with state["pool"].acquire() as connection, audited(connection) as trail:
-        # RFC 8176: every method the session has used, the earlier ones first (a passkey after
-        # a code keeps "otp").
-        methods = tuple(dict.fromkeys((*who.amr, *amr)))
-        upgraded = await sessions.step_up(connection, who.sid, who.user_id, methods, now)
-        if upgraded is not None:
-            await trail.record(
-                now=now, actor=f"user:{who.user_id}", action="session.stepped_up",
-                subject=str(who.user_id), details={"ip": client_ip(request)},
-            )  # fmt: skip
+    upgraded = await step_up_session(state["pool"], who, amr, client_ip(request), now)
     if upgraded is None:
         return _expired(request)
-    return await proceed(request, pending.auth, replace(who, amr=upgraded.amr), pending=pending)
+    return await proceed(request, pending.auth, upgraded, pending=pending)
 
 
 def _attempt(request: Request[AppState]) -> Attempt:
