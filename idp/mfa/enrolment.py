@@ -224,7 +224,7 @@ async def add_passkey(
     user: User,
     answer: PasskeyAnswer,
     now: datetime,
-) -> None:
+) -> Passkey:
     """Register the passkey the browser made for the options of ``answer.token`` (bound to the
     session ``holder``); audited and mailed."""
     async with services.pool.acquire() as connection:
@@ -241,6 +241,7 @@ async def add_passkey(
             )
     except PasskeyError as refused:
         raise EnrolmentError(refused.message) from None
+    return passkey
 
 
 async def remove_passkey(

@@ -128,7 +128,14 @@ class Verified:
 
     @property
     def amr(self) -> tuple[str, ...]:
-        return ("swk" if self.passkey.backup_eligible else "hwk", "user", "mfa")
+        return amr_of(self.passkey)
+
+
+def amr_of(passkey: Passkey) -> tuple[str, ...]:
+    """RFC 8176 §2 of a use of ``passkey``: a key in hardware ("hwk"), or in software when the
+    credential may be synced ("swk", WebAuthn's backup eligibility); user verification
+    ("user"); two factors ("mfa")."""
+    return ("swk" if passkey.backup_eligible else "hwk", "user", "mfa")
 
 
 class Passkeys:

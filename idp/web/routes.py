@@ -30,7 +30,12 @@ from idp.web.consent import show_consent, submit_consent
 from idp.web.cors import preflight
 from idp.web.demo import demo_callback, demo_start
 from idp.web.discovery import discovery
-from idp.web.enrol_factor import show_enrol, submit_enrol_begin, submit_enrol_confirm
+from idp.web.enrol_factor import (
+    show_enrol,
+    submit_enrol_begin,
+    submit_enrol_confirm,
+    submit_enrol_passkey,
+)
 from idp.web.health import healthz, readyz
 from idp.web.invitation import show_invitation, submit_invitation
 from idp.web.jwks import jwks
@@ -120,4 +125,5 @@ routes += [
     Route("/login/enrol", show_enrol, methods=["GET"]),
     Route("/login/enrol", submit_enrol_begin, methods=["POST"]),
     Route("/login/enrol/confirm", submit_enrol_confirm, methods=["POST"]),
+    Route("/login/enrol/passkey", submit_enrol_passkey, methods=["POST"]),
 ]
