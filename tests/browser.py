@@ -12,13 +12,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
+import httpx
 import pytest
 from playwright.async_api import Page
 
 from tests.conftest import Served
-from tests.factories import make_client
+from tests.factories import make_client, verify
 from tests.oauth.flow import Authorization
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -92,10 +94,17 @@ async def screenshot(page: Page, name: str) -> Path:
     return path
 
 
-async def relying_app(served: Served, pool: asyncpg.Pool) -> Authorization:
+async def relying_app(
+    served: Served, pool: asyncpg.Pool, redirect_host: str | None = None
+) -> Authorization:
     """A first-party public client (no consent step) of the served app; the authorization
-    request it would send."""
-    redirect_uri = f"{served.base_url}/cb-test"
+    request it would send. Its redirect URI is on the app's own host and port, or on
+    ``redirect_host`` at that port: an app served at ``localhost`` (the only kind of host a
+    passkey's RP ID can be) redirects to ``127.0.0.1``, as a loopback redirect URI is never
+    ``localhost`` (RFC 8252 §8.3)."""
+    base = urlsplit(served.base_url)
+    host = base.netloc if redirect_host is None else f"{redirect_host}:{base.port}"
+    redirect_uri = f"{base.scheme}://{host}/cb-test"
     client, _ = await make_client(
         pool,
         served.settings,
@@ -107,3 +116,32 @@ async def relying_app(served: Served, pool: asyncpg.Pool) -> Authorization:
         first_party=True,
     )
     return Authorization(client.client_id, redirect_uri)
+
+
+def landed_code(page: Page, auth: Authorization) -> str:
+    """The code of the redirect the page landed on (at ``auth``'s redirect URI, with its state)."""
+    landed = urlsplit(page.url)
+    assert f"{landed.scheme}://{landed.netloc}{landed.path}" == auth.redirect_uri, page.url
+    query = {key: values[0] for key, values in parse_qs(landed.query).items()}
+    assert query["state"] == auth.state
+    return query["code"]
+
+
+async def id_token_claims(served: Served, auth: Authorization, code: str) -> dict[str, Any]:
+    """The relying app's exchange (a public client with PKCE), the ID token verified."""
+    async with httpx.AsyncClient(base_url=served.base_url) as http:
+        answer = await http.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "client_id": auth.client_id,
+                "code": code,
+                "redirect_uri": auth.redirect_uri,
+                "code_verifier": auth.verifier,
+            },
+        )
+        assert answer.status_code == 200, answer.text
+        jwks = await http.get("/jwks.json")
+    claims = verify(answer.json()["id_token"], jwks.content, ["RS256"])
+    assert claims["nonce"] == auth.nonce
+    return claims

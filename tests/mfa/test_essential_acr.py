@@ -22,7 +22,8 @@ from idp.oauth.authorize import AuthorizationRequest
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
 from tests.factories import PASSWORD, enrol_totp
-from tests.mfa.acr_flow import (
+from tests.oauth.flow import hidden_fields, query_of
+from tests.signin_flow import (
     MFA,
     PWD,
     REDIRECT,
@@ -37,7 +38,6 @@ from tests.mfa.acr_flow import (
     password_session,
     running,
 )
-from tests.oauth.flow import hidden_fields, query_of
 from tests.web.malformed import Context, Endpoint, Redirect, run
 
 
@@ -82,8 +82,7 @@ async def test_a_fresh_sign_in_with_an_unreachable_essential_acr_gets_the_error_
     setup: Setup, pool: asyncpg.Pool
 ) -> None:
     auth = setup.auth()
-    started = await setup.http.get(auth.url(claims=essential(MFA)))
-    answer = await password_login(setup, started.headers["location"])
+    answer = await password_login(setup, auth, claims=essential(MFA))
     assert error_of(answer, auth) == "unmet_authentication_requirements"
     assert await codes_issued(pool) == 0
     # The person did sign in: the browser holds the session, none is left orphaned.

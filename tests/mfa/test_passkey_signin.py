@@ -5,26 +5,23 @@ factor after a password, and as the step-up asked by ``acr_values=phr`` (OIDC Co
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
-import httpx
 import pyotp
 import pytest
 
 from idp.clock import FrozenClock
 from idp.db import passkeys
-from idp.db.users import User
 from idp.mfa.passkeys import REFUSED
 from idp.settings import Settings
 from idp.web.second_factor import PASSKEY_ONLY
-from tests.conftest import Instance, InstanceFactory
-from tests.factories import PASSWORD, enrol_totp, make_client, make_user
-from tests.oauth.flow import Authorization, exchange_code, hidden_fields, query_of, sign_in
+from tests.conftest import InstanceFactory
+from tests.factories import PASSWORD, enrol_totp, make_user
+from tests.oauth.flow import Authorization, hidden_fields, sign_in
 from tests.passkey_pages import (
     LOGIN,
     SECOND_FACTOR,
@@ -35,22 +32,34 @@ from tests.passkey_pages import (
     only_credential,
     traces,
 )
+from tests.signin_flow import EMAIL, MFA, SECRET, id_token_of, running
+from tests.signin_flow import Setup as SignIn
 from tests.softkey import SoftAuthenticator
 
-REDIRECT = "https://app.example/callback"
-EMAIL, OTHER = "alice@example.com", "bob@example.com"
-SECRET = pyotp.random_base32(length=32)
-MFA = "urn:idp:acr:mfa"
+OTHER = "bob@example.com"
 
 
 @dataclass
-class Setup:
-    app: Instance
-    http: httpx.AsyncClient
-    client_id: str
-    secret: str
-    user: User
+class Setup(SignIn):
     key: SoftAuthenticator
+
+
+@asynccontextmanager
+async def running_with(
+    app_instance: InstanceFactory,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    key: SoftAuthenticator,
+    *,
+    email: str = EMAIL,
+    enrolled: bool = True,
+) -> AsyncIterator[Setup]:
+    """tests/signin_flow.py's app, client and user (``email``), the user's authenticator
+    ``key`` (its passkey added through the page if ``enrolled``)."""
+    async with running(app_instance, pool, settings, email=email) as base:
+        if enrolled:
+            await enrol_passkey(base.http, email, key)
+        yield Setup(base.app, base.http, base.client_id, base.secret, base.user, key)
 
 
 @pytest.fixture
@@ -58,32 +67,8 @@ async def setup(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
 ) -> AsyncIterator[Setup]:
     """Alice, who has a passkey (added through the page), and a first-party app."""
-    client, secret = await make_client(
-        pool, settings, grant_types=("authorization_code",), redirect_uris=(REDIRECT,),
-        scopes=("openid", "email"), first_party=True,
-    )  # fmt: skip
-    user = await make_user(pool, EMAIL)
-    async with app_instance() as app:
-        key = authenticator()
-        await enrol_passkey(app.client, EMAIL, key)
-        yield Setup(app, app.client, client.client_id, secret, user, key)
-
-
-def new_auth(setup: Setup) -> Authorization:
-    return Authorization(setup.client_id, REDIRECT, scope="openid email")
-
-
-async def id_token_of(setup: Setup, auth: Authorization, answer: httpx.Response) -> dict[str, Any]:
-    assert answer.status_code == 303, answer.text
-    location = answer.headers["location"]
-    assert location.startswith(REDIRECT), location
-    query = query_of(location)
-    assert query["state"] == auth.state
-    tokens = await exchange_code(setup.http, setup.client_id, setup.secret, query["code"], auth)
-    assert tokens.status_code == 200, tokens.text
-    payload = tokens.json()["id_token"].split(".")[1]
-    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * 4))
-    return claims
+    async with running_with(app_instance, pool, settings, authenticator()) as started:
+        yield started
 
 
 async def parked_login(setup: Setup, auth: Authorization, **extra: str) -> str:
@@ -98,16 +83,10 @@ async def parked_login(setup: Setup, auth: Authorization, **extra: str) -> str:
 async def test_a_parked_request_signs_in_with_a_passkey_alone(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, synced: bool
 ) -> None:
-    client, secret = await make_client(
-        pool, settings, grant_types=("authorization_code",), redirect_uris=(REDIRECT,),
-        scopes=("openid", "email"), first_party=True,
-    )  # fmt: skip
-    user = await make_user(pool, EMAIL)
-    async with app_instance() as app:
-        key = authenticator(backup_eligible=synced)
-        await enrol_passkey(app.client, EMAIL, key)
-        setup = Setup(app, app.client, client.client_id, secret, user, key)
-        auth = new_auth(setup)
+    key = authenticator(backup_eligible=synced)
+    async with running_with(app_instance, pool, settings, key) as setup:
+        user = setup.user
+        auth = setup.auth()
         form = await form_of(setup.http, await parked_login(setup, auth))
         assert form.options["allowCredentials"] == []  # discoverable: the browser offers its own
         assert form.options["userVerification"] == "required"
@@ -141,7 +120,7 @@ async def test_a_disabled_user_cannot_sign_in_with_a_passkey(
     setup: Setup, pool: asyncpg.Pool
 ) -> None:
     await pool.execute("UPDATE users SET disabled = true WHERE id = $1", setup.user.id)
-    auth = new_auth(setup)
+    auth = setup.auth()
     form = await form_of(setup.http, await parked_login(setup, auth))
     refused = await setup.http.post(LOGIN, data=form.answered(setup.key))
     assert refused.status_code == 401, refused.text
@@ -159,7 +138,7 @@ async def password_then_second_factor(setup: Setup, auth: Authorization) -> None
 async def test_a_password_is_followed_by_the_passkey_as_second_factor(
     setup: Setup, pool: asyncpg.Pool
 ) -> None:
-    auth = new_auth(setup)
+    auth = setup.auth()
     await password_then_second_factor(setup, auth)
     form = await form_of(setup.http, SECOND_FACTOR)
     allowed = [entry["id"] for entry in form.options["allowCredentials"]]
@@ -181,7 +160,7 @@ async def test_another_users_passkey_is_refused_as_second_factor(
     await make_user(pool, OTHER)
     bobs = authenticator()
     await enrol_passkey(setup.http, OTHER, bobs)
-    auth = new_auth(setup)
+    auth = setup.auth()
     await password_then_second_factor(setup, auth)
     form = await form_of(setup.http, SECOND_FACTOR)
     before = await traces(pool)
@@ -199,7 +178,7 @@ async def test_another_users_passkey_is_refused_as_second_factor(
 async def totp_session(setup: Setup, pool: asyncpg.Pool, kek: bytes, clock: FrozenClock) -> None:
     """Alice adds an app, then signs in with her password and its code."""
     await enrol_totp(pool, kek, setup.user.id, SECRET, clock.now())
-    auth = new_auth(setup)
+    auth = setup.auth()
     await password_then_second_factor(setup, auth)
     page = await setup.http.get(SECOND_FACTOR)
     code = pyotp.TOTP(SECRET).at(clock.now())
@@ -211,7 +190,7 @@ async def test_step_up_to_phr_asks_for_the_passkey_only(
     setup: Setup, pool: asyncpg.Pool, kek: bytes, clock: FrozenClock
 ) -> None:
     await totp_session(setup, pool, kek, clock)
-    auth = new_auth(setup)
+    auth = setup.auth()
     asked = await setup.http.get(auth.url(acr_values="phr"))
     assert asked.status_code == 303, asked.text
     assert asked.headers["location"] == SECOND_FACTOR
@@ -234,25 +213,23 @@ async def bobs(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
 ) -> AsyncIterator[Setup]:
     """Bob, who has no passkey, and a first-party app."""
-    client, secret = await make_client(
-        pool, settings, grant_types=("authorization_code",), redirect_uris=(REDIRECT,),
-        scopes=("openid", "email"), first_party=True,
-    )  # fmt: skip
-    bob = await make_user(pool, OTHER)
-    async with app_instance() as app:
-        yield Setup(app, app.client, client.client_id, secret, bob, authenticator())
+    key = authenticator()
+    async with running_with(
+        app_instance, pool, settings, key, email=OTHER, enrolled=False
+    ) as started:
+        yield started
 
 
 async def test_phr_for_a_user_without_a_passkey_gets_what_they_can(
     bobs: Setup, pool: asyncpg.Pool, kek: bytes, clock: FrozenClock
 ) -> None:
-    auth = new_auth(bobs)
+    auth = bobs.auth()
     login = await parked_login(bobs, auth, acr_values="phr")
     done = await sign_in(bobs.http, login, OTHER, PASSWORD)
     assert (await id_token_of(bobs, auth, done))["acr"] == "urn:idp:acr:pwd"
     await enrol_totp(pool, kek, bobs.user.id, SECRET, clock.now())
     bobs.http.cookies.clear()
-    auth = new_auth(bobs)
+    auth = bobs.auth()
     login = await parked_login(bobs, auth, acr_values="phr")
     asked = await sign_in(bobs.http, login, OTHER, PASSWORD)
     assert asked.headers["location"] == SECOND_FACTOR, asked.text
@@ -266,9 +243,9 @@ async def test_phr_for_a_user_without_a_passkey_gets_what_they_can(
 async def test_phr_steps_a_password_session_up_to_mfa_for_a_user_with_an_app_only(
     bobs: Setup, pool: asyncpg.Pool, kek: bytes, clock: FrozenClock
 ) -> None:
-    auth = new_auth(bobs)
+    auth = bobs.auth()
     done = await sign_in(bobs.http, await parked_login(bobs, auth), OTHER, PASSWORD)
     assert (await id_token_of(bobs, auth, done))["acr"] == "urn:idp:acr:pwd"
     await enrol_totp(pool, kek, bobs.user.id, SECRET, clock.now())
-    asked = await bobs.http.get(new_auth(bobs).url(acr_values="phr"))
+    asked = await bobs.http.get(bobs.auth().url(acr_values="phr"))
     assert asked.headers["location"] == SECOND_FACTOR, asked.text

@@ -13,7 +13,8 @@ from idp.clock import FrozenClock
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
 from tests.factories import PASSWORD, enrol_totp
-from tests.mfa.acr_flow import (
+from tests.oauth.flow import hidden_fields
+from tests.signin_flow import (
     EMAIL,
     MFA,
     SECOND_FACTOR,
@@ -25,7 +26,6 @@ from tests.mfa.acr_flow import (
     password_login,
     running,
 )
-from tests.oauth.flow import hidden_fields
 
 ENROL = "/login/enrol"
 
@@ -42,6 +42,13 @@ async def account_sign_in(setup: Setup) -> httpx.Response:
     signed_in = await setup.http.post("/account/sign-in", data=fields)
     assert signed_in.status_code == 303, signed_in.text
     return signed_in
+
+
+async def enrolment_page(setup: Setup) -> tuple[str, httpx.Response]:
+    """The password posted under required MFA: where it leads (/login/enrol), and that page."""
+    after_password = await password_login(setup)
+    location: str = after_password.headers["location"]
+    return location, await setup.http.get(location)
 
 
 async def begin_enrolment(setup: Setup, location: str) -> tuple[httpx.Response, str]:
@@ -62,8 +69,7 @@ async def test_required_mfa_leads_a_user_without_a_factor_to_set_one_up_then_sig
 ) -> None:
     async with running(app_instance, pool, settings, mfa="required") as setup:
         auth = setup.auth()
-        started = await setup.http.get(auth.url())
-        after_password = await password_login(setup, started.headers["location"])
+        after_password = await password_login(setup, auth)
         assert after_password.status_code == 303, after_password.text
         shown, key = await begin_enrolment(setup, after_password.headers["location"])
         code = pyotp.TOTP(key).at(clock.now())
@@ -84,8 +90,7 @@ async def test_a_wrong_code_at_enrolment_shows_the_same_key_and_upgrades_nothing
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, clock: FrozenClock
 ) -> None:
     async with running(app_instance, pool, settings, mfa="required") as setup:
-        started = await setup.http.get(setup.auth().url())
-        after_password = await password_login(setup, started.headers["location"])
+        after_password = await password_login(setup)
         shown, key = await begin_enrolment(setup, after_password.headers["location"])
         wrong = f"{(int(pyotp.TOTP(key).at(clock.now())) + 1) % 1_000_000:06d}"
         refused = await setup.http.post(
@@ -102,10 +107,7 @@ async def test_the_enrolment_page_needs_the_session_the_request_and_the_csrf_tok
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
 ) -> None:
     async with running(app_instance, pool, settings, mfa="required") as setup:
-        started = await setup.http.get(setup.auth().url())
-        after_password = await password_login(setup, started.headers["location"])
-        location = after_password.headers["location"]
-        page = await setup.http.get(location)
+        location, page = await enrolment_page(setup)
         fields = hidden_fields(page.text)
         assert (await setup.http.get(ENROL)).status_code == 400
         assert (await setup.http.get(f"{ENROL}?request=nope")).status_code == 400
@@ -130,8 +132,7 @@ async def test_required_mfa_asks_a_user_with_a_factor_for_it_as_before(
     async with running(app_instance, pool, settings, mfa="required") as setup:
         await enrol_totp(pool, kek, setup.user.id, SECRET, clock.now())
         auth = setup.auth()
-        started = await setup.http.get(auth.url())
-        after_password = await password_login(setup, started.headers["location"])
+        after_password = await password_login(setup, auth)
         assert after_password.headers["location"] == SECOND_FACTOR
         done = await give_code(setup, pyotp.TOTP(SECRET).at(clock.now()))
         assert (await id_token_of(setup, auth, done))["acr"] == MFA
@@ -141,8 +142,7 @@ async def test_required_mfa_with_prompt_none_and_a_password_session_is_interacti
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
 ) -> None:
     async with running(app_instance, pool, settings, mfa="required") as setup:
-        started = await setup.http.get(setup.auth().url())
-        await password_login(setup, started.headers["location"])  # a session, password only
+        await password_login(setup)  # a session, password only
         auth = setup.auth()
         answer = await setup.http.get(auth.url(prompt="none"))
         assert error_of(answer, auth) == "interaction_required"
@@ -156,8 +156,7 @@ async def test_a_require_mfa_client_and_a_user_without_a_factor_is_unmet(
 ) -> None:
     async with running(app_instance, pool, settings, require_mfa=True) as setup:
         auth = setup.auth()
-        started = await setup.http.get(auth.url())
-        answer = await password_login(setup, started.headers["location"])
+        answer = await password_login(setup, auth)
         assert error_of(answer, auth) == "unmet_authentication_requirements"
         # The browser holds the session it signed in with: the next request is refused too.
         again = setup.auth()
@@ -191,8 +190,7 @@ async def test_a_require_mfa_client_with_required_mfa_leads_to_enrolment(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
 ) -> None:
     async with running(app_instance, pool, settings, require_mfa=True, mfa="required") as setup:
-        started = await setup.http.get(setup.auth().url())
-        answer = await password_login(setup, started.headers["location"])
+        answer = await password_login(setup)
         assert answer.headers["location"].startswith(f"{ENROL}?request="), answer.text
 
 
@@ -210,10 +208,7 @@ async def test_the_enrolment_page_is_only_for_required_mfa(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
 ) -> None:
     async with running(app_instance, pool, settings, mfa="required") as setup:
-        started = await setup.http.get(setup.auth().url())
-        after_password = await password_login(setup, started.headers["location"])
-        location = after_password.headers["location"]
-        page = await setup.http.get(location)
+        location, page = await enrolment_page(setup)
         cookies = setup.http.cookies
     async with app_instance() as optional:
         optional.client.cookies.update(cookies)

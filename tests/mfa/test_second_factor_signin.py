@@ -20,15 +20,20 @@ from idp.db.users import User
 from idp.mfa.challenge import PendingSignIns
 from idp.mfa.recovery import RecoveryHasher, new_codes
 from idp.settings import Settings
-from tests.conftest import Instance, InstanceFactory
-from tests.factories import PASSWORD, enrol_totp, make_client, make_user, queued_mail
-from tests.oauth.flow import Authorization, hidden_fields, query_of
+from tests.conftest import InstanceFactory
+from tests.factories import PASSWORD, enrol_totp, make_user, queued_mail
+from tests.oauth.flow import hidden_fields, query_of
+from tests.signin_flow import (
+    REDIRECT,
+    SECOND_FACTOR,
+    SECRET,
+    Setup,
+    password_login,
+    running,
+)
 from tests.web.malformed import FORM, JSON, Case, Context, Endpoint, Page, Redirect, run, wait
 
-REDIRECT = "https://app.example/callback"
-SECRET = pyotp.random_base32(length=32)
 PENDING_COOKIE = "idp_second_factor"
-SECOND_FACTOR = "/login/second-factor"
 LOCKED = "Too many failed sign-ins"
 
 
@@ -47,14 +52,6 @@ def code_at(now: datetime, steps: int = 0) -> str:
     return pyotp.TOTP(SECRET).at(now + timedelta(seconds=30 * steps))
 
 
-@dataclass
-class Setup:
-    app: Instance
-    http: httpx.AsyncClient
-    client_id: str
-    user: User
-
-
 @pytest.fixture
 async def setup(
     app_instance: InstanceFactory,
@@ -63,29 +60,10 @@ async def setup(
     kek: bytes,
     clock: FrozenClock,
 ) -> AsyncIterator[Setup]:
-    client, _ = await make_client(
-        pool,
-        settings,
-        grant_types=("authorization_code",),
-        redirect_uris=(REDIRECT,),
-        scopes=("openid", "email"),
-        first_party=True,
-    )
-    user = await make_user(pool, "alice@example.com")
-    await enrol_totp(pool, kek, user.id, SECRET, clock.now())
-    async with app_instance() as app:
-        yield Setup(app, app.client, client.client_id, user)
-
-
-async def password_step(http: httpx.AsyncClient, auth: Authorization) -> httpx.Response:
-    """/authorize → /login → the password posted: the answer to the post."""
-    started = await http.get(auth.url())
-    assert started.headers["location"].startswith("/login?"), started.text
-    page = await http.get(started.headers["location"])
-    fields = hidden_fields(page.text)
-    return await http.post(
-        "/login", data={**fields, "email": "alice@example.com", "password": PASSWORD}
-    )
+    """Alice, who has an authenticator app, and a first-party app."""
+    async with running(app_instance, pool, settings) as started:
+        await enrol_totp(pool, kek, started.user.id, SECRET, clock.now())
+        yield started
 
 
 async def code_step(http: httpx.AsyncClient, code: str) -> httpx.Response:
@@ -99,8 +77,8 @@ async def code_step(http: httpx.AsyncClient, code: str) -> httpx.Response:
 async def sign_in_with(setup: Setup, code: str) -> httpx.Response:
     """A new browser's whole sign-in with ``code`` as the second factor: the code step's answer."""
     setup.http.cookies.clear()
-    auth = Authorization(setup.client_id, REDIRECT, scope="openid email")
-    asked = await password_step(setup.http, auth)
+    auth = setup.auth()
+    asked = await password_login(setup, auth)
     assert asked.status_code == 303, asked.text
     assert asked.headers["location"] == SECOND_FACTOR
     return await code_step(setup.http, code)
@@ -113,8 +91,8 @@ async def live_sessions(pool: asyncpg.Pool) -> list[asyncpg.Record]:
 async def test_password_and_totp_code_sign_in_ends_with_a_code_at_the_client(
     setup: Setup, pool: asyncpg.Pool, clock: FrozenClock
 ) -> None:
-    auth = Authorization(setup.client_id, REDIRECT, scope="openid email")
-    asked = await password_step(setup.http, auth)
+    auth = setup.auth()
+    asked = await password_login(setup, auth)
     assert asked.headers["location"] == SECOND_FACTOR
     cookie = asked.headers["set-cookie"]
     assert PENDING_COOKIE in cookie
@@ -139,8 +117,8 @@ async def test_password_and_totp_code_sign_in_ends_with_a_code_at_the_client(
 async def test_the_password_alone_gives_no_session_and_no_code(
     setup: Setup, pool: asyncpg.Pool
 ) -> None:
-    auth = Authorization(setup.client_id, REDIRECT, scope="openid email")
-    asked = await password_step(setup.http, auth)
+    auth = setup.auth()
+    asked = await password_login(setup, auth)
     assert asked.headers["location"] == SECOND_FACTOR
     assert "idp_session" not in asked.headers.get("set-cookie", "")
     again = await setup.http.get(auth.url())
@@ -171,8 +149,8 @@ async def test_a_code_is_accepted_once_and_only_within_one_step_of_drift(
 async def test_wrong_codes_lock_like_wrong_passwords(
     setup: Setup, pool: asyncpg.Pool, clock: FrozenClock
 ) -> None:
-    auth = Authorization(setup.client_id, REDIRECT, scope="openid email")
-    await password_step(setup.http, auth)
+    auth = setup.auth()
+    await password_login(setup, auth)
     page = await setup.http.get(SECOND_FACTOR)
     fields = hidden_fields(page.text)
     answers = []
@@ -188,7 +166,7 @@ async def test_wrong_codes_lock_like_wrong_passwords(
     assert await live_sessions(pool) == []
     # Typing the password again gives no fresh guesses: the account is locked for it too.
     setup.http.cookies.clear()
-    retyped = await password_step(setup.http, auth)
+    retyped = await password_login(setup, auth)
     assert retyped.status_code == 429, retyped.text
     failed = await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'mfa.failed'")
     assert failed >= 5
@@ -220,8 +198,8 @@ async def test_a_recovery_code_works_once_is_audited_and_mailed(
 async def test_the_pending_state_expires(
     setup: Setup, pool: asyncpg.Pool, clock: FrozenClock
 ) -> None:
-    auth = Authorization(setup.client_id, REDIRECT, scope="openid email")
-    await password_step(setup.http, auth)
+    auth = setup.auth()
+    await password_login(setup, auth)
     page = await setup.http.get(SECOND_FACTOR)
     clock.advance(timedelta(minutes=5, seconds=1))
     late = await setup.http.post(
@@ -237,8 +215,8 @@ async def test_a_forged_or_altered_pending_state_is_refused(
     setup: Setup, pool: asyncpg.Pool, clock: FrozenClock, settings: Settings
 ) -> None:
     bob = await make_user(pool, "bob@example.com")
-    auth = Authorization(setup.client_id, REDIRECT, scope="openid email")
-    await password_step(setup.http, auth)
+    auth = setup.auth()
+    await password_login(setup, auth)
     genuine = setup.http.cookies[PENDING_COOKIE]
     payload, mac = genuine.split(".")
     other_key = PendingSignIns(b"k" * 32).issue(setup.user.id, "alice@example.com", "", clock.now())
@@ -266,8 +244,8 @@ async def test_a_forged_or_altered_pending_state_is_refused(
 async def test_the_code_form_needs_its_csrf_token(
     setup: Setup, pool: asyncpg.Pool, clock: FrozenClock
 ) -> None:
-    auth = Authorization(setup.client_id, REDIRECT, scope="openid email")
-    await password_step(setup.http, auth)
+    auth = setup.auth()
+    await password_login(setup, auth)
     code = code_at(clock.now())
     missing = await setup.http.post(SECOND_FACTOR, data={"code": code})
     forged = await setup.http.post(SECOND_FACTOR, data={"code": code, "csrf_token": "0" * 64})
@@ -303,8 +281,8 @@ async def test_without_a_second_factor_the_sign_in_is_unchanged(
     setup: Setup, pool: asyncpg.Pool
 ) -> None:
     await second_factors.remove_totp(pool, setup.user.id)
-    auth = Authorization(setup.client_id, REDIRECT, scope="openid email")
-    done = await password_step(setup.http, auth)
+    auth = setup.auth()
+    done = await password_login(setup, auth)
     assert done.status_code == 303
     assert done.headers["location"].startswith(REDIRECT)
     assert [(list(r["amr"]), r["mfa_at"]) for r in await live_sessions(pool)] == [(["pwd"], None)]

@@ -5,80 +5,36 @@ only is asked for the second factor alone (no password form) when a client asks 
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import asyncpg
-import httpx
 import pyotp
 import pytest
 
 from idp.clock import FrozenClock
-from idp.db.users import User
 from idp.settings import Settings
-from tests.conftest import Instance, InstanceFactory
-from tests.factories import PASSWORD, enrol_totp, make_client, make_user
-from tests.oauth.flow import Authorization, exchange_code, hidden_fields, query_of, sign_in
-
-REDIRECT = "https://app.example/callback"
-SECRET = pyotp.random_base32(length=32)
-SECOND_FACTOR = "/login/second-factor"
-MFA = "urn:idp:acr:mfa"
-EMAIL = "alice@example.com"
-
-
-@dataclass
-class Setup:
-    app: Instance
-    http: httpx.AsyncClient
-    client_id: str
-    secret: str
-    user: User
+from tests.conftest import InstanceFactory
+from tests.factories import enrol_totp
+from tests.oauth.flow import hidden_fields, query_of
+from tests.signin_flow import (
+    MFA,
+    SECOND_FACTOR,
+    SECRET,
+    Setup,
+    error_of,
+    id_token_of,
+    password_session,
+    running,
+)
 
 
 @pytest.fixture
 async def setup(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
 ) -> AsyncIterator[Setup]:
-    client, secret = await make_client(
-        pool,
-        settings,
-        grant_types=("authorization_code",),
-        redirect_uris=(REDIRECT,),
-        scopes=("openid", "email"),
-        first_party=True,
-    )
-    user = await make_user(pool, EMAIL)
-    async with app_instance() as app:
-        yield Setup(app, app.client, client.client_id, secret, user)
-
-
-def new_auth(setup: Setup) -> Authorization:
-    return Authorization(setup.client_id, REDIRECT, scope="openid email")
-
-
-async def password_session(setup: Setup) -> None:
-    """A session signed in with the password only (the user has no second factor yet)."""
-    auth = new_auth(setup)
-    started = await setup.http.get(auth.url())
-    assert started.headers["location"].startswith("/login?"), started.text
-    done = await sign_in(setup.http, started.headers["location"], EMAIL, PASSWORD)
-    assert done.headers["location"].startswith(REDIRECT), done.text
-
-
-async def id_token_of(setup: Setup, auth: Authorization, location: str) -> dict[str, Any]:
-    assert location.startswith(REDIRECT), location
-    query = query_of(location)
-    assert query["state"] == auth.state
-    tokens = await exchange_code(setup.http, setup.client_id, setup.secret, query["code"], auth)
-    assert tokens.status_code == 200, tokens.text
-    payload = tokens.json()["id_token"].split(".")[1]
-    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * 4))
-    return claims
+    async with running(app_instance, pool, settings) as started:
+        yield started
 
 
 async def session_rows(pool: asyncpg.Pool) -> list[tuple[list[str], datetime | None]]:
@@ -91,7 +47,7 @@ async def test_a_password_session_is_asked_the_second_factor_only_and_gets_acr_m
 ) -> None:
     await password_session(setup)
     await enrol_totp(pool, kek, setup.user.id, SECRET, clock.now())
-    auth = new_auth(setup)
+    auth = setup.auth()
     asked = await setup.http.get(auth.url(acr_values=f"urn:other {MFA}"))
     assert asked.status_code == 303, asked.text
     assert asked.headers["location"] == SECOND_FACTOR
@@ -102,7 +58,7 @@ async def test_a_password_session_is_asked_the_second_factor_only_and_gets_acr_m
     code = pyotp.TOTP(SECRET).at(clock.now())
     done = await setup.http.post(SECOND_FACTOR, data={**hidden_fields(page.text), "code": code})
     assert done.status_code == 303, done.text
-    claims = await id_token_of(setup, auth, done.headers["location"])
+    claims = await id_token_of(setup, auth, done)
     assert claims["acr"] == MFA
     assert {"pwd", "otp", "mfa"} <= set(claims["amr"])
     # The session itself was upgraded (one session, in place), and it is audited.
@@ -110,9 +66,9 @@ async def test_a_password_session_is_asked_the_second_factor_only_and_gets_acr_m
     actions = await pool.fetch("SELECT action FROM audit_log WHERE action = 'session.stepped_up'")
     assert len(actions) == 1
     # Now the session has the second factor: the next request is not asked again.
-    again = new_auth(setup)
+    again = setup.auth()
     direct = await setup.http.get(again.url(acr_values=MFA))
-    assert (await id_token_of(setup, again, direct.headers["location"]))["acr"] == MFA
+    assert (await id_token_of(setup, again, direct))["acr"] == MFA
 
 
 async def test_prompt_none_with_an_unmet_mfa_request_is_interaction_required(
@@ -120,21 +76,17 @@ async def test_prompt_none_with_an_unmet_mfa_request_is_interaction_required(
 ) -> None:
     await password_session(setup)
     await enrol_totp(pool, kek, setup.user.id, SECRET, clock.now())
-    auth = new_auth(setup)
+    auth = setup.auth()
     answer = await setup.http.get(auth.url(acr_values=MFA, prompt="none"))
-    assert answer.status_code == 303, answer.text
-    location = answer.headers["location"]
-    assert location.startswith(REDIRECT), location
-    assert query_of(location)["error"] == "interaction_required"
-    assert query_of(location)["state"] == auth.state
+    assert error_of(answer, auth) == "interaction_required"
     assert await pool.fetchval("SELECT count(*) FROM authorization_codes") == 1  # the first only
 
 
 async def test_a_user_without_a_second_factor_gets_a_code_with_acr_pwd(setup: Setup) -> None:
     await password_session(setup)
-    auth = new_auth(setup)
+    auth = setup.auth()
     answer = await setup.http.get(auth.url(acr_values=MFA, prompt="none"))
-    claims = await id_token_of(setup, auth, answer.headers["location"])
+    claims = await id_token_of(setup, auth, answer)
     assert claims["acr"] == "urn:idp:acr:pwd"
     assert claims["amr"] == ["pwd"]
 
@@ -144,7 +96,7 @@ async def test_a_wrong_code_at_step_up_leaves_the_session_as_it_was(
 ) -> None:
     await password_session(setup)
     await enrol_totp(pool, kek, setup.user.id, SECRET, clock.now())
-    asked = await setup.http.get(new_auth(setup).url(acr_values=MFA))
+    asked = await setup.http.get(setup.auth().url(acr_values=MFA))
     assert asked.headers["location"] == SECOND_FACTOR
     page = await setup.http.get(SECOND_FACTOR)
     wrong = f"{(int(pyotp.TOTP(SECRET).at(clock.now())) + 1) % 1_000_000:06d}"
@@ -158,7 +110,7 @@ async def test_step_up_is_refused_once_the_browser_no_longer_holds_the_session(
 ) -> None:
     await password_session(setup)
     await enrol_totp(pool, kek, setup.user.id, SECRET, clock.now())
-    asked = await setup.http.get(new_auth(setup).url(acr_values=MFA))
+    asked = await setup.http.get(setup.auth().url(acr_values=MFA))
     assert asked.headers["location"] == SECOND_FACTOR
     page = await setup.http.get(SECOND_FACTOR)
     await pool.execute("UPDATE sessions SET ended_at = $1", clock.now())
@@ -177,7 +129,7 @@ async def test_hostile_acr_values_are_a_clear_error_never_a_500(
     setup: Setup, acr_values: str
 ) -> None:
     await password_session(setup)
-    auth = new_auth(setup)
+    auth = setup.auth()
     answer = await setup.http.get(auth.url(acr_values=acr_values))
     assert answer.status_code == 303, answer.text
     query = query_of(answer.headers["location"])
@@ -190,10 +142,10 @@ async def test_acr_values_not_utf8_or_repeated_is_an_error_and_unknown_ones_are_
 ) -> None:
     await password_session(setup)
     for raw in ("&acr_values=%FF", f"&acr_values={MFA}&acr_values={MFA}"):
-        auth = new_auth(setup)
+        auth = setup.auth()
         answer = await setup.http.get(auth.url() + raw)
         assert answer.status_code == 303, answer.text
         assert query_of(answer.headers["location"])["error"] == "invalid_request"
-    auth = new_auth(setup)
+    auth = setup.auth()
     unknown = await setup.http.get(auth.url(acr_values="%ff urn:unknown phr"))
-    assert (await id_token_of(setup, auth, unknown.headers["location"]))["acr"] == "urn:idp:acr:pwd"
+    assert (await id_token_of(setup, auth, unknown))["acr"] == "urn:idp:acr:pwd"

@@ -20,13 +20,9 @@ from joserfc.errors import InvalidClaimError
 from idp.db.users import User
 from idp.settings import Settings
 from tests.conftest import Served
-from tests.factories import PASSWORD, enrol_totp, make_client, make_user
+from tests.factories import PASSWORD, enrol_totp, make_user
 from tests.oauth.flow import hidden_fields, query_of
-
-REDIRECT = "https://app.example/callback"
-SECRET = pyotp.random_base32(length=32)
-MFA = "urn:idp:acr:mfa"
-SECOND_FACTOR = "/login/second-factor"
+from tests.signin_flow import MFA, REDIRECT, SECOND_FACTOR, SECRET, first_party_client
 
 
 @dataclass
@@ -80,14 +76,7 @@ ACR_MFA = {"acr": {"essential": True, "values": [MFA]}}
 async def relying_app(
     served: Served, pool: asyncpg.Pool, settings: Settings
 ) -> AsyncIterator[RelyingApp]:
-    registered, secret = await make_client(
-        pool,
-        settings,
-        grant_types=("authorization_code",),
-        redirect_uris=(REDIRECT,),
-        scopes=("openid", "email"),
-        first_party=True,
-    )
+    registered, secret = await first_party_client(pool, settings)
     user = await make_user(pool)
     oauth = OAuth().register(
         "idp",

@@ -20,19 +20,19 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import asyncpg
-import httpx
 import pyotp
 import pytest
 from playwright.async_api import CDPSession, Page, expect
 
 from idp.clock import FrozenClock
+from idp.db.users import User
 from idp.settings import Settings
-from tests.browser import OpenTab, Tab, screenshot
+from tests.browser import OpenTab, Tab, id_token_claims, landed_code, relying_app, screenshot
 from tests.conftest import InstanceFactory, Served, serving
-from tests.factories import PASSWORD, enrol_totp, make_client, make_user, verify
+from tests.factories import PASSWORD, enrol_totp, make_client, make_user
 from tests.oauth.flow import Authorization, hidden_fields
 
 EMAIL = "alice@example.com"
@@ -63,24 +63,6 @@ async def served(
     """The app on ``http://localhost:PORT`` (an RP ID is never an IP address), on ``app_clock``."""
     async with serving(settings, clock=app_clock, hostname="localhost") as started:
         yield started
-
-
-async def relying_app(served: Served, pool: asyncpg.Pool) -> Authorization:
-    """tests/browser.py's relying app, its redirect URI on 127.0.0.1 (the port the app is bound
-    to): a loopback redirect URI is never ``localhost`` (RFC 8252 §8.3)."""
-    port = urlsplit(served.base_url).port
-    redirect_uri = f"http://127.0.0.1:{port}/cb-test"
-    client, _ = await make_client(
-        pool,
-        served.settings,
-        name="Browser Test App",
-        grant_types=("authorization_code",),
-        redirect_uris=(redirect_uri,),
-        scopes=("openid", "profile", "email"),
-        public=True,
-        first_party=True,
-    )
-    return Authorization(client.client_id, redirect_uri)
 
 
 async def authenticator(page: Page) -> tuple[CDPSession, str]:
@@ -128,6 +110,21 @@ async def sign_out(page: Page, served: Served) -> None:
     await page.wait_for_url(f"{served.base_url}/logout")
 
 
+async def passkey_added(
+    page: Page, served: Served, pool: asyncpg.Pool
+) -> tuple[User, Authorization, CDPSession, str]:
+    """Alice, who added a passkey (held by the page's virtual authenticator) on the security page
+    and signed out; the relying app's authorization request; the authenticator's CDP session
+    and id."""
+    user = await make_user(pool, EMAIL)
+    auth = await relying_app(served, pool, "127.0.0.1")
+    cdp, authenticator_id = await authenticator(page)
+    await sign_in_to_account(page, served)
+    await add_passkey(page, served, KEY_NAME)
+    await sign_out(page, served)
+    return user, auth, cdp, authenticator_id
+
+
 async def password_step(
     page: Page, served: Served, auth: Authorization, cdp: CDPSession, authenticator_id: str
 ) -> None:
@@ -145,34 +142,6 @@ async def password_step(
     await presence(cdp, authenticator_id, True)
 
 
-def landed_code(page: Page, auth: Authorization) -> str:
-    landed = urlsplit(page.url)
-    assert f"{landed.scheme}://{landed.netloc}{landed.path}" == auth.redirect_uri, page.url
-    query = {key: values[0] for key, values in parse_qs(landed.query).items()}
-    assert query["state"] == auth.state
-    return query["code"]
-
-
-async def id_token_claims(served: Served, auth: Authorization, code: str) -> dict[str, Any]:
-    """The relying app's exchange (a public client with PKCE), the ID token verified."""
-    async with httpx.AsyncClient(base_url=served.base_url) as http:
-        answer = await http.post(
-            "/token",
-            data={
-                "grant_type": "authorization_code",
-                "client_id": auth.client_id,
-                "code": code,
-                "redirect_uri": auth.redirect_uri,
-                "code_verifier": auth.verifier,
-            },
-        )
-        assert answer.status_code == 200, answer.text
-        jwks = await http.get("/jwks.json")
-    claims = verify(answer.json()["id_token"], jwks.content, ["RS256"])
-    assert claims["nonce"] == auth.nonce
-    return claims
-
-
 async def session_amr(pool: asyncpg.Pool, user_id: uuid.UUID) -> list[str]:
     """The amr of the user's most recent live session row."""
     amr: list[str] = await pool.fetchval(
@@ -187,7 +156,7 @@ async def test_a_passkey_added_on_the_security_page_signs_in_without_email_or_pa
     tab: Tab, served: Served, pool: asyncpg.Pool
 ) -> None:
     user = await make_user(pool, EMAIL)
-    auth = await relying_app(served, pool)
+    auth = await relying_app(served, pool, "127.0.0.1")
     page = tab.page
     cdp, authenticator_id = await authenticator(page)
     await sign_in_to_account(page, served)
@@ -240,13 +209,8 @@ async def test_the_email_fields_passkey_autofill_signs_in(
     """Conditional mediation: the virtual authenticator, simulating presence, answers the login
     page's conditional request as a person picking the passkey in the autofill would; the form
     goes off with no click."""
-    user = await make_user(pool, EMAIL)
-    auth = await relying_app(served, pool)
     page = tab.page
-    await authenticator(page)
-    await sign_in_to_account(page, served)
-    await add_passkey(page, served, KEY_NAME)
-    await sign_out(page, served)
+    user, auth, _, _ = await passkey_added(page, served, pool)
 
     await page.goto(served.base_url + auth.url())
     await page.wait_for_url(f"{auth.redirect_uri}?**")
@@ -259,13 +223,8 @@ async def test_the_email_fields_passkey_autofill_signs_in(
 async def test_a_passkey_is_the_second_factor_after_a_password(
     tab: Tab, served: Served, pool: asyncpg.Pool
 ) -> None:
-    user = await make_user(pool, EMAIL)
-    auth = await relying_app(served, pool)
     page = tab.page
-    cdp, authenticator_id = await authenticator(page)
-    await sign_in_to_account(page, served)
-    await add_passkey(page, served, KEY_NAME)
-    await sign_out(page, served)
+    user, auth, cdp, authenticator_id = await passkey_added(page, served, pool)
 
     await password_step(page, served, auth, cdp, authenticator_id)
     await screenshot(page, "passkey-second-factor")
@@ -282,13 +241,8 @@ async def test_a_passkey_is_the_second_factor_after_a_password(
 async def test_a_step_up_to_phr_after_password_and_code_asks_for_the_passkey_only(
     tab: Tab, served: Served, pool: asyncpg.Pool, app_clock: FrozenClock, kek: bytes
 ) -> None:
-    user = await make_user(pool, EMAIL)
-    auth = await relying_app(served, pool)
     page = tab.page
-    cdp, authenticator_id = await authenticator(page)
-    await sign_in_to_account(page, served)
-    await add_passkey(page, served, KEY_NAME)
-    await sign_out(page, served)
+    user, auth, cdp, authenticator_id = await passkey_added(page, served, pool)
     key = pyotp.random_base32()
     await enrol_totp(pool, kek, user.id, key, app_clock.now())
 
@@ -328,7 +282,7 @@ async def test_without_javascript_the_login_page_signs_in_with_a_password_and_sh
     tabs: OpenTab, served: Served, pool: asyncpg.Pool
 ) -> None:
     user = await make_user(pool, EMAIL)
-    auth = await relying_app(served, pool)
+    auth = await relying_app(served, pool, "127.0.0.1")
     tab = await tabs(java_script_enabled=False)
     page = tab.page
     await page.goto(served.base_url + auth.url())

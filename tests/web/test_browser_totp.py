@@ -12,20 +12,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import asyncpg
-import httpx
 import pyotp
 import pytest
 from playwright.async_api import Page, expect
 
 from idp.clock import FrozenClock
 from idp.settings import Settings
-from tests.browser import OpenTab, Tab, relying_app, screenshot
+from tests.browser import OpenTab, Tab, id_token_claims, landed_code, relying_app, screenshot
 from tests.conftest import Served, serving
-from tests.factories import PASSWORD, make_user, verify
+from tests.factories import PASSWORD, make_user
 from tests.oauth.flow import Authorization
 
 EMAIL = "alice@example.com"
@@ -111,34 +109,6 @@ async def send_code(page: Page, code: str) -> int:
     response = await navigation.value
     assert response is not None
     return response.status
-
-
-def landed_code(page: Page, auth: Authorization) -> str:
-    landed = urlsplit(page.url)
-    assert f"{landed.scheme}://{landed.netloc}{landed.path}" == auth.redirect_uri
-    query = {key: values[0] for key, values in parse_qs(landed.query).items()}
-    assert query["state"] == auth.state
-    return query["code"]
-
-
-async def id_token_claims(served: Served, auth: Authorization, code: str) -> dict[str, Any]:
-    """The relying app's exchange (a public client with PKCE), the ID token verified."""
-    async with httpx.AsyncClient(base_url=served.base_url) as http:
-        answer = await http.post(
-            "/token",
-            data={
-                "grant_type": "authorization_code",
-                "client_id": auth.client_id,
-                "code": code,
-                "redirect_uri": auth.redirect_uri,
-                "code_verifier": auth.verifier,
-            },
-        )
-        assert answer.status_code == 200, answer.text
-        jwks = await http.get("/jwks.json")
-    claims = verify(answer.json()["id_token"], jwks.content, ["RS256"])
-    assert claims["nonce"] == auth.nonce
-    return claims
 
 
 async def test_an_authenticator_app_set_up_in_the_browser_signs_in_with_acr_mfa(

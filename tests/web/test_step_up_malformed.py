@@ -21,8 +21,17 @@ from idp.db.users import User
 from idp.oauth.pkce import s256
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
-from tests.factories import PASSWORD, enrol_totp, make_client, make_user
+from tests.factories import enrol_totp, make_user
 from tests.oauth.flow import hidden_fields, query_of
+from tests.signin_flow import (
+    EMAIL,
+    MFA,
+    REDIRECT,
+    SECOND_FACTOR,
+    SECRET,
+    first_party_client,
+    post_password,
+)
 from tests.web.malformed import (
     ANY,
     FORM,
@@ -36,11 +45,6 @@ from tests.web.malformed import (
     wait,
 )
 
-REDIRECT = "https://app.example/callback"
-SECRET = pyotp.random_base32(length=32)
-EMAIL = "alice@example.com"
-MFA = "urn:idp:acr:mfa"
-SECOND_FACTOR = "/login/second-factor"
 PENDING_COOKIE = "idp_second_factor"
 
 
@@ -75,11 +79,7 @@ class StepUp(Context):
 
 
 async def password_session(ctx: StepUp, http: httpx.AsyncClient) -> None:
-    started = await http.get("/authorize", params=ctx.request())
-    assert started.headers["location"].startswith("/login?"), started.text
-    page = await http.get(started.headers["location"])
-    form = {**hidden_fields(page.text), "email": EMAIL, "password": PASSWORD}
-    done = await http.post("/login", data=form)
+    done = await post_password(http, httpx.URL("/authorize", params=ctx.request()))
     assert done.headers["location"].startswith(REDIRECT), done.text
 
 
@@ -186,14 +186,7 @@ async def test_hostile_input_to_the_step_up_is_refused_and_changes_no_session(
     settings: Settings,
     request: pytest.FixtureRequest,
 ) -> None:
-    client, _ = await make_client(
-        pool,
-        settings,
-        grant_types=("authorization_code",),
-        redirect_uris=(REDIRECT,),
-        scopes=("openid", "email"),
-        first_party=True,
-    )
+    client, _ = await first_party_client(pool, settings)
     user = await make_user(pool, EMAIL)
     async with app_instance() as app, app_instance() as other:
         ctx = StepUp(app.client, clock, other.client, pool, kek, user, client.client_id)

@@ -1,5 +1,6 @@
-"""What the tests of acr requirements share (essential acr, --require-mfa, IDP_MFA=required):
-a running app with a first-party client and a user, and the steps of a sign-in."""
+"""What the tests of sign-ins with a second factor share (step-up, passkeys, essential acr,
+--require-mfa, IDP_MFA=required): a running app with a first-party client and a user, and the
+steps of a sign-in."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import asyncpg
 import httpx
 import pyotp
 
+from idp.db.clients import Client
 from idp.db.users import User
 from idp.settings import Settings
 from tests.conftest import Instance, InstanceFactory
@@ -40,18 +42,10 @@ class Setup:
         return Authorization(self.client_id, REDIRECT, scope="openid email")
 
 
-@asynccontextmanager
-async def running(
-    app_instance: InstanceFactory,
-    pool: asyncpg.Pool,
-    settings: Settings,
-    *,
-    require_mfa: bool = False,
-    **overrides: object,
-) -> AsyncIterator[Setup]:
-    """The app (``overrides`` of its settings) with a first-party client, ``require_mfa`` or
-    not, and a user without a second factor."""
-    client, secret = await make_client(
+async def first_party_client(pool: asyncpg.Pool, settings: Settings) -> tuple[Client, str]:
+    """A confidential first-party client (no consent step) of the code flow, redirecting to
+    ``REDIRECT`` with scopes openid and email; its secret."""
+    return await make_client(
         pool,
         settings,
         grant_types=("authorization_code",),
@@ -59,11 +53,26 @@ async def running(
         scopes=("openid", "email"),
         first_party=True,
     )
+
+
+@asynccontextmanager
+async def running(
+    app_instance: InstanceFactory,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    *,
+    require_mfa: bool = False,
+    email: str = EMAIL,
+    **overrides: object,
+) -> AsyncIterator[Setup]:
+    """The app (``overrides`` of its settings) with a first-party client, ``require_mfa`` or
+    not, and a user (``email``) without a second factor."""
+    client, secret = await first_party_client(pool, settings)
     if require_mfa:
         await pool.execute(
             "UPDATE clients SET require_mfa = true WHERE client_id = $1", client.client_id
         )
-    user = await make_user(pool, EMAIL)
+    user = await make_user(pool, email)
     async with app_instance(**overrides) as app:
         yield Setup(app, app.client, client.client_id, secret, user)
 
@@ -75,20 +84,30 @@ def essential(*values: str, key: str = "values") -> str:
     return json.dumps({"id_token": {"acr": wanted}})
 
 
-async def password_login(setup: Setup, location: str) -> httpx.Response:
-    """Follow ``location`` to /login and post the password: the answer to the post."""
+async def post_password(
+    http: httpx.AsyncClient, request: str | httpx.URL, email: str = EMAIL
+) -> httpx.Response:
+    """The authorization ``request`` (a URL), its /login page and ``email``'s password posted
+    there: the answer to the post."""
+    started = await http.get(request)
+    location = started.headers["location"]
     assert location.startswith("/login?"), location
-    page = await setup.http.get(location)
+    page = await http.get(location)
     assert page.status_code == 200, page.text
     fields = hidden_fields(page.text)
-    return await setup.http.post("/login", data={**fields, "email": EMAIL, "password": PASSWORD})
+    return await http.post("/login", data={**fields, "email": email, "password": PASSWORD})
+
+
+async def password_login(
+    setup: Setup, auth: Authorization | None = None, **extra: str
+) -> httpx.Response:
+    """``post_password`` for ``auth`` (a new request if none; ``extra`` parameters added)."""
+    return await post_password(setup.http, (auth or setup.auth()).url(**extra))
 
 
 async def password_session(setup: Setup) -> None:
     """A session signed in with the password only."""
-    auth = setup.auth()
-    started = await setup.http.get(auth.url())
-    done = await password_login(setup, started.headers["location"])
+    done = await password_login(setup)
     assert done.headers["location"].startswith(REDIRECT), done.text
 
 
@@ -116,6 +135,7 @@ async def id_token_of(setup: Setup, auth: Authorization, answer: httpx.Response)
     assert location.startswith(REDIRECT), location
     query = query_of(location)
     assert "error" not in query, query
+    assert query["state"] == auth.state
     tokens = await exchange_code(setup.http, setup.client_id, setup.secret, query["code"], auth)
     assert tokens.status_code == 200, tokens.text
     payload = tokens.json()["id_token"].split(".")[1]
