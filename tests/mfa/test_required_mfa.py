@@ -1,8 +1,10 @@
-"""IDP_MFA=required (a user without a second factor sets up an authenticator app on
-/login/enrol before the sign-in completes) and a client's ``--require-mfa`` (an essential
+"""IDP_MFA=required (a user without a second factor sets up an authenticator app or a passkey
+on /login/enrol before the sign-in completes) and a client's ``--require-mfa`` (an essential
 ``urn:idp:acr:mfa``, OIDC Core §5.5.1.1): one requirement, however it was asked."""
 
 from __future__ import annotations
+
+import json
 
 import asyncpg
 import httpx
@@ -14,6 +16,7 @@ from idp.settings import Settings
 from tests.conftest import InstanceFactory
 from tests.factories import PASSWORD, enrol_totp
 from tests.oauth.flow import hidden_fields
+from tests.passkey_pages import authenticator, options_of
 from tests.signin_flow import (
     EMAIL,
     MFA,
@@ -216,3 +219,28 @@ async def test_the_enrolment_page_is_only_for_required_mfa(
         refused = await optional.client.post(ENROL, data=hidden_fields(page.text))
         assert refused.status_code == 400, refused.text
     assert await pool.fetchval("SELECT count(*) FROM totp_credentials") == 0
+
+
+async def test_required_mfa_lets_a_user_without_a_factor_set_up_a_passkey_instead(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """Keycloak's "WebAuthn Register" required action: the enrolment page offers a passkey
+    beside the app; the new passkey upgrades the session (password and passkey, RFC 8176) and
+    the sign-in ends with acr phr."""
+    async with running(app_instance, pool, settings, mfa="required") as setup:
+        auth = setup.auth()
+        location = (await password_login(setup, auth)).headers["location"]
+        page = await setup.http.get(location)
+        assert "Add a passkey and continue" in page.text
+        key = authenticator()
+        answer = key.register(options_of(page.text))
+        data = {**hidden_fields(page.text), "credential": json.dumps(answer), "name": "Phone"}
+        done = await setup.http.post(f"{ENROL}/passkey", data=data)
+        claims = await id_token_of(setup, auth, done)
+        assert claims["acr"] == "phr"
+        assert claims["amr"] == ["pwd", "hwk", "user", "mfa"]
+        assert await session_amr(pool) == [["pwd", "hwk", "user", "mfa"]]  # upgraded in place
+        assert await pool.fetchval("SELECT name FROM passkeys") == "Phone"
+        replayed = await setup.http.post(f"{ENROL}/passkey", data=data)
+        assert replayed.status_code == 400, replayed.text  # the request is done, nothing more
+        assert await pool.fetchval("SELECT count(*) FROM passkeys") == 1
