@@ -28,6 +28,7 @@ from idp.web.account_session import (
     Holder,
     csrf_token,
     holder_of,
+    passkey_registration,
     posted_form,
     proof_of,
     services_of,
@@ -81,14 +82,8 @@ async def _page(
     setup: PendingTotp | None = None,
     codes: list[str] | None = None,
 ) -> Response:
-    state = request.state
-    services, keys = services_of(state), state["passkeys"]
-    ceremony = None
-    if keys is not None:
-        user = holder.user
-        ceremony = await keys.registration(
-            state["pool"], user.id, user.email, user.name, holder.who.sid, state["clock"].now()
-        )
+    services = services_of(request.state)
+    ceremony = await passkey_registration(request, holder)
     return render(
         request,
         "account_security.html",

@@ -13,6 +13,7 @@ from idp.accounts.profile import Proof
 from idp.accounts.services import Services
 from idp.db import users
 from idp.db.users import User
+from idp.mfa.passkeys import Ceremony
 from idp.oauth.code_flow import SignedIn
 from idp.oauth.errors import OAuthError
 from idp.web.account_signin import SIGN_IN
@@ -71,6 +72,17 @@ async def posted_form(
     if not cookies.csrf_ok(CSRF_PURPOSE, request.cookies.get(cookies.session), csrf):
         return error_page(request, 400, *FORGED)
     return holder, fields
+
+
+async def passkey_registration(request: Request[AppState], holder: Holder) -> Ceremony | None:
+    """The options to add a passkey for the holder, bound to their session; None where passkeys
+    cannot work (idp.mfa.passkeys)."""
+    state, keys, user = request.state, request.state["passkeys"], holder.user
+    if keys is None:
+        return None
+    return await keys.registration(
+        state["pool"], user.id, user.email, user.name, holder.who.sid, state["clock"].now()
+    )
 
 
 def proof_of(request: Request[AppState], password: str | None) -> Proof:

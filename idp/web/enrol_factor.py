@@ -21,7 +21,14 @@ from idp.mfa.challenge import TOTP_AMR, step_up_session
 from idp.mfa.enrolment import PendingTotp
 from idp.mfa.passkeys import PasskeyAnswer, amr_of
 from idp.web.account_security import grouped, qr_svg
-from idp.web.account_session import Holder, csrf_token, holder_of, posted_form, services_of
+from idp.web.account_session import (
+    Holder,
+    csrf_token,
+    holder_of,
+    passkey_registration,
+    posted_form,
+    services_of,
+)
 from idp.web.authorize import Pending, proceed, resume
 from idp.web.passkey_login import NO_PASSKEYS
 from idp.web.security import client_ip
@@ -40,12 +47,7 @@ async def _page(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    state, keys, user = request.state, request.state["passkeys"], holder.user
-    ceremony = None
-    if keys is not None and setup is None:
-        ceremony = await keys.registration(
-            state["pool"], user.id, user.email, user.name, holder.who.sid, state["clock"].now()
-        )
+    ceremony = None if setup is not None else await passkey_registration(request, holder)
     return render(
         request,
         "enrol_factor.html",
