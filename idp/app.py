@@ -30,6 +30,7 @@ from idp.oauth.discovery import provider_metadata
 from idp.oauth.user_cache import UserCache
 from idp.passwords import Passwords
 from idp.settings import Settings
+from idp.web.admin.routes import admin_routes
 from idp.web.errors import EXCEPTION_HANDLERS
 from idp.web.in_memory import InMemoryRoutes
 from idp.web.observe import RequestObserver, flushing
@@ -127,7 +128,14 @@ def create_app(
                 "passkeys": Passkeys.of(settings),
             }
 
-    router = StaticPathRouter([*routes, *(demo_routes if settings.demo else [])], lifespan=lifespan)
+    router = StaticPathRouter(
+        [
+            *routes,
+            *(demo_routes if settings.demo else []),
+            *(admin_routes if settings.admin_api else []),
+        ],
+        lifespan=lifespan,
+    )
     app = Starlette(
         middleware=[
             Middleware(RequestObserver, routes=router.routes),

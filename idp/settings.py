@@ -26,6 +26,9 @@ Registration = Literal["closed", "open"]
 REGISTRATIONS: tuple[Registration, ...] = get_args(Registration)
 MfaPolicy = Literal["optional", "required"]
 MFA_POLICIES: tuple[MfaPolicy, ...] = get_args(MfaPolicy)
+DcrPolicy = Literal["closed", "token", "open"]
+DCR_POLICIES: tuple[DcrPolicy, ...] = get_args(DcrPolicy)
+_ON_OFF = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False}
 # NIST SP 800-63B §3.1.1.2: at least 8 characters may be required, at least 64 must be allowed.
 PASSWORD_MIN_LENGTH_RANGE = (8, 64)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -112,6 +115,24 @@ class Settings:
     webauthn_rp_id: str | None = None
     # required: every sign-in ends with two factors; a user without one sets one up first.
     mfa: MfaPolicy = "optional"
+    # /admin/v1/: the management API (idp.web.admin); on in demo mode.
+    admin_api: bool = False
+    # RFC 7591 at /oauth2/register: closed, token (an initial access token), or open (public
+    # native/CLI clients only, rate-limited per IP).
+    dcr: DcrPolicy = "closed"
+    # Client ID Metadata Documents: an https client_id is fetched and trusted for its redirect
+    # URIs (idp.oauth.metadata_document).
+    cimd: bool = False
+    # Development and tests only: a metadata document may be on a loopback address.
+    cimd_allow_loopback: bool = False
+    # Resources (RFC 8707) that dynamically registered clients may ask for, beside those that
+    # `idp resources add` keeps in the database.
+    resources: tuple[str, ...] = ()
+
+    @property
+    def admin_audience(self) -> str:
+        """The ``aud`` of access tokens for the management API."""
+        return f"{self.issuer}/admin"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -177,6 +198,15 @@ class Settings:
             )
         if self.mfa not in MFA_POLICIES:
             raise SettingsError("IDP_MFA", f"{self.mfa!r} is not one of {', '.join(MFA_POLICIES)}")
+        if self.dcr not in DCR_POLICIES:
+            raise SettingsError("IDP_DCR", f"{self.dcr!r} is not one of {', '.join(DCR_POLICIES)}")
+        for resource in self.resources:
+            parts = urlsplit(resource)
+            if parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment:
+                raise SettingsError(
+                    "IDP_RESOURCES",
+                    f"{resource!r} is not an absolute http(s) URL without a fragment (RFC 8707 §2)",
+                )
         low, high = PASSWORD_MIN_LENGTH_RANGE
         if not low <= self.password_min_length <= high:
             raise SettingsError(
@@ -273,6 +303,21 @@ class Settings:
         mfa = environ.get("IDP_MFA") or "optional"
         if mfa not in MFA_POLICIES:
             raise SettingsError("IDP_MFA", f"{mfa!r} is not one of {', '.join(MFA_POLICIES)}")
+        dcr = environ.get("IDP_DCR") or "closed"
+        if dcr not in DCR_POLICIES:
+            raise SettingsError("IDP_DCR", f"{dcr!r} is not one of {', '.join(DCR_POLICIES)}")
+
+        def switch(variable: str, default: bool) -> bool:
+            raw = (environ.get(variable) or "").strip().lower()
+            if not raw:
+                return default
+            if raw not in _ON_OFF:
+                raise SettingsError(variable, f"{raw!r} is not on or off")
+            return _ON_OFF[raw]
+
+        resources = tuple(
+            dict.fromkeys(part.strip() for part in (environ.get("IDP_RESOURCES") or "").split(","))
+        )
         min_length_text = environ.get("IDP_PASSWORD_MIN_LENGTH") or "12"
         if not min_length_text.strip().isdigit():
             raise SettingsError("IDP_PASSWORD_MIN_LENGTH", f"{min_length_text!r} is not a number")
@@ -317,6 +362,11 @@ class Settings:
             templates_dir=None if templates_dir is None else Path(templates_dir),
             webauthn_rp_id=(environ.get("IDP_WEBAUTHN_RP_ID") or "").lower().rstrip(".") or None,
             mfa=mfa,
+            admin_api=switch("IDP_ADMIN_API", demo),
+            dcr=dcr,
+            cimd=switch("IDP_CIMD", False),
+            cimd_allow_loopback=switch("IDP_CIMD_ALLOW_LOOPBACK", False),
+            resources=tuple(resource for resource in resources if resource),
             demo=demo,
         )
 

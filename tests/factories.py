@@ -137,6 +137,7 @@ async def make_client(
     access_token_ttl: timedelta | None = None,
     post_logout_redirect_uris: Sequence[str] = (),
     introspect_audiences: Sequence[str] = (),
+    admin: bool = False,
 ) -> tuple[Client, str]:
     """A registered client and its secret ("" for a public client)."""
     client, secret = register(
@@ -153,6 +154,7 @@ async def make_client(
         settings=settings,
         now=datetime.now(UTC),
         introspect_audiences=introspect_audiences,
+        admin=admin,
     )
     return await clients.insert(pool, client), secret or ""
 

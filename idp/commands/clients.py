@@ -27,6 +27,7 @@ def _row(client: clients.Client) -> dict[str, Any]:
         "public": client.public,
         "first_party": client.first_party,
         "require_mfa": client.require_mfa,
+        "admin": client.admin,
         "redirect_uris": list(client.redirect_uris),
         "grant_types": list(client.grant_types),
         "scope": " ".join(client.scopes),
@@ -69,6 +70,7 @@ async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) 
             settings=settings,
             now=now,
             introspect_audiences=args.introspect_audience,
+            admin=args.admin,
         )
     except RegistrationError as exc:
         raise UserError(str(exc)) from None
@@ -182,6 +184,13 @@ def add_parsers(commands: Any) -> None:
         "--first-party",
         action="store_true",
         help="your own app: users are not asked for consent (default: they are)",
+    )
+    adding.add_argument(
+        "--admin",
+        action="store_true",
+        help="may manage idp through the management API (/admin/v1): gets tokens for "
+        "{issuer}/admin with the scopes idp:admin and idp:admin.read (needs a secret; use "
+        "with --grant-type client_credentials for a deployment tool)",
     )
     adding.add_argument(
         "--require-mfa",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Literal
 
 import asyncpg
 
@@ -11,19 +13,26 @@ from idp.db.pool import Executor
 
 _COLUMNS = """client_id, name, secret_hash, redirect_uris, grant_types, scopes, audiences,
     post_logout_redirect_uris, first_party, access_token_ttl, refresh_token_ttl, disabled,
-    created_at, introspect_audiences, require_mfa"""
+    created_at, introspect_audiences, require_mfa, admin, registration, metadata,
+    registration_token_hash, metadata_expires_at, updated_at"""
 
 INSERT = f"""
 INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, scopes, audiences,
     post_logout_redirect_uris, first_party, access_token_ttl, refresh_token_ttl, created_at,
-    introspect_audiences, require_mfa)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    introspect_audiences, require_mfa, admin, registration, metadata, registration_token_hash,
+    metadata_expires_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17::jsonb, $18,
+    $19, $12)
 RETURNING {_COLUMNS}
 """
 SELECT_BY_ID = f"SELECT {_COLUMNS} FROM clients WHERE client_id = $1"
 SELECT_ALL = f"SELECT {_COLUMNS} FROM clients ORDER BY created_at, client_id"
 DISABLE = "UPDATE clients SET disabled = true WHERE client_id = $1 RETURNING client_id"
 NOTIFY = "SELECT pg_notify('idp_clients', $1)"
+
+# operator: the CLI or the management API; dynamic: RFC 7591; metadata_document: fetched from
+# its client_id URL (Client ID Metadata Documents).
+Registration = Literal["operator", "dynamic", "metadata_document"]
 
 
 @dataclass(frozen=True)
@@ -46,10 +55,24 @@ class Client:
     introspect_audiences: tuple[str, ...] = ()
     # Every sign-in for it must reach urn:idp:acr:mfa (idp.oauth.authorize.required_acr).
     require_mfa: bool = False
+    # May get tokens for the management API ({issuer}/admin, idp:admin scopes).
+    admin: bool = False
+    registration: Registration = "operator"
+    # RFC 7591 §2 metadata beyond the columns (client_uri, logo_uri, contacts, ...).
+    metadata: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    registration_token_hash: bytes | None = field(default=None, repr=False)
+    metadata_expires_at: datetime | None = None
+    updated_at: datetime | None = None  # None before it is stored: created_at then
 
     @property
     def public(self) -> bool:
         return self.secret_hash is None
+
+    @property
+    def unverified(self) -> bool:
+        """Registered by a program, not an operator: the consent page says so and is never
+        skipped."""
+        return self.registration != "operator"
 
 
 def _seconds(value: int | None) -> timedelta | None:
@@ -73,6 +96,12 @@ def _client(row: asyncpg.Record) -> Client:
         created_at=row["created_at"],
         introspect_audiences=tuple(row["introspect_audiences"]),
         require_mfa=row["require_mfa"],
+        admin=row["admin"],
+        registration=row["registration"],
+        metadata=json.loads(row["metadata"]),
+        registration_token_hash=row["registration_token_hash"],
+        metadata_expires_at=row["metadata_expires_at"],
+        updated_at=row["updated_at"],
     )
 
 
@@ -98,6 +127,11 @@ async def insert(db: Executor, client: Client) -> Client:
         client.created_at,
         list(client.introspect_audiences),
         client.require_mfa,
+        client.admin,
+        client.registration,
+        json.dumps(client.metadata),
+        client.registration_token_hash,
+        client.metadata_expires_at,
     )
     assert row is not None
     await db.execute(NOTIFY, client.client_id)

@@ -31,6 +31,16 @@ SELECT lower($1::text) AS account, {", ".join(f"u.{c} AS user_{c}" for c in _COL
 FROM (VALUES (1)) AS one LEFT JOIN users u ON lower(u.email) = lower($1::text)
 """
 SELECT_ALL = f"SELECT {_COLUMNS} FROM users ORDER BY lower(email)"
+# Cursor pagination in address order by the users_email_lower index: never OFFSET.
+SELECT_PAGE = f"""
+SELECT {_COLUMNS} FROM users
+WHERE ($1::text IS NULL OR lower(email) > $1)
+  AND ($3::text IS NULL OR lower(email) LIKE $3 || '%')
+  AND ($4::text IS NULL OR $4 = ANY(roles))
+  AND ($5::boolean IS NULL OR disabled = $5)
+ORDER BY lower(email)
+LIMIT $2
+"""
 SET_DISABLED = """
 UPDATE users SET disabled = $2, updated_at = $3 WHERE lower(email) = lower($1) RETURNING id
 """
@@ -142,6 +152,25 @@ async def by_id(db: Executor, user_id: uuid.UUID) -> User | None:
 
 async def all_users(db: Executor) -> list[User]:
     return [user_from(row) for row in await db.fetch(SELECT_ALL)]
+
+
+def _like_prefix(text: str) -> str:
+    """``text`` as a LIKE pattern matching itself only (before the appended %)."""
+    return text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def page(
+    db: Executor,
+    *,
+    after: str | None,
+    limit: int,
+    email_prefix: str | None = None,
+    role: str | None = None,
+    disabled: bool | None = None,
+) -> list[User]:
+    prefix = None if email_prefix is None else _like_prefix(email_prefix)
+    rows = await db.fetch(SELECT_PAGE, after, limit, prefix, role, disabled)
+    return [user_from(row) for row in rows]
 
 
 async def set_disabled(db: Executor, email: str, disabled: bool, now: datetime) -> uuid.UUID | None:

@@ -19,6 +19,11 @@ from idp.settings import SIGNING_ALGS
 
 # Scopes that only make sense with a signed-in user.
 USER_SCOPES = frozenset({"openid", "profile", "email", "offline_access", "roles"})
+# The management API's scopes, which only admin clients (--admin) may have: idp:admin reads
+# and writes, idp:admin.read reads (idp.admin.caller).
+SCOPE_ADMIN = "idp:admin"
+SCOPE_ADMIN_READ = "idp:admin.read"
+ADMIN_SCOPES = (SCOPE_ADMIN, SCOPE_ADMIN_READ)
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - RFC 9068 §2.1 typ, not a secret
 
 

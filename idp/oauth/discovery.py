@@ -16,9 +16,12 @@ CLAIMS = [
 ]  # fmt: skip
 
 
+REGISTRATION_PATH = "/oauth2/register"
+
+
 def provider_metadata(settings: Settings) -> dict[str, Any]:
     issuer = settings.issuer
-    return {
+    metadata = {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
@@ -46,3 +49,8 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
         "request_uri_parameter_supported": False,
         "claims_parameter_supported": True,
     }
+    if settings.dcr != "closed":  # RFC 8414 §2: only when registration is open to someone
+        metadata["registration_endpoint"] = issuer + REGISTRATION_PATH
+    if settings.cimd:  # draft-ietf-oauth-client-id-metadata-document §4
+        metadata["client_id_metadata_document_supported"] = True
+    return metadata

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from idp.db.clients import Client
+from idp.oauth.access_token import ADMIN_SCOPES
 from idp.oauth.client_auth import new_secret
 from idp.settings import Settings
 
@@ -94,8 +95,25 @@ def register(
     settings: Settings,
     now: datetime,
     introspect_audiences: Sequence[str] = (),
+    admin: bool = False,
 ) -> tuple[Client, str | None]:
-    """A new client and its secret (None for a public client); the secret is shown once."""
+    """A new client and its secret (None for a public client); the secret is shown once.
+
+    ``admin``: it may get tokens for the management API (audience ``{issuer}/admin``, scopes
+    ``idp:admin`` and ``idp:admin.read``), which no other client may name."""
+    reserved = set(scopes) & set(ADMIN_SCOPES) or (
+        {settings.admin_audience} & {*audiences, *introspect_audiences}
+    )
+    if reserved:
+        raise RegistrationError(
+            f"{', '.join(sorted(reserved))}: only an admin client (--admin) gets the management "
+            "API's scopes and audience"
+        )
+    if admin:
+        if public:
+            raise RegistrationError("an admin client needs a secret: it cannot be --public")
+        scopes = [*scopes, *ADMIN_SCOPES]
+        audiences = [*audiences, settings.admin_audience]
     unknown = [grant for grant in grant_types if grant not in GRANT_TYPES]
     if unknown or not grant_types:
         raise RegistrationError(f"grant types must be among {', '.join(GRANT_TYPES)}")
@@ -130,5 +148,6 @@ def register(
         disabled=False,
         created_at=now,
         introspect_audiences=tuple(dict.fromkeys(introspect_audiences)),
+        admin=admin,
     )
     return client, secret

@@ -1,0 +1,241 @@
+"""The management API's operations: one table (``idp.web.admin.routes.OPERATIONS``) from which
+both the routes and the OpenAPI document (``idp.web.admin.openapi``) are made.
+
+An :class:`Operation` names its method and path, the typed models of its query, body and
+answer, and whether it writes. ``route`` turns it into a Starlette route whose endpoint does
+what every operation needs, in order: authenticate the Bearer token (``idp.admin.caller``),
+refuse a read-only token on a write, validate the query and the JSON body against the models,
+call the handler, and answer JSON; any :class:`ProblemError` becomes RFC 9457 problem details.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from idp.admin.caller import Caller, authenticate, require_write
+from idp.admin.problems import (
+    InvalidRequestProblem,
+    PreconditionFailedProblem,
+    PreconditionRequiredProblem,
+    ProblemError,
+    UnauthorizedProblem,
+)
+from idp.web.errors import NO_STORE
+from idp.web.state import AppState
+
+PREFIX = "/admin/v1"
+PROBLEM_JSON = "application/problem+json"
+MAX_BODY_BYTES = 64 * 1024
+_PATH_PARAM = re.compile(r"{(\w+)}")
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class Body(BaseModel):
+    """Every request body: unknown members are refused, so a typo is not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class Reply(BaseModel):
+    """Every answer body."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a handler returns: a model (or nothing, 204) with its status and headers."""
+
+    body: BaseModel | None = None
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One validated request, as a handler sees it."""
+
+    state: AppState
+    caller: Caller
+    path: Mapping[str, str]
+    query: BaseModel | None
+    body: BaseModel | None
+    if_match: str | None
+
+    def body_as(self, model: type[Model]) -> Model:
+        assert isinstance(self.body, model)
+        return self.body
+
+    def query_as(self, model: type[Model]) -> Model:
+        assert isinstance(self.query, model)
+        return self.query
+
+    def require_match(self, current_etag: str) -> None:
+        """RFC 9110 §13.1.1: the update applies only to the representation the caller read.
+        Updates must send If-Match (RFC 6585 §3: 428), so that two writers never overwrite each
+        other unknowingly."""
+        if self.if_match is None:
+            raise PreconditionRequiredProblem("send If-Match with the ETag of a GET of it")
+        offered = [tag.strip() for tag in self.if_match.split(",")]
+        if "*" not in offered and current_etag not in offered:
+            raise PreconditionFailedProblem(
+                "it changed since you read it: GET it again and retry with the new ETag"
+            )
+
+
+Handler = Callable[[Call], Awaitable[Answer]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str  # under PREFIX, e.g. "/users/{user_id}"
+    handler: Handler
+    summary: str
+    tag: str
+    write: bool
+    status: int = 200  # the success status the document names
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    reply: type[BaseModel] | None = None
+    etag: bool = False  # answers carry an ETag; a write needs If-Match
+    problems: tuple[int, ...] = ()  # statuses beyond 400/401/403 it may answer
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+    @property
+    def path_params(self) -> list[str]:
+        return _PATH_PARAM.findall(self.path)
+
+
+def etag_of(reply: BaseModel) -> str:
+    """A strong ETag (RFC 9110 §8.8.3): the digest of the representation itself, so it changes
+    exactly when what a GET shows changes, and needs no version column."""
+    digest = hashlib.sha256(reply.model_dump_json().encode()).hexdigest()[:32]
+    return f'"{digest}"'
+
+
+def json_response(body: Any, status: int, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+        status_code=status,
+        media_type="application/json",
+        headers={**NO_STORE, **(headers or {})},
+    )
+
+
+def problem_response(problem: ProblemError, instance: str) -> Response:
+    headers = dict(NO_STORE)
+    if isinstance(problem, UnauthorizedProblem):
+        # RFC 6750 §3: a 401 names the scheme; invalid_token when a token was sent.
+        headers["WWW-Authenticate"] = 'Bearer realm="idp-admin", error="invalid_token"'
+    return Response(
+        json.dumps(problem.body(instance), separators=(",", ":"), ensure_ascii=False),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _bearer(request: Request[AppState]) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def _validation_problem(where: str, error: ValidationError) -> InvalidRequestProblem:
+    issues = [
+        {
+            "pointer": "/" + "/".join(str(part) for part in issue["loc"]),
+            "detail": issue["msg"],
+        }
+        for issue in error.errors(include_url=False, include_input=False)
+    ]
+    first = issues[0] if issues else {"pointer": "", "detail": "invalid"}
+    return InvalidRequestProblem(
+        f"{where} {first['pointer'] or ''}: {first['detail']}".replace("  ", " "),
+        errors=issues,
+    )
+
+
+async def _read_json(request: Request[AppState]) -> Any:
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise InvalidRequestProblem("send the body as application/json")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise InvalidRequestProblem(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequestProblem("the body is not valid UTF-8 JSON") from None
+
+
+def _query(request: Request[AppState], model: type[BaseModel] | None) -> BaseModel | None:
+    if model is None:
+        return None
+    values: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name in values:
+            raise InvalidRequestProblem(f"query parameter {name} is repeated")
+        values[name] = value
+    unknown = set(values) - set(model.model_fields)
+    if unknown:
+        raise InvalidRequestProblem(f"unknown query parameter {sorted(unknown)[0]}")
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        raise _validation_problem("query", error) from None
+
+
+def route(operation: Operation) -> Route:
+    async def endpoint(request: Request[AppState]) -> Response:
+        state = request.state
+        try:
+            caller = await authenticate(_bearer(request), state["token_context"], state["clients"])
+            if operation.write:
+                require_write(caller)
+            query = _query(request, operation.query)
+            body = None
+            if operation.body is not None:
+                try:
+                    body = operation.body.model_validate(await _read_json(request))
+                except ValidationError as error:
+                    raise _validation_problem("body", error) from None
+            call = Call(
+                state=state,
+                caller=caller,
+                path=dict(request.path_params),
+                query=query,
+                body=body,
+                if_match=request.headers.get("if-match"),
+            )
+            answer = await operation.handler(call)
+        except ProblemError as problem:
+            return problem_response(problem, request.url.path)
+        if answer.body is None:
+            return Response(status_code=answer.status, headers={**NO_STORE, **answer.headers})
+        headers = dict(answer.headers)
+        if operation.etag and "ETag" not in headers:
+            headers["ETag"] = etag_of(answer.body)
+        return json_response(answer.body.model_dump(mode="json"), answer.status, headers)
+
+    endpoint.__name__ = operation.operation_id
+    return Route(PREFIX + operation.path, endpoint, methods=[operation.method])
