@@ -13,11 +13,13 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from idp.admin.problems import ProblemError
 from idp.commands import audit, clients, keys, mail, migrate, serve, sessions, users
 from idp.commands.common import UserError
 from idp.keys.crypto import KeyDecryptionError
 from idp.keys.lifecycle import KeyLifecycleError
 from idp.settings import SettingsError
+from idp.terminal import printable
 
 EXAMPLES = """\
 examples:
@@ -78,6 +80,9 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
         return result
     except (UserError, SettingsError, KeyLifecycleError, KeyDecryptionError) as exc:
         print(f"idp: {exc}", file=sys.stderr)
+        return 1
+    except ProblemError as problem:  # the service layer's refusals (idp.admin), one line
+        print(f"idp: {printable(problem.detail)}", file=sys.stderr)
         return 1
     except (PermissionError, FileNotFoundError, IsADirectoryError) as exc:
         print(f"idp: {exc}", file=sys.stderr)
