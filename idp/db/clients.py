@@ -192,7 +192,7 @@ WITH issued AS (
     FROM refresh_families WHERE client_id = $1 AND revoked_at IS NULL
     UNION
     SELECT unnest(issued_jtis) FROM authorization_codes
-    WHERE client_id = $1 AND consumed_at > $2 - ($3 - $2)
+    WHERE client_id = $1 AND consumed_at > $2::timestamptz - ($3::timestamptz - $2)
 ), denied AS (
     INSERT INTO revoked_access_tokens (jti, expires_at)
     SELECT jti, $3 FROM issued

@@ -152,6 +152,12 @@ def client_answer(client: Client, status: int = 200, secret: str | None = None) 
     return Answer(reply, status, headers)
 
 
+def _forget(call: Call, client_id: str) -> None:
+    """Read-your-writes in this process: its ClientRegistry drops the client now, as the NOTIFY
+    sent at commit makes every process's do a moment later."""
+    call.state["clients"].subscription().on_notify(client_id)
+
+
 def _matching(call: Call) -> Precondition:
     """If-Match (RFC 9110 §13.1.1) checked against the locked row the change will apply to."""
 
@@ -215,6 +221,7 @@ async def update_client(call: Call) -> Answer:
             changes=changes,
             precondition=_matching(call),
         )
+    _forget(call, client.client_id)
     return client_answer(client)
 
 
@@ -229,6 +236,7 @@ async def delete_client(call: Call) -> Answer:
             client_id=call.path["client_id"],
             precondition=_optional_match(call),
         )
+    _forget(call, call.path["client_id"])
     return Answer(status=204)
 
 
@@ -242,6 +250,7 @@ async def rotate_client_secret(call: Call) -> Answer:
             client_id=call.path["client_id"],
             precondition=_optional_match(call),
         )
+    _forget(call, rotated.client.client_id)
     return client_answer(rotated.client, secret=rotated.secret)
 
 
@@ -254,6 +263,7 @@ async def _set_disabled(call: Call, disabled: bool) -> Answer:
             client_id=call.path["client_id"],
             disabled=disabled,
         )
+    _forget(call, client.client_id)
     return client_answer(client)
 
 
