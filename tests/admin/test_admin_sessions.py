@@ -86,6 +86,7 @@ async def test_list_pages_through_a_users_live_sessions_only(
             assert answer.status_code == 200, answer.text
             page = answer.json()
             seen += [item["sid"] for item in page["items"]]
+            assert len(seen) <= 10, "the cursor does not move on"
             cursor = page["next_cursor"]
             if cursor is None:
                 break
