@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from idp.admin import cursors
 from idp.admin.problems import InvalidRequestProblem
@@ -19,8 +19,9 @@ def decode(cursor: str | None) -> tuple[datetime, str] | None:
     at, key = cursors.decode(cursor, arity=2)
     try:
         when = datetime.fromisoformat(str(at))
-    except ValueError:
+        if when.tzinfo is None:
+            raise ValueError("no time zone")
+        when = when.astimezone(UTC)  # out of range near year 1 or 9999: OverflowError
+    except (ValueError, OverflowError):
         raise InvalidRequestProblem("cursor is not one this API gave") from None
-    if when.tzinfo is None:
-        raise InvalidRequestProblem("cursor is not one this API gave")
     return when, str(key)
