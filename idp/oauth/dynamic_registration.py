@@ -168,6 +168,8 @@ def parse_request(body: Any, policy: Policy) -> Requested:
         raise InvalidClientMetadataError("scope must be a string of space-separated scopes")
     scopes = tuple(dict.fromkeys(scope.split())) if scope else DYNAMIC_SCOPES
     check_policy(policy, method, grant_types, response_types, scopes)
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise InvalidRedirectUriError("redirect_uris are required for authorization_code")
     if len(redirect_uris) > MAX_REDIRECT_URIS:
         raise InvalidRedirectUriError(f"at most {MAX_REDIRECT_URIS} redirect URIs")
     for uri in redirect_uris:
