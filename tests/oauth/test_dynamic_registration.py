@@ -263,6 +263,50 @@ async def test_rfc7592_reads_updates_and_deletes_only_with_the_registration_toke
     assert (await client_row(pool, mine["client_id"]))["disabled"]
 
 
+async def test_rfc7592_delete_stops_the_clients_tokens(
+    app_instance: InstanceFactory, pool: asyncpg.Pool
+) -> None:
+    user = await make_user(pool)
+    async with app_instance(dcr="open") as app:
+        client = await registered(app.client)
+        auth = Authorization(client["client_id"], LOOPBACK, scope="openid offline_access")
+        location = await walk_hosted_login(app.client, auth.url(), LOOPBACK, user.email, PASSWORD)
+        tokens = await app.client.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": query_of(location)["code"],
+                "redirect_uri": LOOPBACK,
+                "code_verifier": auth.verifier,
+                "client_id": client["client_id"],
+            },
+        )
+        assert tokens.status_code == 200, tokens.text
+        access = bearer(tokens.json()["access_token"])
+        assert (await app.client.get("/userinfo", headers=access)).status_code == 200
+        url = f"{REGISTER}/{client['client_id']}"
+        deleted = await app.client.delete(url, headers=bearer(client["registration_access_token"]))
+        assert deleted.status_code == 204
+        for _ in range(100):  # the deny list hears of it through NOTIFY
+            userinfo = await app.client.get("/userinfo", headers=access)
+            if userinfo.status_code == 401:
+                break
+            await asyncio.sleep(0.02)
+        refreshed = await app.client.post(
+            "/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": tokens.json()["refresh_token"],
+                "client_id": client["client_id"],
+            },
+        )
+    assert userinfo.status_code == 401
+    assert refreshed.status_code in (400, 401)
+    assert refreshed.json()["error"] in ("invalid_client", "invalid_grant")
+    revoked = await pool.fetchval("SELECT revoked_at FROM refresh_families")
+    assert revoked is not None
+
+
 async def test_rfc7592_never_reveals_whether_a_client_exists_or_manages_operator_clients(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
 ) -> None:
