@@ -69,3 +69,36 @@ async def test_an_mcp_client_registers_signs_in_and_lists_tools_with_a_token_for
     )
     assert row is not None
     assert (row["registration"], row["first_party"]) == ("dynamic", False)
+
+
+async def test_an_mcp_client_with_the_sdk_default_metadata_is_registered_as_public(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """The SDK's default metadata names no token_endpoint_auth_method (RFC 7591 §2 would mean
+    client_secret_basic): under IDP_DCR=open idp substitutes none (§3.2.1), which the SDK
+    accepts, and asks for refresh_token, which a public native client may have."""
+    user = await make_user(pool)
+    listening, callback = free_socket(), free_socket()
+    redirect_uri = f"http://127.0.0.1:{callback.getsockname()[1]}/callback"
+    callback.close()
+    mcp_url = mcp_url_of(listening)
+    async with (
+        serving(replace(settings, dcr="open", resources=(mcp_url,))) as idp,
+        mcp_server(idp.base_url, listening) as server,
+    ):
+        storage = MemoryStorage()
+        walk = BrowserWalk(idp.base_url, redirect_uri, user.email, PASSWORD)
+        provider = OAuthClientProvider(
+            server_url=server.url,
+            client_metadata=OAuthClientMetadata(redirect_uris=[redirect_uri]),  # type: ignore[list-item]
+            storage=storage,
+            redirect_handler=walk.redirect_handler,
+            callback_handler=walk.callback_handler,
+        )
+        tools = await list_tools_with_oauth(provider, server.url)
+
+    assert tools == [TOOL]
+    assert storage.client_info is not None
+    assert storage.client_info.token_endpoint_auth_method == "none"
+    assert storage.client_info.client_secret is None
+    assert set(storage.client_info.grant_types) == {"authorization_code", "refresh_token"}
