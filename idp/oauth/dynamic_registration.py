@@ -173,6 +173,8 @@ def parse_request(body: Any, policy: Policy) -> Requested:
     if len(redirect_uris) > MAX_REDIRECT_URIS:
         raise InvalidRedirectUriError(f"at most {MAX_REDIRECT_URIS} redirect URIs")
     for uri in redirect_uris:
+        if len(uri) > MAX_URI:
+            raise InvalidRedirectUriError(f"a redirect URI may have at most {MAX_URI} characters")
         try:
             validate_redirect_uri(uri)
         except RegistrationError as error:

@@ -86,6 +86,8 @@ async def test_open_registers_a_public_loopback_client_as_dynamic(
         ({"redirect_uris": ["http://localhost/callback"]}, "invalid_redirect_uri"),
         ({"redirect_uris": ["javascript:alert(1)"]}, "invalid_redirect_uri"),
         ({"redirect_uris": ["data:text/html,<script>alert(1)</script>"]}, "invalid_redirect_uri"),
+        ({"redirect_uris": ["https://app.example/" + "a" * 2000]}, "invalid_redirect_uri"),
+        ({"redirect_uris": []}, "invalid_redirect_uri"),
         ({"first_party": True}, "invalid_client_metadata"),
         ({"admin": True}, "invalid_client_metadata"),
         ({"scope": "openid idp:admin"}, "invalid_client_metadata"),
@@ -179,6 +181,31 @@ async def test_token_registers_a_confidential_client_but_never_first_party(
     assert actor == "dcr:initial-token"
 
 
+async def test_token_registers_a_job_that_gets_tokens_for_an_allow_listed_resource(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, clock: FrozenClock
+) -> None:
+    token = await issue(pool, clock, 1, timedelta(hours=1))
+    job = {"grant_types": ["client_credentials"], "response_types": [], "scope": "profile"}
+    async with app_instance(dcr="token", resources=(MCP_SERVER,)) as app:
+        client = await registered(app.client, job, headers=bearer(token))
+        credentials = (client["client_id"], client["client_secret"])
+        for_mcp = await app.client.post(
+            "/token",
+            auth=credentials,
+            data={"grant_type": "client_credentials", "resource": MCP_SERVER, "scope": ""},
+        )
+        elsewhere = await app.client.post(
+            "/token",
+            auth=credentials,
+            data={"grant_type": "client_credentials", "resource": "https://elsewhere.example"},
+        )
+        jwks = (await app.client.get("/jwks.json")).content
+    assert for_mcp.status_code == 200, for_mcp.text
+    claims = jwt.decode(for_mcp.json()["access_token"], keyset(jwks), algorithms=["RS256"]).claims
+    assert claims["aud"] == MCP_SERVER
+    assert_oauth_error(elsewhere, 400, "invalid_target")
+
+
 async def test_token_refuses_a_used_up_and_an_expired_initial_token(
     app_instance: InstanceFactory, pool: asyncpg.Pool, clock: FrozenClock
 ) -> None:
@@ -213,8 +240,10 @@ async def test_an_initial_token_of_n_uses_registers_exactly_n_clients_under_conc
     assert await pool.fetchval("SELECT count(*) FROM clients") == uses
 
 
-async def registered(app: httpx.AsyncClient, body: dict[str, Any] = NATIVE) -> dict[str, Any]:
-    answer = await app.post(REGISTER, json=body)
+async def registered(
+    app: httpx.AsyncClient, body: dict[str, Any] = NATIVE, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    answer = await app.post(REGISTER, json=body, headers=headers)
     assert answer.status_code == 201, answer.text
     registration: dict[str, Any] = answer.json()
     return registration
