@@ -413,3 +413,26 @@ async def test_resources_added_at_run_time_are_allowed_without_a_restart(
             await asyncio.sleep(0.02)
     assert query_of(before.headers["location"])["error"] == "invalid_target"
     assert after.headers["location"].startswith("/login")
+
+
+async def test_rfc7592_update_checks_a_client_secret_sent_with_it(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, clock: FrozenClock
+) -> None:
+    token = await issue(pool, clock, 1, timedelta(hours=1))
+    async with app_instance(dcr="token") as app:
+        client = await registered(app.client, CONFIDENTIAL, headers=bearer(token))
+        url = f"{REGISTER}/{client['client_id']}"
+        manage = bearer(client["registration_access_token"])
+        update = {**CONFIDENTIAL, "client_id": client["client_id"], "client_name": "Renamed"}
+        wrong = await app.client.put(url, json={**update, "client_secret": "x"}, headers=manage)
+        public = await app.client.put(
+            url, json={**update, "token_endpoint_auth_method": "none"}, headers=manage
+        )
+        right = await app.client.put(
+            url, json={**update, "client_secret": client["client_secret"]}, headers=manage
+        )
+    assert_oauth_error(wrong, 400, "invalid_client_metadata")
+    assert_oauth_error(public, 400, "invalid_client_metadata")
+    assert right.status_code == 200, right.text
+    assert right.json()["client_name"] == "Renamed"
+    assert "client_secret" not in right.json()
