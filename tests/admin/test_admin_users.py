@@ -263,7 +263,8 @@ async def test_invitation_is_mailed_again_to_an_invitee_but_not_to_a_user_with_a
     assert live == 1  # the second link voided the first
     assert (api.actor, "user.invited") in await audit_of(api.pool, invitee)
     user = await make_user(api.pool, "bob@example.com")
-    problem(await api.call("POST", f"/users/{user.id}/invitation"), 409)
+    refused = problem(await api.call("POST", f"/users/{user.id}/invitation"), 409)
+    assert "has a password" in refused["detail"]
 
 
 async def test_mfa_reset_removes_every_second_factor_and_tells_the_owner(
@@ -320,6 +321,7 @@ async def test_delete_takes_what_the_user_held_and_deny_lists_their_access_token
         assert left == 0, table
     assert (await app.refresh(tokens["refresh_token"])).status_code == 400
     assert await app.userinfo_status(tokens["access_token"]) == 401
+    assert await api.pool.fetchval("SELECT count(*) FROM revoked_access_tokens") >= 1
     assert (api.actor, "user.deleted") in await audit_of(api.pool, user_id)
     problem(await api.call("DELETE", f"/users/{user_id}"), 404)
 
@@ -497,3 +499,18 @@ async def test_a_read_only_token_cannot_change_a_user(
     )
     problem(answer, 403)
     assert await audit_of(api.pool, user.id) == []
+
+
+async def test_the_openapi_document_describes_the_user_operations_and_is_valid(api: Api) -> None:
+    from openapi_spec_validator import validate
+
+    answer = await api.http.get(f"{PREFIX}/openapi.json")
+    assert answer.status_code == 200
+    document = answer.json()
+    validate(document)
+    item = document["paths"][f"{PREFIX}/users/{{user_id}}"]
+    assert {"get", "patch", "delete"} <= set(item)
+    assert any(p["name"] == "If-Match" and p["required"] for p in item["patch"]["parameters"])
+    assert {"412", "428", "409"} <= set(item["patch"]["responses"])
+    for action in ("disable", "enable", "password", "reset-mail", "invitation", "mfa-reset"):
+        assert "post" in document["paths"][f"{PREFIX}/users/{{user_id}}/{action}"]

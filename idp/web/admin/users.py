@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from idp.accounts.password_policy import MAX_LENGTH
@@ -64,9 +64,18 @@ class UserCreate(Body):
     email_verified: bool = False
 
 
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    """The schema of a member that may be left out but not null: no ``default: null``."""
+    for member in schema.get("properties", {}).values():
+        if member.get("default", ...) is None and "anyOf" not in member:
+            del member["default"]
+
+
 class UserUpdate(Body):
     """A JSON merge patch (RFC 7396) of the user: members left out stay as they are; ``name``
     may be null (no name). A new ``email`` is unverified unless ``email_verified`` says so."""
+
+    model_config = ConfigDict(**Body.model_config, json_schema_extra=_absent_not_null)
 
     # Absent: unchanged. Not nullable (null is refused, and the schema does not offer it): a
     # user always has these.
