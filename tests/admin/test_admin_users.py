@@ -3,6 +3,7 @@ with the caller, refused as RFC 9457 problems when the input or the precondition
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -151,6 +152,23 @@ async def test_a_stale_etag_gets_412_and_the_row_is_unchanged(api: Api) -> None:
     problem(second, 412)
     assert await api.pool.fetchval("SELECT name FROM users WHERE id = $1", user.id) == "Bobby"
     assert [action for _, action in await audit_of(api.pool, user.id)] == ["user.updated"]
+
+
+async def test_two_patches_from_the_same_etag_at_once_one_wins_the_other_gets_412(
+    api: Api,
+) -> None:
+    user = await make_user(api.pool, "bob@example.com")
+    etag = await api.etag(user.id)
+    answers = await asyncio.gather(
+        *(
+            api.call("PATCH", f"/users/{user.id}", etag=etag, json={"name": name})
+            for name in ("Rob", "Bobby")
+        )
+    )
+    assert sorted(answer.status_code for answer in answers) == [200, 412]
+    [won] = [answer for answer in answers if answer.status_code == 200]
+    name = await api.pool.fetchval("SELECT name FROM users WHERE id = $1", user.id)
+    assert name == won.json()["name"]
 
 
 async def test_a_patch_without_if_match_gets_428_and_changes_nothing(api: Api) -> None:
