@@ -1,4 +1,7 @@
-"""``idp users``: add, invite, list, disable, enable, set-password, roles."""
+"""``idp users``: add, invite, list, disable, enable, set-password, roles, mfa-reset.
+
+Each change is one function of the service layer (idp.admin.users), the one the management API
+calls too; this module reads the command line and stdin, and prints."""
 
 from __future__ import annotations
 
