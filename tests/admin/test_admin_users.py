@@ -430,6 +430,8 @@ async def test_a_bad_list_query_gets_400(api: Api, query: str) -> None:
         {"name": "Bob\x1b[31m"},
         {"email": "bob\x00@example.com"},
         {"name": "x" * 201},
+        {"name": "\ud800"},  # a lone surrogate: not text PostgreSQL can hold
+        {"name": "x" * 70_000},  # larger than any body the API reads
         {"roles": ["r"] * 33},
         ["name"],
         "name",
@@ -438,7 +440,13 @@ async def test_a_bad_list_query_gets_400(api: Api, query: str) -> None:
 async def test_a_malformed_patch_gets_400_and_changes_nothing(api: Api, body: object) -> None:
     user = await make_user(api.pool, "bob@example.com")
     etag = await api.etag(user.id)
-    answer = await api.call("PATCH", f"/users/{user.id}", etag=etag, json=body)
+    answer = await api.call(
+        "PATCH",
+        f"/users/{user.id}",
+        etag=etag,
+        content=json.dumps(body).encode(),  # ASCII: a lone surrogate goes as \ud800
+        headers={"content-type": "application/json"},
+    )
     problem(answer, 400)
     assert await api.etag(user.id) == etag
 
