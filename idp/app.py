@@ -27,6 +27,7 @@ from idp.oauth.client_registry import ClientRegistry
 from idp.oauth.context import TokenContext
 from idp.oauth.deny_list import DenyList
 from idp.oauth.discovery import provider_metadata
+from idp.oauth.resource_registry import ResourceRegistry
 from idp.oauth.user_cache import UserCache
 from idp.passwords import Passwords
 from idp.settings import Settings
@@ -77,6 +78,8 @@ def create_app(
             listener = Listener(database_url)
             listener.subscribe(keyring.subscription())
             listener.subscribe(clients.subscription())
+            known_resources = ResourceRegistry(pool, settings.resources)
+            listener.subscribe(known_resources.subscription())
             deny_list = DenyList(pool, app_clock, listener)
             listener.subscribe(deny_list.subscription())
             user_cache = UserCache(pool, listener)
@@ -120,6 +123,7 @@ def create_app(
                     keyring.verification_keys,
                     deny_list,
                     user_cache,
+                    known_resources,
                 ),
                 "metrics": Exposition(keyring, pool, app_clock.now, mail_sender),
                 "mailing": mailing,

@@ -14,9 +14,10 @@ from idp.accounts import account_sessions
 from idp.accounts.services import Services
 from idp.admin import time_cursors, users
 from idp.admin.problems import NotFoundProblem
+from idp.admin.sessions import revoke_user_sessions
 from idp.audit_trail import audited
 from idp.clock import Clock
-from idp.db import grants, sessions
+from idp.db import sessions
 from idp.db.grants import RevokedGrants
 from idp.db.pool import Executor
 from idp.db.sessions import ListedSession
@@ -60,19 +61,18 @@ async def end_all(
     services: Services, clock: Clock, *, actor: str, user_id: uuid.UUID
 ) -> RevokedGrants:
     """End every session of the user, revoke their refresh families and deny-list the access
-    tokens issued from them (audited as ``sessions.revoked``, as ``idp sessions revoke``)."""
+    tokens issued from them: ``idp sessions revoke`` (idp.admin.sessions), audited as
+    ``sessions.revoked``."""
     now = clock.now()
     async with services.pool.acquire() as connection, audited(connection) as trail:
         await users.get(connection, user_id)
-        revoked = await grants.revoke_user_grants(
-            connection, user_id, now, services.deny_until(now), reason=WHY
-        )
-        await trail.record(
+        revoked = await revoke_user_sessions(
+            connection,
+            trail,
+            user_id,
+            settings=services.settings,
             now=now,
             actor=actor,
-            action="sessions.revoked",
-            subject=str(user_id),
             reason=WHY,
-            details=revoked.as_details(),
         )
     return revoked

@@ -1,5 +1,5 @@
-"""``idp clients``: add, list, disable, enable, rotate-secret: each one call of the service
-layer the management API calls too (idp.admin.clients)."""
+"""``idp clients``: add, list, disable, enable, rotate-secret, initial-token: each one call of
+the service layer the management API calls too (idp.admin.clients, idp.admin.initial_tokens)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from idp.admin import clients as service
+from idp.admin import initial_tokens
 from idp.admin.cursors import MAX_LIMIT
 from idp.clock import SystemClock
 from idp.commands.common import UserError, actor, iso, print_json, print_table, with_pool
@@ -157,9 +158,29 @@ def _client_id_command(group: Any, name: str, help_text: str) -> argparse.Argume
     return parser
 
 
+async def initial_token(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    issued = await initial_tokens.issue(
+        pool,
+        now=SystemClock().now(),
+        ttl=_duration(args.expires, "--expires") or initial_tokens.DEFAULT_TTL,
+        uses=args.uses,
+        actor=actor(),
+    )
+    if args.json:
+        print_json(
+            {"token": issued.token, "expires_at": iso(issued.expires_at), "uses": issued.uses}
+        )
+    else:
+        print(f"initial access token: {issued.token}")
+        print(f"expires at:           {iso(issued.expires_at)}")
+        print(f"uses:                 {issued.uses or 'any number'}")
+        print("(shown only now: a program sends it as Bearer to /oauth2/register)")
+    return 0
+
+
 def add_parsers(commands: Any) -> None:
     group = commands.add_parser(
-        "clients", help="relying apps: add, list, disable, enable, rotate-secret"
+        "clients", help="relying apps: add, list, disable, enable, rotate-secret, initial-token"
     ).add_subparsers(dest="clients", required=True, metavar="COMMAND")
     adding = group.add_parser(
         "add",
@@ -276,3 +297,16 @@ def add_parsers(commands: Any) -> None:
     )
     rotating.add_argument("--json", action="store_true", help="print one JSON object")
     rotating.set_defaults(run=with_pool(rotate_secret))
+
+    initial = group.add_parser(
+        "initial-token",
+        help="a token that lets a program register a client (IDP_DCR=token)",
+        description="Print an initial access token (RFC 7591 §3), shown only now: a program "
+        "sends it as 'Authorization: Bearer TOKEN' to /oauth2/register when IDP_DCR=token.",
+    )
+    initial.add_argument("--expires", metavar="DURATION", help="how long it lives (default: 1d)")
+    initial.add_argument(
+        "--uses", type=int, metavar="N", help="how many registrations it allows (default: any)"
+    )
+    initial.add_argument("--json", action="store_true", help="print one JSON object")
+    initial.set_defaults(run=with_pool(initial_token))

@@ -297,5 +297,10 @@ async def authorize(request: Request[AppState]) -> Response:
         raise AuthorizePageError(
             "Invalid request", "The request has too many parameters."
         ) from None
-    auth = await check_request(params, state["clients"].find, state["settings"].issuer)
+    auth = await check_request(
+        params,
+        state["clients"].find,
+        state["settings"].issuer,
+        state["token_context"].resources.allowed,
+    )
     return await proceed(request, auth, await signed_in(request))
