@@ -210,7 +210,8 @@ async def test_an_updated_redirect_uri_takes_effect_at_authorize_at_once(
     [
         ({"nmae": "typo"}, 400),
         ({"name": "bad\x00name"}, 400),
-        ({"name": None}, 422),
+        ({"name": None}, 400),
+        ({"first_party": "yes"}, 400),
         ({"redirect_uris": ["javascript:alert(1)"]}, 422),
         ({"redirect_uris": ["data:text/html,hi"]}, 422),
         ({"redirect_uris": ["https://app.example/cb\x00"]}, 400),
@@ -224,6 +225,7 @@ async def test_an_updated_redirect_uri_takes_effect_at_authorize_at_once(
         "unknown-member",
         "nul-in-name",
         "null-name",
+        "bool-as-text",
         "javascript-uri",
         "data-uri",
         "nul-in-uri",

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from idp.admin import clients
 from idp.admin.clients import Precondition
 from idp.admin.cursors import DEFAULT_LIMIT
-from idp.admin.problems import UnprocessableProblem
 from idp.db.clients import Client, Registration
 from idp.oauth.registration import DEFAULT_SCOPES
 from idp.web.admin.api import Answer, Body, Call, Operation, Reply, etag_of
 from idp.web.admin.types import Cursor, Limit, Name
+from idp.web.admin.users import _absent_not_null  # the lead may move it to types.py
 
 TAG = "clients"
 # A URI as the database holds it and a page shows it: printable, bounded; what it may be (https,
@@ -25,6 +26,7 @@ Scope = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21\x23-
 Seconds = Annotated[int, Field(ge=1, le=10 * 365 * 86400, description="A lifetime in seconds")]
 GrantType = Literal["authorization_code", "refresh_token", "client_credentials"]
 _MANY = 32
+_NULLABLE = {"access_token_ttl", "refresh_token_ttl"}
 
 
 def _seconds(value: timedelta | None) -> int | None:
@@ -104,42 +106,49 @@ class ClientCreate(Body):
     scopes: list[Scope] = Field(default_factory=lambda: list(DEFAULT_SCOPES), max_length=_MANY)
     audiences: list[Uri] = Field(default_factory=list, max_length=_MANY)
     introspect_audiences: list[Uri] = Field(default_factory=list, max_length=_MANY)
-    public: bool = False
-    first_party: bool = False
-    require_mfa: bool = False
-    admin: bool = Field(default=False, description="May call this API (client_credentials)")
+    public: StrictBool = False
+    first_party: StrictBool = False
+    require_mfa: StrictBool = False
+    admin: StrictBool = Field(default=False, description="May call this API (client_credentials)")
     access_token_ttl: Seconds | None = None
     refresh_token_ttl: Seconds | None = None
 
 
 class ClientUpdate(Body):
-    """The members to change; the others stay. A null lifetime means the server's default."""
+    """A JSON merge patch (RFC 7396) of the client: members left out stay as they are. Only the
+    lifetimes may be null: the server's default then."""
 
-    name: Name | None = None
-    redirect_uris: list[Uri] | None = Field(default=None, max_length=_MANY)
-    post_logout_redirect_uris: list[Uri] | None = Field(default=None, max_length=_MANY)
-    scopes: list[Scope] | None = Field(default=None, max_length=_MANY)
-    audiences: list[Uri] | None = Field(default=None, max_length=_MANY)
-    introspect_audiences: list[Uri] | None = Field(default=None, max_length=_MANY)
-    first_party: bool | None = None
-    require_mfa: bool | None = None
+    model_config = ConfigDict(**Body.model_config, json_schema_extra=_absent_not_null)
+
+    # Absent: unchanged. Not nullable (null is refused, and the schema does not offer it).
+    name: Name | SkipJsonSchema[None] = None
+    redirect_uris: Annotated[list[Uri], Field(max_length=_MANY)] | SkipJsonSchema[None] = None
+    post_logout_redirect_uris: (
+        Annotated[list[Uri], Field(max_length=_MANY)] | SkipJsonSchema[None]
+    ) = None
+    scopes: Annotated[list[Scope], Field(max_length=_MANY)] | SkipJsonSchema[None] = None
+    audiences: Annotated[list[Uri], Field(max_length=_MANY)] | SkipJsonSchema[None] = None
+    introspect_audiences: Annotated[list[Uri], Field(max_length=_MANY)] | SkipJsonSchema[None] = (
+        None
+    )
+    first_party: StrictBool | SkipJsonSchema[None] = None
+    require_mfa: StrictBool | SkipJsonSchema[None] = None
     access_token_ttl: Seconds | None = None
     refresh_token_ttl: Seconds | None = None
 
+    @model_validator(mode="after")
+    def _only_lifetimes_are_nullable(self) -> Self:
+        for member in self.model_fields_set - _NULLABLE:
+            if getattr(self, member) is None:
+                raise ValueError(f"{member} may be left out, not null")
+        return self
 
-_NULLABLE = {"access_token_ttl", "refresh_token_ttl"}
-
-
-def _changes(body: ClientUpdate) -> dict[str, Any]:
-    changes: dict[str, Any] = {}
-    for key in body.model_fields_set:
-        value = getattr(body, key)
-        if value is None and key not in _NULLABLE:
-            raise UnprocessableProblem(f"{key} cannot be null")
-        if key in _NULLABLE:
-            value = _duration(value)
-        changes[key] = value
-    return changes
+    def changes(self) -> dict[str, Any]:
+        """The members sent, as idp.admin.clients.update takes them."""
+        changes: dict[str, Any] = {key: getattr(self, key) for key in self.model_fields_set}
+        for key in _NULLABLE & self.model_fields_set:
+            changes[key] = _duration(changes[key])
+        return changes
 
 
 def client_answer(client: Client, status: int = 200, secret: str | None = None) -> Answer:
@@ -210,7 +219,7 @@ async def create_client(call: Call) -> Answer:
 
 
 async def update_client(call: Call) -> Answer:
-    changes = _changes(call.body_as(ClientUpdate))
+    changes = call.body_as(ClientUpdate).changes()
     async with call.state["pool"].acquire() as connection:
         client = await clients.update(
             connection,
