@@ -4,6 +4,7 @@ that is an https URL, its document fetched over real https from a server in the 
 
 from __future__ import annotations
 
+import asyncio
 import html
 import ipaddress
 import json
@@ -63,6 +64,11 @@ def page_text(response: httpx.Response) -> str:
 async def authorize_page(app: Instance, client_id: str, **extra: str) -> httpx.Response:
     auth = Authorization(client_id, PRESENTED_REDIRECT, scope="openid email offline_access")
     return await app.client.get(auth.url(**extra))
+
+
+async def disabled_in(app: Instance, client_id: str) -> bool:
+    cached = await app.state["clients"].find(client_id)
+    return cached is not None and cached.disabled
 
 
 def assert_refused_page(response: httpx.Response, words: str) -> None:
@@ -308,6 +314,39 @@ async def test_cached_document_is_not_refetched_before_it_expires(
     assert stored.metadata_expires_at == clock.now() + timedelta(seconds=600)
 
 
+async def test_concurrent_requests_share_one_fetch(
+    docs: DocumentServer, settings: Settings, clock: FrozenClock, tmp_path: Path
+) -> None:
+    url = docs.url("/client.json")
+    body = json.dumps(document(url)).encode()
+    docs.answers["/client.json"] = Answer(body=body, delay=0.3)
+    async with app_fetching(settings, clock, tmp_path, cimd_allow_loopback=True) as app:
+        answers = await asyncio.gather(*(authorize_page(app, url) for _ in range(4)))
+    assert [answer.status_code for answer in answers] == [303] * 4
+    assert docs.requests["/client.json"] == 1
+
+
+async def test_disabled_document_client_stays_disabled_and_is_not_fetched_again(
+    docs: DocumentServer,
+    settings: Settings,
+    clock: FrozenClock,
+    pool: asyncpg.Pool,
+    tmp_path: Path,
+) -> None:
+    url = docs.serve_document("/client.json", document(docs.url("/client.json")))
+    async with app_fetching(settings, clock, tmp_path, cimd_allow_loopback=True) as app:
+        assert (await authorize_page(app, url)).status_code == 303
+        assert await clients.disable(pool, url)
+        clock.advance(timedelta(days=2))
+        async with asyncio.timeout(5):  # until the NOTIFY reaches the app's registry
+            while not await disabled_in(app, url):
+                await asyncio.sleep(0.01)
+        answer = await authorize_page(app, url)
+    assert answer.status_code == 400
+    assert "Unknown application" in answer.text
+    assert docs.requests["/client.json"] == 1
+
+
 async def test_document_url_is_an_unknown_client_when_cimd_is_off(
     docs: DocumentServer, app_instance: InstanceFactory
 ) -> None:
@@ -336,6 +375,8 @@ NOW = datetime(2026, 3, 1, tzinfo=UTC)
     [
         ({}, MIN_CACHE),
         ({"cache-control": "no-store"}, MIN_CACHE),
+        ({"cache-control": "no-store, max-age=3600"}, MIN_CACHE),
+        ({"cache-control": "max-age=3600, no-cache"}, MIN_CACHE),
         ({"cache-control": "max-age=0"}, MIN_CACHE),
         ({"cache-control": "public, max-age=7200"}, timedelta(hours=2)),
         ({"cache-control": "max-age=99999999"}, MAX_CACHE),
