@@ -32,7 +32,7 @@ from tests.conftest import Instance, InstanceFactory
 from tests.document_server import Answer, DocumentServer, app_fetching, document_server
 from tests.factories import PASSWORD, assert_oauth_error, make_user
 from tests.oauth.flow import Authorization, hidden_fields, query_of, sign_in
-from tests.smtp import TestAuthority
+from tests.smtp import TestAuthority, wait_until
 
 LOOPBACK_REDIRECT = "http://127.0.0.1/callback"
 PRESENTED_REDIRECT = "http://127.0.0.1:53111/callback"  # any port (RFC 8252 §7.3)
@@ -141,6 +141,12 @@ async def test_metadata_document_client_signs_in_consents_and_gets_tokens(
     assert stored.metadata == {"client_uri": "https://notes.example"}
     assert stored.metadata_expires_at == clock.now() + timedelta(hours=1)
     assert docs.requests["/notes/client.json"] == 1
+    events = await pool.fetch(
+        "SELECT actor, action, subject FROM audit_log WHERE action LIKE 'client.%' ORDER BY id"
+    )
+    assert [tuple(event) for event in events] == [
+        (f"client:{url}", "client.metadata_document_stored", url)
+    ]
 
 
 async def test_document_whose_client_id_differs_is_refused(
@@ -338,9 +344,7 @@ async def test_disabled_document_client_stays_disabled_and_is_not_fetched_again(
         assert (await authorize_page(app, url)).status_code == 303
         assert await clients.disable(pool, url)
         clock.advance(timedelta(days=2))
-        async with asyncio.timeout(5):  # until the NOTIFY reaches the app's registry
-            while not await disabled_in(app, url):
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: disabled_in(app, url), within=5)  # its NOTIFY arrived
         answer = await authorize_page(app, url)
     assert answer.status_code == 400
     assert "Unknown application" in answer.text
