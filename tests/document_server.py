@@ -51,7 +51,8 @@ class DocumentServer:
         return f"https://{host}:{self.port}{path}"
 
     def serve_document(self, path: str, document: dict[str, Any], **headers: str) -> str:
-        """Serve ``document`` as JSON at ``path``; its URL."""
+        """Serve ``document`` as JSON at ``path``, with ``headers`` (``Cache_Control=...``);
+        its URL on 127.0.0.1."""
         names = {name.replace("_", "-"): value for name, value in headers.items()}
         body = json.dumps(document).encode()
         self.answers[path] = Answer(
@@ -93,8 +94,9 @@ class DocumentServer:
                 await writer.wait_closed()
 
 
-def client_context(authority: TestAuthority) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(authority.ca_file))
+def client_context(authority_dir: Path) -> ssl.SSLContext:
+    """Trusting the authority ``document_server(authority_dir)`` made."""
+    return ssl.create_default_context(cafile=str(authority_dir / "ca.pem"))
 
 
 @contextlib.asynccontextmanager
@@ -122,7 +124,7 @@ async def app_fetching(
     here = replace(settings, **{"cimd": True, **overrides})  # type: ignore[arg-type]
     fetcher = DocumentFetcher(
         allow_loopback=here.cimd_allow_loopback,
-        ssl_context=ssl.create_default_context(cafile=str(authority_dir / "ca.pem")),
+        ssl_context=client_context(authority_dir),
         timeout=timeout,
     )
     app = create_app(here, clock=clock, run_scheduler=False, documents=fetcher)

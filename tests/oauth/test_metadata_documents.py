@@ -19,6 +19,7 @@ import pytest
 
 from idp.clock import FrozenClock
 from idp.db import clients
+from idp.oauth.document_fetch import DocumentFetcher, GuardedBackend, IPAddress
 from idp.oauth.metadata_document import (
     MAX_CACHE,
     MIN_CACHE,
@@ -29,7 +30,13 @@ from idp.oauth.metadata_document import (
 )
 from idp.settings import Settings
 from tests.conftest import Instance, InstanceFactory
-from tests.document_server import Answer, DocumentServer, app_fetching, document_server
+from tests.document_server import (
+    Answer,
+    DocumentServer,
+    app_fetching,
+    client_context,
+    document_server,
+)
 from tests.factories import PASSWORD, assert_oauth_error, make_user
 from tests.oauth.flow import Authorization, hidden_fields, query_of, sign_in
 from tests.smtp import TestAuthority, wait_until
@@ -221,7 +228,8 @@ async def test_redirect_to_another_host_is_not_followed(
     docs: DocumentServer, settings: Settings, clock: FrozenClock, tmp_path: Path
 ) -> None:
     url = docs.url("/moved.json")
-    elsewhere = docs.serve_document("/client.json", document(url), host="localhost")
+    docs.serve_document("/client.json", document(url))
+    elsewhere = docs.url("/client.json", host="localhost")
     docs.answers["/moved.json"] = Answer(status=302, headers={"Location": elsewhere})
     async with app_fetching(settings, clock, tmp_path, cimd_allow_loopback=True) as app:
         answer = await authorize_page(app, url)
@@ -369,6 +377,48 @@ async def test_discovery_says_metadata_documents_are_supported_only_when_on(
     async with app_instance(cimd=cimd) as app:
         metadata = (await app.client.get("/.well-known/openid-configuration")).json()
     assert metadata.get("client_id_metadata_document_supported", False) is cimd
+
+
+class PinnedResolution(GuardedBackend):
+    """Every host name resolves to 127.0.0.1, as a rebinding DNS server would answer."""
+
+    async def resolve(self, host: str, port: int) -> list[IPAddress]:
+        return [ipaddress.ip_address("127.0.0.1")]
+
+
+async def test_a_name_resolving_to_loopback_is_refused_before_connecting(
+    docs: DocumentServer, tmp_path: Path
+) -> None:
+    fetcher = DocumentFetcher(
+        allow_loopback=False,
+        ssl_context=client_context(tmp_path),
+        backend=PinnedResolution(allow_loopback=False),
+    )
+    docs.serve_document("/client.json", {})
+    url = docs.url("/client.json", host="documents.example")
+    with pytest.raises(DocumentError, match=r"documents\.example resolves to 127\.0\.0\.1"):
+        await fetcher.fetch(url)
+    await fetcher.aclose()
+    assert docs.connections == 0
+
+
+async def test_tls_verifies_the_url_host_not_the_address_connected_to(
+    docs: DocumentServer, tmp_path: Path
+) -> None:
+    """The connection goes to the checked address; the certificate must still name the URL's
+    host (the test certificate names localhost and 127.0.0.1, not documents.example)."""
+    fetcher = DocumentFetcher(
+        allow_loopback=True,
+        ssl_context=client_context(tmp_path),
+        backend=PinnedResolution(allow_loopback=True),
+    )
+    docs.serve_document("/client.json", {"hello": "world"})
+    fetched = await fetcher.fetch(docs.url("/client.json", host="localhost"))
+    assert json.loads(fetched.body) == {"hello": "world"}
+    with pytest.raises(DocumentError, match="certificate"):
+        await fetcher.fetch(docs.url("/client.json", host="documents.example"))
+    await fetcher.aclose()
+    assert docs.requests["/client.json"] == 1
 
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
