@@ -32,7 +32,7 @@ from idp.oauth.metadata_document import (
 from idp.settings import Settings
 
 _HEADERS = [(b"Accept", b"application/json"), (b"User-Agent", b"idp (client metadata fetch)")]
-_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class AddressRefusedError(httpcore.ConnectError):
@@ -54,7 +54,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         self._allow_loopback = allow_loopback
         self._inner = inner or httpcore.AnyIOBackend()
 
-    async def resolve(self, host: str, port: int) -> list[_IPAddress]:
+    async def resolve(self, host: str, port: int) -> list[IPAddress]:
         try:
             found = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
@@ -114,12 +114,14 @@ class DocumentFetcher:
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = FETCH_TIMEOUT_SECONDS,
         max_bytes: int = MAX_DOCUMENT_BYTES,
+        backend: GuardedBackend | None = None,
     ) -> None:
+        """``backend``: a GuardedBackend of the caller's (tests pin its resolution)."""
         self.timeout = timeout
         self.max_bytes = max_bytes
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context or ssl.create_default_context(),
-            network_backend=GuardedBackend(allow_loopback=allow_loopback),
+            network_backend=backend or GuardedBackend(allow_loopback=allow_loopback),
             max_keepalive_connections=0,  # documents are fetched rarely: nothing kept open
             retries=0,
         )
