@@ -15,6 +15,7 @@ import asyncio
 
 import asyncpg
 
+from idp.audit_trail import audited
 from idp.clock import Clock
 from idp.db import metadata_documents
 from idp.db.clients import Client
@@ -80,9 +81,22 @@ class DocumentClients:
             now=now,
             expires_at=cache_expiry(fetched.headers, now),
         )
-        async with self._pool.acquire() as connection, connection.transaction():
+        async with self._pool.acquire() as connection, audited(connection) as trail:
             stored = await metadata_documents.upsert(connection, client)
-        if stored is None:  # an operator's client took the id meanwhile
-            raise DocumentError("this client_id belongs to a registered client")
+            if stored is None:  # an operator's client took the id meanwhile
+                raise DocumentError("this client_id belongs to a registered client")
+            await trail.record(
+                now=now,
+                actor=f"client:{url}",
+                action="client.metadata_document_stored",
+                subject=url,
+                details={
+                    "name": stored.name,
+                    "redirect_uris": list(stored.redirect_uris),
+                    "expires_at": stored.metadata_expires_at.isoformat()
+                    if stored.metadata_expires_at
+                    else None,
+                },
+            )
         self._registry.forget(url)  # this process reads the new row at once, not at its NOTIFY
         return stored
