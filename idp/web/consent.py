@@ -49,7 +49,8 @@ def host_of(uri: str) -> str:
     parts = urlsplit(uri)
     if not parts.hostname:
         return parts.scheme
-    return parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return host if parts.port is None else f"{host}:{parts.port}"
 
 
 def client_facts(auth: AuthorizationRequest) -> dict[str, Any]:

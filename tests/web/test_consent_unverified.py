@@ -16,6 +16,7 @@ from idp.db import clients
 from idp.db.clients import Client, Registration
 from idp.oauth.registration import register
 from idp.settings import Settings
+from idp.web.consent import host_of
 from tests.conftest import Instance, InstanceFactory
 from tests.factories import PASSWORD, make_client, make_user
 from tests.oauth.flow import Authorization, hidden_fields, query_of, sign_in
@@ -67,6 +68,20 @@ async def allow(app: Instance, consent_location: str) -> str:
     assert answer.status_code == 303, answer.text
     location: str = answer.headers["location"]
     return location
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("https://notes.example/cb", "notes.example"),
+        ("https://notes.example:8443/cb", "notes.example:8443"),
+        ("http://127.0.0.1:53111/cb", "127.0.0.1:53111"),
+        ("http://[::1]:53111/cb", "[::1]:53111"),
+        ("com.example.notes:/cb", "com.example.notes"),
+    ],
+)
+def test_consent_page_names_the_host_of_the_redirect_uri(uri: str, shown: str) -> None:
+    assert host_of(uri) == shown
 
 
 def text_of(page: httpx.Response) -> str:
