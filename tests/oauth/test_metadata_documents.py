@@ -9,6 +9,7 @@ import html
 import ipaddress
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import httpx
 import pytest
 
 from idp.clock import FrozenClock
-from idp.db import clients
+from idp.db import clients, metadata_documents
 from idp.oauth.document_fetch import DocumentFetcher, GuardedBackend, IPAddress
 from idp.oauth.metadata_document import (
     MAX_CACHE,
@@ -37,7 +38,7 @@ from tests.document_server import (
     client_context,
     document_server,
 )
-from tests.factories import PASSWORD, assert_oauth_error, make_user
+from tests.factories import PASSWORD, assert_oauth_error, make_client, make_user
 from tests.oauth.flow import Authorization, hidden_fields, query_of, sign_in
 from tests.smtp import TestAuthority, wait_until
 
@@ -326,6 +327,40 @@ async def test_cached_document_is_not_refetched_before_it_expires(
     assert stored is not None
     assert stored.name == "Notes CLI 2"
     assert stored.metadata_expires_at == clock.now() + timedelta(seconds=600)
+
+
+async def test_expired_document_that_fails_to_refetch_is_refused_not_kept(
+    docs: DocumentServer, settings: Settings, clock: FrozenClock, tmp_path: Path
+) -> None:
+    url = docs.serve_document("/client.json", document(docs.url("/client.json")))
+    async with app_fetching(settings, clock, tmp_path, cimd_allow_loopback=True) as app:
+        assert (await authorize_page(app, url)).status_code == 303
+        docs.answers["/client.json"] = Answer(status=500, body=b"down")
+        clock.advance(MIN_CACHE + timedelta(seconds=1))  # no caching headers: the minimum
+        answer = await authorize_page(app, url)
+    assert_refused_page(answer, "answered HTTP 500, not 200")
+    assert docs.requests["/client.json"] == 2
+
+
+async def test_an_operator_client_with_that_id_is_never_replaced_by_a_document(
+    docs: DocumentServer,
+    settings: Settings,
+    clock: FrozenClock,
+    pool: asyncpg.Pool,
+    tmp_path: Path,
+) -> None:
+    url = docs.serve_document("/client.json", document(docs.url("/client.json")))
+    client, _ = await make_client(
+        pool, settings, grant_types=("authorization_code",), redirect_uris=(PRESENTED_REDIRECT,)
+    )
+    operator = await clients.insert(pool, replace(client, client_id=url, scopes=("openid",)))
+    stray = replace(operator, registration="metadata_document", name="Taken over")
+    stray = replace(stray, metadata_expires_at=clock.now())
+    assert await metadata_documents.upsert(pool, stray) is None
+    async with app_fetching(settings, clock, tmp_path, cimd_allow_loopback=True) as app:
+        assert (await authorize_page(app, url, scope="openid")).status_code == 303
+    assert docs.connections == 0
+    assert await clients.by_id(pool, url) == operator
 
 
 async def test_concurrent_requests_share_one_fetch(
