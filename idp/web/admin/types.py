@@ -13,6 +13,7 @@ from idp.admin.cursors import DEFAULT_LIMIT, MAX_LIMIT
 _PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]*$"
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=_PRINTABLE)]
+Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=_PRINTABLE)]
 Email = Annotated[
     str, Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$")
 ]
