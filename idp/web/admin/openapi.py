@@ -34,6 +34,11 @@ def _problem_schema() -> dict[str, Any]:
             "status": {"type": "integer"},
             "detail": {"type": "string"},
             "instance": {"type": "string"},
+            "retry_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the same request will work (a refused key rotation)",
+            },
             "errors": {
                 "type": "array",
                 "items": {
