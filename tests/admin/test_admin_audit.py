@@ -164,6 +164,9 @@ async def test_bad_times_cursors_and_parameters_are_400_problems(
             {"since": "yesterday"},
             {"since": "2026-03-01T12:00:00"},  # no offset: which zone?
             {"until": "2026-13-01T00:00:00Z"},
+            {"since": "1"},  # a number of seconds is not RFC 3339
+            {"since": "0001-01-01T00:00:00+14:00"},  # in year 0
+            {"until": "9999-12-31T23:59:59-14:00"},  # in year 10000
             {"cursor": "!!"},
             {"cursor": "bm90IGpzb24"},  # "not json"
             {"cursor": cursor('["abc"]')},

@@ -173,6 +173,9 @@ async def test_revoking_an_unknown_or_revoked_key_or_without_a_reason_is_refused
         unknown = await instance.client.post(
             f"{PREFIX}/keys/nope/revoke", json={"reason": "x"}, headers=bearer(token)
         )
+        unstorable = await instance.client.post(  # NUL: no text column can hold it
+            f"{PREFIX}/keys/a%00b/revoke", json={"reason": "x"}, headers=bearer(token)
+        )
         blank = await instance.client.post(
             f"{PREFIX}/keys/{signer}/revoke", json={"reason": "   "}, headers=bearer(token)
         )
@@ -187,6 +190,7 @@ async def test_revoking_an_unknown_or_revoked_key_or_without_a_reason_is_refused
             f"{PREFIX}/keys/{signer}/revoke", json={"reason": "leak"}, headers=bearer(token)
         )
     assert "no signing key with kid 'nope'" in problem(unknown, 404)["detail"]
+    problem(unstorable, 404)
     problem(blank, 422)
     problem(missing, 400)
     assert states[signer] == "active"  # the refusals changed nothing

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from idp.admin import audit
 from idp.admin.audit import AuditFilter
 from idp.admin.cursors import DEFAULT_LIMIT
 from idp.db.audit import AuditEvent
 from idp.web.admin.api import Answer, Call, Operation, Reply
-from idp.web.admin.types import Cursor, Limit, Name
+from idp.web.admin.types import Cursor, Instant, Limit, Name
 
 TAG = "audit"
 
@@ -47,8 +47,8 @@ class AuditList(Reply):
 class AuditQuery(BaseModel):
     limit: Limit = DEFAULT_LIMIT
     cursor: Cursor | None = None
-    since: AwareDatetime | None = Field(default=None, description="Events at or after it")
-    until: AwareDatetime | None = Field(default=None, description="Events before it")
+    since: Instant | None = Field(default=None, description="Events at or after it")
+    until: Instant | None = Field(default=None, description="Events before it")
     actor: Name | None = None
     action: Name | None = Field(
         default=None, description='The action, or a prefix ending in "." (user.) for a family'
