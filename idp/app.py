@@ -27,6 +27,9 @@ from idp.oauth.client_registry import ClientRegistry
 from idp.oauth.context import TokenContext
 from idp.oauth.deny_list import DenyList
 from idp.oauth.discovery import provider_metadata
+from idp.oauth.document_clients import DocumentClients
+from idp.oauth.document_fetch import DocumentFetcher
+from idp.oauth.resource_registry import ResourceRegistry
 from idp.oauth.user_cache import UserCache
 from idp.passwords import Passwords
 from idp.settings import Settings
@@ -47,13 +50,17 @@ def create_app(
     run_scheduler: bool = True,
     middleware: Sequence[Middleware] = (),
     in_memory_first: bool = True,
+    documents: DocumentFetcher | None = None,
 ) -> Starlette:
     """``settings`` must be resolved (``idp.runtime.resolve``): database URL and KEK set.
 
     Every request goes through Starlette's middleware stack: the request observer, then
     ``middleware``, then the router over ``idp.web.routes`` (the whole URL map); GETs of the
     routes answered from memory (JWKS, discovery) are answered by ``InMemoryRoutes``, declared
-    last, unless ``in_memory_first`` is False (``idp.web.in_memory``)."""
+    last, unless ``in_memory_first`` is False (``idp.web.in_memory``).
+
+    ``documents`` fetches Client ID Metadata Documents when IDP_CIMD is on (the caller closes
+    it); by default the lifespan makes one from the settings (``DocumentFetcher.of``)."""
     database_url, kek = settings.database_url, settings.key_encryption_key
     if database_url is None or kek is None:
         raise ValueError("create_app needs resolved settings (database_url or KEK is None)")
@@ -71,12 +78,18 @@ def create_app(
             keyring = Keyring(settings, app_clock)
             manager = KeyManager(pool, settings, app_clock)
             clients = ClientRegistry(pool)
+            fetcher = documents
+            if fetcher is None and settings.cimd:
+                fetcher = DocumentFetcher.of(settings)
+                resources.push_async_callback(fetcher.aclose)
             await manager.tick(actor="startup")  # a fresh database gets its first keys
             await keyring.start(pool)
             resources.push_async_callback(keyring.stop)
             listener = Listener(database_url)
             listener.subscribe(keyring.subscription())
             listener.subscribe(clients.subscription())
+            known_resources = ResourceRegistry(pool, settings.resources)
+            listener.subscribe(known_resources.subscription())
             deny_list = DenyList(pool, app_clock, listener)
             listener.subscribe(deny_list.subscription())
             user_cache = UserCache(pool, listener)
@@ -109,6 +122,9 @@ def create_app(
                 "keys": manager,
                 "discovery_body": discovery_body,
                 "clients": clients,
+                "client_documents": DocumentClients(
+                    clients, pool, app_clock, fetcher if settings.cimd else None
+                ),
                 "listener": listener,
                 "passwords": passwords,
                 "cookies": Cookies(settings),
@@ -120,6 +136,7 @@ def create_app(
                     keyring.verification_keys,
                     deny_list,
                     user_cache,
+                    known_resources,
                 ),
                 "metrics": Exposition(keyring, pool, app_clock.now, mail_sender),
                 "mailing": mailing,

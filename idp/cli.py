@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from idp.admin.problems import ProblemError
-from idp.commands import audit, clients, keys, mail, migrate, serve, sessions, users
+from idp.commands import audit, clients, keys, mail, migrate, resources, serve, sessions, users
 from idp.commands.common import UserError
 from idp.keys.crypto import KeyDecryptionError
 from idp.keys.lifecycle import KeyLifecycleError
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, migrate, users, clients, keys, sessions, audit, mail):
+    for module in (serve, migrate, users, clients, resources, keys, sessions, audit, mail):
         module.add_parsers(commands)
     return parser
 

@@ -30,6 +30,7 @@ from idp.clock import Clock, FrozenClock, SystemClock
 from idp.db.migrate import migrate
 from idp.db.pool import create_pool
 from idp.keys.crypto import b64url
+from idp.oauth.document_fetch import DocumentFetcher
 from idp.server import options as server_options
 from idp.settings import Settings
 from idp.web.state import AppState
@@ -189,16 +190,23 @@ class Served:
 
 @asynccontextmanager
 async def serving(
-    settings: Settings, *, clock: Clock | None = None, hostname: str = "127.0.0.1"
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    hostname: str = "127.0.0.1",
+    documents: DocumentFetcher | None = None,
 ) -> AsyncIterator[Served]:
     """uvicorn on a free port of 127.0.0.1, with the options idp serve gives it, the issuer being
     ``http://{hostname}:{port}`` (``localhost`` for passkeys: an RP ID is never an IP address),
-    on ``clock`` (the real one unless given)."""
+    on ``clock`` (the real one unless given); ``documents``: create_app's metadata document
+    fetcher (one trusting a test authority), which the caller closes."""
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", 0))  # bound before uvicorn starts: no race for the port
         base_url = f"http://{hostname}:{listening.getsockname()[1]}"
         here = replace(settings, issuer=base_url)
-        app = create_app(here, clock=clock or SystemClock(), run_scheduler=False)
+        app = create_app(
+            here, clock=clock or SystemClock(), run_scheduler=False, documents=documents
+        )
         server = uvicorn.Server(
             uvicorn.Config(
                 app,

@@ -83,16 +83,25 @@ async def list_sessions(
 
 
 async def end_session(
-    services: Services, user_id: uuid.UUID, sid: str | None, now: datetime
+    services: Services,
+    user_id: uuid.UUID,
+    sid: str | None,
+    now: datetime,
+    *,
+    actor: str | None = None,
+    why: str = "ended from the account page",
 ) -> bool:
     """End one of the user's own live sessions and what it started; False, changing nothing,
-    for a sid that is not a live session of this user (another user's looks the same as none)."""
+    for a sid that is not a live session of this user (another user's looks the same as none).
+    ``actor``: who ended it, when not the user (an operator, through the management API)."""
     if sid is None or not _SID.fullmatch(sid):
         return False
     async with services.pool.acquire() as connection, audited(connection) as trail:
         if not await sessions.end_of_user(connection, user_id, sid, now):
             return False
-        await _revoke_started(services, connection, trail, user_id, [sid], now)
+        await _revoke_started(
+            services, connection, trail, user_id, [sid], now, why=why, actor=actor
+        )
     return True
 
 
@@ -131,6 +140,7 @@ async def _revoke_started(
     now: datetime,
     *,
     why: str = "ended from the account page",
+    actor: str | None = None,
 ) -> None:
     """Revoke what the ended sessions ``sids`` started; one audit event for them all."""
     revoked = await grants.revoke_session_tokens(
@@ -138,7 +148,7 @@ async def _revoke_started(
     )
     await trail.record(
         now=now,
-        actor=f"user:{user_id}",
+        actor=actor or f"user:{user_id}",
         action="session.ended",
         subject=str(user_id),
         reason=why,

@@ -23,9 +23,16 @@ async def list_apps(services: Services, user_id: uuid.UUID) -> list[Consent]:
 
 
 async def revoke_app(
-    services: Services, user_id: uuid.UUID, client_id: str | None, now: datetime
+    services: Services,
+    user_id: uuid.UUID,
+    client_id: str | None,
+    now: datetime,
+    *,
+    actor: str | None = None,
+    reason: str = "consent revoked by the user",
 ) -> bool:
-    """False, changing nothing, when the user has no consent for ``client_id``."""
+    """False, changing nothing, when the user has no consent for ``client_id``. ``actor``: who
+    revoked it, when not the user (an operator, through the management API)."""
     if not client_id or len(client_id) > CLIENT_ID_MAX or not client_id.isprintable():
         return False  # names no client; PostgreSQL text could not even hold a NUL
     async with services.pool.acquire() as connection, audited(connection) as trail:
@@ -37,11 +44,11 @@ async def revoke_app(
             client_id,
             now,
             services.deny_until(now),
-            reason="consent revoked by the user",
+            reason=reason,
         )
         await trail.record(
             now=now,
-            actor=f"user:{user_id}",
+            actor=actor or f"user:{user_id}",
             action="consent.revoked",
             subject=str(user_id),
             details={

@@ -25,6 +25,7 @@ from idp.accounts.rate_limit import Limit, allowed
 from idp.audit_trail import audited
 from idp.db import grants, users
 from idp.db.mail_tokens import MailTokenRow
+from idp.db.pool import Connection
 from idp.db.users import User
 from idp.mail.outbox import Mailing
 from idp.passwords import Passwords
@@ -86,18 +87,7 @@ async def send_link(
                 details={"ip": ip},
             )
             return
-        await mail_tokens.mail_link(
-            connection,
-            mailing,
-            PURPOSE,
-            user.id,
-            user.email,
-            "reset_password",
-            now,
-            resume=resume,
-            name=user.name,
-            expires_minutes=LINK_MINUTES,
-        )
+        await mail_reset_link(connection, mailing, user, now, resume=resume)
         await trail.record(
             now=now,
             actor="anonymous",
@@ -105,6 +95,30 @@ async def send_link(
             subject=str(user.id),
             details={"ip": ip},
         )
+
+
+async def mail_reset_link(
+    connection: Connection,
+    mailing: Mailing,
+    user: User,
+    now: datetime,
+    *,
+    resume: dict[str, Any] | None = None,
+) -> None:
+    """A new reset token for ``user`` and the mail with its link, queued in the caller's
+    transaction (the forgotten-password page, and an operator's ``reset-mail``)."""
+    await mail_tokens.mail_link(
+        connection,
+        mailing,
+        PURPOSE,
+        user.id,
+        user.email,
+        "reset_password",
+        now,
+        resume=resume,
+        name=user.name,
+        expires_minutes=LINK_MINUTES,
+    )
 
 
 async def open_link(pool: asyncpg.Pool, token: str | None, now: datetime) -> MailTokenRow | None:

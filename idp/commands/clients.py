@@ -1,19 +1,21 @@
-"""``idp clients``: add, list, disable."""
+"""``idp clients``: add, list, disable, enable, rotate-secret, initial-token: each one call of
+the service layer the management API calls too (idp.admin.clients, idp.admin.initial_tokens)."""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 
-from idp.audit_trail import audited
+from idp.admin import clients as service
+from idp.admin import initial_tokens
+from idp.admin.cursors import MAX_LIMIT
 from idp.clock import SystemClock
 from idp.commands.common import UserError, actor, iso, print_json, print_table, with_pool
 from idp.db import clients
-from idp.oauth.registration import DEFAULT_SCOPES, GRANT_TYPES, RegistrationError, register
+from idp.oauth.registration import DEFAULT_SCOPES, GRANT_TYPES
 from idp.settings import Settings, parse_duration
 
 
@@ -54,32 +56,27 @@ def _duration(text: str | None, option: str) -> timedelta | None:
 
 
 async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
-    now = SystemClock().now()
-    try:
-        client, secret = register(
+    async with pool.acquire() as connection:
+        created = await service.create(
+            connection,
+            clock=SystemClock(),
+            settings=settings,
+            actor=actor(),
             name=args.name,
-            redirect_uris=args.redirect_uri,
             grant_types=args.grant_type,
+            redirect_uris=args.redirect_uri,
+            post_logout_redirect_uris=args.post_logout_redirect_uri,
             scopes=args.scope.split(),
             audiences=args.audience,
-            post_logout_redirect_uris=args.post_logout_redirect_uri,
+            introspect_audiences=args.introspect_audience,
             public=args.public,
             first_party=args.first_party,
+            require_mfa=args.require_mfa,
+            admin=args.admin,
             access_token_ttl=_duration(args.access_token_ttl, "--access-token-ttl"),
             refresh_token_ttl=_duration(args.refresh_token_ttl, "--refresh-token-ttl"),
-            settings=settings,
-            now=now,
-            introspect_audiences=args.introspect_audience,
-            admin=args.admin,
         )
-    except RegistrationError as exc:
-        raise UserError(str(exc)) from None
-    client = replace(client, require_mfa=args.require_mfa)
-    async with pool.acquire() as connection, audited(connection) as trail:
-        client = await clients.insert(connection, client)
-        await trail.record(
-            now=now, actor=actor(), action="client.created", subject=client.client_id
-        )
+    client, secret = created.client, created.secret
     if args.json:
         print_json({"client_id": client.client_id, "client_secret": secret, **_row(client)})
     else:
@@ -91,7 +88,14 @@ async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) 
 
 
 async def list_clients(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
-    rows = [_row(client) for client in await clients.all_clients(pool)]
+    rows = []
+    cursor = None
+    while True:  # page by page, as the API does
+        page = await service.page(pool, limit=MAX_LIMIT, cursor=cursor)
+        rows += [_row(client) for client in page.clients]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
     if args.json:
         print_json(rows)
     else:
@@ -112,19 +116,72 @@ async def list_clients(args: argparse.Namespace, settings: Settings, pool: async
     return 0
 
 
+async def _set_disabled(args: argparse.Namespace, pool: asyncpg.Pool, disabled: bool) -> int:
+    async with pool.acquire() as connection:
+        await service.set_disabled(
+            connection,
+            clock=SystemClock(),
+            actor=actor(),
+            client_id=args.client_id,
+            disabled=disabled,
+        )
+    return 0
+
+
 async def disable(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
-    now = SystemClock().now()
-    async with pool.acquire() as connection, audited(connection) as trail:
-        if not await clients.disable(connection, args.client_id):
-            raise UserError(f"no client with client_id {args.client_id!r}")
-        await trail.record(now=now, actor=actor(), action="client.disabled", subject=args.client_id)
+    return await _set_disabled(args, pool, True)
+
+
+async def enable(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    return await _set_disabled(args, pool, False)
+
+
+async def rotate_secret(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    async with pool.acquire() as connection:
+        rotated = await service.rotate_secret(
+            connection, clock=SystemClock(), actor=actor(), client_id=args.client_id
+        )
+    if args.json:
+        print_json({"client_id": args.client_id, "client_secret": rotated.secret})
+    else:
+        print(f"client_secret: {rotated.secret}")
+        print("(the old secret no longer works; this one is shown only now)")
+    return 0
+
+
+def _client_id_command(group: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    # No "-h": a client id may start with "-h" (use --help); see idp.cli.parse.
+    parser: argparse.ArgumentParser = group.add_parser(name, help=help_text, add_help=False)
+    parser.add_argument("--help", action="help", help="show this help message and exit")
+    parser.add_argument("client_id", nargs="?", metavar="CLIENT_ID", help="the client")
+    parser.set_defaults(identifier="client_id", required=True)
+    return parser
+
+
+async def initial_token(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    issued = await initial_tokens.issue(
+        pool,
+        now=SystemClock().now(),
+        ttl=_duration(args.expires, "--expires") or initial_tokens.DEFAULT_TTL,
+        uses=args.uses,
+        actor=actor(),
+    )
+    if args.json:
+        print_json(
+            {"token": issued.token, "expires_at": iso(issued.expires_at), "uses": issued.uses}
+        )
+    else:
+        print(f"initial access token: {issued.token}")
+        print(f"expires at:           {iso(issued.expires_at)}")
+        print(f"uses:                 {issued.uses or 'any number'}")
+        print("(shown only now: a program sends it as Bearer to /oauth2/register)")
     return 0
 
 
 def add_parsers(commands: Any) -> None:
-    group = commands.add_parser("clients", help="relying apps: add, list, disable").add_subparsers(
-        dest="clients", required=True, metavar="COMMAND"
-    )
+    group = commands.add_parser(
+        "clients", help="relying apps: add, list, disable, enable, rotate-secret, initial-token"
+    ).add_subparsers(dest="clients", required=True, metavar="COMMAND")
     adding = group.add_parser(
         "add",
         help="register a client; prints its id and secret",
@@ -229,9 +286,27 @@ def add_parsers(commands: Any) -> None:
     listing.add_argument("--json", action="store_true", help="one JSON array instead of a table")
     listing.set_defaults(run=with_pool(list_clients))
 
-    # No "-h": a client id may start with "-h" (use --help); see idp.cli.parse.
-    disabling = group.add_parser("disable", help="refuse the client from now on", add_help=False)
-    disabling.add_argument("--help", action="help", help="show this help message and exit")
-    disabling.add_argument("client_id", nargs="?", metavar="CLIENT_ID", help="the client")
-    disabling.set_defaults(identifier="client_id", required=True)
-    disabling.set_defaults(run=with_pool(disable))
+    _client_id_command(group, "disable", "refuse the client from now on").set_defaults(
+        run=with_pool(disable)
+    )
+    _client_id_command(group, "enable", "accept a disabled client again").set_defaults(
+        run=with_pool(enable)
+    )
+    rotating = _client_id_command(
+        group, "rotate-secret", "give the client a new secret; the old one stops working now"
+    )
+    rotating.add_argument("--json", action="store_true", help="print one JSON object")
+    rotating.set_defaults(run=with_pool(rotate_secret))
+
+    initial = group.add_parser(
+        "initial-token",
+        help="a token that lets a program register a client (IDP_DCR=token)",
+        description="Print an initial access token (RFC 7591 §3), shown only now: a program "
+        "sends it as 'Authorization: Bearer TOKEN' to /oauth2/register when IDP_DCR=token.",
+    )
+    initial.add_argument("--expires", metavar="DURATION", help="how long it lives (default: 1d)")
+    initial.add_argument(
+        "--uses", type=int, metavar="N", help="how many registrations it allows (default: any)"
+    )
+    initial.add_argument("--json", action="store_true", help="print one JSON object")
+    initial.set_defaults(run=with_pool(initial_token))

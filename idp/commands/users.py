@@ -1,4 +1,7 @@
-"""``idp users``: add, invite, list, disable, enable, set-password, roles."""
+"""``idp users``: add, invite, list, disable, enable, set-password, roles, mfa-reset.
+
+Each change is one function of the service layer (idp.admin.users), the one the management API
+calls too; this module reads the command line and stdin, and prints."""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ from typing import Any
 import asyncpg
 
 from idp.accounts import invitations
-from idp.accounts.credentials import PasswordRejectedError, hash_new_password, store_password
-from idp.audit_trail import audited
+from idp.accounts.credentials import PasswordRejectedError, hash_new_password
+from idp.admin import users as service
+from idp.admin.users import check_roles
 from idp.clock import SystemClock
 from idp.commands.common import (
     UserError,
@@ -21,8 +25,7 @@ from idp.commands.common import (
     print_table,
     with_pool,
 )
-from idp.commands.sessions import revoke_user
-from idp.db import second_factors, users
+from idp.db import users
 from idp.mail.outbox import Mailing
 from idp.passwords import Passwords
 from idp.settings import Settings
@@ -41,9 +44,8 @@ def _row(user: users.User) -> dict[str, Any]:
 
 
 def _roles(values: list[str]) -> list[str]:
-    for role in values:
-        if not role or any(char.isspace() for char in role):
-            raise UserError(f"role {role!r} must be one word")
+    """Refused before a password is read, as the service would refuse them."""
+    check_roles(values)
     return values
 
 
@@ -70,43 +72,34 @@ async def _new_password_hash(settings: Settings, email: str) -> str:
 
 
 async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    _roles(args.role)
     hashed = await _new_password_hash(settings, _email(args.email))
-    now = SystemClock().now()
-    async with pool.acquire() as connection, audited(connection) as trail:
-        try:
-            user = await users.insert(
-                connection,
-                email=args.email,
-                name=args.name,
-                password_hash=hashed,
-                roles=sorted(set(_roles(args.role))),
-                now=now,
-                email_verified=args.verified,
-            )
-        except users.EmailTakenError:
-            raise UserError(f"a user with email {args.email} exists already") from None
-        await trail.record(now=now, actor=actor(), action="user.created", subject=str(user.id))
+    async with pool.acquire() as connection:
+        user = await service.create(
+            connection,
+            clock=SystemClock(),
+            actor=actor(),
+            email=args.email,
+            name=args.name,
+            password_hash=hashed,
+            roles=args.role,
+            email_verified=args.verified,
+        )
     print(user.id)
     return 0
 
 
 async def invite(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
-    mailing = Mailing.of(settings)
-    now = SystemClock().now()
-    async with pool.acquire() as connection, audited(connection) as trail:
-        try:
-            invitation = await invitations.invite(
-                connection,
-                trail,
-                email=_email(args.email),
-                name=args.name,
-                roles=sorted(set(_roles(args.role))),
-                now=now,
-                actor=actor(),
-                mailing=mailing,
-            )
-        except invitations.AlreadyAUserError:
-            raise UserError(f"a user with email {printable(args.email)} exists already") from None
+    async with pool.acquire() as connection:
+        invitation = await service.invite(
+            connection,
+            email=_email(args.email),
+            name=args.name,
+            roles=_roles(args.role),
+            clock=SystemClock(),
+            actor=actor(),
+            mailing=Mailing.of(settings),
+        )
     again = " again (the earlier link no longer works)" if invitation.again else ""
     print(
         f"{printable(invitation.user.email)}: invitation queued{again}; "
@@ -132,104 +125,55 @@ async def list_users(args: argparse.Namespace, settings: Settings, pool: asyncpg
 
 def _set_disabled(disabled: bool) -> Any:
     async def command(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
-        now = SystemClock().now()
-        async with pool.acquire() as connection, audited(connection) as trail:
-            user = await users.by_email(connection, args.email)
-            if user is None:
-                raise UserError(f"no user with email {args.email}")
-            action = "user.disabled" if disabled else "user.enabled"
-            await trail.record(now=now, actor=actor(), action=action, subject=str(user.id))
-            if disabled:
-                # Cut off what they hold, in the same transaction, before the flag: setting it
-                # revokes the refresh families (migration 0011) but cannot deny-list their
-                # access tokens, which this does.
-                await revoke_user(
-                    connection,
-                    trail,
-                    user.id,
-                    settings=settings,
-                    now=now,
-                    reason="user disabled",
-                    audit_if_empty=False,
-                )
-            await users.set_disabled(connection, args.email, disabled, now)
+        user = await service.by_email(pool, args.email)
+        async with pool.acquire() as connection:
+            await service.set_disabled(
+                connection, user.id, disabled, settings=settings, clock=SystemClock(), actor=actor()
+            )
         return 0
 
     return command
 
 
 async def set_password(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
-    """A new password ends what the old one opened: whoever knew it (the reason to change it,
-    often) keeps no session, refresh token or access token (OWASP Session Management Cheat
-    Sheet, "Renew the Session ID After Any Privilege Level Change"; RFC 9700 §4.14)."""
-    user = await users.by_email(pool, args.email)
-    if user is None:
-        raise UserError(f"no user with email {args.email}")
+    """A new password ends what the old one opened (idp.admin.users.set_password)."""
+    user = await service.by_email(pool, args.email)
     hashed = await _new_password_hash(settings, user.email)
-    mailing = Mailing.of(settings)
-    now = SystemClock().now()
-    async with pool.acquire() as connection, audited(connection) as trail:
-        # Voids mailed reset and invitation links, clears the sign-in lock, tells the owner.
-        await store_password(connection, user, hashed, now, mailing=mailing)
-        await trail.record(now=now, actor=actor(), action="user.password_set", subject=str(user.id))
-        revoked = await revoke_user(
+    async with pool.acquire() as connection:
+        user, revoked = await service.set_password(
             connection,
-            trail,
             user.id,
+            hashed,
             settings=settings,
-            now=now,
-            reason="password changed",
-            audit_if_empty=False,
+            clock=SystemClock(),
+            actor=actor(),
+            mailing=Mailing.of(settings),
         )
     print(f"{printable(user.email)}: password changed; {revoked.summary()}")
     return 0
 
 
 async def mfa_reset(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
-    """For someone who lost their authenticator and their recovery codes: every second factor
-    goes, every session and refresh token ends, and the owner is told by mail (an operator's
-    reset of a factor must not go unnoticed, NIST SP 800-63B §6.1.2.3)."""
-    user = await users.by_email(pool, args.email)
-    if user is None:
-        raise UserError(f"no user with email {args.email}")
-    now = SystemClock().now()
-    async with pool.acquire() as connection, audited(connection) as trail:
-        await second_factors.remove_all(connection, user.id)
-        await trail.record(now=now, actor=actor(), action="mfa.reset", subject=str(user.id))
-        revoked = await revoke_user(
+    """Every second factor goes (idp.admin.users.reset_second_factors)."""
+    user = await service.by_email(pool, args.email)
+    async with pool.acquire() as connection:
+        user, revoked = await service.reset_second_factors(
             connection,
-            trail,
             user.id,
             settings=settings,
-            now=now,
-            reason="second factors reset",
-            audit_if_empty=False,
-        )
-        what = (
-            "An administrator removed every second factor (authenticator app, passkeys, "
-            "recovery codes) of"
-        )
-        await Mailing.of(settings).send(
-            connection, "mfa_changed", user.email, now, name=user.name, what=what
+            clock=SystemClock(),
+            actor=actor(),
+            mailing=Mailing.of(settings),
         )
     print(f"{printable(user.email)}: second factors removed; {revoked.summary()}")
     return 0
 
 
 async def roles(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
-    now = SystemClock().now()
-    async with pool.acquire() as connection, audited(connection) as trail:
-        user = await users.change_roles(
-            connection, args.email, _roles(args.add), _roles(args.remove), now
-        )
-        if user is None:
-            raise UserError(f"no user with email {args.email}")
-        await trail.record(
-            now=now,
-            actor=actor(),
-            action="user.roles_changed",
-            subject=str(user.id),
-            details={"added": args.add, "removed": args.remove},
+    user = await service.by_email(pool, args.email)
+    async with pool.acquire() as connection:
+        user = await service.change_roles(
+            connection, user, add=args.add, remove=args.remove, clock=SystemClock(), actor=actor()
         )
     print(printable(" ".join(user.roles)))
     return 0

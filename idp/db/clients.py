@@ -153,3 +153,142 @@ async def disable(db: Executor, client_id: str) -> bool:
     if found:
         await db.execute(NOTIFY, client_id)
     return found
+
+
+# -- the management service layer (idp.admin.clients) ----------------------------------------
+# Keyset pages by (created_at, client_id), the index clients_created (migration 0021): page
+# 1,000 costs what page 1 does.
+SELECT_PAGE = f"""
+SELECT {_COLUMNS} FROM clients
+WHERE ($1::timestamptz IS NULL OR (created_at, client_id) > ($1, $2))
+ORDER BY created_at, client_id
+LIMIT $3
+"""
+SELECT_FOR_UPDATE = f"SELECT {_COLUMNS} FROM clients WHERE client_id = $1 FOR UPDATE"
+UPDATE = f"""
+UPDATE clients SET name = $2, redirect_uris = $3, grant_types = $4, scopes = $5, audiences = $6,
+    post_logout_redirect_uris = $7, first_party = $8, access_token_ttl = $9,
+    refresh_token_ttl = $10, introspect_audiences = $11, require_mfa = $12, updated_at = $13
+WHERE client_id = $1
+RETURNING {_COLUMNS}
+"""
+SET_SECRET = f"""
+UPDATE clients SET secret_hash = $2, updated_at = $3
+WHERE client_id = $1 AND secret_hash IS NOT NULL
+RETURNING {_COLUMNS}
+"""
+SET_DISABLED = f"""
+UPDATE clients SET disabled = $2, updated_at = $3
+WHERE client_id = $1 AND disabled <> $2
+RETURNING {_COLUMNS}
+"""
+# Everything the client holds goes with it, in one statement: its refresh families are revoked
+# and the access tokens issued from them (or from its codes, to a client without refresh
+# tokens) deny-listed until $3, as revoking a user's grants does (idp.db.grants); then its codes,
+# pending requests, consents and families are deleted, and the client itself.
+DELETE_CASCADE = """
+WITH issued AS (
+    SELECT idp_family_access_jtis(id, access_jtis, jti_older_from, generation) AS jti
+    FROM refresh_families WHERE client_id = $1 AND revoked_at IS NULL
+    UNION
+    SELECT unnest(issued_jtis) FROM authorization_codes
+    WHERE client_id = $1 AND consumed_at > $2::timestamptz - ($3::timestamptz - $2)
+), denied AS (
+    INSERT INTO revoked_access_tokens (jti, expires_at)
+    SELECT jti, $3 FROM issued
+    ON CONFLICT (jti) DO NOTHING
+    RETURNING jti
+), codes AS (
+    DELETE FROM authorization_codes WHERE client_id = $1 RETURNING 1
+), requests AS (
+    DELETE FROM authorization_requests WHERE client_id = $1 RETURNING 1
+), consents AS (
+    DELETE FROM consents WHERE client_id = $1 RETURNING 1
+), families AS (
+    DELETE FROM refresh_families WHERE client_id = $1 RETURNING revoked_at
+)
+SELECT (SELECT count(*) FROM families WHERE revoked_at IS NULL) AS refresh_families,
+    (SELECT count(*) FROM consents) AS consents,
+    (SELECT count(*) FROM denied) AS access_tokens
+"""
+DELETE = "DELETE FROM clients WHERE client_id = $1 RETURNING client_id"
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What went with a deleted client."""
+
+    refresh_families: int  # live ones, revoked
+    consents: int
+    access_tokens: int  # newly deny-listed
+
+
+async def page(db: Executor, *, after: tuple[datetime, str] | None, limit: int) -> list[Client]:
+    """Clients in the order they were created, ``limit`` at a time, after the key ``after``."""
+    created_at, client_id = after if after is not None else (None, "")
+    rows = await db.fetch(SELECT_PAGE, created_at, client_id, limit)
+    return [_client(row) for row in rows]
+
+
+async def by_id_for_update(db: Executor, client_id: str) -> Client | None:
+    """The client, locked until the caller's transaction ends: a check of its state (If-Match)
+    holds until the change is written."""
+    row = await db.fetchrow(SELECT_FOR_UPDATE, client_id)
+    return None if row is None else _client(row)
+
+
+async def _announced(db: Executor, row: asyncpg.Record | None) -> Client | None:
+    """The changed row, announced (every process's ClientRegistry drops it at commit)."""
+    if row is None:
+        return None
+    client = _client(row)
+    await db.execute(NOTIFY, client.client_id)
+    return client
+
+
+async def update(db: Executor, client: Client, now: datetime) -> Client | None:
+    """Store the changeable fields of ``client``; None if it no longer exists."""
+    row = await db.fetchrow(
+        UPDATE,
+        client.client_id,
+        client.name,
+        list(client.redirect_uris),
+        list(client.grant_types),
+        list(client.scopes),
+        list(client.audiences),
+        list(client.post_logout_redirect_uris),
+        client.first_party,
+        _int_seconds(client.access_token_ttl),
+        _int_seconds(client.refresh_token_ttl),
+        list(client.introspect_audiences),
+        client.require_mfa,
+        now,
+    )
+    return await _announced(db, row)
+
+
+async def set_secret(
+    db: Executor, client_id: str, secret_hash: bytes, now: datetime
+) -> Client | None:
+    """Replace a confidential client's secret digest; None if there is no such client or it is
+    public (it has no secret to replace)."""
+    return await _announced(db, await db.fetchrow(SET_SECRET, client_id, secret_hash, now))
+
+
+async def set_disabled(
+    db: Executor, client_id: str, disabled: bool, now: datetime
+) -> Client | None:
+    """Disable or enable; None if there is no such client or it is so already."""
+    return await _announced(db, await db.fetchrow(SET_DISABLED, client_id, disabled, now))
+
+
+async def delete(
+    db: Executor, client_id: str, now: datetime, deny_until: datetime
+) -> Deleted | None:
+    """Delete the client and all it holds (run it in a transaction); None if there is none."""
+    row = await db.fetchrow(DELETE_CASCADE, client_id, now, deny_until)
+    assert row is not None
+    if await db.fetchval(DELETE, client_id) is None:
+        return None
+    await db.execute(NOTIFY, client_id)
+    return Deleted(row["refresh_families"], row["consents"], row["access_tokens"])

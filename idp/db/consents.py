@@ -52,3 +52,20 @@ async def of_user(db: Executor, user_id: uuid.UUID) -> list[Consent]:
 async def revoke(db: Executor, user_id: uuid.UUID, client_id: str) -> bool:
     """Forget the user's consent to ``client_id``; False if there was none."""
     return await db.fetchval(DELETE, user_id, client_id) is not None
+
+
+# The management API's list of a user's consents, keyset-paged by client_id (the primary key).
+SELECT_PAGE_OF_USER = """
+SELECT c.client_id, k.name AS client_name, c.scopes, c.granted_at
+FROM consents c JOIN clients k ON k.client_id = c.client_id
+WHERE c.user_id = $1 AND c.client_id > $2
+ORDER BY c.client_id
+LIMIT $3
+"""
+
+
+async def page_of_user(
+    db: Executor, user_id: uuid.UUID, *, after: str, limit: int
+) -> list[Consent]:
+    """The user's consents by client_id, ``limit`` at a time after ``after`` ("" first)."""
+    return [Consent(**row) for row in await db.fetch(SELECT_PAGE_OF_USER, user_id, after, limit)]

@@ -146,3 +146,27 @@ async def end_others_of_user(
 ) -> list[str]:
     """End every live session of the user but ``keep_sid``; the sids ended."""
     return [row["sid"] for row in await db.fetch(END_OTHERS_OF_USER, user_id, keep_sid, now)]
+
+
+# The management API's list of a user's live sessions, keyset-paged by (created_at, sid).
+SELECT_PAGE_OF_USER = f"""
+SELECT {_LISTED} FROM sessions
+WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $2
+    AND ($3::timestamptz IS NULL OR (created_at, sid) > ($3, $4))
+ORDER BY created_at, sid
+LIMIT $5
+"""
+
+
+async def page_of_user(
+    db: Executor,
+    user_id: uuid.UUID,
+    now: datetime,
+    *,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[ListedSession]:
+    """The user's live sessions in the order they began, ``limit`` at a time after ``after``."""
+    created_at, sid = after if after is not None else (None, "")
+    rows = await db.fetch(SELECT_PAGE_OF_USER, user_id, now, created_at, sid, limit)
+    return [ListedSession(**row) for row in rows]

@@ -44,6 +44,18 @@ LIMIT $2
 SET_DISABLED = """
 UPDATE users SET disabled = $2, updated_at = $3 WHERE lower(email) = lower($1) RETURNING id
 """
+# The row an operator's change starts from, locked until the transaction ends.
+SELECT_FOR_UPDATE = f"SELECT {_COLUMNS} FROM users WHERE id = $1 FOR UPDATE"
+SET_DISABLED_BY_ID = f"""
+UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1 RETURNING {_COLUMNS}
+"""
+UPDATE_PROFILE = f"""
+UPDATE users SET email = $2, name = $3, roles = $4, email_verified = $5, updated_at = $6
+WHERE id = $1
+RETURNING {_COLUMNS}
+"""
+# What the user holds goes with the row (ON DELETE CASCADE, migrations 0015-0022).
+DELETE = "DELETE FROM users WHERE id = $1 RETURNING id"
 SET_HASH = """
 UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1 RETURNING id
 """
@@ -210,3 +222,41 @@ async def replace_email(db: Executor, user_id: uuid.UUID, email: str, now: datet
     except asyncpg.UniqueViolationError:
         raise EmailTakenError(email) from None
     return None if row is None else user_from(row)
+
+
+async def lock(db: Executor, user_id: uuid.UUID) -> User | None:
+    """The user, locked FOR UPDATE until the caller's transaction ends (run it in one)."""
+    row = await db.fetchrow(SELECT_FOR_UPDATE, user_id)
+    return None if row is None else user_from(row)
+
+
+async def set_disabled_by_id(
+    db: Executor, user_id: uuid.UUID, disabled: bool, now: datetime
+) -> User | None:
+    row = await db.fetchrow(SET_DISABLED_BY_ID, user_id, disabled, now)
+    return None if row is None else user_from(row)
+
+
+async def update_profile(
+    db: Executor,
+    user_id: uuid.UUID,
+    *,
+    email: str,
+    name: str | None,
+    roles: list[str],
+    email_verified: bool,
+    now: datetime,
+) -> User | None:
+    """The user with these values; None if they are gone; EmailTakenError if another user has
+    ``email``."""
+    try:
+        row = await db.fetchrow(UPDATE_PROFILE, user_id, email, name, roles, email_verified, now)
+    except asyncpg.UniqueViolationError:
+        raise EmailTakenError(email) from None
+    return None if row is None else user_from(row)
+
+
+async def delete(db: Executor, user_id: uuid.UUID) -> bool:
+    """Whether the user was there to delete; what references them goes too (run it in a
+    transaction)."""
+    return await db.fetchval(DELETE, user_id) is not None

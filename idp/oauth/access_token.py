@@ -28,17 +28,27 @@ ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - RFC 9068 §2.1 typ, not a secret
 
 
 def resolve_audience(
-    client: Client, requested: Sequence[str], *, issuer: str, scopes: Sequence[str]
+    client: Client,
+    requested: Sequence[str],
+    *,
+    issuer: str,
+    scopes: Sequence[str],
+    resources: frozenset[str] = frozenset(),
 ) -> list[str]:
     """``aud`` of an access token.
 
     A requested ``resource`` (RFC 8707 §2) or ``audience`` must be registered for the client,
-    else ``invalid_target``; with neither, the client's first registered audience, or the issuer
-    when it registered none. With ``openid`` the issuer is added, so that the token works at
-    /userinfo, which accepts only tokens whose ``aud`` includes the issuer.
+    else ``invalid_target``; a client registered by a program (not an operator) may also name
+    any of ``resources``, the operator's allow-list (``idp.oauth.resource_registry``), which
+    operator clients never reach. With neither, the client's first registered audience, or the
+    issuer when it registered none. With ``openid`` the issuer is added, so that the token
+    works at /userinfo, which accepts only tokens whose ``aud`` includes the issuer.
     """
+    allowed = client.audiences
+    if client.unverified:
+        allowed = (*allowed, *resources)
     for target in requested:
-        if target not in client.audiences:
+        if target not in allowed:
             raise InvalidTargetError(f"{target} is not an audience registered for this client")
     audience = list(dict.fromkeys(requested))
     if not audience:

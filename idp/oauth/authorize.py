@@ -73,6 +73,8 @@ class AuthorizationRequest:
     acr_values: list[str] | None = None  # OIDC Core §3.1.2.1, in the order of preference
     # OIDC Core §5.5.1.1: the acr values the claims parameter asks for as essential.
     essential_acr: list[str] | None = None
+    # RFC 8707 resources a client registered by a program may name (never parked: checked once)
+    resources: frozenset[str] = frozenset()
 
     @property
     def wanted_acr(self) -> str | None:
@@ -230,6 +232,7 @@ def check_scope(params: Params, request: AuthorizationRequest, issuer: str) -> N
         [*params.all("resource"), *params.all("audience")],
         issuer=issuer,
         scopes=scopes,
+        resources=request.resources,
     )
 
 
@@ -333,10 +336,14 @@ CHECKS: tuple[Check, ...] = (
 
 
 async def check_request(
-    params: Params, find_client: FindClient, issuer: str
+    params: Params,
+    find_client: FindClient,
+    issuer: str,
+    resources: Callable[[], Awaitable[frozenset[str]]] | None = None,
 ) -> AuthorizationRequest:
     """Run the checks in order; the first failure decides the error, redirected once the
-    redirect URI is known to be registered."""
+    redirect URI is known to be registered. ``resources``: the allow-list of RFC 8707
+    resources, read only for a client registered by a program."""
     request = AuthorizationRequest()
     try:
         client_id = params.get("client_id")
@@ -348,6 +355,8 @@ async def check_request(
             "Unknown application", "The application that sent you here is not registered."
         )
     request.client = client
+    if client.unverified and resources is not None:
+        request.resources = await resources()
     for check in CHECKS:
         try:
             check(params, request, issuer)

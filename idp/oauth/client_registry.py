@@ -68,6 +68,10 @@ class ClientRegistry:
     def subscription(self) -> Subscription:
         return Subscription(CHANNEL, self._forget, self._clear)
 
+    def forget(self, client_id: str) -> None:
+        """Drop ``client_id`` now, in this process, ahead of the NOTIFY its change sent."""
+        self._forget(client_id)
+
     def _forget(self, client_id: str) -> None:
         self._generation += 1
         self._cache.pop(client_id, None)

@@ -60,7 +60,17 @@ def needs_login(
 
 
 def needs_consent(request: AuthorizationRequest, granted: set[str]) -> bool:
+    """An operator's client: unless first-party, until the user granted the scopes. A client a
+    program registered (``Client.unverified``: RFC 7591, a metadata document) at every
+    authorization, whatever was granted before. Such clients are public, so a repeated request
+    cannot be told from an impersonator's and must not be processed without the user (RFC 6749
+    §10.2); their metadata is the registrant's say-so and may change under the same client_id
+    (a document is refetched), and RFC 7591 §5 asks for less trust in them: the user confirms
+    the client and the host it returns to each time. With prompt=none they get
+    consent_required."""
     assert request.client is not None
+    if request.client.unverified:
+        return True
     return not request.client.first_party and not set(request.scopes) <= granted
 
 

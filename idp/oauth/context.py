@@ -11,6 +11,7 @@ from joserfc.jwk import KeySet
 
 from idp.clock import Clock
 from idp.oauth.deny_list import DenyList
+from idp.oauth.resource_registry import ResourceRegistry
 from idp.oauth.user_cache import UserCache
 from idp.settings import Settings
 
@@ -31,3 +32,4 @@ class TokenContext:
     verification_keys: Callable[[], KeySet]  # the published keys, from memory
     deny_list: DenyList  # deny-listed access tokens, from memory when it is complete
     users: UserCache  # users by id, from memory while changes are announced
+    resources: ResourceRegistry  # RFC 8707 resources registered clients may name, in memory

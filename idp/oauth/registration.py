@@ -80,6 +80,61 @@ def new_client_id() -> str:
             return client_id
 
 
+def with_admin_rights(
+    scopes: Sequence[str],
+    audiences: Sequence[str],
+    introspect_audiences: Sequence[str],
+    *,
+    admin: bool,
+    public: bool,
+    settings: Settings,
+) -> tuple[list[str], list[str]]:
+    """The scopes and audiences a client asked for, with the management API's added for an admin
+    client (``idp:admin``, ``idp:admin.read`` and ``{issuer}/admin``), which no client may name
+    itself."""
+    reserved = set(scopes) & set(ADMIN_SCOPES) or (
+        {settings.admin_audience} & {*audiences, *introspect_audiences}
+    )
+    if reserved:
+        raise RegistrationError(
+            f"{', '.join(sorted(reserved))}: only an admin client (--admin) gets the management "
+            "API's scopes and audience"
+        )
+    if not admin:
+        return list(scopes), list(audiences)
+    if public:
+        raise RegistrationError("an admin client needs a secret: it cannot be --public")
+    return [*scopes, *ADMIN_SCOPES], [*audiences, settings.admin_audience]
+
+
+def validate(client: Client, settings: Settings) -> None:
+    """The rules every client's registration meets, at creation and at every change: grants,
+    redirect URIs, introspection audiences, token lifetimes. RegistrationError says which fails.
+    """
+    grant_types = client.grant_types
+    unknown = [grant for grant in grant_types if grant not in GRANT_TYPES]
+    if unknown or not grant_types:
+        raise RegistrationError(f"grant types must be among {', '.join(GRANT_TYPES)}")
+    if client.public and "client_credentials" in grant_types:
+        raise RegistrationError("a public client cannot use client_credentials")
+    if "authorization_code" in grant_types and not client.redirect_uris:
+        raise RegistrationError("authorization_code needs at least one --redirect-uri")
+    if "refresh_token" in grant_types and "authorization_code" not in grant_types:
+        raise RegistrationError("refresh_token comes only with authorization_code")
+    for uri in [*client.redirect_uris, *client.post_logout_redirect_uris]:
+        validate_redirect_uri(uri)
+    check_introspect_audiences(
+        client.introspect_audiences, public=client.public, issuer=settings.issuer
+    )
+    ttl = client.access_token_ttl
+    if ttl is not None and ttl > settings.max_access_token_ttl:
+        raise RegistrationError(
+            "--access-token-ttl may not exceed IDP_MAX_ACCESS_TOKEN_TTL "
+            f"({int(settings.max_access_token_ttl.total_seconds())}s): signing keys are kept "
+            "published only that long after they stop signing"
+        )
+
+
 def register(
     *,
     name: str,
@@ -101,37 +156,9 @@ def register(
 
     ``admin``: it may get tokens for the management API (audience ``{issuer}/admin``, scopes
     ``idp:admin`` and ``idp:admin.read``), which no other client may name."""
-    reserved = set(scopes) & set(ADMIN_SCOPES) or (
-        {settings.admin_audience} & {*audiences, *introspect_audiences}
+    scopes, audiences = with_admin_rights(
+        scopes, audiences, introspect_audiences, admin=admin, public=public, settings=settings
     )
-    if reserved:
-        raise RegistrationError(
-            f"{', '.join(sorted(reserved))}: only an admin client (--admin) gets the management "
-            "API's scopes and audience"
-        )
-    if admin:
-        if public:
-            raise RegistrationError("an admin client needs a secret: it cannot be --public")
-        scopes = [*scopes, *ADMIN_SCOPES]
-        audiences = [*audiences, settings.admin_audience]
-    unknown = [grant for grant in grant_types if grant not in GRANT_TYPES]
-    if unknown or not grant_types:
-        raise RegistrationError(f"grant types must be among {', '.join(GRANT_TYPES)}")
-    if public and "client_credentials" in grant_types:
-        raise RegistrationError("a public client cannot use client_credentials")
-    if "authorization_code" in grant_types and not redirect_uris:
-        raise RegistrationError("authorization_code needs at least one --redirect-uri")
-    if "refresh_token" in grant_types and "authorization_code" not in grant_types:
-        raise RegistrationError("refresh_token comes only with authorization_code")
-    for uri in [*redirect_uris, *post_logout_redirect_uris]:
-        validate_redirect_uri(uri)
-    check_introspect_audiences(introspect_audiences, public=public, issuer=settings.issuer)
-    if access_token_ttl is not None and access_token_ttl > settings.max_access_token_ttl:
-        raise RegistrationError(
-            "--access-token-ttl may not exceed IDP_MAX_ACCESS_TOKEN_TTL "
-            f"({int(settings.max_access_token_ttl.total_seconds())}s): signing keys are kept "
-            "published only that long after they stop signing"
-        )
     secret, digest = (None, None) if public else new_secret()
     client = Client(
         client_id=new_client_id(),
@@ -150,4 +177,5 @@ def register(
         introspect_audiences=tuple(dict.fromkeys(introspect_audiences)),
         admin=admin,
     )
+    validate(client, settings)
     return client, secret

@@ -12,12 +12,14 @@ from starlette.responses import RedirectResponse, Response
 from idp.accounts.account_sessions import SEEN_EVERY
 from idp.db import authorization_requests, consents, second_factors, sessions, users
 from idp.db.authorization_requests import Step
+from idp.db.clients import Client
 from idp.hashing import digest
 from idp.oauth import acr
 from idp.oauth.authorize import (
     AuthorizationRequest,
     AuthorizePageError,
     AuthorizeRedirectError,
+    FindClient,
     check_request,
 )
 from idp.oauth.code_flow import (
@@ -34,6 +36,7 @@ from idp.oauth.errors import (
     OAuthError,
     UnmetAuthenticationRequirementsError,
 )
+from idp.oauth.metadata_document import DocumentError
 from idp.web.forms import read_query
 from idp.web.security import HTML_HEADERS
 from idp.web.state import AppState
@@ -250,12 +253,15 @@ async def proceed(
     who: SignedIn | None,
     *,
     pending: Pending | None = None,
+    consented: bool = False,
 ) -> Response:
     """Sign-in if needed, then the second factor if ``acr_values`` or an essential ``acr`` asks
     for it (step-up, ``step_up_to``), or its set-up (IDP_MFA=required), then consent if needed,
     then the code. The login step counts as done
     for this request only if ``pending`` records ``who``'s session as having done it. With
-    prompt=none, a step to take is an error for the client (OIDC Core §3.1.2.6)."""
+    prompt=none, a step to take is an error for the client (OIDC Core §3.1.2.6). ``consented``:
+    the user has just allowed this very request (/consent), which a client that must be
+    consented to every time (``needs_consent``) must not be asked again."""
     assert auth.client is not None
     state = request.state
     issuer = state["settings"].issuer
@@ -274,8 +280,9 @@ async def proceed(
         if step.acr is None:
             return await ask_enrolment(request, auth, pending)
         return await ask_step_up(request, auth, who, pending, step.acr)
-    granted = await consents.granted(state["pool"], who.user_id, auth.client.client_id)
-    if needs_consent(auth, granted):
+    if not consented and needs_consent(
+        auth, await consents.granted(state["pool"], who.user_id, auth.client.client_id)
+    ):
         if auth.prompt == "none":
             raise AuthorizeRedirectError(ConsentRequiredError("the user must consent"), auth)
         return await park(request, auth, "consent", pending, who.sid if login_done else None)
@@ -288,6 +295,22 @@ async def proceed(
     return redirect(redirect_to_client(auth, issuer, code=code))
 
 
+def client_finder(state: AppState) -> FindClient:
+    """Clients by id, metadata documents included (idp.oauth.document_clients); a document that
+    cannot be used is an error page, never a redirect: none of its redirect URIs is trusted
+    (RFC 6749 §4.1.2.1; draft-ietf-oauth-client-id-metadata-document §4.3)."""
+
+    async def find(client_id: str) -> Client | None:
+        try:
+            return await state["client_documents"].find(client_id)
+        except DocumentError as error:
+            raise AuthorizePageError(
+                "This application's metadata document was refused", str(error)
+            ) from None
+
+    return find
+
+
 async def authorize(request: Request[AppState]) -> Response:
     """Errors of the request are raised to idp.web.errors: a page, or back to the client."""
     state = request.state
@@ -297,5 +320,10 @@ async def authorize(request: Request[AppState]) -> Response:
         raise AuthorizePageError(
             "Invalid request", "The request has too many parameters."
         ) from None
-    auth = await check_request(params, state["clients"].find, state["settings"].issuer)
+    auth = await check_request(
+        params,
+        client_finder(state),
+        state["settings"].issuer,
+        state["token_context"].resources.allowed,
+    )
     return await proceed(request, auth, await signed_in(request))

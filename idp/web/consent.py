@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlsplit
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from idp.audit_trail import audited
 from idp.db import consents, users
-from idp.oauth.authorize import AuthorizeRedirectError
+from idp.oauth.authorize import AuthorizationRequest, AuthorizeRedirectError
 from idp.oauth.code_flow import SignedIn, scope_texts
 from idp.oauth.errors import AccessDeniedError, OAuthError
 from idp.web.authorize import (
@@ -40,6 +43,32 @@ async def ready(
     return pending, who
 
 
+def host_of(uri: str) -> str:
+    """What the page names for a URI: its host (and port), or for a private-use scheme
+    (RFC 8252 §7.1, an app on this device) the scheme."""
+    parts = urlsplit(uri)
+    if not parts.hostname:
+        return parts.scheme
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return host if parts.port is None else f"{host}:{parts.port}"
+
+
+def client_facts(auth: AuthorizationRequest) -> dict[str, Any]:
+    """What the page says about the client beside its name: the host this request returns to;
+    for a client a program registered, that it is unverified (its name is its registrant's
+    say-so) and, for a metadata document, the host that publishes it
+    (draft-ietf-oauth-client-id-metadata-document §6, MCP authorization 2025-11-25)."""
+    assert auth.client is not None
+    client = auth.client
+    return {
+        "redirect_host": host_of(auth.redirect_uri),
+        "unverified": client.unverified,
+        "document_host": (
+            host_of(client.client_id) if client.registration == "metadata_document" else None
+        ),
+    }
+
+
 async def show_consent(request: Request[AppState]) -> Response:
     found = await ready(request, request.query_params.get("request"))
     if isinstance(found, Response):
@@ -54,6 +83,7 @@ async def show_consent(request: Request[AppState]) -> Response:
         request,
         "consent.html",
         client_name=auth.client.name,
+        **client_facts(auth),
         email=user.email,
         scope_texts=scope_texts(auth.scopes),
         request_id=pending.token,
@@ -89,4 +119,4 @@ async def submit_consent(request: Request[AppState]) -> Response:
         )
     if not allowed:
         raise AuthorizeRedirectError(AccessDeniedError("the user denied"), auth)
-    return await proceed(request, auth, who, pending=pending)
+    return await proceed(request, auth, who, pending=pending, consented=True)

@@ -45,6 +45,7 @@ from idp.web.mailbox import MAILBOX_PATH, demo_mailbox
 from idp.web.metrics import metrics
 from idp.web.passkey_login import submit_passkey_login
 from idp.web.password_reset import show_forgot, show_reset, submit_forgot, submit_reset
+from idp.web.register import manage, register
 from idp.web.revocation import introspect_endpoint, revoke_endpoint
 from idp.web.second_factor import (
     show_second_factor,
@@ -79,6 +80,8 @@ routes = [
     Route("/revoke", revoke_endpoint, methods=["POST"]),
     Route("/logout", logout, methods=["GET", "POST"]),
     Route("/introspect", introspect_endpoint, methods=["POST"]),
+    Route("/oauth2/register", register, methods=["POST"]),
+    Route("/oauth2/register/{client_id}", manage, methods=["GET", "PUT", "DELETE"]),
     Route("/token", preflight, methods=["OPTIONS"]),
     Route("/revoke", preflight, methods=["OPTIONS"]),
     Route("/userinfo", preflight, methods=["OPTIONS"]),

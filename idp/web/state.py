@@ -17,6 +17,7 @@ from idp.metrics import Exposition
 from idp.mfa.passkeys import Passkeys
 from idp.oauth.client_registry import ClientRegistry
 from idp.oauth.context import TokenContext
+from idp.oauth.document_clients import DocumentClients
 from idp.passwords import Passwords
 from idp.settings import Settings
 from idp.web.security import Cookies
@@ -30,6 +31,7 @@ class AppState(TypedDict):
     keys: KeyManager
     discovery_body: bytes
     clients: ClientRegistry
+    client_documents: DocumentClients  # clients.find, and metadata documents (IDP_CIMD)
     listener: Listener
     passwords: Passwords
     cookies: Cookies

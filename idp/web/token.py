@@ -8,7 +8,8 @@ from starlette.responses import JSONResponse, Response
 from idp.db.clients import Client
 from idp.oauth import grants
 from idp.oauth.client_auth import authenticate, presented_credentials
-from idp.oauth.errors import OAuthError
+from idp.oauth.errors import InvalidClientError, OAuthError
+from idp.oauth.metadata_document import DocumentError
 from idp.oauth.params import Params
 from idp.web.cors import allow_origin
 from idp.web.errors import TOKEN_NO_STORE, oauth_error
@@ -21,7 +22,18 @@ async def authenticated(request: Request[AppState]) -> tuple[Params, Client]:
     /revoke and /introspect alike."""
     params = await read_form(request)
     presented = presented_credentials(request.headers.get("authorization"), params)
-    return params, await authenticate(presented, request.state["clients"].find)
+    documents = request.state["client_documents"]
+
+    async def find(client_id: str) -> Client | None:
+        """A client_id that is a metadata document's URL is a public client known by it
+        (idp.oauth.document_clients); one that cannot be used is ``invalid_client``
+        (draft-ietf-oauth-client-id-metadata-document §4.3)."""
+        try:
+            return await documents.find(client_id)
+        except DocumentError as error:
+            raise InvalidClientError(str(error)) from None
+
+    return params, await authenticate(presented, find)
 
 
 async def token(request: Request[AppState]) -> Response:

@@ -35,6 +35,8 @@ async def exchange(params: Params, client: Client, context: TokenContext) -> dic
         [*params.all("resource"), *params.all("audience")],
         issuer=context.settings.issuer,
         scopes=scopes,
+        # only a client registered by a program reads the allow-list (from memory)
+        resources=await context.resources.allowed() if client.unverified else frozenset(),
     )
     ttl = access_token_ttl(client, context.settings.access_token_ttl)
     claims = access_token_claims(

@@ -10,13 +10,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from idp.web.admin import audit, keys, users
+from idp.web.admin import audit, clients, consents, keys, sessions, users
 from idp.web.admin.api import PREFIX, Operation, route
 from idp.web.admin.openapi import openapi_document
 from idp.web.state import AppState
 
 OPERATIONS: list[Operation] = [
     *users.OPERATIONS,
+    *clients.OPERATIONS,
+    *sessions.OPERATIONS,
+    *consents.OPERATIONS,
     *keys.OPERATIONS,
     *audit.OPERATIONS,
 ]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
+from idp.accounts.password_policy import MAX_LENGTH
 from idp.admin import users
 from idp.admin.cursors import DEFAULT_LIMIT
-from idp.admin.users import UserFilter, parse_user_id
+from idp.admin.users import UserChanges, UserFilter, parse_user_id
+from idp.db.grants import RevokedGrants
 from idp.db.users import User
 from idp.web.admin.api import Answer, Body, Call, Operation, Reply, etag_of
 from idp.web.admin.types import Cursor, Email, Limit, Name, Role
@@ -60,6 +64,56 @@ class UserCreate(Body):
     email_verified: bool = False
 
 
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    """The schema of a member that may be left out but not null: no ``default: null``."""
+    for member in schema.get("properties", {}).values():
+        if member.get("default", ...) is None and "anyOf" not in member:
+            del member["default"]
+
+
+class UserUpdate(Body):
+    """A JSON merge patch (RFC 7396) of the user: members left out stay as they are; ``name``
+    may be null (no name). A new ``email`` is unverified unless ``email_verified`` says so."""
+
+    model_config = ConfigDict(**Body.model_config, json_schema_extra=_absent_not_null)
+
+    # Absent: unchanged. Not nullable (null is refused, and the schema does not offer it): a
+    # user always has these.
+    email: Email | SkipJsonSchema[None] = None
+    name: Name | None = None
+    roles: Annotated[list[Role], Field(max_length=32)] | SkipJsonSchema[None] = None
+    email_verified: StrictBool | SkipJsonSchema[None] = None
+
+    @model_validator(mode="after")
+    def _only_name_is_nullable(self) -> Self:
+        for member in ("email", "roles", "email_verified"):
+            if member in self.model_fields_set and getattr(self, member) is None:
+                raise ValueError(f"{member} may be left out, not null")
+        return self
+
+
+# Checked by the password policy (422); bounded here so that no body costs more to hash.
+Password = Annotated[
+    str, Field(min_length=1, max_length=4 * MAX_LENGTH, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")
+]
+
+
+class PasswordSet(Body):
+    password: Password
+
+
+class Revoked(Reply):
+    """What the change ended: sign-in sessions, refresh families, access tokens deny-listed."""
+
+    sessions: int
+    refresh_families: int
+    access_tokens: int
+
+    @classmethod
+    def of(cls, revoked: RevokedGrants) -> Revoked:
+        return cls(**revoked.as_details())
+
+
 def user_answer(user: User, status: int = 200) -> Answer:
     reply = UserOut.of(user)
     headers = {"ETag": etag_of(reply)}
@@ -102,6 +156,132 @@ async def create_user(call: Call) -> Answer:
     return user_answer(user, 201)
 
 
+async def update_user(call: Call) -> Answer:
+    """RFC 9110 §13.1.1: applied only if If-Match names the ETag of the user as they are now,
+    read under a row lock, so that two writers never overwrite each other unknowingly."""
+    body = call.body_as(UserUpdate)
+    user_id = parse_user_id(call.path["user_id"])
+    given: dict[str, Any] = {member: getattr(body, member) for member in body.model_fields_set}
+    if "roles" in given:
+        given["roles"] = list(given["roles"])
+
+    def precondition(current: User) -> None:
+        call.require_match(etag_of(UserOut.of(current)))
+
+    async with call.state["pool"].acquire() as connection:
+        user = await users.update(
+            connection,
+            user_id,
+            UserChanges(**given),
+            clock=call.state["clock"],
+            actor=call.caller.actor,
+            precondition=precondition,
+        )
+    return user_answer(user)
+
+
+async def _set_disabled(call: Call, disabled: bool) -> Answer:
+    user_id = parse_user_id(call.path["user_id"])
+    async with call.state["pool"].acquire() as connection:
+        user = await users.set_disabled(
+            connection,
+            user_id,
+            disabled,
+            settings=call.state["settings"],
+            clock=call.state["clock"],
+            actor=call.caller.actor,
+        )
+    return user_answer(user)
+
+
+async def disable_user(call: Call) -> Answer:
+    """No more sign-in; every session and refresh token ends now, access tokens deny-listed."""
+    return await _set_disabled(call, True)
+
+
+async def enable_user(call: Call) -> Answer:
+    return await _set_disabled(call, False)
+
+
+async def set_user_password(call: Call) -> Answer:
+    """The password policy applies (422 lists what it breaks); every session and refresh token
+    of the user ends, and they are told by mail."""
+    body = call.body_as(PasswordSet)
+    state = call.state
+    user = await users.get(state["pool"], parse_user_id(call.path["user_id"]))
+    hashed = await users.hash_password(state["passwords"], state["settings"], user, body.password)
+    async with state["pool"].acquire() as connection:
+        _, revoked = await users.set_password(
+            connection,
+            user.id,
+            hashed,
+            settings=state["settings"],
+            clock=state["clock"],
+            actor=call.caller.actor,
+            mailing=state["mailing"],
+        )
+    return Answer(Revoked.of(revoked))
+
+
+async def send_reset_mail(call: Call) -> Answer:
+    """Queue a mail with a link to choose a new password (422 for a disabled user)."""
+    user_id = parse_user_id(call.path["user_id"])
+    async with call.state["pool"].acquire() as connection:
+        await users.send_reset_mail(
+            connection,
+            user_id,
+            clock=call.state["clock"],
+            actor=call.caller.actor,
+            mailing=call.state["mailing"],
+        )
+    return Answer(None, 202)
+
+
+async def send_invitation(call: Call) -> Answer:
+    """Queue the invitation mail again with a new link, voiding the earlier one (409 for a user
+    who has a password)."""
+    user_id = parse_user_id(call.path["user_id"])
+    async with call.state["pool"].acquire() as connection:
+        await users.send_invitation(
+            connection,
+            user_id,
+            clock=call.state["clock"],
+            actor=call.caller.actor,
+            mailing=call.state["mailing"],
+        )
+    return Answer(None, 202)
+
+
+async def reset_user_mfa(call: Call) -> Answer:
+    """Remove every second factor (app, recovery codes, passkeys); sessions end; mail told."""
+    user_id = parse_user_id(call.path["user_id"])
+    async with call.state["pool"].acquire() as connection:
+        _, revoked = await users.reset_second_factors(
+            connection,
+            user_id,
+            settings=call.state["settings"],
+            clock=call.state["clock"],
+            actor=call.caller.actor,
+            mailing=call.state["mailing"],
+        )
+    return Answer(Revoked.of(revoked))
+
+
+async def delete_user(call: Call) -> Answer:
+    """The user and their sessions, consents, codes, refresh tokens, mail links, second factors
+    and passkeys; their access tokens are deny-listed."""
+    user_id = parse_user_id(call.path["user_id"])
+    async with call.state["pool"].acquire() as connection:
+        await users.delete(
+            connection,
+            user_id,
+            settings=call.state["settings"],
+            clock=call.state["clock"],
+            actor=call.caller.actor,
+        )
+    return Answer(None, 204)
+
+
 OPERATIONS = [
     Operation("GET", "/users", list_users, "List users", TAG, write=False,
               query=UserQuery, reply=UserList),
@@ -109,4 +289,22 @@ OPERATIONS = [
               body=UserCreate, reply=UserOut, etag=True, problems=(409, 422)),
     Operation("GET", "/users/{user_id}", get_user, "Get a user", TAG, write=False,
               reply=UserOut, etag=True, problems=(404,)),
+    Operation("PATCH", "/users/{user_id}", update_user, "Update a user", TAG, write=True,
+              body=UserUpdate, reply=UserOut, etag=True, problems=(404, 409, 412, 422, 428)),
+    Operation("DELETE", "/users/{user_id}", delete_user, "Delete a user", TAG, write=True,
+              status=204, problems=(404,)),
+    Operation("POST", "/users/{user_id}/disable", disable_user, "Disable a user", TAG,
+              write=True, reply=UserOut, etag=True, problems=(404,)),
+    Operation("POST", "/users/{user_id}/enable", enable_user, "Enable a user", TAG, write=True,
+              reply=UserOut, etag=True, problems=(404,)),
+    Operation("POST", "/users/{user_id}/password", set_user_password, "Set a user's password",
+              TAG, write=True, body=PasswordSet, reply=Revoked, problems=(404, 422)),
+    Operation("POST", "/users/{user_id}/reset-mail", send_reset_mail,
+              "Mail a user a password reset link", TAG, write=True, status=202,
+              problems=(404, 422)),
+    Operation("POST", "/users/{user_id}/invitation", send_invitation,
+              "Mail a user their invitation again", TAG, write=True, status=202,
+              problems=(404, 409)),
+    Operation("POST", "/users/{user_id}/mfa-reset", reset_user_mfa,
+              "Remove a user's second factors", TAG, write=True, reply=Revoked, problems=(404,)),
 ]  # fmt: skip
