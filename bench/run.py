@@ -6,6 +6,7 @@ and optionally beside idp at another commit (the baseline).
     scripts/bench --soak SECONDS [--out FILE]
     scripts/bench --accounts [--duration D] [--out FILE]
     scripts/bench --passkeys [--duration D] [--out FILE]
+    scripts/bench --admin [--duration D] [--out FILE]
 
 Every scenario (bench/scenarios.py) runs with wrk against ``idp serve --workers 2`` on a fresh
 embedded PostgreSQL (in a temporary IDP_DATA_DIR, whatever this shell's IDP_* variables say),
@@ -130,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the passkeys record instead (bench/passkeys.py): passkey sign-ins/s beside "
         "password sign-ins/s, and a TOTP check's cost",
     )
+    parser.add_argument(
+        "--admin",
+        action="store_true",
+        help="the management API record instead (bench/admin.py): a users page over 100,000 "
+        "users, the first and the 1,000th, and dynamic registrations/s",
+    )
     parser.add_argument("--out", type=Path, help="the Markdown file to write")
     parser.add_argument("--json", type=Path, help="also save the results as JSON (bench/report.py)")
     args = parser.parse_args(argv)
@@ -154,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         import passkeys  # the idp package and the software authenticator: only for this record
 
         return passkeys.main(config, args.out)
+    if args.admin:
+        import admin  # the idp package's CLI: only for this record
+
+        return admin.main(config, args.out)
     lab = Lab()
     try:
         if args.soak is not None:

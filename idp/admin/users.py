@@ -273,7 +273,9 @@ async def hash_password(passwords: Passwords, settings: Settings, user: User, pa
             passwords, password, email=user.email, min_length=settings.password_min_length
         )
     except PasswordRejectedError as rejected:
-        raise UnprocessableProblem(" ".join(rejected.problems), errors=rejected.problems) from None
+        # The errors extension as every problem carries it (the OpenAPI document's Problem).
+        issues = [{"pointer": "/password", "detail": problem} for problem in rejected.problems]
+        raise UnprocessableProblem(" ".join(rejected.problems), errors=issues) from None
 
 
 async def set_password(

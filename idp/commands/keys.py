@@ -8,6 +8,7 @@ from typing import Any, TextIO
 
 import asyncpg
 
+from idp.admin import keys as admin_keys
 from idp.clock import SystemClock
 from idp.commands.common import UserError, actor, iso, print_json, print_table, with_pool
 from idp.db import signing_keys
@@ -26,16 +27,16 @@ FORCED_WARNING = (
 async def list_keys(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
     rows = [
         {
-            "kid": key.record.kid,
-            "alg": key.record.alg,
-            "state": key.record.state,
-            "created_at": iso(key.record.created_at),
-            "activated_at": iso(key.record.activated_at),
+            "kid": key.kid,
+            "alg": key.alg,
+            "state": key.state,
+            "created_at": iso(key.created_at),
+            "activated_at": iso(key.activated_at),
             "retired_at": iso(key.retired_at),
             "revoked_at": iso(key.revoked_at),
             "revoked_reason": key.revoked_reason,
         }
-        for key in await signing_keys.fetch_all(pool)
+        for key in await admin_keys.list_keys(pool)
     ]
     if args.json:
         print_json(rows)
@@ -58,8 +59,8 @@ async def list_keys(args: argparse.Namespace, settings: Settings, pool: asyncpg.
 
 
 async def rotate(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
-    rotation = await KeyManager(pool, settings, SystemClock()).rotate(
-        actor=actor(), force=args.force
+    rotation = await admin_keys.rotate(
+        KeyManager(pool, settings, SystemClock()), actor=actor(), force=args.force
     )
     if rotation.forced:
         print(FORCED_WARNING, file=sys.stderr)
@@ -87,22 +88,17 @@ def _confirm(prompt: str, stdin: TextIO) -> bool:
 
 
 async def revoke(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
-    if not args.reason.strip():
-        raise UserError("--reason must say why the key is revoked")
+    await admin_keys.check_revocable(pool, None if args.all else args.kid, args.reason)
     target = "EVERY signing key" if args.all else f"signing key {args.kid}"
-    if args.kid is not None:
-        found = await signing_keys.fetch_public_jwk(pool, args.kid)
-        if found is None:
-            raise UserError(f"no signing key with kid {args.kid!r}")
-        if found[1] in ("retired", "revoked"):
-            raise UserError(f"key {args.kid} is already {found[1]}")
     if not args.yes and not _confirm(
         f"Revoke {target}? Tokens it signed stop verifying everywhere. Type 'yes' to confirm: ",
         sys.stdin,
     ):
         raise UserError("not confirmed; nothing revoked")
     manager = KeyManager(pool, settings, SystemClock())
-    applied = await manager.revoke(None if args.all else args.kid, args.reason, actor=actor())
+    applied = await admin_keys.revoke(
+        manager, pool, None if args.all else args.kid, args.reason, actor=actor()
+    )
     for item in applied:
         print(f"{type(item.transition).__name__.lower():<9} {item.kid}")
     return 0

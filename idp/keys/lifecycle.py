@@ -71,7 +71,12 @@ Transition = CreateKey | Promote | Demote | Retire | Revoke
 
 
 class KeyLifecycleError(Exception):
-    """An operator asked for something the lifecycle refuses; the message says why."""
+    """An operator asked for something the lifecycle refuses; the message says why, and
+    ``retry_at`` when the same request will work (None: it never will)."""
+
+    def __init__(self, message: str, *, retry_at: datetime | None = None) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
 
 
 def retire_at(key: KeyRecord, settings: Settings) -> datetime:
@@ -157,23 +162,40 @@ def rotation_refusal(keys: Sequence[KeyRecord], now: datetime, settings: Setting
     """Why a manual rotation should wait, or None if it is safe now: the pending key must have
     been published for ``settings.min_publication`` (a verifier may not have fetched it yet),
     and the active key must have signed for a minute (``MIN_MANUAL_ROTATION_SPACING``)."""
+    refusal = _rotation_wait(keys, now, settings)
+    return None if refusal is None else refusal[0]
+
+
+def _rotation_wait(
+    keys: Sequence[KeyRecord], now: datetime, settings: Settings
+) -> tuple[str, datetime] | None:
+    """``rotation_refusal``'s reason, with the instant when no reason to wait is left."""
     active, pending, _ = _split(keys)
+    waits: list[tuple[str, datetime]] = []
     if active is not None:
         assert active.activated_at is not None
         wait = active.activated_at + MIN_MANUAL_ROTATION_SPACING - now
         if wait > timedelta(0):
-            return (
-                "the active key was activated less than a minute ago; "
-                f"rotate again in {_seconds(wait)}, or now with --force"
+            waits.append(
+                (
+                    "the active key was activated less than a minute ago; "
+                    f"rotate again in {_seconds(wait)}, or now with --force",
+                    now + wait,
+                )
             )
     if pending:
         wait = _ready_for_manual_use(pending[0], now, settings)
         if wait > timedelta(0):
-            return (
-                f"the next key {pending[0].kid} was published too recently for every verifier "
-                f"to hold it; rotate again in {_seconds(wait)}, or now with --force"
+            waits.append(
+                (
+                    f"the next key {pending[0].kid} was published too recently for every "
+                    f"verifier to hold it; rotate again in {_seconds(wait)}, or now with --force",
+                    now + wait,
+                )
             )
-    return None
+    if not waits:
+        return None
+    return waits[0][0], max(until for _, until in waits)
 
 
 def plan_rotation(
@@ -186,9 +208,9 @@ def plan_rotation(
     New keys take the active key's algorithm: the operator's shell need not carry the server's
     IDP_SIGNING_ALG; the scheduler changes algorithms.
     """
-    refusal = rotation_refusal(keys, now, settings)
+    refusal = _rotation_wait(keys, now, settings)
     if refusal is not None and not force:
-        raise KeyLifecycleError(refusal)
+        raise KeyLifecycleError(refusal[0], retry_at=refusal[1])
     reason = MANUAL_ROTATION if refusal is None else FORCED_ROTATION
     active, pending, _ = _split(keys)
     alg = active.alg if active is not None else settings.signing_alg

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from idp.admin.caller import Caller, authenticate, require_write
 from idp.admin.problems import (
     InvalidRequestProblem,
+    NotFoundProblem,
     PreconditionFailedProblem,
     PreconditionRequiredProblem,
     ProblemError,
@@ -188,6 +189,16 @@ async def _read_json(request: Request[AppState]) -> Any:
         raise InvalidRequestProblem("the body is not valid UTF-8 JSON") from None
 
 
+def _path_params(request: Request[AppState]) -> dict[str, str]:
+    """The path's identifiers. One with a control character names nothing that can exist (the
+    database cannot even hold NUL): 404 without asking it."""
+    params = {name: str(value) for name, value in request.path_params.items()}
+    for name, value in params.items():
+        if not value.isprintable():
+            raise NotFoundProblem(f"no such {name.removesuffix('_id')}: {value!r}")
+    return params
+
+
 def _query(request: Request[AppState], model: type[BaseModel] | None) -> BaseModel | None:
     if model is None:
         return None
@@ -222,7 +233,7 @@ def route(operation: Operation) -> Route:
             call = Call(
                 state=state,
                 caller=caller,
-                path=dict(request.path_params),
+                path=_path_params(request),
                 query=query,
                 body=body,
                 if_match=request.headers.get("if-match"),

@@ -34,6 +34,11 @@ def _problem_schema() -> dict[str, Any]:
             "status": {"type": "integer"},
             "detail": {"type": "string"},
             "instance": {"type": "string"},
+            "retry_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the same request will work (a refused key rotation)",
+            },
             "errors": {
                 "type": "array",
                 "items": {
@@ -96,7 +101,9 @@ def _responses(operation: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
     if operation.etag:
         success["headers"] = {"ETag": {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(operation.status): success}
-    for status in sorted({*_ALWAYS, *operation.problems}):
+    # A path's identifier may always name nothing (api._path_params).
+    found = (404,) if operation.path_params else ()
+    for status in sorted({*_ALWAYS, *found, *operation.problems}):
         responses[str(status)] = {
             "description": _PROBLEM_TITLES.get(status, "Problem"),
             "content": {PROBLEM_JSON: {"schema": {"$ref": REF.format(model="Problem")}}},

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from idp.web.admin import clients, consents, sessions, users
+from idp.web.admin import audit, clients, consents, keys, sessions, users
 from idp.web.admin.api import PREFIX, Operation, route
 from idp.web.admin.openapi import openapi_document
 from idp.web.state import AppState
@@ -20,6 +20,8 @@ OPERATIONS: list[Operation] = [
     *clients.OPERATIONS,
     *sessions.OPERATIONS,
     *consents.OPERATIONS,
+    *keys.OPERATIONS,
+    *audit.OPERATIONS,
 ]
 
 
