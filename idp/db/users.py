@@ -31,10 +31,12 @@ SELECT lower($1::text) AS account, {", ".join(f"u.{c} AS user_{c}" for c in _COL
 FROM (VALUES (1)) AS one LEFT JOIN users u ON lower(u.email) = lower($1::text)
 """
 SELECT_ALL = f"SELECT {_COLUMNS} FROM users ORDER BY lower(email)"
-# Cursor pagination in address order by the users_email_lower index: never OFFSET.
+# Cursor pagination in address order by the users_email_lower index: never OFFSET. The cursor
+# is always an index condition ('' sorts before every address), also in the generic plan that
+# a prepared statement may switch to, where "$1 IS NULL OR ..." would filter every row before it.
 SELECT_PAGE = f"""
 SELECT {_COLUMNS} FROM users
-WHERE ($1::text IS NULL OR lower(email) > $1)
+WHERE lower(email) > coalesce($1::text, '')
   AND ($3::text IS NULL OR lower(email) LIKE $3 || '%')
   AND ($4::text IS NULL OR $4 = ANY(roles))
   AND ($5::boolean IS NULL OR disabled = $5)

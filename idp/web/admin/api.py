@@ -123,17 +123,11 @@ class Operation:
 def etag_of(reply: BaseModel) -> str:
     """A strong ETag (RFC 9110 §8.8.3): the digest of the representation itself, so it changes
     exactly when what a GET shows changes, and needs no version column."""
-    digest = hashlib.sha256(reply.model_dump_json().encode()).hexdigest()[:32]
-    return f'"{digest}"'
+    return _etag(reply.model_dump_json().encode())
 
 
-def json_response(body: Any, status: int, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(body, separators=(",", ":"), ensure_ascii=False),
-        status_code=status,
-        media_type="application/json",
-        headers={**NO_STORE, **(headers or {})},
-    )
+def _etag(representation: bytes) -> str:
+    return f'"{hashlib.sha256(representation).hexdigest()[:32]}"'
 
 
 def problem_response(problem: ProblemError, instance: str) -> Response:
@@ -243,10 +237,14 @@ def route(operation: Operation) -> Route:
             return problem_response(problem, request.url.path)
         if answer.body is None:
             return Response(status_code=answer.status, headers={**NO_STORE, **answer.headers})
-        headers = dict(answer.headers)
+        # pydantic-core writes the JSON itself: no dict of dicts in between.
+        representation = answer.body.model_dump_json().encode()
+        headers = {**NO_STORE, **answer.headers}
         if operation.etag and "ETag" not in headers:
-            headers["ETag"] = etag_of(answer.body)
-        return json_response(answer.body.model_dump(mode="json"), answer.status, headers)
+            headers["ETag"] = _etag(representation)
+        return Response(
+            representation, answer.status, headers=headers, media_type="application/json"
+        )
 
     endpoint.__name__ = operation.operation_id
     return Route(PREFIX + operation.path, endpoint, methods=[operation.method])
