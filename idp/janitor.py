@@ -59,6 +59,10 @@ DELETE_MAIL_TOKENS = _delete("mail_tokens", "(used_at < $2 OR expires_at < $2)")
 DELETE_RATE_LIMITS = _delete("rate_limits", "window_start < $2")
 # A spent WebAuthn challenge matters only while it could still be answered (idp.mfa.passkeys).
 DELETE_WEBAUTHN_CHALLENGES = _delete("webauthn_challenges", "expires_at < $2")
+# Expired or used up (RFC 7591 §3): no registration can use them any more.
+DELETE_INITIAL_ACCESS_TOKENS = _delete(
+    "initial_access_tokens", "(expires_at < $2 OR uses_left = 0)"
+)
 # The sealed answer for a retry of a family's previous token exists only for the grace (found
 # by the partial index refresh_families_sealed).
 ERASE_SUCCESSOR_RESPONSES = """
@@ -93,6 +97,7 @@ def steps(now: datetime, settings: Settings, retention: timedelta) -> list[Step]
         Step("mail_tokens", DELETE_MAIL_TOKENS, (kept_until,)),
         Step("rate_limits", DELETE_RATE_LIMITS, (kept_until,)),
         Step("webauthn_challenges", DELETE_WEBAUTHN_CHALLENGES, (now,)),
+        Step("initial_access_tokens", DELETE_INITIAL_ACCESS_TOKENS, (now,)),
     ]
 
 

@@ -37,6 +37,7 @@ EXPIRED = {
     "mail_tokens": 10,
     "rate_limits": 10,
     "webauthn_challenges": 10,
+    "initial_access_tokens": 10,
 }
 # Where each kind's rows carry their "keep:" or "drop:" label.
 LABELS = {
@@ -50,6 +51,7 @@ LABELS = {
     "mail_tokens": "email",
     "rate_limits": "key",
     "webauthn_challenges": "convert_from(challenge_hash, 'UTF8')",
+    "initial_access_tokens": "created_by",
 }
 
 
@@ -185,6 +187,18 @@ async def seed_mail(pool: asyncpg.Pool, uid: uuid.UUID, now: datetime, old: date
         "INSERT INTO webauthn_challenges (challenge_hash, expires_at) VALUES ($1, $2)",
         [(f"{label}:{i}".encode(), expires) for i, (label, expires) in enumerate(spent)],
     )
+
+    # Expired, or used up; kept: live with uses left or unlimited.
+    initial = [("drop", now - timedelta(seconds=i + 1), 3) for i in range(5)]
+    initial += [("drop", now + DAY, 0) for _ in range(5)]
+    initial += [("keep", now + DAY, 1), ("keep", now + DAY, None)] * 2
+    initial += [("keep", now + timedelta(seconds=1), 2)]
+    await pool.executemany(
+        "INSERT INTO initial_access_tokens (token_hash, created_at, expires_at, uses_left, "
+        "created_by) VALUES ($1, $2, $3, $4, $5)",
+        [(secrets.token_bytes(32), now - DAY, expires, uses, f"{label}:{i}")
+         for i, (label, expires, uses) in enumerate(initial)],
+    )  # fmt: skip
 
 
 # (id, client_id, user_id, sid, created_at, expires_at, revoked_at, handle_hash,
