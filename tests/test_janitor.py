@@ -189,6 +189,7 @@ async def seed_mail(pool: asyncpg.Pool, uid: uuid.UUID, now: datetime, old: date
     )
 
     # Expired, or used up; kept: live with uses left or unlimited.
+    initial: list[tuple[str, datetime, int | None]]
     initial = [("drop", now - timedelta(seconds=i + 1), 3) for i in range(5)]
     initial += [("drop", now + DAY, 0) for _ in range(5)]
     initial += [("keep", now + DAY, 1), ("keep", now + DAY, None)] * 2
