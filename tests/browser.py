@@ -8,7 +8,9 @@ Playwright's own browser download is never used (this machine reaches only packa
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,11 +39,21 @@ CHROMIUM_ARGS = [
 ]
 INSTALL_COMMAND = "apt-get update -qq && apt-get install -y -qq chromium"
 INSTALL_TIMEOUT = 900.0
+INSTALL_LOCK = Path(tempfile.gettempdir()) / "idp-tests-chromium-install.lock"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # screenshots for a human to look at
 
 
 async def install_chromium() -> None:
-    """apt-get as a subprocess; any failure fails the test with apt's output (never a skip)."""
+    """apt-get as a subprocess; any failure fails the test with apt's output (never a skip).
+    One process at a time (pytest-xdist workers each start a browser): the others wait, then
+    find it installed."""
+    with INSTALL_LOCK.open("w") as lock:
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)  # released on close
+        if not await asyncio.to_thread(CHROMIUM.exists):
+            await _apt_get_install()
+
+
+async def _apt_get_install() -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     process = await asyncio.create_subprocess_exec(
         "sh",

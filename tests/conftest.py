@@ -10,18 +10,22 @@ import secrets
 import shutil
 import socket
 import tempfile
+import threading
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import cast
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 import pytest
 import uvicorn
+from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.middleware import Middleware
 from starlette.types import Receive, Scope, Send
 
@@ -29,6 +33,7 @@ from idp.app import create_app
 from idp.clock import Clock, FrozenClock, SystemClock
 from idp.db.migrate import migrate
 from idp.db.pool import create_pool
+from idp.keys import crypto
 from idp.keys.crypto import b64url
 from idp.oauth.document_fetch import DocumentFetcher
 from idp.server import options as server_options
@@ -40,30 +45,80 @@ from tests.smtp import SmtpSink
 
 # Every table but the migrations ledger, found in the schema: new tables need no edit here.
 ALL_TABLES = """
-SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables
+SELECT tablename FROM pg_tables
 WHERE schemaname = 'public' AND tablename <> 'schema_migrations'
+ORDER BY tablename
 """
+# Settings of the session's own embedded server only: what a crash of this machine would lose
+# does not matter to a test, and TRUNCATE no longer waits for the disk.
+THROWAWAY_SERVER = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
+def xdist_worker() -> str | None:
+    """The pytest-xdist worker this process is (``gw0``, ``gw1``...), None when not one."""
+    return os.environ.get("PYTEST_XDIST_WORKER")
+
+
+MAX_WORKERS = 4  # each runs its own PostgreSQL, Chromium, idp processes: more only crowd them
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (scripts/test gives it): one pytest-xdist worker per usable core, at most
+    MAX_WORKERS; none (a plain serial run) when the arguments name only files or tests, where
+    starting workers costs more than it saves."""
+    here = config.invocation_params.dir
+    named = [Path(here, argument.split("::")[0]) for argument in config.args]
+    if named and all(path.is_file() for path in named):
+        return 0
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
 
 
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
+async def database_url() -> AsyncIterator[str]:
+    """The session's database: one per process, so that pytest-xdist workers never share one
+    (each TRUNCATEs between its tests). IDP_TEST_DATABASE_URL's own database for a serial run,
+    or a database of its own per worker on that server; otherwise an embedded server per
+    process, in a fresh temporary directory."""
     url = os.environ.get("IDP_TEST_DATABASE_URL")
-    if url:
+    worker = xdist_worker()
+    if url and worker is None:
         yield url
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver
-
-        directory = tempfile.mkdtemp(prefix="idp-test-pg-")
-        server = pgserver.get_server(Path(directory) / "pg", cleanup_mode="delete")
-    try:
-        yield str(server.get_uri())
-    finally:
+    elif url and worker is not None:
+        # A fresh database named after the worker (one an interrupted run left is dropped).
+        name = f"idp_test_{worker}"
+        await execute(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await execute(url, f'CREATE DATABASE "{name}"')
+        try:
+            yield urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+        finally:
+            await execute(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            server.cleanup()
-        shutil.rmtree(directory, ignore_errors=True)
+            import pgserver
+
+            directory = tempfile.mkdtemp(prefix="idp-test-pg-")
+            server = pgserver.get_server(Path(directory) / "pg", cleanup_mode="delete")
+        try:
+            embedded = str(server.get_uri())
+            for name, value in THROWAWAY_SERVER.items():
+                await execute(embedded, f"ALTER SYSTEM SET {name} = {value}")
+            await execute(embedded, "SELECT pg_reload_conf()")
+            yield embedded
+        finally:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                server.cleanup()
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+async def execute(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
 
 
 @pytest.fixture(scope="session")
@@ -76,18 +131,99 @@ async def migrated(database_url: str) -> str:
     return database_url
 
 
+@pytest.fixture(scope="session")
+async def used_tables(migrated: str) -> str:
+    """One query naming the tables a test may have left something in: rows, or a sequence
+    that has moved (RESTART IDENTITY puts it back to 1 only for the tables it truncates)."""
+    connection = await asyncpg.connect(migrated)
+    try:
+        tables = [row["tablename"] for row in await connection.fetch(ALL_TABLES)]
+        owned = await connection.fetch(
+            """
+            SELECT DISTINCT owner.relname AS table_name, sequence.oid::regclass::text AS sequence
+            FROM pg_depend
+            JOIN pg_class sequence ON sequence.oid = pg_depend.objid AND sequence.relkind = 'S'
+            JOIN pg_class owner ON owner.oid = pg_depend.refobjid
+            JOIN pg_namespace ON pg_namespace.oid = owner.relnamespace
+            WHERE pg_namespace.nspname = 'public' AND pg_depend.deptype IN ('a', 'i')
+            """
+        )
+    finally:
+        await connection.close()
+    checks = [f"SELECT {quote(name)} WHERE EXISTS (SELECT FROM {ident(name)})" for name in tables]
+    checks += [
+        f"SELECT {quote(row['table_name'])} FROM {row['sequence']} WHERE is_called" for row in owned
+    ]
+    return " UNION ".join(checks)
+
+
+def quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 @pytest.fixture
-async def pool(migrated: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on an empty database (TRUNCATE, not rollback: races in tests are real)."""
+async def pool(migrated: str, used_tables: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on an empty database (TRUNCATE, not rollback: races in tests are real).
+
+    Only the tables something was written to are truncated: TRUNCATE costs per table (new
+    files for the table and its indexes), most tests touch a few of them."""
     pool = await create_pool(migrated, min_size=1, max_size=10)
-    # Its own bound: emptying every table waits for each lock and can outlast the pool's 5 s
-    # on a loaded machine (seen once with the whole suite beside a browser test run).
-    tables = await pool.fetchval(ALL_TABLES)
-    await pool.execute(f"TRUNCATE {tables} RESTART IDENTITY", timeout=60)
+    used = [record[0] for record in await pool.fetch(used_tables)]
+    if used:
+        # Its own bound: emptying tables waits for each lock and can outlast the pool's 5 s
+        # on a loaded machine (seen once with the whole suite beside a browser test run).
+        # CASCADE: a referencing table left empty would otherwise refuse the TRUNCATE.
+        tables = ", ".join(ident(name) for name in used)
+        await pool.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE", timeout=60)
     try:
         yield pool
     finally:
         await pool.close()
+
+
+class PremadeRsaKeys:
+    """``rsa.generate_private_key`` for idp.keys.crypto in this test process: the keys made in
+    earlier tests again, a new one only when every one made so far was handed out in this very
+    test (so one test never gets the same key twice, and no two apps or rotations share one).
+
+    Every app start creates an active and a pending RS256 key (idp.keys.manager), about 60 ms
+    each, in most of the suite's tests; idp's own code still runs whole (thumbprint, x5c,
+    encryption under the test's KEK, the insert, the audit). Subprocesses generate their own."""
+
+    def __init__(self, real: ModuleType) -> None:
+        self._real = real
+        self._lock = threading.Lock()
+        self._made: dict[tuple[int, int], list[rsa.RSAPrivateKey]] = {}
+        self._given = 0  # how many of each list this test had
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)  # RSAPrivateKey and the rest of the module
+
+    def generate_private_key(self, public_exponent: int, key_size: int) -> rsa.RSAPrivateKey:
+        with self._lock:
+            made = self._made.setdefault((public_exponent, key_size), [])
+            if self._given >= len(made):
+                made.append(self._real.generate_private_key(public_exponent, key_size))
+            key = made[self._given]
+            self._given += 1
+            return key
+
+    def next_test(self) -> None:
+        with self._lock:
+            self._given = 0
+
+
+PREMADE_RSA_KEYS = PremadeRsaKeys(rsa)
+crypto.rsa = PREMADE_RSA_KEYS  # type: ignore[attr-defined,assignment]
+
+
+@pytest.fixture(autouse=True)
+def premade_rsa_keys() -> None:
+    PREMADE_RSA_KEYS.next_test()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ operator runs it, what a token's header and the key table say. Builders live in
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 
@@ -15,11 +16,23 @@ from tests.factories import Completed, run_command
 IDP = (sys.executable, "-m", "idp")
 
 
+PORT_BLOCK = 16  # free ports are shared out in blocks: bind() may prefer odd or even ones
+PORT_TRIES = 10_000
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port of 127.0.0.1 free now, for a process to bind later. Under pytest-xdist each worker
+    takes ports from its own blocks only (port // PORT_BLOCK % workers): another worker, whose
+    process has not bound its port yet, is never given the same one."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    mine = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")) % workers
+    for _ in range(PORT_TRIES):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port // PORT_BLOCK % workers == mine:
+            return port
+    raise AssertionError(f"no free port of worker {mine} of {workers} in {PORT_TRIES} tries")
 
 
 async def idp(env: dict[str, str], *args: str, stdin: bytes | None = None) -> Completed:

@@ -253,6 +253,7 @@ def test_key_encryption_key_is_decoded_with_or_without_padding() -> None:
 @pytest.mark.parametrize(
     "text",
     ["not a key", b64url(secrets.token_bytes(16)), b64url(secrets.token_bytes(33)), "%%%%"],
+    ids=["not-a-key", "16-bytes", "33-bytes", "not-base64url"],  # the same in every xdist worker
 )
 def test_bad_key_encryption_key_raises_settings_error_naming_the_variable(text: str) -> None:
     with pytest.raises(SettingsError, match=r"^IDP_KEY_ENCRYPTION_KEY: ") as caught:

@@ -68,7 +68,7 @@ async def test_changes_made_while_the_listen_connection_was_down_arrive_after_it
         compromised = second.state["keyring"].snapshot.signer.kid
         killed = await pool.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE application_name = $1",
+            " WHERE application_name = $1 AND datname = current_database()",
             APPLICATION_NAME,
         )
         assert killed == 2  # one LISTEN connection per instance
