@@ -7,8 +7,8 @@ from datetime import datetime
 
 from idp.admin import cursors
 from idp.admin.problems import InvalidRequestProblem
-from idp.db import audit
 from idp.db.audit import AuditEvent
+from idp.db.audit import page as events_page
 from idp.db.pool import Executor
 
 PREFIX_MARK = "."  # an action filter ending in it ("user.") matches every action it starts
@@ -36,7 +36,7 @@ async def page(
     written meanwhile never shift a page, and each event is shown once)."""
     before = None if cursor is None else _last_id(cursor)
     prefix = where.action is not None and where.action.endswith(PREFIX_MARK)
-    found = await audit.page(
+    found = await events_page(
         db,
         before=before,
         limit=limit + 1,  # one more tells whether there is a next page
