@@ -30,6 +30,7 @@ def _row(client: clients.Client) -> dict[str, Any]:
         "first_party": client.first_party,
         "require_mfa": client.require_mfa,
         "admin": client.admin,
+        "registration": client.registration,  # operator, dynamic or metadata_document
         "redirect_uris": list(client.redirect_uris),
         "grant_types": list(client.grant_types),
         "scope": " ".join(client.scopes),
