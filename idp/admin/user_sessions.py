@@ -19,8 +19,9 @@ from idp.audit_trail import audited
 from idp.clock import Clock
 from idp.db import sessions
 from idp.db.grants import RevokedGrants
-from idp.db.pool import Executor
+from idp.db.pool import Connection, Executor
 from idp.db.sessions import ListedSession
+from idp.settings import Settings
 
 WHY = "ended by an operator"
 
@@ -58,21 +59,27 @@ async def end(
 
 
 async def end_all(
-    services: Services, clock: Clock, *, actor: str, user_id: uuid.UUID
+    connection: Connection,
+    user_id: uuid.UUID,
+    *,
+    settings: Settings,
+    clock: Clock,
+    actor: str,
+    reason: str = WHY,
 ) -> RevokedGrants:
     """End every session of the user, revoke their refresh families and deny-list the access
-    tokens issued from them: ``idp sessions revoke`` (idp.admin.sessions), audited as
-    ``sessions.revoked``."""
+    tokens issued from them (idp.admin.sessions), audited as ``sessions.revoked`` with
+    ``reason``: ``idp sessions revoke`` and ``POST /admin/v1/users/{id}/sessions/revoke``.
+    NotFoundProblem for no such user."""
     now = clock.now()
-    async with services.pool.acquire() as connection, audited(connection) as trail:
+    async with audited(connection) as trail:
         await users.get(connection, user_id)
-        revoked = await revoke_user_sessions(
+        return await revoke_user_sessions(
             connection,
             trail,
             user_id,
-            settings=services.settings,
+            settings=settings,
             now=now,
             actor=actor,
-            reason=WHY,
+            reason=reason,
         )
-    return revoked

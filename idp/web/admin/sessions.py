@@ -90,12 +90,15 @@ async def end_user_session(call: Call) -> Answer:
 
 async def end_user_sessions(call: Call) -> Answer:
     """Every session, refresh token and live access token of the user: a cut-off."""
-    revoked = await user_sessions.end_all(
-        services_of(call.state),
-        call.state["clock"],
-        actor=call.caller.actor,
-        user_id=parse_user_id(call.path["user_id"]),
-    )
+    user_id = parse_user_id(call.path["user_id"])
+    async with call.state["pool"].acquire() as connection:
+        revoked = await user_sessions.end_all(
+            connection,
+            user_id,
+            settings=call.state["settings"],
+            clock=call.state["clock"],
+            actor=call.caller.actor,
+        )
     return Answer(Revoked.of(revoked))
 
 
