@@ -48,6 +48,21 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    """The schema of a member that may be left out but not null: no ``default: null``."""
+    for member in schema.get("properties", {}).values():
+        if member.get("default", ...) is None and "anyOf" not in member:
+            del member["default"]
+
+
+class Patch(Body):
+    """A JSON merge patch (RFC 7396) body: a member left out stays as it is. A member that may
+    be left out but not null (``X | SkipJsonSchema[None] = None``) has no ``default: null`` in
+    the schema."""
+
+    model_config = ConfigDict(**Body.model_config, json_schema_extra=_absent_not_null)
+
+
 class Reply(BaseModel):
     """Every answer body."""
 
