@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from idp.accounts import account_sessions
 from idp.accounts.services import Services
-from idp.admin import time_cursors, users
+from idp.admin import cursors, time_cursors, users
 from idp.admin.problems import NotFoundProblem
 from idp.admin.sessions import revoke_user_sessions
 from idp.audit_trail import audited
@@ -40,11 +40,9 @@ async def page(
     await users.get(db, user_id)
     after = time_cursors.decode(cursor)
     found = await sessions.page_of_user(db, user_id, clock.now(), after=after, limit=limit + 1)
-    shown = found[:limit]
-    next_cursor = None
-    if len(found) > limit and shown:
-        next_cursor = time_cursors.encode(shown[-1].created_at, shown[-1].sid)
-    return SessionPage(shown, next_cursor)
+    return SessionPage(
+        *cursors.shown(found, limit, lambda last: time_cursors.encode(last.created_at, last.sid))
+    )
 
 
 async def end(
