@@ -28,8 +28,8 @@ async def admin_token(
     http: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings, *, scope: str = "idp:admin"
 ) -> str:
     """A token of a new ``--admin`` client_credentials client, with ``scope``."""
-    client, secret = await make_client(pool, settings, name="deploy", scopes=(), admin=True)
-    return await client_token(http, client.client_id, secret, scope=scope)
+    token, _ = await admin_caller(http, pool, settings, scope=scope)
+    return token
 
 
 async def admin_caller(

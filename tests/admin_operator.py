@@ -9,17 +9,16 @@ import asyncpg
 import httpx
 
 from idp.settings import Settings
-from tests.admin_api import PREFIX, bearer, client_token
+from tests.admin_api import PREFIX, admin_caller, bearer
 from tests.conftest import Instance
-from tests.factories import make_client
 
 
 class Operator:
     """An admin client's token, and the calls a deployment tool makes with it."""
 
-    def __init__(self, instance: Instance, client_id: str, token: str) -> None:
+    def __init__(self, instance: Instance, token: str, actor: str) -> None:
         self.http = instance.client
-        self.actor = f"client:{client_id}"
+        self.actor = actor
         self.token = token
 
     def headers(self, **more: str) -> dict[str, str]:
@@ -41,11 +40,10 @@ class Operator:
 
 
 async def operator(instance: Instance, settings: Settings, *, scope: str = "idp:admin") -> Operator:
-    client, secret = await make_client(
-        instance.state["pool"], settings, name="deploy", scopes=(), admin=True
+    token, actor = await admin_caller(
+        instance.client, instance.state["pool"], settings, scope=scope
     )
-    token = await client_token(instance.client, client.client_id, secret, scope=scope)
-    return Operator(instance, client.client_id, token)
+    return Operator(instance, token, actor)
 
 
 async def audit(pool: asyncpg.Pool, action_prefix: str = "client.") -> list[tuple[str, str, str]]:

@@ -47,9 +47,7 @@ async def page(
         action_prefix=where.action if prefix else None,
         subject=where.subject,
     )
-    shown = found[:limit]
-    next_cursor = cursors.encode([shown[-1].id]) if len(found) > limit and shown else None
-    return AuditPage(shown, next_cursor)
+    return AuditPage(*cursors.shown(found, limit, lambda last: cursors.encode([last.id])))
 
 
 def _last_id(cursor: str) -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from idp.admin import time_cursors
+from idp.admin import cursors, time_cursors
 from idp.admin.problems import (
     ConflictProblem,
     NotFoundProblem,
@@ -79,11 +79,11 @@ async def page(db: Executor, *, limit: int, cursor: str | None) -> ClientPage:
     """Clients in the order they were created, ``limit`` at a time, after ``cursor``."""
     after = time_cursors.decode(cursor)
     found = await clients.page(db, after=after, limit=limit + 1)
-    shown = found[:limit]
-    next_cursor = None
-    if len(found) > limit and shown:
-        next_cursor = time_cursors.encode(shown[-1].created_at, shown[-1].client_id)
-    return ClientPage(shown, next_cursor)
+    return ClientPage(
+        *cursors.shown(
+            found, limit, lambda last: time_cursors.encode(last.created_at, last.client_id)
+        )
+    )
 
 
 async def create(

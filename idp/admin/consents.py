@@ -30,9 +30,7 @@ async def page(db: Executor, user_id: uuid.UUID, *, limit: int, cursor: str | No
     await users.get(db, user_id)
     after = "" if cursor is None else str(cursors.decode(cursor, arity=1)[0])
     found = await consents.page_of_user(db, user_id, after=after, limit=limit + 1)
-    shown = found[:limit]
-    next_cursor = cursors.encode([shown[-1].client_id]) if len(found) > limit and shown else None
-    return ConsentPage(shown, next_cursor)
+    return ConsentPage(*cursors.shown(found, limit, lambda last: cursors.encode([last.client_id])))
 
 
 async def revoke(

@@ -9,12 +9,26 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from idp.admin.problems import InvalidRequestProblem
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+
+Item = TypeVar("Item")
+
+
+def shown(
+    found: Sequence[Item], limit: int, cursor_of: Callable[[Item], str]
+) -> tuple[list[Item], str | None]:
+    """The page in ``found`` (fetched with ``limit + 1``: one more tells whether there is a next
+    page) and the cursor of its last item, or None on the last page."""
+    page = list(found[:limit])
+    if len(found) > limit and page:
+        return page, cursor_of(page[-1])
+    return page, None
 
 
 def encode(key: list[Any]) -> str:

@@ -12,15 +12,16 @@ from dataclasses import dataclass
 
 from idp.accounts import account_sessions
 from idp.accounts.services import Services
-from idp.admin import time_cursors, users
+from idp.admin import cursors, time_cursors, users
 from idp.admin.problems import NotFoundProblem
 from idp.admin.sessions import revoke_user_sessions
 from idp.audit_trail import audited
 from idp.clock import Clock
 from idp.db import sessions
 from idp.db.grants import RevokedGrants
-from idp.db.pool import Executor
+from idp.db.pool import Connection, Executor
 from idp.db.sessions import ListedSession
+from idp.settings import Settings
 
 WHY = "ended by an operator"
 
@@ -39,11 +40,9 @@ async def page(
     await users.get(db, user_id)
     after = time_cursors.decode(cursor)
     found = await sessions.page_of_user(db, user_id, clock.now(), after=after, limit=limit + 1)
-    shown = found[:limit]
-    next_cursor = None
-    if len(found) > limit and shown:
-        next_cursor = time_cursors.encode(shown[-1].created_at, shown[-1].sid)
-    return SessionPage(shown, next_cursor)
+    return SessionPage(
+        *cursors.shown(found, limit, lambda last: time_cursors.encode(last.created_at, last.sid))
+    )
 
 
 async def end(
@@ -58,21 +57,27 @@ async def end(
 
 
 async def end_all(
-    services: Services, clock: Clock, *, actor: str, user_id: uuid.UUID
+    connection: Connection,
+    user_id: uuid.UUID,
+    *,
+    settings: Settings,
+    clock: Clock,
+    actor: str,
+    reason: str = WHY,
 ) -> RevokedGrants:
     """End every session of the user, revoke their refresh families and deny-list the access
-    tokens issued from them: ``idp sessions revoke`` (idp.admin.sessions), audited as
-    ``sessions.revoked``."""
+    tokens issued from them (idp.admin.sessions), audited as ``sessions.revoked`` with
+    ``reason``: ``idp sessions revoke`` and ``POST /admin/v1/users/{id}/sessions/revoke``.
+    NotFoundProblem for no such user."""
     now = clock.now()
-    async with services.pool.acquire() as connection, audited(connection) as trail:
+    async with audited(connection) as trail:
         await users.get(connection, user_id)
-        revoked = await revoke_user_sessions(
+        return await revoke_user_sessions(
             connection,
             trail,
             user_id,
-            settings=services.settings,
+            settings=settings,
             now=now,
             actor=actor,
-            reason=WHY,
+            reason=reason,
         )
-    return revoked

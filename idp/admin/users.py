@@ -73,10 +73,7 @@ async def page(
         role=where.role,
         disabled=where.disabled,
     )
-    more = len(found) > limit
-    shown = found[:limit]
-    next_cursor = cursors.encode([shown[-1].email.lower()]) if more and shown else None
-    return UserPage(shown, next_cursor)
+    return UserPage(*cursors.shown(found, limit, lambda last: cursors.encode([last.email.lower()])))
 
 
 async def create(

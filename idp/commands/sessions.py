@@ -7,27 +7,23 @@ from typing import Any
 
 import asyncpg
 
-from idp.admin.sessions import revoke_user_sessions
-from idp.audit_trail import audited
+from idp.admin import user_sessions
+from idp.admin import users as admin_users
 from idp.clock import SystemClock
-from idp.commands.common import UserError, actor, with_pool
-from idp.db import users
+from idp.commands.common import actor, with_pool
 from idp.settings import Settings
 from idp.terminal import printable
 
 
 async def revoke(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
-    now = SystemClock().now()
-    async with pool.acquire() as connection, audited(connection) as trail:
-        user = await users.by_email(connection, args.user)
-        if user is None:
-            raise UserError(f"no user with email {args.user}")
-        revoked = await revoke_user_sessions(
+    """Every session of the user ends (idp.admin.user_sessions.end_all)."""
+    user = await admin_users.by_email(pool, args.user)
+    async with pool.acquire() as connection:
+        revoked = await user_sessions.end_all(
             connection,
-            trail,
             user.id,
             settings=settings,
-            now=now,
+            clock=SystemClock(),
             actor=actor(),
             reason=args.reason,
         )

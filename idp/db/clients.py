@@ -11,22 +11,22 @@ import asyncpg
 
 from idp.db.pool import Executor
 
-_COLUMNS = """client_id, name, secret_hash, redirect_uris, grant_types, scopes, audiences,
+COLUMNS = """client_id, name, secret_hash, redirect_uris, grant_types, scopes, audiences,
     post_logout_redirect_uris, first_party, access_token_ttl, refresh_token_ttl, disabled,
     created_at, introspect_audiences, require_mfa, admin, registration, metadata,
     registration_token_hash, metadata_expires_at, updated_at"""
 
 INSERT = f"""
-INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, scopes, audiences,
-    post_logout_redirect_uris, first_party, access_token_ttl, refresh_token_ttl, created_at,
-    introspect_audiences, require_mfa, admin, registration, metadata, registration_token_hash,
-    metadata_expires_at, updated_at)
+INSERT INTO clients (client_id, name, redirect_uris, grant_types, scopes, audiences,
+    post_logout_redirect_uris, first_party, access_token_ttl, refresh_token_ttl,
+    introspect_audiences, require_mfa, secret_hash, created_at, admin, registration, metadata,
+    registration_token_hash, metadata_expires_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17::jsonb, $18,
-    $19, $12)
-RETURNING {_COLUMNS}
+    $19, $14)
+RETURNING {COLUMNS}
 """
-SELECT_BY_ID = f"SELECT {_COLUMNS} FROM clients WHERE client_id = $1"
-SELECT_ALL = f"SELECT {_COLUMNS} FROM clients ORDER BY created_at, client_id"
+SELECT_BY_ID = f"SELECT {COLUMNS} FROM clients WHERE client_id = $1"
+SELECT_ALL = f"SELECT {COLUMNS} FROM clients ORDER BY created_at, client_id"
 DISABLE = "UPDATE clients SET disabled = true WHERE client_id = $1 RETURNING client_id"
 NOTIFY = "SELECT pg_notify('idp_clients', $1)"
 
@@ -109,13 +109,11 @@ def _int_seconds(value: timedelta | None) -> int | None:
     return None if value is None else int(value.total_seconds())
 
 
-async def insert(db: Executor, client: Client) -> Client:
-    """Insert and announce it: every process's set of allowed CORS origins changes at commit."""
-    row = await db.fetchrow(
-        INSERT,
+def _changeable(client: Client) -> tuple[Any, ...]:
+    """$1 to $12 of INSERT and UPDATE: the id, then the fields an update may change."""
+    return (
         client.client_id,
         client.name,
-        client.secret_hash,
         list(client.redirect_uris),
         list(client.grant_types),
         list(client.scopes),
@@ -124,9 +122,32 @@ async def insert(db: Executor, client: Client) -> Client:
         client.first_party,
         _int_seconds(client.access_token_ttl),
         _int_seconds(client.refresh_token_ttl),
-        client.created_at,
         list(client.introspect_audiences),
         client.require_mfa,
+    )
+
+
+def self_described(client: Client) -> tuple[Any, ...]:
+    """$1 to $6 of the statements that store what a client says of itself (RFC 7591 §2
+    metadata: a dynamic registration, a Client ID Metadata Document): its id, name, redirect
+    URIs, grant types, scopes, and the metadata as JSON."""
+    return (
+        client.client_id,
+        client.name,
+        list(client.redirect_uris),
+        list(client.grant_types),
+        list(client.scopes),
+        json.dumps(client.metadata),
+    )
+
+
+async def insert(db: Executor, client: Client) -> Client:
+    """Insert and announce it: every process's set of allowed CORS origins changes at commit."""
+    row = await db.fetchrow(
+        INSERT,
+        *_changeable(client),
+        client.secret_hash,
+        client.created_at,
         client.admin,
         client.registration,
         json.dumps(client.metadata),
@@ -159,28 +180,28 @@ async def disable(db: Executor, client_id: str) -> bool:
 # Keyset pages by (created_at, client_id), the index clients_created (migration 0021): page
 # 1,000 costs what page 1 does.
 SELECT_PAGE = f"""
-SELECT {_COLUMNS} FROM clients
+SELECT {COLUMNS} FROM clients
 WHERE ($1::timestamptz IS NULL OR (created_at, client_id) > ($1, $2))
 ORDER BY created_at, client_id
 LIMIT $3
 """
-SELECT_FOR_UPDATE = f"SELECT {_COLUMNS} FROM clients WHERE client_id = $1 FOR UPDATE"
+SELECT_FOR_UPDATE = f"SELECT {COLUMNS} FROM clients WHERE client_id = $1 FOR UPDATE"
 UPDATE = f"""
 UPDATE clients SET name = $2, redirect_uris = $3, grant_types = $4, scopes = $5, audiences = $6,
     post_logout_redirect_uris = $7, first_party = $8, access_token_ttl = $9,
     refresh_token_ttl = $10, introspect_audiences = $11, require_mfa = $12, updated_at = $13
 WHERE client_id = $1
-RETURNING {_COLUMNS}
+RETURNING {COLUMNS}
 """
 SET_SECRET = f"""
 UPDATE clients SET secret_hash = $2, updated_at = $3
 WHERE client_id = $1 AND secret_hash IS NOT NULL
-RETURNING {_COLUMNS}
+RETURNING {COLUMNS}
 """
 SET_DISABLED = f"""
 UPDATE clients SET disabled = $2, updated_at = $3
 WHERE client_id = $1 AND disabled <> $2
-RETURNING {_COLUMNS}
+RETURNING {COLUMNS}
 """
 # Everything the client holds goes with it, in one statement: its refresh families are revoked
 # and the access tokens issued from them (or from its codes, to a client without refresh
@@ -237,7 +258,7 @@ async def by_id_for_update(db: Executor, client_id: str) -> Client | None:
     return None if row is None else _client(row)
 
 
-async def _announced(db: Executor, row: asyncpg.Record | None) -> Client | None:
+async def announced(db: Executor, row: asyncpg.Record | None) -> Client | None:
     """The changed row, announced (every process's ClientRegistry drops it at commit)."""
     if row is None:
         return None
@@ -248,23 +269,8 @@ async def _announced(db: Executor, row: asyncpg.Record | None) -> Client | None:
 
 async def update(db: Executor, client: Client, now: datetime) -> Client | None:
     """Store the changeable fields of ``client``; None if it no longer exists."""
-    row = await db.fetchrow(
-        UPDATE,
-        client.client_id,
-        client.name,
-        list(client.redirect_uris),
-        list(client.grant_types),
-        list(client.scopes),
-        list(client.audiences),
-        list(client.post_logout_redirect_uris),
-        client.first_party,
-        _int_seconds(client.access_token_ttl),
-        _int_seconds(client.refresh_token_ttl),
-        list(client.introspect_audiences),
-        client.require_mfa,
-        now,
-    )
-    return await _announced(db, row)
+    row = await db.fetchrow(UPDATE, *_changeable(client), now)
+    return await announced(db, row)
 
 
 async def set_secret(
@@ -272,14 +278,14 @@ async def set_secret(
 ) -> Client | None:
     """Replace a confidential client's secret digest; None if there is no such client or it is
     public (it has no secret to replace)."""
-    return await _announced(db, await db.fetchrow(SET_SECRET, client_id, secret_hash, now))
+    return await announced(db, await db.fetchrow(SET_SECRET, client_id, secret_hash, now))
 
 
 async def set_disabled(
     db: Executor, client_id: str, disabled: bool, now: datetime
 ) -> Client | None:
     """Disable or enable; None if there is no such client or it is so already."""
-    return await _announced(db, await db.fetchrow(SET_DISABLED, client_id, disabled, now))
+    return await announced(db, await db.fetchrow(SET_DISABLED, client_id, disabled, now))
 
 
 async def delete(

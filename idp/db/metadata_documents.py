@@ -4,8 +4,6 @@ brings it back."""
 
 from __future__ import annotations
 
-import json
-
 from idp.db import clients
 from idp.db.clients import Client
 from idp.db.pool import Executor
@@ -37,12 +35,7 @@ async def upsert(db: Executor, client: Client) -> Client | None:
     assert client.metadata_expires_at is not None
     stored = await db.fetchval(
         UPSERT,
-        client.client_id,
-        client.name,
-        list(client.redirect_uris),
-        list(client.grant_types),
-        list(client.scopes),
-        json.dumps(client.metadata),
+        *clients.self_described(client),
         client.created_at,
         client.metadata_expires_at,
     )

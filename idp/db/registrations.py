@@ -4,7 +4,6 @@ deletion of clients registered dynamically, and the ``resources`` registered cli
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,7 +25,7 @@ UPDATE_DYNAMIC = f"""
 UPDATE clients SET name = $2, redirect_uris = $3, grant_types = $4, scopes = $5,
     metadata = $6::jsonb, updated_at = $7
 WHERE client_id = $1 AND registration = 'dynamic' AND NOT disabled
-RETURNING {clients._COLUMNS}
+RETURNING {clients.COLUMNS}
 """
 # RFC 7592 §2.3: the client stops working: disabled, its registration token gone, its refresh
 # families revoked and the access tokens issued from them or from its codes deny-listed.
@@ -84,20 +83,8 @@ async def use_initial_token(db: Executor, token_hash: bytes, now: datetime) -> b
 
 async def update_dynamic(db: Executor, client: Client, now: datetime) -> Client | None:
     """Replace a dynamic client's metadata; None if it is gone or was never dynamic."""
-    row = await db.fetchrow(
-        UPDATE_DYNAMIC,
-        client.client_id,
-        client.name,
-        list(client.redirect_uris),
-        list(client.grant_types),
-        list(client.scopes),
-        json.dumps(client.metadata),
-        now,
-    )
-    if row is None:
-        return None
-    await db.execute(clients.NOTIFY, client.client_id)
-    return clients._client(row)
+    row = await db.fetchrow(UPDATE_DYNAMIC, *clients.self_described(client), now)
+    return await clients.announced(db, row)
 
 
 @dataclass(frozen=True)

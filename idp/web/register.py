@@ -3,7 +3,6 @@ JSON body and the Bearer token, call ``idp.oauth.dynamic_clients``, shape the an
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -14,6 +13,7 @@ from idp.oauth.dynamic_clients import Registrar
 from idp.oauth.dynamic_registration import InvalidClientMetadataError, TooManyRegistrationsError
 from idp.oauth.errors import InvalidTokenError, OAuthError
 from idp.web.errors import NO_STORE, TOKEN_NO_STORE, bearer_error, oauth_error
+from idp.web.forms import BodyError, MediaTypeError, bearer_header, read_json
 from idp.web.security import client_ip
 from idp.web.state import AppState
 
@@ -21,24 +21,14 @@ MAX_BODY_BYTES = 16_384
 
 
 async def _json(request: Request[AppState]) -> Any:
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise InvalidClientMetadataError("send the metadata as application/json (RFC 7591 §3.1)")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise InvalidClientMetadataError(f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise InvalidClientMetadataError("the body is not valid UTF-8 JSON") from None
-
-
-def _bearer(request: Request[AppState]) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
+        return await read_json(request, MAX_BODY_BYTES)
+    except MediaTypeError:
+        raise InvalidClientMetadataError(
+            "send the metadata as application/json (RFC 7591 §3.1)"
+        ) from None
+    except BodyError as error:
+        raise InvalidClientMetadataError(str(error)) from None
 
 
 def _registrar(request: Request[AppState]) -> Registrar:
@@ -72,7 +62,7 @@ async def register(request: Request[AppState]) -> Response:
             _registrar(request),
             body,
             policy=settings.dcr,
-            bearer=_bearer(request),
+            bearer=bearer_header(request),
             ip=client_ip(request),
             now=request.state["clock"].now(),
         )
@@ -87,7 +77,11 @@ async def manage(request: Request[AppState]) -> Response:
     if closed := _closed(request):
         return closed
     client_id: str = request.path_params["client_id"]
-    registrar, bearer, now = _registrar(request), _bearer(request), request.state["clock"].now()
+    registrar, bearer, now = (
+        _registrar(request),
+        bearer_header(request),
+        request.state["clock"].now(),
+    )
     try:
         if request.method == "GET":
             answer = await dynamic_clients.read_client(registrar, client_id, bearer)

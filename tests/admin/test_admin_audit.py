@@ -12,9 +12,8 @@ import asyncpg
 import httpx
 
 from idp.settings import Settings
-from tests.admin_api import PREFIX, bearer, client_token, problem
-from tests.conftest import Instance, InstanceFactory
-from tests.factories import make_client
+from tests.admin_api import PREFIX, admin_caller, bearer, problem
+from tests.conftest import InstanceFactory
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -49,14 +48,6 @@ async def _seed(pool: asyncpg.Pool, count: int = 24) -> list[Seeded]:
     return seeded
 
 
-async def _token(instance: Instance, settings: Settings) -> tuple[str, str]:
-    client, secret = await make_client(
-        instance.state["pool"], settings, name="auditor", scopes=(), admin=True
-    )
-    token = await client_token(instance.client, client.client_id, secret, scope="idp:admin")
-    return token, f"client:{client.client_id}"
-
-
 async def _walk(http: httpx.AsyncClient, token: str, **query: Any) -> list[dict[str, Any]]:
     """Every page of a listing, following next_cursor."""
     events: list[dict[str, Any]] = []
@@ -82,7 +73,7 @@ async def test_each_filter_selects_exactly_the_matching_events_newest_first(
 ) -> None:
     async with app_instance(admin_api=True) as instance:
         seeded = await _seed(instance.state["pool"])
-        token, _ = await _token(instance, settings)
+        token, _ = await admin_caller(instance.client, instance.state["pool"], settings)
         since, until = T0 + timedelta(hours=5), T0 + timedelta(hours=17)
         cases: list[tuple[dict[str, Any], list[Seeded]]] = [
             ({"actor": "user:7"}, [e for e in seeded if e.actor == "user:7"]),
@@ -115,7 +106,7 @@ async def test_a_cursor_walk_shows_each_event_once_even_while_events_are_written
     async with app_instance(admin_api=True) as instance:
         pool = instance.state["pool"]
         seeded = await _seed(pool, 23)
-        token, _ = await _token(instance, settings)
+        token, _ = await admin_caller(instance.client, instance.state["pool"], settings)
         seen: list[dict[str, Any]] = []
         params: dict[str, Any] = {"limit": 5, "since": T0.isoformat()}  # the seeded events
         while True:
@@ -139,7 +130,7 @@ async def test_writes_through_the_api_are_audited_with_the_callers_actor(
     app_instance: InstanceFactory, settings: Settings
 ) -> None:
     async with app_instance(admin_api=True) as instance:
-        token, actor = await _token(instance, settings)
+        token, actor = await admin_caller(instance.client, instance.state["pool"], settings)
         created = await instance.client.post(
             f"{PREFIX}/users", json={"email": "carol@example.com"}, headers=bearer(token)
         )
@@ -159,7 +150,7 @@ async def test_bad_times_cursors_and_parameters_are_400_problems(
         return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
 
     async with app_instance(admin_api=True) as instance:
-        token, _ = await _token(instance, settings)
+        token, _ = await admin_caller(instance.client, instance.state["pool"], settings)
         for params in (
             {"since": "yesterday"},
             {"since": "2026-03-01T12:00:00"},  # no offset: which zone?

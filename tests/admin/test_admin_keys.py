@@ -13,21 +13,9 @@ import httpx
 from idp.clock import FrozenClock
 from idp.keys.lifecycle import FORCED_ROTATION
 from idp.settings import Settings
-from tests.admin_api import PREFIX, bearer, client_token, problem
-from tests.conftest import Instance, InstanceFactory
-from tests.factories import make_client
+from tests.admin_api import PREFIX, admin_caller, bearer, problem
+from tests.conftest import InstanceFactory
 from tests.helpers import idp, key_states
-
-
-async def _admin(
-    instance: Instance, settings: Settings, scope: str = "idp:admin"
-) -> tuple[str, str]:
-    """A new admin client's token, and the actor the audit log names it by."""
-    client, secret = await make_client(
-        instance.state["pool"], settings, name="deploy", scopes=(), admin=True
-    )
-    token = await client_token(instance.client, client.client_id, secret, scope=scope)
-    return token, f"client:{client.client_id}"
 
 
 async def _jwks_kids(http: httpx.AsyncClient) -> set[str]:
@@ -64,7 +52,7 @@ async def test_keys_list_shows_what_the_cli_lists(
     app_instance: InstanceFactory, settings: Settings, cli_env: dict[str, str]
 ) -> None:
     async with app_instance(admin_api=True) as instance:
-        token, _ = await _admin(instance, settings)
+        token, _ = await admin_caller(instance.client, instance.state["pool"], settings)
         answer = await instance.client.get(f"{PREFIX}/keys", headers=bearer(token))
     assert answer.status_code == 200, answer.text
     listed = await idp(cli_env, "keys", "list", "--json")
@@ -90,7 +78,7 @@ async def test_rotation_through_the_api_changes_the_signer_and_the_jwks_and_is_a
         before = await _jwks_kids(instance.client)
         old_signer = instance.state["keyring"].snapshot.signer.kid
         clock.advance(settings.min_publication + timedelta(minutes=1))
-        token, actor = await _admin(instance, settings)
+        token, actor = await admin_caller(instance.client, instance.state["pool"], settings)
         answer = await instance.client.post(
             f"{PREFIX}/keys/rotate", json={"force": False}, headers=bearer(token)
         )
@@ -113,7 +101,7 @@ async def test_a_rotation_too_soon_is_a_409_saying_when_it_will_work_unless_forc
     async with app_instance(admin_api=True) as instance:
         pool = instance.state["pool"]
         states = await key_states(pool)
-        token, actor = await _admin(instance, settings)
+        token, actor = await admin_caller(instance.client, instance.state["pool"], settings)
         refused = await instance.client.post(
             f"{PREFIX}/keys/rotate", json={"force": False}, headers=bearer(token)
         )
@@ -124,7 +112,7 @@ async def test_a_rotation_too_soon_is_a_409_saying_when_it_will_work_unless_forc
         assert await key_states(pool) == states  # nothing changed
 
         clock.set(retry_at)
-        token, actor = await _admin(instance, settings)
+        token, actor = await admin_caller(instance.client, instance.state["pool"], settings)
         ready = await instance.client.post(
             f"{PREFIX}/keys/rotate", json={"force": False}, headers=bearer(token)
         )
@@ -148,7 +136,7 @@ async def test_revocation_through_the_api_unpublishes_the_key_and_is_audited(
     async with app_instance(admin_api=True) as instance:
         pool = instance.state["pool"]
         signer = instance.state["keyring"].snapshot.signer.kid
-        token, actor = await _admin(instance, settings)
+        token, actor = await admin_caller(instance.client, instance.state["pool"], settings)
         answer = await instance.client.post(
             f"{PREFIX}/keys/{signer}/revoke",
             json={"reason": "laptop stolen"},
@@ -168,7 +156,7 @@ async def test_revoking_an_unknown_or_revoked_key_or_without_a_reason_is_refused
 ) -> None:
     async with app_instance(admin_api=True) as instance:
         pool = instance.state["pool"]
-        token, _ = await _admin(instance, settings)
+        token, _ = await admin_caller(instance.client, instance.state["pool"], settings)
         signer = instance.state["keyring"].snapshot.signer.kid
         unknown = await instance.client.post(
             f"{PREFIX}/keys/nope/revoke", json={"reason": "x"}, headers=bearer(token)
@@ -202,7 +190,9 @@ async def test_a_read_only_token_lists_keys_but_may_not_rotate_or_revoke(
     app_instance: InstanceFactory, settings: Settings
 ) -> None:
     async with app_instance(admin_api=True) as instance:
-        token, _ = await _admin(instance, settings, scope="idp:admin.read")
+        token, _ = await admin_caller(
+            instance.client, instance.state["pool"], settings, scope="idp:admin.read"
+        )
         signer = instance.state["keyring"].snapshot.signer.kid
         listed = await instance.client.get(f"{PREFIX}/keys", headers=bearer(token))
         rotate = await instance.client.post(

@@ -15,6 +15,7 @@ from joserfc import jwt
 from idp.admin import initial_tokens
 from idp.clock import FrozenClock
 from idp.settings import Settings
+from tests.admin_api import bearer
 from tests.conftest import InstanceFactory
 from tests.factories import PASSWORD, assert_oauth_error, keyset, make_client, make_user
 from tests.hosted_login import walk_hosted_login
@@ -35,10 +36,6 @@ CONFIDENTIAL: dict[str, Any] = {
     "token_endpoint_auth_method": "client_secret_basic",
 }
 MCP_SERVER = "https://mcp.example/mcp"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def client_row(pool: asyncpg.Pool, client_id: str) -> asyncpg.Record:

@@ -32,6 +32,7 @@ from idp.admin.problems import (
     UnauthorizedProblem,
 )
 from idp.web.errors import NO_STORE
+from idp.web.forms import BodyError, bearer_header, read_json
 from idp.web.state import AppState
 
 PREFIX = "/admin/v1"
@@ -46,6 +47,21 @@ class Body(BaseModel):
     """Every request body: unknown members are refused, so a typo is not silently ignored."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    """The schema of a member that may be left out but not null: no ``default: null``."""
+    for member in schema.get("properties", {}).values():
+        if member.get("default", ...) is None and "anyOf" not in member:
+            del member["default"]
+
+
+class Patch(Body):
+    """A JSON merge patch (RFC 7396) body: a member left out stays as it is. A member that may
+    be left out but not null (``X | SkipJsonSchema[None] = None``) has no ``default: null`` in
+    the schema."""
+
+    model_config = ConfigDict(**Body.model_config, json_schema_extra=_absent_not_null)
 
 
 class Reply(BaseModel):
@@ -143,16 +159,6 @@ def problem_response(problem: ProblemError, instance: str) -> Response:
     )
 
 
-def _bearer(request: Request[AppState]) -> str | None:
-    header = request.headers.get("authorization")
-    if header is None:
-        return None
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return None
-    return value.strip()
-
-
 def _validation_problem(where: str, error: ValidationError) -> InvalidRequestProblem:
     issues = [
         {
@@ -169,18 +175,10 @@ def _validation_problem(where: str, error: ValidationError) -> InvalidRequestPro
 
 
 async def _read_json(request: Request[AppState]) -> Any:
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise InvalidRequestProblem("send the body as application/json")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise InvalidRequestProblem(f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise InvalidRequestProblem("the body is not valid UTF-8 JSON") from None
+        return await read_json(request, MAX_BODY_BYTES)
+    except BodyError as error:
+        raise InvalidRequestProblem(str(error)) from None
 
 
 def _path_params(request: Request[AppState]) -> dict[str, str]:
@@ -214,7 +212,9 @@ def route(operation: Operation) -> Route:
     async def endpoint(request: Request[AppState]) -> Response:
         state = request.state
         try:
-            caller = await authenticate(_bearer(request), state["token_context"], state["clients"])
+            caller = await authenticate(
+                bearer_header(request), state["token_context"], state["clients"]
+            )
             if operation.write:
                 require_write(caller)
             query = _query(request, operation.query)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from idp.admin import audit
 from idp.admin.audit import AuditFilter
-from idp.admin.cursors import DEFAULT_LIMIT
 from idp.db.audit import AuditEvent
 from idp.web.admin.api import Answer, Call, Operation, Reply
-from idp.web.admin.types import Cursor, Instant, Limit, Name
+from idp.web.admin.types import Instant, Name, NextCursor, PageQuery
 
 TAG = "audit"
 
@@ -41,12 +40,10 @@ class AuditEventOut(Reply):
 
 class AuditList(Reply):
     items: list[AuditEventOut]
-    next_cursor: str | None = Field(description="Pass as cursor for the next page; null: last")
+    next_cursor: NextCursor
 
 
-class AuditQuery(BaseModel):
-    limit: Limit = DEFAULT_LIMIT
-    cursor: Cursor | None = None
+class AuditQuery(PageQuery):
     since: Instant | None = Field(default=None, description="Events at or after it")
     until: Instant | None = Field(default=None, description="Events before it")
     actor: Name | None = None

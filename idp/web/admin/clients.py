@@ -5,17 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import Field, StrictBool, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from idp.admin import clients
 from idp.admin.clients import Precondition
-from idp.admin.cursors import DEFAULT_LIMIT
 from idp.db.clients import Client, Registration
 from idp.oauth.registration import DEFAULT_SCOPES
-from idp.web.admin.api import Answer, Body, Call, Operation, Reply, etag_of
-from idp.web.admin.types import Cursor, Limit, Name
-from idp.web.admin.users import _absent_not_null  # the lead may move it to types.py
+from idp.web.admin.api import Answer, Body, Call, Operation, Patch, Reply, etag_of
+from idp.web.admin.types import Name, NextCursor, PageQuery
 
 TAG = "clients"
 # A URI as the database holds it and a page shows it: printable, bounded; what it may be (https,
@@ -90,12 +88,7 @@ class ClientWithSecret(ClientOut):
 
 class ClientList(Reply):
     items: list[ClientOut]
-    next_cursor: str | None = Field(description="Pass as cursor for the next page; null: last")
-
-
-class ClientQuery(BaseModel):
-    limit: Limit = DEFAULT_LIMIT
-    cursor: Cursor | None = None
+    next_cursor: NextCursor
 
 
 class ClientCreate(Body):
@@ -114,11 +107,9 @@ class ClientCreate(Body):
     refresh_token_ttl: Seconds | None = None
 
 
-class ClientUpdate(Body):
+class ClientUpdate(Patch):
     """A JSON merge patch (RFC 7396) of the client: members left out stay as they are. Only the
     lifetimes may be null: the server's default then."""
-
-    model_config = ConfigDict(**Body.model_config, json_schema_extra=_absent_not_null)
 
     # Absent: unchanged. Not nullable (null is refused, and the schema does not offer it).
     name: Name | SkipJsonSchema[None] = None
@@ -181,7 +172,7 @@ def _optional_match(call: Call) -> Precondition | None:
 
 
 async def list_clients(call: Call) -> Answer:
-    query = call.query_as(ClientQuery)
+    query = call.query_as(PageQuery)
     found = await clients.page(call.state["pool"], limit=query.limit, cursor=query.cursor)
     return Answer(
         ClientList(items=[ClientOut.of(c) for c in found.clients], next_cursor=found.next_cursor)
@@ -288,7 +279,7 @@ async def enable_client(call: Call) -> Answer:
 _ONE = "/clients/{client_id}"
 OPERATIONS = [
     Operation("GET", "/clients", list_clients, "List clients", TAG, write=False,
-              query=ClientQuery, reply=ClientList),
+              query=PageQuery, reply=ClientList),
     Operation("POST", "/clients", create_client, "Create a client", TAG, write=True, status=201,
               body=ClientCreate, reply=ClientWithSecret, etag=True, problems=(422,)),
     Operation("GET", _ONE, get_client, "Get a client", TAG, write=False,

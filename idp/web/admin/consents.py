@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
-
 from idp.admin import consents
-from idp.admin.cursors import DEFAULT_LIMIT
 from idp.admin.users import parse_user_id
 from idp.db.consents import Consent
 from idp.web.account_session import services_of
 from idp.web.admin.api import Answer, Call, Operation, Reply
-from idp.web.admin.types import Cursor, Limit
+from idp.web.admin.types import NextCursor, PageQuery
 
 TAG = "consents"
 
@@ -35,16 +32,11 @@ class ConsentOut(Reply):
 
 class ConsentList(Reply):
     items: list[ConsentOut]
-    next_cursor: str | None = Field(description="Pass as cursor for the next page; null: last")
-
-
-class ConsentQuery(BaseModel):
-    limit: Limit = DEFAULT_LIMIT
-    cursor: Cursor | None = None
+    next_cursor: NextCursor
 
 
 async def list_user_consents(call: Call) -> Answer:
-    query = call.query_as(ConsentQuery)
+    query = call.query_as(PageQuery)
     found = await consents.page(
         call.state["pool"],
         parse_user_id(call.path["user_id"]),
@@ -70,7 +62,7 @@ async def revoke_user_consent(call: Call) -> Answer:
 OPERATIONS = [
     Operation("GET", "/users/{user_id}/consents", list_user_consents,
               "List the apps a user consented to", TAG, write=False,
-              query=ConsentQuery, reply=ConsentList, problems=(404,)),
+              query=PageQuery, reply=ConsentList, problems=(404,)),
     Operation("DELETE", "/users/{user_id}/consents/{client_id}", revoke_user_consent,
               "Revoke a user's consent to an app", TAG, write=True, status=204,
               problems=(404,)),

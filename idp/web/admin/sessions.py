@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from idp.accounts.account_sessions import browser_label
 from idp.admin import user_sessions
-from idp.admin.cursors import DEFAULT_LIMIT
 from idp.admin.users import parse_user_id
 from idp.db.grants import RevokedGrants
 from idp.db.sessions import ListedSession
 from idp.web.account_session import services_of
 from idp.web.admin.api import Answer, Call, Operation, Reply
-from idp.web.admin.types import Cursor, Limit
+from idp.web.admin.types import NextCursor, PageQuery
 
 TAG = "sessions"
 
@@ -45,12 +44,7 @@ class SessionOut(Reply):
 
 class SessionList(Reply):
     items: list[SessionOut]
-    next_cursor: str | None = Field(description="Pass as cursor for the next page; null: last")
-
-
-class SessionQuery(BaseModel):
-    limit: Limit = DEFAULT_LIMIT
-    cursor: Cursor | None = None
+    next_cursor: NextCursor
 
 
 class Revoked(Reply):
@@ -64,7 +58,7 @@ class Revoked(Reply):
 
 
 async def list_user_sessions(call: Call) -> Answer:
-    query = call.query_as(SessionQuery)
+    query = call.query_as(PageQuery)
     found = await user_sessions.page(
         call.state["pool"],
         call.state["clock"],
@@ -90,19 +84,22 @@ async def end_user_session(call: Call) -> Answer:
 
 async def end_user_sessions(call: Call) -> Answer:
     """Every session, refresh token and live access token of the user: a cut-off."""
-    revoked = await user_sessions.end_all(
-        services_of(call.state),
-        call.state["clock"],
-        actor=call.caller.actor,
-        user_id=parse_user_id(call.path["user_id"]),
-    )
+    user_id = parse_user_id(call.path["user_id"])
+    async with call.state["pool"].acquire() as connection:
+        revoked = await user_sessions.end_all(
+            connection,
+            user_id,
+            settings=call.state["settings"],
+            clock=call.state["clock"],
+            actor=call.caller.actor,
+        )
     return Answer(Revoked.of(revoked))
 
 
 _ALL = "/users/{user_id}/sessions"
 OPERATIONS = [
     Operation("GET", _ALL, list_user_sessions, "List a user's live sessions", TAG, write=False,
-              query=SessionQuery, reply=SessionList, problems=(404,)),
+              query=PageQuery, reply=SessionList, problems=(404,)),
     Operation("DELETE", _ALL, end_user_sessions, "End every session of a user", TAG,
               write=True, reply=Revoked, problems=(404,)),
     Operation("DELETE", _ALL + "/{sid}", end_user_session, "End one session of a user", TAG,

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field
 
 from idp.admin.cursors import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -24,6 +24,19 @@ Cursor = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[A-Za-z0-
 Limit = Annotated[
     int, Field(ge=1, le=MAX_LIMIT, description=f"Page size (default {DEFAULT_LIMIT})")
 ]
+# The ``next_cursor`` of every page.
+NextCursor = Annotated[
+    str | None, Field(description="Pass as cursor for the next page; null: last")
+]
+
+
+class PageQuery(BaseModel):
+    """The query of every paged list: ``limit`` items after ``cursor`` (idp.admin.cursors);
+    a list with filters adds them in a subclass."""
+
+    limit: Limit = DEFAULT_LIMIT
+    cursor: Cursor | None = None
+
 
 # RFC 3339 §5.6 date-time: an offset is required (a time without one names no instant).
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")

@@ -5,17 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import Field, StrictBool, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from idp.accounts.password_policy import MAX_LENGTH
 from idp.admin import users
-from idp.admin.cursors import DEFAULT_LIMIT
 from idp.admin.users import UserChanges, UserFilter, parse_user_id
 from idp.db.grants import RevokedGrants
 from idp.db.users import User
-from idp.web.admin.api import Answer, Body, Call, Operation, Reply, etag_of
-from idp.web.admin.types import Cursor, Email, Limit, Name, Role
+from idp.web.admin.api import Answer, Body, Call, Operation, Patch, Reply, etag_of
+from idp.web.admin.types import Email, Name, NextCursor, PageQuery, Role
 
 TAG = "users"
 
@@ -46,12 +45,10 @@ class UserOut(Reply):
 
 class UserList(Reply):
     items: list[UserOut]
-    next_cursor: str | None = Field(description="Pass as cursor for the next page; null: last")
+    next_cursor: NextCursor
 
 
-class UserQuery(BaseModel):
-    limit: Limit = DEFAULT_LIMIT
-    cursor: Cursor | None = None
+class UserQuery(PageQuery):
     email_prefix: Name | None = Field(default=None, description="Addresses starting with it")
     role: Role | None = None
     disabled: bool | None = None
@@ -64,18 +61,9 @@ class UserCreate(Body):
     email_verified: bool = False
 
 
-def _absent_not_null(schema: dict[str, Any]) -> None:
-    """The schema of a member that may be left out but not null: no ``default: null``."""
-    for member in schema.get("properties", {}).values():
-        if member.get("default", ...) is None and "anyOf" not in member:
-            del member["default"]
-
-
-class UserUpdate(Body):
+class UserUpdate(Patch):
     """A JSON merge patch (RFC 7396) of the user: members left out stay as they are; ``name``
     may be null (no name). A new ``email`` is unverified unless ``email_verified`` says so."""
-
-    model_config = ConfigDict(**Body.model_config, json_schema_extra=_absent_not_null)
 
     # Absent: unchanged. Not nullable (null is refused, and the schema does not offer it): a
     # user always has these.
