@@ -66,7 +66,7 @@ class WorkerApp:
 
     def __call__(self) -> Starlette:
         configure_logging()
-        return create_app(self.settings)
+        return create_app(self.settings, freeze_heap=True)
 
 
 def serve(
@@ -75,7 +75,11 @@ def serve(
     """Serve until stopped; ``settings`` resolved (database URL and key-encryption key set)."""
     if workers <= 1:
         uvicorn.run(
-            create_app(settings), host=host, port=port, log_config=log_config, **options(settings)
+            create_app(settings, freeze_heap=True),
+            host=host,
+            port=port,
+            log_config=log_config,
+            **options(settings),
         )
         return
     # Each worker writes its metrics to files here; a scrape of any worker sums them.
