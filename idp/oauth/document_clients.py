@@ -6,12 +6,15 @@ the stored row is the cached document: used until its ``metadata_expires_at`` (ย
 idp.oauth.metadata_document.cache_expiry), then fetched again and the row rewritten (NOTIFY
 idp_clients: every process drops its copy). A row of another kind under that id (an operator's
 client) or a disabled one is used as it is, never fetched. Concurrent requests for the same URL
-share one fetch.
+share one fetch, and a refused document is refused again from memory for ``REFUSAL_TTL``: a
+URL that fails cannot make idp fetch it on every request (draft ยง8.6: the authorization server
+fetches what anyone names, so it bounds how often).
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -30,6 +33,9 @@ from idp.oauth.metadata_document import (
     parse_document,
 )
 
+REFUSAL_TTL = timedelta(minutes=1)
+MAX_REFUSALS = 1024  # URLs remembered as refused; the oldest is forgotten first
+
 
 class DocumentClients:
     def __init__(
@@ -44,6 +50,7 @@ class DocumentClients:
         self._clock = clock
         self._fetcher = fetcher  # None: IDP_CIMD is off
         self._fetching: dict[str, asyncio.Task[Client]] = {}
+        self._refused: dict[str, tuple[datetime, DocumentError]] = {}
 
     async def find(self, client_id: str) -> Client | None:
         """The client, None if unknown, or DocumentError when its document cannot be used."""
@@ -60,6 +67,12 @@ class DocumentClients:
         ):
             return cached
         check_client_id_url(client_id)
+        refused = self._refused.get(client_id)
+        if refused is not None:
+            until, error = refused
+            if self._clock.now() < until:
+                raise error
+            del self._refused[client_id]
         task = self._fetching.get(client_id)
         if task is None:
             task = asyncio.ensure_future(self._fetch(self._fetcher, client_id))
@@ -73,6 +86,15 @@ class DocumentClients:
             task.exception()  # retrieved here too, should every waiter have gone away
 
     async def _fetch(self, fetcher: DocumentFetcher, url: str) -> Client:
+        try:
+            return await self._fetch_and_store(fetcher, url)
+        except DocumentError as error:
+            if len(self._refused) >= MAX_REFUSALS:
+                del self._refused[next(iter(self._refused))]
+            self._refused[url] = (self._clock.now() + REFUSAL_TTL, error)
+            raise
+
+    async def _fetch_and_store(self, fetcher: DocumentFetcher, url: str) -> Client:
         fetched = await fetcher.fetch(url)
         now = self._clock.now()
         client = client_from_document(

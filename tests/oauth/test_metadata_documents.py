@@ -20,6 +20,7 @@ import pytest
 
 from idp.clock import FrozenClock
 from idp.db import clients, metadata_documents
+from idp.oauth.document_clients import REFUSAL_TTL
 from idp.oauth.document_fetch import DocumentFetcher, GuardedBackend, IPAddress
 from idp.oauth.metadata_document import (
     MAX_CACHE,
@@ -522,3 +523,22 @@ def test_only_public_addresses_are_fetched(address: str, allowed: bool) -> None:
 def test_client_id_url_must_follow_the_draft(url: str) -> None:
     with pytest.raises(DocumentError):
         check_client_id_url(url)
+
+
+async def test_a_refused_document_is_refused_again_from_memory_for_a_minute(
+    docs: DocumentServer, settings: Settings, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """Anyone can name a URL as client_id: one that fails is not fetched on every request."""
+    url = docs.url("/a.json")
+    docs.serve_document("/a.json", document(docs.url("/b.json")))
+    async with app_fetching(settings, clock, tmp_path, cimd_allow_loopback=True) as app:
+        for _ in range(3):
+            answer = await authorize_page(app, url)
+            assert_refused_page(answer, "client_id is not the URL it was fetched from")
+        assert docs.requests["/a.json"] == 1
+        docs.serve_document("/a.json", document(url))  # fixed meanwhile
+        clock.advance(REFUSAL_TTL - timedelta(seconds=1))
+        assert_refused_page(await authorize_page(app, url), "client_id is not the URL")
+        clock.advance(timedelta(seconds=2))
+        assert (await authorize_page(app, url)).status_code == 303
+    assert docs.requests["/a.json"] == 2
