@@ -26,6 +26,7 @@ class JwksServer:
     body_override: bytes | None = None
     requests: list[Request] = field(default_factory=list)
     url: str = ""
+    discovery_issuer: str | None = None  # the issuer the discovery document names
 
     @property
     def etag(self) -> str:
@@ -49,6 +50,15 @@ class JwksServer:
 def served(state: JwksServer) -> Iterator[JwksServer]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path == "/.well-known/openid-configuration":
+                issuer = state.discovery_issuer or state.url.removesuffix("/jwks.json")
+                document = json.dumps({"issuer": issuer, "jwks_uri": state.url}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(document)))
+                self.end_headers()
+                self.wfile.write(document)
+                return
             if_none_match = self.headers.get("If-None-Match")
             status, headers, body = state.answer(if_none_match)
             state.requests.append(Request(if_none_match, status))

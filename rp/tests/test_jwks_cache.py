@@ -37,6 +37,7 @@ async def test_a_key_dropped_from_the_jwks_is_refused_once_the_max_age_it_was_se
     clock.advance(timedelta(seconds=1))
     with pytest.raises(InvalidTokenError, match="no key 'k1'"):
         await verifier.verify(token)
+    assert len(jwks.requests) == 2, "the revalidation was the refetch: no second one for the kid"
 
 
 async def test_a_stale_set_is_revalidated_with_if_none_match_and_a_304_renews_its_freshness(
@@ -55,7 +56,10 @@ async def test_a_stale_set_is_revalidated_with_if_none_match_and_a_304_renews_it
     assert len(jwks.requests) == 2, "the 304 renewed the max-age"
 
 
-@pytest.mark.parametrize("cache_control", ["no-store", "no-cache", "public", None])
+@pytest.mark.parametrize(
+    "cache_control",
+    ["no-store", "no-cache", "public", None, "max-age=300, no-cache", "no-store, max-age=300"],
+)
 async def test_no_store_no_cache_or_no_max_age_revalidate_before_every_verification(
     verifier: TokenVerifier,
     jwks: JwksServer,
@@ -63,7 +67,8 @@ async def test_no_store_no_cache_or_no_max_age_revalidate_before_every_verificat
     clock: FrozenClock,
     cache_control: str | None,
 ) -> None:
-    """RFC 9111 §5.2.2.4/§5.2.2.5; without max-age no heuristic freshness is assumed."""
+    """RFC 9111 §5.2.2.4/§5.2.2.5 (whatever max-age says beside them); without max-age no
+    heuristic freshness is assumed."""
     jwks.cache_control = cache_control
     for _ in range(3):
         await verifier.verify(mint(key, claims_at(clock)))

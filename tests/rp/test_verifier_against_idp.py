@@ -110,6 +110,17 @@ async def until_jwks(http: httpx.AsyncClient, published: bool, kid: str) -> None
     raise AssertionError(f"{kid} {'not ' if published else 'still '}published")
 
 
+async def until_signed_by(issue: Any, kid: str) -> str:
+    """A token idp's served app signed with ``kid`` once its keyring has heard of the change."""
+    start = time.monotonic()
+    while time.monotonic() - start < PROPAGATION_DEADLINE:
+        token = str(await issue())
+        if parts(token)[0]["kid"] == kid:
+            return token
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"idp does not sign with {kid}")
+
+
 async def test_a_fresh_client_credentials_token_is_accepted(
     verifier: TokenVerifier, issue: Any
 ) -> None:
@@ -194,14 +205,19 @@ async def test_after_a_rotation_new_kid_tokens_are_accepted_without_a_restart(
     clock: FrozenClock,
     http: httpx.AsyncClient,
 ) -> None:
-    """``idp keys rotate --force`` runs KeyManager.rotate; the verifier's JWKS is still fresh
-    when the new kid arrives, so the unknown kid triggers the (rate-limited) refetch."""
+    """``idp keys rotate --force`` runs KeyManager.rotate. idp publishes the next signer before
+    it signs, so one rotation promotes a kid the verifier has already fetched; a second one
+    promotes a kid published after the verifier's fetch, while its JWKS is still fresh: that
+    unknown kid triggers the (rate-limited) refetch and is accepted."""
     old = await verifier.verify(await issue())
-    rotation = await KeyManager(pool, idp.settings, clock).rotate("test", force=True)
-    await until_jwks(http, True, rotation.kid)
-    token = await issue()
-    assert parts(token)[0]["kid"] == rotation.kid
+    seen = kids((await http.get("/jwks.json")).content)
+    manager = KeyManager(pool, idp.settings, clock)
+    await manager.rotate("test", force=True)
+    rotation = await manager.rotate("test", force=True)
+    assert rotation.kid not in seen
+    token = await until_signed_by(issue, rotation.kid)
     assert (await verifier.verify(token)).client_id == old.client_id
+    assert verifier.jwks.fetches == 2
 
 
 async def test_revoked_kid_refused_by_end_of_served_max_age_while_pyjwkclient_still_accepts(
