@@ -1,9 +1,11 @@
-"""``idp keys``: list, rotate, export, revoke (and ``scripts/revoke-key``, the same revoke)."""
+"""``idp keys``: list, rotate, plan, export, revoke (and ``scripts/revoke-key``, the same
+revoke)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 
 import asyncpg
@@ -12,9 +14,10 @@ from idp.admin import keys as admin_keys
 from idp.clock import SystemClock
 from idp.commands.common import UserError, actor, iso, print_json, print_table, with_pool
 from idp.db import signing_keys
+from idp.keys import lifecycle
 from idp.keys.crypto import public_pem
 from idp.keys.manager import KeyManager
-from idp.settings import Settings
+from idp.settings import Settings, parse_duration
 
 # One line, for --force: what a forced rotation may cause, and what bounds it.
 FORCED_WARNING = (
@@ -87,7 +90,157 @@ def _confirm(prompt: str, stdin: TextIO) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _relative(delta: timedelta) -> str:
+    """``in 3d 4h``, ``in 5m``, ``now``, ``2h ago``: two units at most."""
+    seconds = int(delta.total_seconds())
+    if seconds == 0:
+        return "now"
+    parts = []
+    rest = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    text = " ".join(parts[:2])
+    return f"in {text}" if seconds > 0 else f"{text} ago"
+
+
+def _describe(transition: lifecycle.Transition, kid: str) -> str:
+    match transition:
+        case lifecycle.CreateKey(state="pending"):
+            return f"next key {kid} created and published (pending)"
+        case lifecycle.CreateKey():
+            return f"key {kid} created, signs at once"
+        case lifecycle.Promote():
+            return f"rotation: {kid} starts signing"
+        case lifecycle.Demote():
+            return f"{kid} stops signing (retiring, still published)"
+        case lifecycle.Retire():
+            return f"{kid} leaves the JWKS"
+        case lifecycle.Revoke():
+            return f"{kid} revoked"
+    raise AssertionError(transition)
+
+
+def verifier_cache_advice(cache: timedelta, settings: Settings) -> tuple[list[str], list[str]]:
+    """(warnings, notes) for a verifier caching keys by kid for ``cache``, ignoring
+    Cache-Control (jwks-rsa's cacheMaxAge). Such a verifier refetches the JWKS when a token
+    names a kid it does not hold, so a new key never fails it; its risk is holding a key idp
+    no longer publishes."""
+    window = lifecycle.retirement_window(settings)
+    notes = [
+        "a verifier refetches the JWKS on an unknown kid: a new signing key never fails it "
+        f"(on schedule a key is published {_relative(settings.key_prepublish)[3:]} before it "
+        "signs)",
+        f"after a revocation it trusts the revoked key for up to {_relative(cache)[3:]} "
+        f"(verifiers honouring Cache-Control: {_relative(settings.jwks_max_age)[3:]})",
+    ]
+    warnings = []
+    if cache > window:
+        warnings.append(
+            f"a verifier cache of {_relative(cache)[3:]} outlasts the retirement window "
+            f"({_relative(window)[3:]}: how long a key stays published after it last signed): "
+            "it keeps trusting retired keys after idp has unpublished them; use at most "
+            f"{int(window.total_seconds())}s, or honour Cache-Control"
+        )
+    return warnings, notes
+
+
+async def plan(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    now = SystemClock().now()
+    records = [listing.record for listing in await signing_keys.fetch_all(pool)]
+    horizon = now + settings.key_rotation_interval + lifecycle.retirement_window(settings)
+    changes = lifecycle.timeline(records, now, settings, horizon)
+    warnings, notes = (
+        ([], [])
+        if args.verifier_cache is None
+        else verifier_cache_advice(args.verifier_cache, settings)
+    )
+    rows = [
+        {
+            "at": iso(change.at),
+            "in_seconds": int((change.at - now).total_seconds()),
+            "jwks_max_age_before": change.max_age_before,
+            "transitions": [
+                {"action": type(transition).__name__.lower(), "kid": kid}
+                for transition, kid in change.transitions
+            ],
+        }
+        for change in changes
+    ]
+    if args.json:
+        print_json(
+            {
+                "now": iso(now),
+                "jwks_max_age_now": lifecycle.jwks_max_age(
+                    lifecycle.next_change(records, now, settings), now, settings
+                ),
+                "changes": rows,
+                "warnings": warnings,
+                "notes": notes,
+            }
+        )
+        return 0
+    print_table(
+        ["WHEN (UTC)", "", "MAX-AGE BEFORE", "CHANGE"],
+        [
+            [iso(change.at), _relative(change.at - now), f"{change.max_age_before}s", line]
+            for change in changes
+            for line in [_describe(transition, kid) for transition, kid in change.transitions]
+        ],
+    )
+    print("(MAX-AGE BEFORE: the JWKS max-age served after the previous change; it counts down")
+    print(" to 0 over the last IDP_JWKS_MAX_AGE before each change)")
+    for note in notes:
+        print(f"note: {note}")
+    for warning in warnings:
+        print(f"idp: warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _dry_run(args: argparse.Namespace, settings: Settings, keys: list[Any], now: datetime) -> None:
+    """What ``revoke`` would do, from the revocation planner itself; nothing is written."""
+    records = {key.kid: key for key in keys}
+    transitions = lifecycle.plan_revocation(
+        keys, None if args.all else args.kid, args.reason or "dry run", settings
+    )
+    print("dry run: nothing changed")
+    signer = next(
+        (
+            t
+            for t in transitions
+            if isinstance(t, lifecycle.Promote)
+            or (isinstance(t, lifecycle.CreateKey) and t.state == "active")
+        ),
+        None,
+    )
+    if isinstance(signer, lifecycle.Promote):
+        key = records[signer.kid]
+        print(f"next signer: {key.kid}, published since {iso(key.created_at)}")
+    elif signer is not None:
+        print("next signer: a brand-new key, published from the same instant")
+    else:
+        active = next(key for key in keys if key.state == "active")
+        print(f"next signer: {active.kid} (unchanged), published since {iso(active.created_at)}")
+    tail = settings.longest_token_ttl + settings.clock_skew
+    for transition in transitions:
+        if not isinstance(transition, lifecycle.Revoke):
+            continue
+        key = records[transition.kid]
+        if key.state == "pending":
+            print(f"tokens signed with {key.kid}: none signed yet")
+            continue
+        last = now if key.state == "active" else key.last_signed_at
+        assert last is not None
+        print(f"tokens signed with {key.kid}: valid until {iso(last + tail)} unless revoked")
+
+
 async def revoke(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    if args.dry_run:
+        await admin_keys.check_revocable(pool, None if args.all else args.kid, args.reason or "-")
+        keys = [listing.record for listing in await signing_keys.fetch_all(pool)]
+        _dry_run(args, settings, keys, SystemClock().now())
+        return 0
     await admin_keys.check_revocable(pool, None if args.all else args.kid, args.reason)
     target = "EVERY signing key" if args.all else f"signing key {args.kid}"
     if not args.yes and not _confirm(
@@ -105,8 +258,20 @@ async def revoke(args: argparse.Namespace, settings: Settings, pool: asyncpg.Poo
 
 
 def _one_target(args: argparse.Namespace) -> str | None:
-    """A usage error unless exactly one of KID and --all is given."""
-    return None if (args.kid is None) == bool(args.all) else "name exactly one KID, or --all"
+    """A usage error unless exactly one of KID and --all is given, and --reason (but for a
+    dry run)."""
+    if (args.kid is None) != bool(args.all):
+        return "name exactly one KID, or --all"
+    if args.reason is None and not args.dry_run:
+        return "the following arguments are required: --reason"
+    return None
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_revoke_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,7 +280,15 @@ def add_revoke_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kid", nargs="?", metavar="KID", help="the key to revoke")
     parser.add_argument("--all", action="store_true", help="revoke every key and start afresh")
     parser.add_argument(
-        "--reason", required=True, metavar="TEXT", help="why; kept in the audit log (required)"
+        "--reason",
+        metavar="TEXT",
+        help="why; kept in the audit log (required, but for --dry-run)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="change nothing: print which key would sign next, since when verifiers could have "
+        "fetched it, and until when tokens the key signed stay valid",
     )
     parser.add_argument(
         "--yes", action="store_true", help="do not ask for confirmation (default: ask on stdin)"
@@ -125,7 +298,7 @@ def add_revoke_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_parsers(commands: Any) -> None:
     group = commands.add_parser(
-        "keys", help="signing keys: list, rotate, export, revoke"
+        "keys", help="signing keys: list, rotate, plan, export, revoke"
     ).add_subparsers(dest="keys", required=True, metavar="COMMAND")
 
     listing = group.add_parser("list", help="every key: kid, algorithm, state and when")
@@ -148,6 +321,25 @@ def add_parsers(commands: Any) -> None:
         "audit log",
     )
     rotating.set_defaults(run=with_pool(rotate))
+
+    planning = group.add_parser(
+        "plan",
+        help="the scheduled key changes ahead and the JWKS max-age served until each",
+        description="The next rotation (when the pending key starts signing), when each "
+        "retiring key leaves the JWKS, when the next pending key is created, and the JWKS "
+        "Cache-Control max-age served before each change, as the scheduler will make them "
+        "(revocations and manual rotations aside). Times are UTC.",
+    )
+    planning.add_argument(
+        "--verifier-cache",
+        type=_duration,
+        metavar="DURATION",
+        help="advise on a verifier that caches keys by kid for DURATION (90s, 10m, 24h), "
+        "ignoring Cache-Control, like jwks-rsa's cacheMaxAge: warns if it would trust a key "
+        "idp has unpublished; exit status 0",
+    )
+    planning.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    planning.set_defaults(run=with_pool(plan))
 
     exporting = group.add_parser(
         "export", help="a key's public half, for verifiers configured with a PEM", add_help=False

@@ -33,7 +33,7 @@ from idp.db.listener import Subscription
 from idp.db.pool import Executor
 from idp.db.signing_keys import KeyRecord
 from idp.keys import crypto
-from idp.keys.lifecycle import next_change
+from idp.keys.lifecycle import jwks_max_age, next_change
 from idp.settings import Settings, SigningAlg
 from idp.tasks import cancel, woken
 
@@ -173,8 +173,7 @@ class Keyring:
 
     def jwks_max_age(self, now: datetime) -> int:
         """``IDP_JWKS_MAX_AGE``, but never past the next scheduled key change."""
-        until_change = (self.snapshot.next_change_at - now).total_seconds()
-        return max(0, min(int(self._settings.jwks_max_age.total_seconds()), int(until_change)))
+        return jwks_max_age(self.snapshot.next_change_at, now, self._settings)
 
     # -- loading ---------------------------------------------------------------------------
     async def load(self, db: Executor) -> None:

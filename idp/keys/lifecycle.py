@@ -277,3 +277,92 @@ def next_change(keys: Sequence[KeyRecord], now: datetime, settings: Settings) ->
         min(key.created_at + settings.key_prepublish for key in mine),
     )
     return max(now, min([rotation, *(retire_at(key, settings) for key in retiring)]))
+
+
+def jwks_max_age(next_change_at: datetime, now: datetime, settings: Settings) -> int:
+    """The JWKS ``Cache-Control: max-age`` served at ``now`` (RFC 9111 §5.2.2.1), in seconds:
+    ``IDP_JWKS_MAX_AGE``, but never past the next scheduled key change (``next_change``)."""
+    until_change = (next_change_at - now).total_seconds()
+    return max(0, min(int(settings.jwks_max_age.total_seconds()), int(until_change)))
+
+
+def retirement_window(settings: Settings) -> timedelta:
+    """How long a key stays published after it last signed (``retire_at``)."""
+    return settings.longest_token_ttl + settings.clock_skew + settings.key_check_interval
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """One instant of ``timeline``: the scheduled transitions ``tick`` makes then, and the
+    JWKS ``max-age`` served just after the previous change (it counts down to 0 by ``at``)."""
+
+    at: datetime
+    transitions: tuple[tuple[Transition, str], ...]  # with the kid each one concerns
+    max_age_before: int
+
+
+# The name ``timeline`` gives the keys it creates: their real kid is only known once made.
+PLANNED_KID_PREFIX = "(new key "
+
+
+def _applied(
+    keys: list[KeyRecord], transitions: Sequence[Transition], now: datetime, created: int
+) -> tuple[list[KeyRecord], list[tuple[Transition, str]], int]:
+    """``keys`` after ``transitions`` at ``now`` (what manager.py does, in memory); a created
+    key gets a placeholder kid; each transition is returned with its kid."""
+    by_kid = {key.kid: key for key in keys}
+    named: list[tuple[Transition, str]] = []
+    for transition in transitions:
+        match transition:
+            case CreateKey(alg=alg, state=state):
+                created += 1
+                kid = f"{PLANNED_KID_PREFIX}{created})"
+                by_kid[kid] = KeyRecord(
+                    kid, alg, state, now, activated_at=now if state == "active" else None
+                )
+                named.append((transition, kid))
+                continue
+            case Promote(kid=kid):
+                key = by_kid[kid]
+                by_kid[kid] = KeyRecord(kid, key.alg, "active", key.created_at, activated_at=now)
+            case Demote(kid=kid):
+                key = by_kid[kid]
+                by_kid[kid] = KeyRecord(
+                    kid, key.alg, "retiring", key.created_at, key.activated_at, last_signed_at=now
+                )
+            case Retire(kid=kid) | Revoke(kid=kid):
+                key = by_kid[kid]
+                ended: Literal["retired", "revoked"] = (
+                    "retired" if isinstance(transition, Retire) else "revoked"
+                )
+                by_kid[kid] = KeyRecord(
+                    kid, key.alg, ended, key.created_at, key.activated_at, key.last_signed_at
+                )
+        named.append((transition, kid))
+    published = [key for key in by_kid.values() if key.state in PUBLISHED_STATES]
+    return published, named, created
+
+
+def timeline(
+    keys: Sequence[KeyRecord], now: datetime, settings: Settings, horizon: datetime
+) -> list[PlannedChange]:
+    """The scheduled changes from ``now`` to ``horizon``: ``tick`` applied to an in-memory
+    copy of ``keys`` at every ``next_change``, exactly as the scheduler will apply it (a
+    process's tick runs within ``key_check_interval`` of each instant). Keys created on the way
+    are named ``(new key N)``. Revocations and manual rotations are not foreseen."""
+    current = [key for key in keys if key.state in PUBLISHED_STATES]
+    changes: list[PlannedChange] = []
+    created = 0
+    at = now
+    max_age = jwks_max_age(now, now, settings)
+    while at <= horizon:
+        transitions = tick(current, at, settings)
+        if transitions:
+            current, named, created = _applied(current, transitions, at, created)
+            changes.append(PlannedChange(at, tuple(named), max_age))
+        following = next_change(current, at, settings)
+        if following <= at:
+            break  # cannot happen after a tick; never loop on it
+        max_age = jwks_max_age(following, at, settings)
+        at = following
+    return changes
