@@ -64,7 +64,7 @@ class KeyChange(Reply):
     kid: str
 
 
-class Revoked(Reply):
+class KeyRevoked(Reply):
     changes: list[KeyChange]
 
 
@@ -88,7 +88,7 @@ async def revoke_key(call: Call) -> Answer:
         actor=call.caller.actor,
     )  # fmt: skip
     return Answer(
-        Revoked(
+        KeyRevoked(
             changes=[
                 KeyChange(change=type(item.transition).__name__.lower(), kid=item.kid)
                 for item in applied
@@ -103,5 +103,5 @@ OPERATIONS = [
     Operation("POST", "/keys/rotate", rotate_keys, "Rotate the signing key", TAG, write=True,
               body=RotateKeys, reply=Rotated, problems=(409,)),
     Operation("POST", "/keys/{kid}/revoke", revoke_key, "Revoke a signing key", TAG,
-              write=True, body=RevokeKey, reply=Revoked, problems=(404, 409, 422)),
+              write=True, body=RevokeKey, reply=KeyRevoked, problems=(404, 409, 422)),
 ]  # fmt: skip

@@ -48,6 +48,9 @@ class SessionList(Reply):
 
 
 class Revoked(Reply):
+    """What a change ended: sign-in sessions, refresh families, access tokens deny-listed (ending
+    sessions here; disabling a user, a new password or a reset of second factors in users)."""
+
     sessions: int
     refresh_families: int
     access_tokens: int = Field(description="Access tokens newly deny-listed")

@@ -11,9 +11,9 @@ from pydantic.json_schema import SkipJsonSchema
 from idp.accounts.password_policy import MAX_LENGTH
 from idp.admin import users
 from idp.admin.users import UserChanges, UserFilter, parse_user_id
-from idp.db.grants import RevokedGrants
 from idp.db.users import User
 from idp.web.admin.api import Answer, Body, Call, Operation, Patch, Reply, etag_of
+from idp.web.admin.sessions import Revoked
 from idp.web.admin.types import Email, Name, NextCursor, PageQuery, Role
 
 TAG = "users"
@@ -88,18 +88,6 @@ Password = Annotated[
 
 class PasswordSet(Body):
     password: Password
-
-
-class Revoked(Reply):
-    """What the change ended: sign-in sessions, refresh families, access tokens deny-listed."""
-
-    sessions: int
-    refresh_families: int
-    access_tokens: int
-
-    @classmethod
-    def of(cls, revoked: RevokedGrants) -> Revoked:
-        return cls(**revoked.as_details())
 
 
 def user_answer(user: User, status: int = 200) -> Answer:
