@@ -87,8 +87,12 @@ async def node_modules() -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             work = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
             (work / "package.json").write_bytes(package_json)
-            await _run(["npm", "install", "--no-audit", "--no-fund", "--no-package-lock"], cwd=work)
-            await asyncio.to_thread(work.rename, target)
+            try:  # a failed install leaves nothing behind
+                npm = ["npm", "install", "--no-audit", "--no-fund", "--no-package-lock"]
+                await _run(npm, cwd=work)
+                await asyncio.to_thread(work.rename, target)
+            finally:
+                await asyncio.to_thread(shutil.rmtree, work, ignore_errors=True)
     return target / "node_modules"
 
 
