@@ -217,3 +217,38 @@ async def test_after_a_rotation_a_new_kid_is_accepted_without_restarting_node(
         token = await machine_token(stack, pool, API)
     answer = await get(stack, "/api/greeting", token)
     assert answer.status_code == 200, answer.text
+
+
+async def test_a_malformed_authorization_header_is_invalid_request(stack: Stack) -> None:
+    """RFC 6750 §3.1: a malformed request is 400 invalid_request, not 401."""
+    answer = await stack.api.get("/api/greeting", headers={"Authorization": "Basic abc"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == "invalid_request"
+    assert challenge(answer).startswith('Bearer error="invalid_request"')
+
+
+async def test_an_expired_token_is_refused(
+    stack: Stack, pool: asyncpg.Pool, clock: FrozenClock
+) -> None:
+    """idp's clock set back so that the token it signs expired a minute ago by node's clock (the
+    example allows no leeway); the same token signed a minute earlier than expiry passes."""
+    wall = clock.now()
+    ttl = stack.idp.settings.access_token_ttl
+    clock.set(wall - ttl + timedelta(minutes=1))
+    assert (await get(stack, "/api/greeting", await machine_token(stack, pool, API))).is_success
+    clock.set(wall - ttl - timedelta(minutes=1))
+    answer = await get(stack, "/api/greeting", await machine_token(stack, pool, API))
+    assert answer.status_code == 401, answer.text
+    assert answer.json() == {"error": "invalid_token", "error_description": "jwt expired"}
+
+
+async def test_an_unsigned_token_with_alg_none_is_refused(stack: Stack, pool: asyncpg.Pool) -> None:
+    """RFC 8725 §3.1: idp's own header and claims, ``alg`` rewritten to ``none``, no signature."""
+    header, claims = parts(await machine_token(stack, pool, API))
+
+    def b64(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    answer = await get(stack, "/api/greeting", f"{b64({**header, 'alg': 'none'})}.{b64(claims)}.")
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"] == "invalid_token"
