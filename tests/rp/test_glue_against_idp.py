@@ -157,3 +157,15 @@ async def test_the_introspector_refuses_an_active_token_for_another_audience(
     )
     with pytest.raises(InvalidTokenError, match="not for this audience"):
         await other.verify(token)
+
+
+async def test_introspection_gives_the_same_roles_acr_and_auth_time_as_the_jwt(
+    idp: Served, pool: asyncpg.Pool, verifier: TokenVerifier, introspector: Introspector
+) -> None:
+    """idp's /introspect answers the JWT's RFC 9068 claims too (RFC 7662 §2.2 allows them), so
+    a ``roles=["admin"]`` route may use either verifier."""
+    ada = await user_token(idp.base_url, pool, idp.settings, "ada@example.com", roles=["admin"])
+    jwt, introspected = await verifier.verify(ada), await introspector.verify(ada)
+    assert introspected.roles == jwt.roles == {"admin"}
+    assert (introspected.acr, introspected.auth_time) == (jwt.acr, jwt.auth_time)
+    assert introspected.auth_time is not None
