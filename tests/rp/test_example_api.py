@@ -13,6 +13,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from mcp.shared.auth import ProtectedResourceMetadata
 
 from examples.api.app import create_app
 from idp.clock import FrozenClock
@@ -79,6 +80,8 @@ async def test_the_metadata_names_idp_for_the_apis_identifier(
         "bearer_methods_supported": ["header"],
         "resource_name": "Example API",
     }
+    parsed = ProtectedResourceMetadata.model_validate(answer.json())  # as an MCP client reads it
+    assert [str(url) for url in parsed.authorization_servers] == [idp.base_url]
 
 
 async def test_uvicorn_runs_the_module_level_app_configured_by_the_environment(
