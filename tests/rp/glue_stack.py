@@ -5,7 +5,6 @@ server registered to introspect."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import asyncpg
@@ -25,7 +24,7 @@ API = "https://api.example"
 async def idp(settings: Settings, clock: FrozenClock, pool: asyncpg.Pool) -> AsyncIterator[Served]:
     """idp on 127.0.0.1 on the test's frozen clock, set to the wall time."""
     clock.set(datetime.now(UTC).replace(microsecond=0))
-    async with serving(replace(settings), clock=clock) as served:
+    async with serving(settings, clock=clock) as served:
         yield served
 
 
