@@ -1,0 +1,1 @@
+"""The example API of the seed stack."""
