@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -45,11 +45,17 @@ class Stack:
     clock: FrozenClock
     pool: asyncpg.Pool
     browser: Browser
+    console: list[str] = field(default_factory=list)
 
     async def page(self) -> Page:
-        """A tab in a browser of its own (own cookies)."""
+        """A tab in a browser of its own (own cookies); what it logs goes to ``console``."""
         context: BrowserContext = await self.browser.new_context()
-        return await context.new_page()
+        page = await context.new_page()
+        page.on("console", lambda message: self.console.append(f"{message.type}: {message.text}"))
+        return page
+
+    def csp_violations(self) -> list[str]:
+        return [text for text in self.console if "Content Security Policy" in text]
 
     async def sign_in(self, page: Page, email: str) -> None:
         """The page's "Sign in" link, idp's hosted login form, and back to the page."""
@@ -142,6 +148,7 @@ async def test_sign_in_shows_the_user_and_the_admin_route_answers_by_role(stack:
     await expect(member.locator("#result-body")).to_contain_text("Hello, ")
     assert await stack.click(member, "#report") == "403"
     await screenshot(member, "bff-example-member-report-forbidden")
+    assert stack.csp_violations() == []
 
 
 async def test_the_page_reads_only_the_xsrf_cookie_and_a_post_without_the_header_is_403(
@@ -152,6 +159,12 @@ async def test_the_page_reads_only_the_xsrf_cookie_and_a_post_without_the_header
     readable = str(await page.evaluate("document.cookie"))
     assert "XSRF-TOKEN=" in readable
     assert "bff_" not in readable  # the token cookies are HttpOnly
+    kept = {cookie["name"]: cookie for cookie in await page.context.cookies(stack.bff_url)}
+    assert set(kept) == {"bff_session", "bff_refresh", "bff_id", "XSRF-TOKEN"}
+    for name in ("bff_session", "bff_refresh", "bff_id"):
+        assert kept[name]["httpOnly"], name
+        assert kept[name]["secure"], name  # Chromium keeps Secure cookies on http://127.0.0.1
+        assert kept[name]["sameSite"] == "Lax", name
     assert await stack.click(page, "#forged-post") == "403"
     await expect(page.locator("#result-body")).to_contain_text("xsrf_failed")
     await screenshot(page, "bff-example-post-without-xsrf")
