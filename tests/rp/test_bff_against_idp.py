@@ -186,6 +186,18 @@ async def test_an_unsafe_request_needs_the_xsrf_header_matching_the_cookie(stack
         assert (await browser.request("GET", "/api/echo")).status_code == 200  # GET is safe
 
 
+async def test_the_proxy_forwards_only_below_the_api_prefix(stack: Stack) -> None:
+    """A dot segment would take the user's token to any route of the upstream (RFC 3986
+    §5.2.4 removes it there): refused."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        for path in ("/api/%2e%2e/jwks.json", "/api/%2e/echo", "/api/x/%2E%2E/%2e%2e/secret"):
+            refused = await browser.request("GET", path)
+            assert refused.status_code == 400, path
+            assert refused.json()["error"] == "invalid_request"
+        assert (await browser.request("GET", "/api/echo?x=1")).status_code == 200
+
+
 async def test_a_callback_with_another_state_is_refused(stack: Stack) -> None:
     """RFC 6749 §10.12: the state must be the one this browser's sign-in sent."""
     async with bff_browser(stack) as browser:

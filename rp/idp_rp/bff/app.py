@@ -194,6 +194,10 @@ class BackendForFrontend:
 
     async def _forward(self, request: Request, current: Current) -> Response:
         assert self.config.api_upstream is not None
+        if any(segment in (".", "..") for segment in request.url.path.split("/")):
+            # RFC 3986 §5.2.4 would resolve them away from the API prefix, to any route of the
+            # upstream: never forwarded.
+            return error(400, "invalid_request", "dot segments in the path")
         url = self.config.api_upstream.rstrip("/") + request.url.path
         if request.url.query:
             url += "?" + request.url.query
