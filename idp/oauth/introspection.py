@@ -18,7 +18,12 @@ from idp.oauth.params import Params
 from idp.oauth.presented_token import AccessToken, RefreshToken, find_token, subject_user_id
 
 INACTIVE: dict[str, Any] = {"active": False}
-_ACCESS_FIELDS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti")
+# RFC 7662 §2.2 allows any claim beside these: the JWT's own RFC 9068 claims a resource server
+# decides by (roles, acr, auth_time), so introspecting and verifying the JWT tell it the same.
+_ACCESS_FIELDS = (
+    *("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"),
+    *("auth_time", "acr", "roles"),
+)
 
 
 def may_introspect_access_token(client: Client, claims: dict[str, Any], *, issuer: str) -> bool:

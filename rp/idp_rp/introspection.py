@@ -1,0 +1,192 @@
+"""RFC 7662 token introspection, for routes that must see a revocation at once: idp is asked
+about every token (its ``/introspect``), with a small cache in front.
+
+The cache (``cache_ttl``, default 30 s; ``timedelta(0)`` turns it off):
+
+- bounded: at most ``cache_size`` entries, the least recently used evicted first;
+- an entry lives at most ``cache_ttl`` and never past the token's ``exp``; so a revocation is
+  seen at most ``cache_ttl`` late (0: at once, one request to idp per API call);
+- keyed by the SHA-256 of the token: the token itself is kept in no key and no log;
+- only active answers are cached. An inactive token is refused anyway, and caching the answers
+  to random tokens would let a flood of them evict every live entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from idp_rp.clock import Clock, SystemClock
+from idp_rp.errors import InvalidTokenError
+from idp_rp.verifier import VerifiedToken
+
+# RFC 7662 §2.2: members that describe the answer, not the token.
+_RESPONSE_ONLY = ("active", "token_type")
+
+
+class IntrospectionError(Exception):
+    """The introspection endpoint did not give an answer (down, 5xx, not JSON, refused our
+    credentials): nothing is known about the token."""
+
+
+class Introspector:
+    """``await introspector.verify(token)`` -> VerifiedToken, like TokenVerifier's, or
+    InvalidTokenError when idp says the token is not active (revoked, expired, unknown) or it is
+    not for this resource server. Authenticates as ``client_id`` with client_secret_basic
+    (RFC 6749 §2.3.1); at idp, register that client with ``--introspect-audience AUDIENCE``."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        client_id: str,
+        client_secret: str,
+        issuer: str,
+        audience: str,
+        http: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+        cache_ttl: timedelta = timedelta(seconds=30),
+        cache_size: int = 1000,
+    ) -> None:
+        if cache_ttl < timedelta(0) or cache_size < 1:
+            raise ValueError("cache_ttl must be >= 0 and cache_size >= 1")
+        self.endpoint = endpoint
+        self.issuer = issuer
+        self.audience = audience
+        self.cache_ttl = cache_ttl
+        self.cache_size = cache_size
+        # RFC 6749 §2.3.1: id and secret are form-urlencoded before the Basic encoding.
+        self._auth = httpx.BasicAuth(quote(client_id, safe=""), quote(client_secret, safe=""))
+        self._owned = http is None
+        self._http = http or httpx.AsyncClient(timeout=10)
+        self._clock: Clock = clock or SystemClock()
+        self._cache: OrderedDict[bytes, tuple[datetime, VerifiedToken]] = OrderedDict()
+        self.requests = 0  # how many times idp was asked (the cache's effect, for tests/metrics)
+
+    @classmethod
+    async def from_issuer(
+        cls,
+        issuer: str,
+        audience: str,
+        *,
+        client_id: str,
+        client_secret: str,
+        http: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+        cache_ttl: timedelta = timedelta(seconds=30),
+        cache_size: int = 1000,
+    ) -> Introspector:
+        """The endpoint from discovery (RFC 8414 §2 ``introspection_endpoint``)."""
+        client = http or httpx.AsyncClient(timeout=10)
+        try:
+            response = await client.get(issuer.rstrip("/") + "/.well-known/openid-configuration")
+            response.raise_for_status()
+            metadata = response.json()
+            if not isinstance(metadata, dict) or metadata.get("issuer") != issuer:
+                raise ValueError(f"the discovery document at {issuer} names another issuer")
+            endpoint = metadata.get("introspection_endpoint")
+            if not isinstance(endpoint, str):
+                raise ValueError(f"{issuer} publishes no introspection_endpoint")
+        except BaseException:
+            if http is None:
+                await client.aclose()
+            raise
+        introspector = cls(
+            endpoint,
+            client_id=client_id,
+            client_secret=client_secret,
+            issuer=issuer,
+            audience=audience,
+            http=client,
+            clock=clock,
+            cache_ttl=cache_ttl,
+            cache_size=cache_size,
+        )
+        introspector._owned = http is None
+        return introspector
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Introspector:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    def __len__(self) -> int:
+        """Entries in the cache (expired ones included until they are met or evicted)."""
+        return len(self._cache)
+
+    async def verify(self, token: str) -> VerifiedToken:
+        key = hashlib.sha256(token.encode()).digest()
+        now = self._clock.now()
+        cached = self._cache.get(key)
+        if cached is not None:
+            until, verified = cached
+            if now < until:
+                self._cache.move_to_end(key)
+                return verified
+            del self._cache[key]
+        verified = self._check(await self._introspect(token), now)
+        until = min(
+            now + self.cache_ttl, datetime.fromtimestamp(verified.claims["exp"], now.tzinfo)
+        )
+        if until > now:
+            self._cache[key] = (until, verified)
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return verified
+
+    async def _introspect(self, token: str) -> Mapping[str, Any]:
+        """RFC 7662 §2.1: POST ``token`` (and the hint) form-encoded, authenticated."""
+        self.requests += 1
+        try:
+            response = await self._http.post(
+                self.endpoint,
+                data={"token": token, "token_type_hint": "access_token"},
+                auth=self._auth,
+                headers={"Accept": "application/json"},
+            )
+        except httpx.HTTPError as error:
+            raise IntrospectionError(f"introspection failed: {type(error).__name__}") from error
+        if response.status_code != 200:
+            raise IntrospectionError(f"the introspection endpoint answered {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError as error:
+            raise IntrospectionError("the introspection answer is not JSON") from error
+        if not isinstance(body, dict):
+            raise IntrospectionError("the introspection answer is not a JSON object")
+        return body
+
+    def _check(self, body: Mapping[str, Any], now: datetime) -> VerifiedToken:
+        """RFC 7662 §2.2 ``active``; §4: the resource server still checks that the token is
+        its own (iss, aud) and not expired, whatever the endpoint says."""
+        if body.get("active") is not True:
+            raise InvalidTokenError("the token is not active")
+        claims = {name: value for name, value in body.items() if name not in _RESPONSE_ONLY}
+        if body.get("token_type", "Bearer").lower() != "bearer":
+            raise InvalidTokenError("not an access token")  # a refresh token, say
+        if claims.get("iss") != self.issuer:
+            raise InvalidTokenError("wrong issuer")
+        audience = claims.get("aud")
+        audiences = [audience] if isinstance(audience, str) else audience
+        if not isinstance(audiences, list) or self.audience not in audiences:
+            raise InvalidTokenError("the token is not for this audience")
+        exp = claims.get("exp")
+        if isinstance(exp, bool) or not isinstance(exp, int | float):
+            raise InvalidTokenError("the introspection answer has no exp")
+        if now.timestamp() >= exp:
+            raise InvalidTokenError("the token has expired")
+        for name in ("sub", "client_id"):
+            if not isinstance(claims.get(name), str):
+                raise InvalidTokenError(f"the introspection answer has no {name}")
+        return VerifiedToken(claims)

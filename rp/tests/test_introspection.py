@@ -1,0 +1,244 @@
+"""Introspector (RFC 7662) against a real local introspection endpoint: the answers, the checks
+the resource server still makes (§4), and the cache's bounds."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from conftest import AUDIENCE, FrozenClock
+from idp_rp import InvalidTokenError
+from idp_rp.introspection import IntrospectionError, Introspector
+from idp_rp.starlette import BearerTokenMiddleware, requires_token, verified_token
+from introspection_server import IntrospectionServer, served
+
+
+@pytest.fixture
+def idp() -> Iterator[IntrospectionServer]:
+    with served(IntrospectionServer()) as server:
+        yield server
+
+
+def active(idp: IntrospectionServer, clock: FrozenClock, **overrides: Any) -> dict[str, Any]:
+    now = int(clock.now().timestamp())
+    body: dict[str, Any] = {
+        "active": True,
+        "token_type": "Bearer",
+        "iss": idp.origin,
+        "aud": AUDIENCE,
+        "sub": "user-1",
+        "client_id": "app",
+        "scope": "read",
+        "iat": now,
+        "exp": now + 3600,
+        "jti": "j1",
+    }
+    body.update(overrides)
+    return body
+
+
+def make(
+    idp: IntrospectionServer,
+    clock: FrozenClock,
+    http: httpx.AsyncClient,
+    *,
+    ttl: int = 30,
+    size: int = 1000,
+) -> Introspector:
+    return Introspector(
+        idp.endpoint,
+        client_id=idp.client_id,
+        client_secret=idp.client_secret,
+        issuer=idp.origin,
+        audience=AUDIENCE,
+        http=http,
+        clock=clock,
+        cache_ttl=timedelta(seconds=ttl),
+        cache_size=size,
+    )
+
+
+async def test_an_active_token_gives_its_claims_and_is_asked_with_client_credentials(
+    idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient
+) -> None:
+    """RFC 7662 §2.1: POST token (+ hint), client_secret_basic with the secret form-encoded
+    (RFC 6749 §2.3.1: the server refuses anything else)."""
+    idp.answers["tok"] = active(idp, clock, roles=["admin"])
+    verified = await make(idp, clock, http).verify("tok")
+    assert (verified.subject, verified.client_id, verified.scopes) == (
+        "user-1",
+        "app",
+        frozenset({"read"}),
+    )
+    assert verified.roles == {"admin"}
+    assert "active" not in verified.claims
+    assert idp.requests == [{"token": "tok", "token_type_hint": "access_token"}]
+
+
+async def test_the_endpoint_is_found_by_discovery(
+    idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient
+) -> None:
+    idp.answers["tok"] = active(idp, clock)
+    async with await Introspector.from_issuer(
+        idp.origin, AUDIENCE, client_id=idp.client_id, client_secret=idp.client_secret, clock=clock
+    ) as introspector:
+        assert introspector.endpoint == idp.endpoint
+        assert (await introspector.verify("tok")).subject == "user-1"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"active": False}, "not active"),
+        ({"aud": "https://other.example"}, "not for this audience"),
+        ({"iss": "https://evil.example"}, "wrong issuer"),
+        ({"exp": 0}, "expired"),
+        ({"token_type": "refresh_token"}, "not an access token"),
+        ({"sub": None}, "no sub"),
+    ],
+    ids=["inactive", "other-audience", "other-issuer", "expired", "refresh-token", "no-sub"],
+)
+async def test_inactive_or_not_ours_is_invalid_token(
+    idp: IntrospectionServer,
+    clock: FrozenClock,
+    http: httpx.AsyncClient,
+    overrides: dict[str, Any],
+    message: str,
+) -> None:
+    """RFC 7662 §2.2 ``active``; §4: the resource server checks it is the audience (and the
+    issuer and expiry) whatever the endpoint says."""
+    idp.answers["tok"] = active(idp, clock, **overrides)
+    with pytest.raises(InvalidTokenError, match=message):
+        await make(idp, clock, http).verify("tok")
+
+
+async def test_an_unknown_token_is_inactive_and_not_cached(
+    idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient
+) -> None:
+    introspector = make(idp, clock, http)
+    for _ in range(2):
+        with pytest.raises(InvalidTokenError, match="not active"):
+            await introspector.verify("unknown")
+    assert len(idp.requests) == 2
+    assert len(introspector) == 0
+
+
+async def test_an_active_answer_is_cached_for_cache_ttl(
+    idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient
+) -> None:
+    idp.answers["tok"] = active(idp, clock)
+    introspector = make(idp, clock, http, ttl=30)
+    await introspector.verify("tok")
+    del idp.answers["tok"]  # revoked at idp
+    clock.advance(timedelta(seconds=29))
+    await introspector.verify("tok")  # still cached
+    assert len(idp.requests) == 1
+    clock.advance(timedelta(seconds=1))
+    with pytest.raises(InvalidTokenError, match="not active"):
+        await introspector.verify("tok")
+    assert len(idp.requests) == 2
+
+
+async def test_an_entry_never_outlives_the_tokens_exp(
+    idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient
+) -> None:
+    now = int(clock.now().timestamp())
+    idp.answers["tok"] = active(idp, clock, exp=now + 10)
+    introspector = make(idp, clock, http, ttl=30)
+    await introspector.verify("tok")
+    clock.advance(timedelta(seconds=9))
+    await introspector.verify("tok")
+    assert len(idp.requests) == 1
+    clock.advance(timedelta(seconds=1))
+    with pytest.raises(InvalidTokenError, match="expired"):
+        await introspector.verify("tok")
+    assert len(idp.requests) == 2
+
+
+async def test_cache_ttl_zero_asks_every_time(
+    idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient
+) -> None:
+    idp.answers["tok"] = active(idp, clock)
+    introspector = make(idp, clock, http, ttl=0)
+    for _ in range(3):
+        await introspector.verify("tok")
+    assert (len(idp.requests), len(introspector)) == (3, 0)
+
+
+async def test_the_cache_holds_at_most_cache_size_evicting_the_least_recently_used(
+    idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient
+) -> None:
+    for token in ("a", "b", "c"):
+        idp.answers[token] = active(idp, clock)
+    introspector = make(idp, clock, http, size=2)
+    await introspector.verify("a")
+    await introspector.verify("b")
+    await introspector.verify("a")  # a is now the most recently used
+    await introspector.verify("c")  # evicts b
+    assert (len(idp.requests), len(introspector)) == (3, 2)
+    await introspector.verify("a")
+    assert len(idp.requests) == 3
+    await introspector.verify("b")
+    assert len(idp.requests) == 4
+
+
+async def test_the_cache_is_keyed_by_the_tokens_hash_not_the_token(
+    idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient
+) -> None:
+    idp.answers["secret-token"] = active(idp, clock)
+    introspector = make(idp, clock, http)
+    await introspector.verify("secret-token")
+    assert list(introspector._cache) == [hashlib.sha256(b"secret-token").digest()]
+
+
+@pytest.mark.parametrize("failure", [500, 401], ids=["server-error", "credentials-refused"])
+async def test_an_endpoint_that_does_not_answer_is_an_introspection_error(
+    idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient, failure: int
+) -> None:
+    idp.failure = failure
+    with pytest.raises(IntrospectionError, match=str(failure)):
+        await make(idp, clock, http).verify("tok")
+
+
+@pytest.fixture
+async def api(
+    idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient
+) -> AsyncIterator[httpx.AsyncClient]:
+    introspector = make(idp, clock, http, ttl=0)
+
+    @requires_token(scopes=["read"])
+    async def me(request: Request) -> Response:
+        return JSONResponse({"subject": verified_token(request).subject})
+
+    app = Starlette(
+        routes=[Route("/me", me)],
+        middleware=[Middleware(BearerTokenMiddleware, verifier=introspector)],
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+        yield client
+
+
+async def test_the_glue_takes_an_introspector_and_answers_503_when_it_cannot_ask(
+    api: httpx.AsyncClient, idp: IntrospectionServer, clock: FrozenClock
+) -> None:
+    """A failed introspection is not the token's fault: no ``invalid_token`` (which would send
+    the client to sign in again), but 503."""
+    idp.answers["tok"] = active(idp, clock)
+    headers = {"Authorization": "Bearer tok"}
+    assert (await api.get("/me", headers=headers)).json() == {"subject": "user-1"}
+    idp.failure = 500
+    answer = await api.get("/me", headers=headers)
+    assert answer.status_code == 503
+    assert answer.json()["error"] == "temporarily_unavailable"
+    assert "www-authenticate" not in answer.headers
