@@ -1,0 +1,301 @@
+"""The backend-for-frontend's routes, mounted into an app's Starlette routes::
+
+    bff = BackendForFrontend(BffConfig(...))
+    app = Starlette(routes=[*bff.routes, Mount("/", StaticFiles(...))], lifespan=...)
+    # and ``await bff.aclose()`` when the app stops
+
+``GET /auth/login[?return_to=/path]``, ``GET /auth/callback``, ``POST /auth/logout``,
+``GET /me``, and ``{api_prefix}/{path}`` forwarded to ``api_upstream`` with the session's
+access token (the token-handler pattern: the browser never holds a token). Every answer the
+browser's JavaScript sees is JSON: ``{"error": ..., "error_description": ...}`` on failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from idp_rp.bff.config import BffConfig
+from idp_rp.bff.provider import IdTokenError, Provider, ProviderError
+from idp_rp.bff.refresh import Refresher
+from idp_rp.bff.sealing import Sealer
+from idp_rp.bff.sessions import (
+    XSRF_HEADER,
+    CookieNames,
+    Cookies,
+    CookieStorage,
+    ServerStorage,
+    Session,
+    SessionStorage,
+    SessionStore,
+)
+from idp_rp.clock import Clock, SystemClock
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Request headers the proxy passes on; cookies, the XSRF header and any Authorization stay here.
+FORWARDED_REQUEST_HEADERS = ("accept", "accept-language", "content-type", "if-none-match")
+FORWARDED_RESPONSE_HEADERS = ("content-type", "cache-control", "etag", "www-authenticate")
+NO_STORE = {"cache-control": "no-store"}
+
+
+def error(status: int, code: str, description: str) -> Response:
+    return JSONResponse(
+        {"error": code, "error_description": description}, status_code=status, headers=NO_STORE
+    )
+
+
+@dataclass(frozen=True)
+class Current:
+    """The request's session, and whether a refresh just renewed it (its cookies then go out
+    with the answer)."""
+
+    session: Session
+    refreshed: bool
+
+
+class BackendForFrontend:
+    def __init__(
+        self,
+        config: BffConfig,
+        *,
+        store: SessionStore | None = None,
+        clock: Clock | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        """``store``: keep tokens server-side (only a session id goes to the browser); by
+        default they live in sealed cookies. ``http``: the client for idp and the API (the
+        BFF's own otherwise, closed by ``aclose``)."""
+        self.config = config
+        self._clock: Clock = clock or SystemClock()
+        self._owned_http = None if http is not None else httpx.AsyncClient(timeout=10)
+        self._http = http or self._owned_http
+        assert self._http is not None
+        self.provider = Provider(config, self._http, self._clock)
+        self.cookies = Cookies(CookieNames.for_origin(config.https), Sealer(config.cookie_key))
+        self.storage: SessionStorage = (
+            CookieStorage(self.cookies, config.session_ttl)
+            if store is None
+            else ServerStorage(self.cookies, store, config.session_ttl)
+        )
+        self.refresher = Refresher(self._clock, config.refresh_result_ttl)
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        routes: list[BaseRoute] = [
+            Route("/auth/login", self.login, methods=["GET"]),
+            Route("/auth/callback", self.callback, methods=["GET"]),
+            Route("/auth/logout", self.logout, methods=["POST"]),
+            Route("/me", self.me, methods=["GET"]),
+        ]
+        if self.config.api_upstream is not None:
+            methods = ["GET", "HEAD", *sorted(UNSAFE_METHODS)]
+            path = self.config.api_prefix + "/{path:path}"
+            routes.append(Route(path, self.proxy, methods=methods))
+        return routes
+
+    async def aclose(self) -> None:
+        if self._owned_http is not None:
+            await self._owned_http.aclose()
+
+    async def login(self, request: Request) -> Response:
+        """Starts the code flow: state, nonce and PKCE verifier sealed in a short-lived cookie
+        that only this browser holds; idp sees the S256 challenge (RFC 7636 §4.2)."""
+        return_to = request.query_params.get("return_to", "/")
+        if not is_local_path(return_to):
+            return error(400, "invalid_request", "return_to must be a path on this site")
+        state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
+        challenge = pkce_s256(verifier)
+        try:
+            url = await self.provider.authorization_url(state, nonce, challenge)
+        except ProviderError as failure:
+            return error(502, "idp_unavailable", str(failure))
+        response = RedirectResponse(url, status_code=302, headers=NO_STORE)
+        names = self.cookies.names
+        pending = {"state": state, "nonce": nonce, "verifier": verifier, "return_to": return_to}
+        sealed = self.cookies.sealer.seal(names.login, pending)
+        self.cookies.set(response, names.login, sealed, self.config.login_ttl)
+        return response
+
+    async def callback(self, request: Request) -> Response:
+        """OIDC Core §3.1.2.5-§3.1.3.7: the state must be the one this browser's pending
+        cookie holds (RFC 6749 §10.12), then the code is exchanged and the ID token verified."""
+        names = self.cookies.names
+        pending = self.cookies.sealer.unseal(names.login, request.cookies.get(names.login))
+        if pending is None:
+            return error(400, "invalid_request", "no sign-in in progress in this browser")
+        state = request.query_params.get("state", "")
+        if not hmac.compare_digest(state.encode(), str(pending.get("state", "")).encode()):
+            return error(400, "invalid_request", "the state does not match this sign-in")
+        if "error" in request.query_params:  # RFC 6749 §4.1.2.1, once the state is known good
+            response = error(400, "access_denied", request.query_params["error"][:100])
+            self.cookies.clear(response, names.login)
+            return response
+        code = request.query_params.get("code")
+        if not code:
+            return error(400, "invalid_request", "no code")
+        try:
+            answer = await self.provider.exchange_code(code, str(pending["verifier"]))
+            assert answer.id_token is not None
+            await self.provider.verify_id_token(answer.id_token, nonce=str(pending["nonce"]))
+        except IdTokenError as failure:
+            return error(400, "invalid_id_token", str(failure))
+        except ProviderError as failure:
+            return error(502, "idp_unavailable", str(failure))
+        session = Session.new(
+            answer.access_token, answer.expires_at, answer.refresh_token, answer.id_token
+        )
+        return_to = str(pending.get("return_to", "/"))
+        response = RedirectResponse(
+            return_to if is_local_path(return_to) else "/", status_code=303, headers=NO_STORE
+        )
+        self.cookies.clear(response, names.login)
+        await self.storage.save(response, session)
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        """Clears this site's session and answers idp's end-session URL as JSON
+        (``{"logout_url": ...}``) for the page to navigate to (OIDC RP-Initiated Logout §2):
+        the request comes from fetch (only fetch can send the XSRF header), and fetch would
+        follow a 303 to idp's origin itself, in CORS mode, where it would fail and idp's
+        session cookie would not end. Without a session there is nothing to protect here:
+        the URL then carries no ``id_token_hint`` and idp asks the user."""
+        session = await self.storage.load(request)
+        if session is not None and not self._xsrf_ok(request, session):
+            return xsrf_refused()
+        try:
+            url = await self.provider.end_session_url(session.id_token if session else None)
+        except ProviderError as failure:
+            return error(502, "idp_unavailable", str(failure))
+        response = JSONResponse({"logout_url": url}, headers=NO_STORE)
+        await self.storage.clear(request, response)
+        if session is not None and session.refresh_token is not None:
+            await self.provider.revoke(session.refresh_token)
+        return response
+
+    async def me(self, request: Request) -> Response:
+        """The signed-in user (the ID token's user claims), or 401."""
+        return await self._with_session(
+            request, lambda current: _ok(JSONResponse(current.session.user(), headers=NO_STORE))
+        )
+
+    async def proxy(self, request: Request) -> Response:
+        """Forwards the request to the API with ``Authorization: Bearer`` (RFC 6750 §2.1)."""
+        return await self._with_session(request, lambda current: self._forward(request, current))
+
+    async def _forward(self, request: Request, current: Current) -> Response:
+        assert self.config.api_upstream is not None
+        if any(segment in (".", "..") for segment in request.url.path.split("/")):
+            # RFC 3986 §5.2.4 would resolve them away from the API prefix, to any route of the
+            # upstream: never forwarded.
+            return error(400, "invalid_request", "dot segments in the path")
+        url = self.config.api_upstream.rstrip("/") + request.url.path
+        if request.url.query:
+            url += "?" + request.url.query
+        headers = {k: v for k in FORWARDED_REQUEST_HEADERS if (v := request.headers.get(k))}
+        headers["authorization"] = f"Bearer {current.session.access_token}"
+        try:
+            upstream = await self._http_client.request(
+                request.method,
+                url,
+                headers=headers,
+                content=await request.body(),
+            )
+        except httpx.HTTPError as failure:
+            return error(502, "api_unavailable", type(failure).__name__)
+        kept = {k: v for k in FORWARDED_RESPONSE_HEADERS if (v := upstream.headers.get(k))}
+        return Response(upstream.content, status_code=upstream.status_code, headers=kept)
+
+    @property
+    def _http_client(self) -> httpx.AsyncClient:
+        assert self._http is not None
+        return self._http
+
+    async def _with_session(
+        self, request: Request, respond: Callable[[Current], Awaitable[Response]]
+    ) -> Response:
+        """Loads the session (401 without one), checks the XSRF header on unsafe methods
+        (403), refreshes an access token at or near its expiry (401 and cleared cookies when
+        idp refuses), and sends renewed cookies with the answer."""
+        session = await self.storage.load(request)
+        if session is None:
+            return error(401, "login_required", "no session")
+        if request.method in UNSAFE_METHODS and not self._xsrf_ok(request, session):
+            return xsrf_refused()
+        refreshed = False
+        if self._expiring(session):
+            try:
+                renewed = await self._refresh(session)
+            except ProviderError as failure:
+                return error(502, "idp_unavailable", str(failure))
+            if renewed is None:
+                response = error(401, "login_required", "the session has ended at idp")
+                await self.storage.clear(request, response)
+                return response
+            session, refreshed = renewed, True
+        response = await respond(Current(session, refreshed))
+        if refreshed:
+            await self.storage.save(response, session)
+        return response
+
+    def _expiring(self, session: Session) -> bool:
+        skew = self.config.refresh_skew.total_seconds()
+        return self._clock.now().timestamp() >= session.expires_at - skew
+
+    async def _refresh(self, session: Session) -> Session | None:
+        if session.refresh_token is None:
+            return None
+        refresh_token = session.refresh_token
+
+        async def refresh() -> Session | None:
+            answer = await self.provider.refresh(refresh_token)
+            if answer is None:
+                return None
+            if answer.id_token is not None:
+                subject = str(session.user().get("sub", ""))
+                await self.provider.verify_id_token(answer.id_token, nonce=None, subject=subject)
+            return session.renewed(
+                answer.access_token, answer.expires_at, answer.refresh_token, answer.id_token
+            )
+
+        return await self.refresher.run(refresh_token, refresh)
+
+    def _xsrf_ok(self, request: Request, session: Session) -> bool:
+        """Double submit: the header repeats the ``XSRF-TOKEN`` cookie's value, which is the
+        session's own (so a cookie tossed in from a sibling site does not help)."""
+        presented = request.headers.get(XSRF_HEADER, "")
+        return hmac.compare_digest(presented.encode(), session.xsrf.encode())
+
+
+async def _ok(response: Response) -> Response:
+    return response
+
+
+def xsrf_refused() -> Response:
+    return error(403, "xsrf_failed", f"the {XSRF_HEADER} header is missing or wrong")
+
+
+def pkce_s256(verifier: str) -> str:
+    """RFC 7636 §4.2: BASE64URL(SHA256(ASCII(code_verifier)))."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def is_local_path(target: str) -> bool:
+    """A path on this site: ``/x``, never ``//host``, ``/\\host`` (browsers read ``\\`` as
+    ``/``), a scheme or control characters: an open redirect otherwise."""
+    if not target.startswith("/") or target.startswith(("//", "/\\")):
+        return False
+    if any(ord(char) < 0x20 or char == "\\" for char in target):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc

@@ -1,0 +1,345 @@
+"""idp_rp.bff (the backend-for-frontend kit) against a real idp over HTTP: sign-in through the
+hosted login page, cookies, /me, CSRF, the API proxy, transparent refresh and logout.
+
+The BFF is served in process (httpx ASGITransport: it is the app under test); idp and the API
+behind the proxy run on uvicorn. idp, the BFF and the API share one frozen clock, so an access
+token expires when the test says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from idp.clock import FrozenClock
+from idp.settings import Settings
+from idp_rp.bff import BackendForFrontend, BffConfig, MemorySessionStore
+from idp_rp.bff.sealing import Sealer
+from tests.conftest import Served, serving
+from tests.factories import PASSWORD, make_client, make_user
+from tests.hosted_login import walk_hosted_login
+from tests.rp.bff_stack import (
+    API,
+    Browser,
+    echo_api,
+    family_revoked,
+    free_socket,
+    refresh_generation,
+    set_cookies,
+    uvicorn_serving,
+)
+
+BFF = "http://127.0.0.1:8400"  # served through ASGITransport: no port is opened
+HTTPS_BFF = "https://app.example"
+ACCESS_TTL = timedelta(minutes=5)
+EMAIL = "alice@example.com"
+TOKEN_COOKIES = ("bff_session", "bff_refresh", "bff_id")
+
+
+@dataclass
+class Stack:
+    idp: Served
+    idp_http: httpx.AsyncClient
+    pool: asyncpg.Pool
+    clock: FrozenClock
+    client_id: str
+    secret: str
+    api_url: str
+    cookie_key: bytes
+
+    def config(self, base_url: str = BFF) -> BffConfig:
+        return BffConfig(
+            issuer=self.idp.base_url,
+            client_id=self.client_id,
+            client_secret=self.secret,
+            base_url=base_url,
+            cookie_key=self.cookie_key,
+            api_upstream=self.api_url,
+        )
+
+
+@pytest.fixture
+async def stack(settings: Settings, clock: FrozenClock, pool: asyncpg.Pool) -> AsyncIterator[Stack]:
+    clock.set(datetime.now(UTC).replace(microsecond=0))
+    client, secret = await make_client(
+        pool,
+        settings,
+        name="bff",
+        grant_types=("authorization_code", "refresh_token"),
+        redirect_uris=(f"{BFF}/auth/callback", f"{HTTPS_BFF}/auth/callback"),
+        scopes=("openid", "profile", "email", "roles"),
+        audiences=(API,),
+        first_party=True,
+        access_token_ttl=ACCESS_TTL,
+        post_logout_redirect_uris=(f"{BFF}/", f"{HTTPS_BFF}/"),
+    )
+    await make_user(pool, EMAIL, roles=("admin",))
+    async with (
+        serving(replace(settings, access_token_ttl=ACCESS_TTL), clock=clock) as idp,
+        httpx.AsyncClient(base_url=idp.base_url, timeout=10) as idp_http,
+        uvicorn_serving(echo_api(idp.base_url, clock, idp_http), free_socket()) as api_url,
+    ):
+        yield Stack(
+            idp, idp_http, pool, clock, client.client_id, secret, api_url, secrets.token_bytes(32)
+        )
+
+
+@asynccontextmanager
+async def bff_browser(
+    stack: Stack, base_url: str = BFF, *, store: MemorySessionStore | None = None
+) -> AsyncIterator[Browser]:
+    bff = BackendForFrontend(stack.config(base_url), store=store, clock=stack.clock)
+    app = Starlette(routes=bff.routes)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as http:
+            yield Browser(http)
+    finally:
+        await bff.aclose()
+
+
+async def sign_in(stack: Stack, browser: Browser, return_to: str | None = None) -> httpx.Response:
+    """/auth/login, idp's hosted login, and back to /auth/callback: the callback's answer."""
+    params = {} if return_to is None else {"return_to": return_to}
+    started = await browser.request("GET", "/auth/login", params=params)
+    assert started.status_code == 302, started.text
+    redirect_uri = str(browser.http.base_url).rstrip("/") + "/auth/callback"
+    back = await walk_hosted_login(
+        stack.idp_http, started.headers["location"], redirect_uri, EMAIL, PASSWORD
+    )
+    parts = urlsplit(back)
+    return await browser.request("GET", f"{parts.path}?{parts.query}")
+
+
+async def test_sign_in_sets_httponly_secure_lax_token_cookies_and_a_readable_xsrf_cookie(
+    stack: Stack,
+) -> None:
+    """RFC 6265bis §4.1.2: tokens in HttpOnly Secure SameSite=Lax cookies, Path=/, no Domain;
+    only XSRF-TOKEN is readable by the page's JavaScript."""
+    async with bff_browser(stack) as browser:
+        answer = await sign_in(stack, browser)
+        assert answer.status_code == 303, answer.text
+        assert answer.headers["location"] == "/"
+        cookies = set_cookies(answer)
+        for name in TOKEN_COOKIES:
+            attributes = cookies[name].attributes
+            assert {"httponly", "secure"} <= attributes.keys(), name
+            assert attributes["samesite"].lower() == "lax"
+            assert attributes["path"] == "/"
+            assert "domain" not in attributes
+        xsrf = cookies["XSRF-TOKEN"].attributes
+        assert "httponly" not in xsrf
+        assert "secure" in xsrf
+        assert cookies["bff_login"].removed  # the pending sign-in is over
+        # Nothing of the tokens is in clear text in any cookie.
+        assert all(value.count(".") == 0 for value in browser.jar.values())
+
+
+async def test_me_answers_the_user_after_sign_in_and_401_without_a_session(
+    stack: Stack,
+) -> None:
+    async with bff_browser(stack) as browser:
+        refused = await browser.request("GET", "/me")
+        assert refused.status_code == 401
+        assert refused.json()["error"] == "login_required"
+        await sign_in(stack, browser)
+        me = await browser.request("GET", "/me")
+        assert me.status_code == 200, me.text
+        user = me.json()
+        assert user["email"] == EMAIL
+        assert user["roles"] == ["admin"]
+        assert "nonce" not in user
+        assert "at_hash" not in user
+
+
+async def test_an_unsafe_request_needs_the_xsrf_header_matching_the_cookie(stack: Stack) -> None:
+    """Double submit: POST through the proxy without X-XSRF-TOKEN, or with another value, is
+    403 and never reaches the API; with it the API gets the bearer token, not the cookies."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        missing = await browser.request("POST", "/api/echo", content=b"hello")
+        assert missing.status_code == 403, missing.text
+        assert missing.json()["error"] == "xsrf_failed"
+        wrong = await browser.request(
+            "POST", "/api/echo", content=b"hello", headers={"X-XSRF-TOKEN": "guess"}
+        )
+        assert wrong.status_code == 403
+        logout = await browser.request("POST", "/auth/logout")
+        assert logout.status_code == 403  # the BFF's own unsafe routes too
+        sent = await browser.request("POST", "/api/echo", content=b"hello", headers=browser.xsrf())
+        assert sent.status_code == 200, sent.text
+        echoed = sent.json()
+        assert echoed["method"] == "POST"
+        assert echoed["body"] == "hello"
+        assert echoed["cookie"] is None
+        assert echoed["xsrf"] is None
+        assert (await browser.request("GET", "/api/echo")).status_code == 200  # GET is safe
+
+
+async def test_the_proxy_forwards_only_below_the_api_prefix(stack: Stack) -> None:
+    """A dot segment would take the user's token to any route of the upstream (RFC 3986
+    §5.2.4 removes it there): refused."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        for path in ("/api/%2e%2e/jwks.json", "/api/%2e/echo", "/api/x/%2E%2E/%2e%2e/secret"):
+            refused = await browser.request("GET", path)
+            assert refused.status_code == 400, path
+            assert refused.json()["error"] == "invalid_request"
+        assert (await browser.request("GET", "/api/echo?x=1")).status_code == 200
+
+
+async def test_a_callback_with_another_state_is_refused(stack: Stack) -> None:
+    """RFC 6749 §10.12: the state must be the one this browser's sign-in sent."""
+    async with bff_browser(stack) as browser:
+        started = await browser.request("GET", "/auth/login")
+        back = await walk_hosted_login(
+            stack.idp_http, started.headers["location"], f"{BFF}/auth/callback", EMAIL, PASSWORD
+        )
+        query = {key: values[0] for key, values in parse_qs(urlsplit(back).query).items()}
+        forged = await browser.request(
+            "GET", "/auth/callback", params={**query, "state": query["state"][:-2] + "xx"}
+        )
+        assert forged.status_code == 400
+        assert "state" in forged.json()["error_description"]
+        assert not set(TOKEN_COOKIES) & set(browser.jar)
+        without_pending = await browser.request("GET", "/auth/callback", params=query, jar={})
+        assert without_pending.status_code == 400
+
+
+async def test_return_to_must_be_a_path_on_this_site(stack: Stack) -> None:
+    async with bff_browser(stack) as browser:
+        for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+            refused = await browser.request("GET", "/auth/login", params={"return_to": target})
+            assert refused.status_code == 400, target
+        answer = await sign_in(stack, browser, return_to="/reports?year=2026")
+        assert answer.headers["location"] == "/reports?year=2026"
+
+
+async def test_an_expired_access_token_is_refreshed_transparently(stack: Stack) -> None:
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        before = (await browser.request("GET", "/api/echo")).json()["jti"]
+        stack.clock.advance(ACCESS_TTL + timedelta(seconds=1))
+        me = await browser.request("GET", "/me")
+        assert me.status_code == 200, me.text
+        assert set(TOKEN_COOKIES) <= set(set_cookies(me))  # the new tokens go to the browser
+        assert await refresh_generation(stack.pool, stack.client_id) == 1
+        after = await browser.request("GET", "/api/echo")
+        assert after.status_code == 200, after.text
+        assert after.json()["jti"] != before
+        assert await refresh_generation(stack.pool, stack.client_id) == 1
+
+
+async def test_an_access_token_about_to_expire_is_refreshed_before_use(stack: Stack) -> None:
+    """Within refresh_skew (30 s) of its expiry the token would die on its way to the API."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        stack.clock.advance(ACCESS_TTL - timedelta(seconds=40))
+        assert (await browser.request("GET", "/me")).status_code == 200
+        assert await refresh_generation(stack.pool, stack.client_id) == 0
+        stack.clock.advance(timedelta(seconds=15))
+        assert (await browser.request("GET", "/me")).status_code == 200
+        assert await refresh_generation(stack.pool, stack.client_id) == 1
+
+
+async def test_twenty_concurrent_calls_at_expiry_make_exactly_one_refresh_at_idp(
+    stack: Stack,
+) -> None:
+    """All twenty carry the same refresh token: a second refresh with it would be reuse
+    (RFC 9700 §4.14.2) and idp would revoke the family; they share one and all succeed."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        old = dict(browser.jar)
+        stack.clock.advance(ACCESS_TTL + timedelta(seconds=1))
+        answers = await asyncio.gather(
+            *(browser.request("GET", "/api/echo", jar=old) for _ in range(20))
+        )
+        assert [answer.status_code for answer in answers] == [200] * 20
+        assert len({answer.json()["jti"] for answer in answers}) == 1
+        assert all("bff_session" in set_cookies(answer) for answer in answers)
+        assert await refresh_generation(stack.pool, stack.client_id) == 1
+        assert not await family_revoked(stack.pool, stack.client_id)
+        # A straggler with the old cookies, after the refresh ended, gets the same tokens.
+        late = await browser.request("GET", "/api/echo", jar=old)
+        assert late.json()["jti"] == answers[0].json()["jti"]
+        assert await refresh_generation(stack.pool, stack.client_id) == 1
+
+
+async def test_a_refresh_idp_refuses_clears_the_cookies_and_answers_401(stack: Stack) -> None:
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        sealed = Sealer(stack.cookie_key).unseal("bff_refresh", browser.jar["bff_refresh"])
+        assert sealed is not None
+        revoked = await stack.idp_http.post(
+            "/revoke", data={"token": sealed["rt"]}, auth=(stack.client_id, stack.secret)
+        )
+        assert revoked.status_code == 200
+        stack.clock.advance(ACCESS_TTL + timedelta(seconds=1))
+        refused = await browser.request("GET", "/me")
+        assert refused.status_code == 401, refused.text
+        cleared = set_cookies(refused)
+        assert all(cleared[name].removed for name in (*TOKEN_COOKIES, "XSRF-TOKEN"))
+        assert (await browser.request("GET", "/api/echo")).status_code == 401
+
+
+async def test_logout_answers_idps_end_session_url_and_following_it_ends_the_idp_session(
+    stack: Stack,
+) -> None:
+    """OIDC RP-Initiated Logout §2: id_token_hint and the registered post_logout_redirect_uri;
+    idp ends its session without asking, and the refresh token is revoked (RFC 7009)."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        answer = await browser.request("POST", "/auth/logout", headers=browser.xsrf())
+        assert answer.status_code == 200, answer.text
+        assert all(set_cookies(answer)[name].removed for name in TOKEN_COOKIES)
+        url = answer.json()["logout_url"]
+        query = parse_qs(urlsplit(url).query)
+        assert url.startswith(f"{stack.idp.base_url}/logout?")
+        assert query["post_logout_redirect_uri"] == [f"{BFF}/"]
+        assert "id_token_hint" in query
+        assert await family_revoked(stack.pool, stack.client_id)
+        assert (await browser.request("GET", "/me")).status_code == 401
+        ended = await stack.idp_http.get(url)
+        assert ended.status_code in (302, 303), ended.text
+        assert ended.headers["location"] == f"{BFF}/"
+        again = await browser.request("GET", "/auth/login")
+        at_idp = await stack.idp_http.get(again.headers["location"])
+        assert urlsplit(at_idp.headers["location"]).path == "/login"  # signed out of idp too
+
+
+async def test_cookies_take_the_host_prefix_on_an_https_origin(stack: Stack) -> None:
+    """RFC 6265bis §4.1.3.2: ``__Host-`` (Secure, Path=/, no Domain) on https; XSRF-TOKEN
+    keeps the name Angular reads."""
+    async with bff_browser(stack, HTTPS_BFF) as browser:
+        answer = await sign_in(stack, browser)
+        assert answer.status_code == 303, answer.text
+        names = set(set_cookies(answer))
+        assert {f"__Host-{name}" for name in TOKEN_COOKIES} | {"XSRF-TOKEN"} <= names
+        assert "__Host-bff_login" in names
+        assert not {name for name in names if name.startswith("bff_")}
+        assert (await browser.request("GET", "/me")).status_code == 200
+
+
+async def test_a_server_side_store_keeps_the_tokens_out_of_the_browser(stack: Stack) -> None:
+    store = MemorySessionStore(stack.clock)
+    async with bff_browser(stack, store=store) as browser:
+        await sign_in(stack, browser)
+        assert set(browser.jar) == {"bff_session", "XSRF-TOKEN"}
+        assert len(browser.jar["bff_session"]) < 200  # an id, not tokens
+        assert (await browser.request("GET", "/me")).json()["email"] == EMAIL
+        stack.clock.advance(ACCESS_TTL + timedelta(seconds=1))
+        assert (await browser.request("GET", "/api/echo")).status_code == 200
+        assert await refresh_generation(stack.pool, stack.client_id) == 1
+        logout = await browser.request("POST", "/auth/logout", headers=browser.xsrf())
+        assert logout.status_code == 200
+        assert (await browser.request("GET", "/me")).status_code == 401
