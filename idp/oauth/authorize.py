@@ -32,7 +32,8 @@ MAX_STATE_LENGTH = 1024
 MAX_NONCE_LENGTH = 512
 MAX_ACR_VALUES_LENGTH = 512
 MAX_CLAIMS_LENGTH = 2048
-PROMPTS = frozenset({"none", "login"})
+# OIDC Core §3.1.2.1; discovery advertises these (prompt_values_supported), in this order.
+PROMPTS = ("none", "login", "consent")
 # RFC 6749 Appendix A.5: state = 1*VSCHAR (%x20-7E); nonces are held to the same.
 _VSCHARS = re.compile(r"^[\x20-\x7e]+$")
 _DIGITS = re.compile(r"^[0-9]{1,9}$")
@@ -247,8 +248,9 @@ def check_prompt(params: Params, request: AuthorizationRequest, issuer: str) -> 
     prompt = params.get("prompt")
     if prompt is not None:
         values = set(prompt.split())
-        if not values <= PROMPTS or ("none" in values and len(values) > 1):
-            raise InvalidRequestError("prompt must be none or login")
+        if not values <= set(PROMPTS) or ("none" in values and len(values) > 1):
+            # §3.1.2.1: none with any other value is an error.
+            raise InvalidRequestError("prompt must be none, or login and/or consent")
         request.prompt = prompt
 
 

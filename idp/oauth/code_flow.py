@@ -52,11 +52,16 @@ def needs_login(
         return True
     if signed_in_for_request:
         return False
-    if request.prompt is not None and "login" in request.prompt.split():
+    if _prompts(request, "login"):
         return True
     if request.max_age is not None:
         return now - signed_in.auth_time > timedelta(seconds=request.max_age)
     return False
+
+
+def _prompts(request: AuthorizationRequest, value: str) -> bool:
+    """Whether the request's space-separated ``prompt`` holds ``value``."""
+    return request.prompt is not None and value in request.prompt.split()
 
 
 def needs_consent(request: AuthorizationRequest, granted: set[str]) -> bool:
@@ -67,9 +72,13 @@ def needs_consent(request: AuthorizationRequest, granted: set[str]) -> bool:
     §10.2); their metadata is the registrant's say-so and may change under the same client_id
     (a document is refetched), and RFC 7591 §5 asks for less trust in them: the user confirms
     the client and the host it returns to each time. With prompt=none they get
-    consent_required."""
+    consent_required.
+
+    prompt=consent asks for consent whatever was granted, first-party clients included (OIDC
+    Core §3.1.2.1: the server SHOULD prompt for consent before returning information), as §11
+    wants before a refresh token for offline_access: the MCP SDK sends it with that scope."""
     assert request.client is not None
-    if request.client.unverified:
+    if request.client.unverified or _prompts(request, "consent"):
         return True
     return not request.client.first_party and not set(request.scopes) <= granted
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from idp.oauth.acr import ACR_VALUES
+from idp.oauth.authorize import PROMPTS
 from idp.oauth.client_auth import AUTH_METHODS
 from idp.oauth.grants import GRANTS
 from idp.settings import SIGNING_ALGS, Settings
@@ -43,7 +44,7 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": CLAIMS,
         "acr_values_supported": ACR_VALUES,
-        "prompt_values_supported": ["none", "login"],
+        "prompt_values_supported": list(PROMPTS),
         "authorization_response_iss_parameter_supported": True,  # RFC 9207
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

@@ -274,8 +274,9 @@ AUTHORIZE_CASES = [
     # prompt and max_age (OIDC Core §3.1.2.1).
     AUTHORIZE("prompt-none-without-session", to_client("login_required"), prompt="none"),
     AUTHORIZE("prompt-none-and-login", BAD, prompt="none login"),
-    # Policy: discovery advertises prompt_values_supported ["none", "login"] only.
-    AUTHORIZE("prompt-consent", BAD, prompt="consent"),
+    AUTHORIZE("prompt-none-and-consent", BAD, prompt="none consent"),
+    # Policy: discovery advertises prompt_values_supported ["none", "login", "consent"] only.
+    AUTHORIZE("prompt-select-account", BAD, prompt="select_account"),
     AUTHORIZE("prompt-garbage", BAD, prompt="<script>"),
     AUTHORIZE("max-age-negative", BAD, max_age="-1"),
     AUTHORIZE("max-age-non-numeric", BAD, max_age="ten"),
