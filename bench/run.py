@@ -7,6 +7,7 @@ and optionally beside idp at another commit (the baseline).
     scripts/bench --accounts [--duration D] [--out FILE]
     scripts/bench --passkeys [--duration D] [--out FILE]
     scripts/bench --admin [--duration D] [--out FILE]
+    scripts/bench --verifier [--duration D] [--rounds N] [--iterations N] [--out FILE]
 
 Every scenario (bench/scenarios.py) runs with wrk against ``idp serve --workers 2`` on a fresh
 embedded PostgreSQL (in a temporary IDP_DATA_DIR, whatever this shell's IDP_* variables say),
@@ -137,6 +138,20 @@ def main(argv: list[str] | None = None) -> int:
         help="the management API record instead (bench/admin.py): a users page over 100,000 "
         "users, the first and the 1,000th, and dynamic registrations/s",
     )
+    parser.add_argument(
+        "--verifier",
+        action="store_true",
+        help="the relying-party verifier record instead (bench/verifier.py): verifications/s "
+        "of one cached RS256 access token on one core, idp_rp beside a raw cryptography "
+        "ceiling and PyJWT (--duration per run, default 2s here)",
+    )
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=0,
+        metavar="N",
+        help="--verifier: verify N tokens per run instead of running for --duration",
+    )
     parser.add_argument("--out", type=Path, help="the Markdown file to write")
     parser.add_argument("--json", type=Path, help="also save the results as JSON (bench/report.py)")
     args = parser.parse_args(argv)
@@ -161,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         import passkeys  # the idp package and the software authenticator: only for this record
 
         return passkeys.main(config, args.out)
+    if args.verifier:
+        import verifier  # PyJWT and idp-rp (from rp/): only for this record
+
+        return verifier.main(args.duration, args.rounds, args.iterations, args.out)
     if args.admin:
         import admin  # the idp package's CLI: only for this record
 

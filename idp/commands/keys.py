@@ -198,13 +198,15 @@ async def plan(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool)
     return 0
 
 
-def _dry_run(args: argparse.Namespace, settings: Settings, keys: list[Any], now: datetime) -> None:
-    """What ``revoke`` would do, from the revocation planner itself; nothing is written."""
+def _dry_run_plan(
+    args: argparse.Namespace, settings: Settings, keys: list[Any], now: datetime
+) -> dict[str, Any]:
+    """What ``revoke`` would do, from the revocation planner itself; nothing is written. The
+    ``--json`` answer of ``--dry-run``; the text output is printed from it."""
     records = {key.kid: key for key in keys}
     transitions = lifecycle.plan_revocation(
         keys, None if args.all else args.kid, args.reason or "dry run", settings
     )
-    print("dry run: nothing changed")
     signer = next(
         (
             t
@@ -214,32 +216,76 @@ def _dry_run(args: argparse.Namespace, settings: Settings, keys: list[Any], now:
         ),
         None,
     )
+    next_signer: dict[str, Any]
     if isinstance(signer, lifecycle.Promote):
         key = records[signer.kid]
-        print(f"next signer: {key.kid}, published since {iso(key.created_at)}")
-    elif signer is not None:
-        print("next signer: a brand-new key, published from the same instant")
+        next_signer = {"kid": key.kid, "change": "promoted", "published_since": iso(key.created_at)}
+    elif signer is not None:  # a brand-new key: published from the revocation's instant
+        next_signer = {"kid": None, "change": "new", "published_since": None}
     else:
         active = next(key for key in keys if key.state == "active")
-        print(f"next signer: {active.kid} (unchanged), published since {iso(active.created_at)}")
+        next_signer = {
+            "kid": active.kid,
+            "change": "unchanged",
+            "published_since": iso(active.created_at),
+        }
     tail = settings.longest_token_ttl + settings.clock_skew
+    revoked = []
     for transition in transitions:
         if not isinstance(transition, lifecycle.Revoke):
             continue
         key = records[transition.kid]
-        if key.state == "pending":
-            print(f"tokens signed with {key.kid}: none signed yet")
-            continue
-        last = now if key.state == "active" else key.last_signed_at
-        assert last is not None
-        print(f"tokens signed with {key.kid}: valid until {iso(last + tail)} unless revoked")
+        until = None  # a pending key signed no token
+        if key.state != "pending":
+            last = now if key.state == "active" else key.last_signed_at
+            assert last is not None
+            until = iso(last + tail)
+        revoked.append({"kid": key.kid, "state": key.state, "tokens_valid_until": until})
+    return {
+        "dry_run": True,
+        "now": iso(now),
+        "target": None if args.all else args.kid,
+        "all": bool(args.all),
+        "next_signer": next_signer,
+        "revoked": revoked,
+        "transitions": [
+            {"action": type(t).__name__.lower(), "kid": getattr(t, "kid", None)}
+            | ({"state": t.state} if isinstance(t, lifecycle.CreateKey) else {})
+            for t in transitions
+        ],
+    }
+
+
+def _print_dry_run(plan: dict[str, Any]) -> None:
+    print("dry run: nothing changed")
+    signer = plan["next_signer"]
+    if signer["change"] == "promoted":
+        print(f"next signer: {signer['kid']}, published since {signer['published_since']}")
+    elif signer["change"] == "new":
+        print("next signer: a brand-new key, published from the same instant")
+    else:
+        print(
+            f"next signer: {signer['kid']} (unchanged), published since {signer['published_since']}"
+        )
+    for key in plan["revoked"]:
+        if key["tokens_valid_until"] is None:
+            print(f"tokens signed with {key['kid']}: none signed yet")
+        else:
+            print(
+                f"tokens signed with {key['kid']}: valid until {key['tokens_valid_until']} "
+                "unless revoked"
+            )
 
 
 async def revoke(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
     if args.dry_run:
         await admin_keys.check_revocable(pool, None if args.all else args.kid, args.reason or "-")
         keys = [listing.record for listing in await signing_keys.fetch_all(pool)]
-        _dry_run(args, settings, keys, SystemClock().now())
+        dry_run = _dry_run_plan(args, settings, keys, SystemClock().now())
+        if args.json:
+            print_json(dry_run)
+        else:
+            _print_dry_run(dry_run)
         return 0
     await admin_keys.check_revocable(pool, None if args.all else args.kid, args.reason)
     target = "EVERY signing key" if args.all else f"signing key {args.kid}"
@@ -264,6 +310,8 @@ def _one_target(args: argparse.Namespace) -> str | None:
         return "name exactly one KID, or --all"
     if args.reason is None and not args.dry_run:
         return "the following arguments are required: --reason"
+    if args.json and not args.dry_run:
+        return "--json goes with --dry-run"
     return None
 
 
@@ -289,6 +337,12 @@ def add_revoke_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="change nothing: print which key would sign next, since when verifiers could have "
         "fetched it, and until when tokens the key signed stay valid",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="with --dry-run: one JSON object (next_signer, revoked with tokens_valid_until, "
+        "transitions) instead of text",
     )
     parser.add_argument(
         "--yes", action="store_true", help="do not ask for confirmation (default: ask on stdin)"

@@ -12,7 +12,12 @@ Rules (RFC 9111 caching applied to RFC 7517 key sets):
 * A ``kid`` the fresh set does not hold triggers a refetch, at most ``unknown_kid_refetches``
   times per minute: a flood of tokens with made-up kids cannot make the cache hammer the issuer.
 * Concurrent callers share one fetch. A failed fetch while the set is stale fails closed
-  (:class:`InvalidTokenError`), never with an unhandled exception.
+  (:class:`InvalidTokenError`), never with an unhandled exception, and never falls back on the
+  stale keys.
+* After a failed fetch the cache backs off: no request is sent for 1 s, then 2, 4, ... up to
+  60 s after each further failure (on the injected clock); meanwhile a verification that needs
+  the issuer fails closed at once, so an outage of the issuer's JWKS does not turn every
+  incoming request into a request to the issuer. The first success ends the backoff.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from idp_rp.errors import InvalidTokenError
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_REUSE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\b", re.IGNORECASE)
 RATE_WINDOW = timedelta(minutes=1)
+FIRST_BACKOFF = timedelta(seconds=1)  # after one failed fetch; doubled after each further one
+MAX_BACKOFF = timedelta(seconds=60)
 
 
 def freshness_lifetime(headers: httpx.Headers) -> timedelta:
@@ -70,6 +77,8 @@ class JwksCache:
         self._lock = asyncio.Lock()
         self._generation = 0  # counts fetch attempts, so waiters know one happened meanwhile
         self._last_failure: str | None = None
+        self._backoff: timedelta | None = None  # the wait after the last failure; None: no failure
+        self._retry_at: datetime | None = None  # no request before this (after a failure)
         self.fetches = 0  # requests sent (observable for operators and tests)
 
     def _is_fresh(self) -> bool:
@@ -93,13 +102,17 @@ class JwksCache:
     async def _refresh(self, *, unknown_kid: bool) -> None:
         seen = self._generation
         async with self._lock:
-            if self._generation == seen:
+            if self._generation == seen and not self._backing_off():
                 if unknown_kid and not self._may_refetch_for_unknown_kid():
                     raise InvalidTokenError("unknown kid, and the JWKS was refetched recently")
                 await self._fetch()
-            # else: another caller fetched while this one waited; its result is this one's.
+            # else: another caller fetched while this one waited (its result is this one's), or
+            # a fetch failed less than the backoff ago: no request now, the outcome stands.
         if self._last_failure is not None and not self._is_fresh():
             raise InvalidTokenError(f"the issuer's JWKS is unavailable: {self._last_failure}")
+
+    def _backing_off(self) -> bool:
+        return self._retry_at is not None and self._clock.now() < self._retry_at
 
     def _may_refetch_for_unknown_kid(self) -> bool:
         now = self._clock.now()
@@ -134,8 +147,13 @@ class JwksCache:
                 raise _FetchFailed(f"HTTP {response.status_code}")
         except (httpx.HTTPError, ValueError, JoseError, _FetchFailed) as error:
             self._last_failure = str(error) or type(error).__name__
+            self._backoff = (
+                FIRST_BACKOFF if self._backoff is None else min(2 * self._backoff, MAX_BACKOFF)
+            )
+            self._retry_at = self._clock.now() + self._backoff
         else:
             self._last_failure = None
+            self._backoff = self._retry_at = None
 
 
 class _FetchFailed(Exception):
@@ -159,4 +177,4 @@ def _parse(document: Any) -> dict[str, Key]:
     return {str(key.kid): key for key in key_set.keys}
 
 
-__all__ = ["JwksCache", "freshness_lifetime"]
+__all__ = ["FIRST_BACKOFF", "MAX_BACKOFF", "JwksCache", "freshness_lifetime"]

@@ -1,18 +1,31 @@
-"""Access-token verification for resource servers (RFC 9068 JWT access tokens)."""
+"""Access-token verification for resource servers (RFC 9068 JWT access tokens).
+
+The hot path: a resource server verifies a token on every request, so ``verify`` parses the
+compact JWS once (RFC 7515 §7.1: three base64url segments), makes its header checks, and then
+calls joserfc's algorithm (``JWSRegistry.algorithms[alg].verify``: for RS256 ``cryptography``'s
+PKCS#1 v1.5 verification) on the signing input directly. joserfc's general deserializer, which
+re-parses the header and rebuilds its registry for every token, is not in the loop; its key
+checks (``check_key``: the key's ``use``, type and ``alg`` fit the algorithm) run once per key
+and algorithm, remembered until the JWKS serves another key under the kid. Keys are still
+imported by joserfc (``idp_rp.jwks``). bench/verifier.py measures this beside a bare
+``cryptography`` ceiling and PyJWT (bench/results/verifier.md).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from joserfc import jws
 from joserfc.errors import JoseError
+from joserfc.jwk import Key
+from joserfc.jws import JWSRegistry
 
 from idp_rp.clock import Clock, SystemClock
 from idp_rp.errors import InvalidTokenError
@@ -23,6 +36,9 @@ from idp_rp.jwks import JwksCache
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 # RFC 9068 §2.2: claims every JWT access token carries.
 REQUIRED_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
+# RFC 7515 §2 / RFC 4648 §5: base64url without padding; anything else is not a segment (a
+# lenient decoder would accept a signature with junk appended: the same token, spelled twice).
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 
 
 @dataclass(frozen=True)
@@ -85,6 +101,9 @@ class TokenVerifier:
             # RFC 8725 §3.1/§3.2: "none" and shared-secret algorithms never verify a token
             # signed by an issuer's published (public) key.
             raise ValueError(f"algorithms must be asymmetric signature algorithms: {pinned}")
+        unknown = [alg for alg in pinned if alg not in JWSRegistry.algorithms]
+        if unknown:
+            raise ValueError(f"unknown JWS algorithms: {unknown}")
         self.issuer = issuer
         self.audience = audience
         self.jwks = jwks
@@ -92,6 +111,8 @@ class TokenVerifier:
         self.leeway = leeway
         self._clock: Clock = clock or SystemClock()
         self._owned_http = owned_http
+        # (kid, alg) -> the key that passed joserfc's check_key for alg (see the module doc).
+        self._checked_keys: dict[tuple[str, str], Key] = {}
 
     @classmethod
     def from_jwks_uri(
@@ -177,7 +198,8 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> VerifiedToken:
         """The claims of ``token``, or InvalidTokenError (RFC 6750 §3.1 ``invalid_token``)."""
-        header = _header(token)
+        header_segment, payload_segment, signature_segment = _segments(token)
+        header = _header(header_segment)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
             # RFC 8725 §3.1: the algorithm is pinned, never taken from the token
@@ -193,18 +215,37 @@ class TokenVerifier:
         if not isinstance(kid, str):
             raise InvalidTokenError("no kid in the token header")
         key = await self.jwks.key(kid)
+        self._check_key(kid, key, alg)
         try:
-            payload = jws.deserialize_compact(token, key, algorithms=[alg]).payload
+            signing_input = f"{header_segment}.{payload_segment}".encode("ascii")
+            signature = _decode_segment(signature_segment)
+            valid = JWSRegistry.algorithms[alg].verify(signing_input, signature, key)
         except (JoseError, ValueError) as error:
             raise InvalidTokenError("bad signature") from error
+        if not valid:
+            raise InvalidTokenError("bad signature")
         try:
-            claims = json.loads(payload)
+            claims = json.loads(_decode_segment(payload_segment))
         except ValueError as error:
             raise InvalidTokenError("the payload is not JSON") from error
         if not isinstance(claims, dict):
             raise InvalidTokenError("the payload is not a JSON object")
         self._check_claims(claims)
         return VerifiedToken(claims)
+
+    def _check_key(self, kid: str, key: Key, alg: str) -> None:
+        """joserfc's checks that ``key`` may verify ``alg`` (RFC 7517 §4.2 ``use``, §4.4
+        ``alg``, the key type), once per key: a kid served with new key material is checked
+        anew."""
+        if self._checked_keys.get((kid, alg)) is key:
+            return
+        try:
+            JWSRegistry.algorithms[alg].check_key(key)
+        except JoseError as error:
+            raise InvalidTokenError(f"key {kid!r} cannot verify {alg}: {error}") from error
+        if len(self._checked_keys) >= 64:  # kids rotated away: forget them all now and then
+            self._checked_keys.clear()
+        self._checked_keys[(kid, alg)] = key
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
         """RFC 9068 §4 / RFC 7519 §4.1: iss, aud, exp, nbf with leeway, required claims."""
@@ -238,14 +279,25 @@ def _number(claims: Mapping[str, Any], name: str) -> float:
     return float(value)
 
 
-def _header(token: str) -> dict[str, Any]:
-    """The JOSE header of a compact JWS (RFC 7515 §7.1); a JWE (5 parts) is not a JWS."""
+def _segments(token: str) -> tuple[str, str, str]:
+    """A compact JWS's three segments (RFC 7515 §7.1); a JWE (5 parts) is not a JWS."""
     parts = token.split(".")
     if len(parts) != 3:
         raise InvalidTokenError("not a compact JWS")
+    return parts[0], parts[1], parts[2]
+
+
+def _decode_segment(segment: str) -> bytes:
+    """base64url without padding (RFC 7515 §2), strictly; ValueError otherwise."""
+    if not _SEGMENT.fullmatch(segment):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _header(segment: str) -> dict[str, Any]:
+    """The JOSE header (RFC 7515 §4): a JSON object."""
     try:
-        segment = parts[0]
-        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        header = json.loads(_decode_segment(segment))
     except (ValueError, binascii.Error) as error:
         raise InvalidTokenError("malformed header") from error
     if not isinstance(header, dict):

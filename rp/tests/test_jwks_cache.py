@@ -151,3 +151,72 @@ async def test_a_first_fetch_that_fails_is_invalid_token_not_an_exception(
     jwks.failure = 503
     with pytest.raises(InvalidTokenError, match="HTTP 503"):
         await verifier.verify(mint(key, claims_at(clock)))
+
+
+async def _outage_step(verifier: TokenVerifier, token: str, requests: int) -> None:
+    """``requests`` verifications at one instant of an outage: each fails closed."""
+    for _ in range(requests):
+        with pytest.raises(InvalidTokenError, match="JWKS is unavailable: HTTP 500"):
+            await verifier.verify(token)
+
+
+async def test_during_a_jwks_outage_the_issuer_is_asked_once_per_backoff_step(
+    verifier: TokenVerifier, jwks: JwksServer, key: RSAKey, clock: FrozenClock
+) -> None:
+    """Five requests every half second for 200 s of outage send a fetch at 0, 1, 3, 7, 15, 31,
+    63 s (the wait doubling from 1 s) and then every 60 s: not one per request; and each of the
+    2,005 verifications fails closed although the stale set holds the token's key."""
+    token = mint(key, claims_at(clock, exp=int(clock.now().timestamp()) + 3600))
+    await verifier.verify(token)
+    clock.advance(timedelta(seconds=300))  # stale: the next verification must revalidate
+    jwks.failure = 500
+    fetched_at: list[float] = []
+    for step in range(401):
+        before = len(jwks.requests)
+        await _outage_step(verifier, token, requests=5)
+        fetched_at += [step / 2] * (len(jwks.requests) - before)
+        clock.advance(timedelta(milliseconds=500))
+    assert fetched_at == [0, 1, 3, 7, 15, 31, 63, 123, 183]
+
+
+async def test_verifications_waiting_out_a_backoff_send_no_request_even_concurrently(
+    verifier: TokenVerifier, jwks: JwksServer, key: RSAKey, clock: FrozenClock
+) -> None:
+    token = mint(key, claims_at(clock, exp=int(clock.now().timestamp()) + 3600))
+    await verifier.verify(token)
+    clock.advance(timedelta(seconds=300))
+    verifier.jwks.jwks_uri = "http://127.0.0.1:9/jwks.json"  # discard port: refused
+    with pytest.raises(InvalidTokenError, match="JWKS is unavailable"):
+        await verifier.verify(token)
+    fetches = verifier.jwks.fetches
+    outcomes = await asyncio.gather(
+        *(verifier.verify(token) for _ in range(50)), return_exceptions=True
+    )
+    assert all(isinstance(outcome, InvalidTokenError) for outcome in outcomes)
+    assert verifier.jwks.fetches == fetches
+
+
+async def test_once_the_backoff_ends_a_recovered_issuer_is_used_at_once_and_the_backoff_resets(
+    verifier: TokenVerifier, jwks: JwksServer, key: RSAKey, clock: FrozenClock
+) -> None:
+    token = mint(key, claims_at(clock, exp=int(clock.now().timestamp()) + 3600))
+    await verifier.verify(token)
+    clock.advance(timedelta(seconds=300))
+    jwks.failure = 500
+    await _outage_step(verifier, token, requests=1)  # fetch 2 fails: wait 1 s
+    clock.advance(timedelta(seconds=1))
+    await _outage_step(verifier, token, requests=1)  # fetch 3 fails: wait 2 s
+    jwks.failure = None  # the issuer is back ...
+    clock.advance(timedelta(milliseconds=1999))
+    await _outage_step(verifier, token, requests=1)  # ... but the backoff is not over
+    assert len(jwks.requests) == 3
+    clock.advance(timedelta(milliseconds=1))
+    claims = await verifier.verify(token)  # the first request after it fetches, and succeeds
+    assert claims.subject == "user-1"
+    assert len(jwks.requests) == 4
+    clock.advance(timedelta(seconds=300))  # a later outage starts again from 1 s
+    jwks.failure = 500
+    await _outage_step(verifier, token, requests=1)
+    clock.advance(timedelta(seconds=1))
+    await _outage_step(verifier, token, requests=1)
+    assert len(jwks.requests) == 6

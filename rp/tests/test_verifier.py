@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from joserfc.jwk import RSAKey
 
-from conftest import AUDIENCE, ISSUER, FrozenClock, claims_at, mint, new_key
+from conftest import AUDIENCE, ISSUER, FrozenClock, claims_at, mint, new_key, public
 from idp_rp import InvalidTokenError, TokenVerifier
+from jwks_server import JwksServer
 
 
 def b64(data: bytes) -> str:
@@ -165,3 +166,58 @@ def test_the_pinned_list_cannot_hold_none_or_shared_secret_algorithms(
 ) -> None:
     with pytest.raises(ValueError, match="asymmetric"):
         TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks=verifier.jwks, algorithms=algorithms)
+
+
+@pytest.mark.parametrize(
+    "junk", ["=", "==", "!", " ", "+/"], ids=["pad", "pad2", "bang", "space", "std"]
+)
+async def test_a_signature_segment_that_is_not_strict_base64url_is_refused(
+    verifier: TokenVerifier, key: RSAKey, clock: FrozenClock, junk: str
+) -> None:
+    """RFC 7515 §2: base64url without padding. A lenient decoder would ignore the junk and
+    accept a second spelling of the same token."""
+    token = mint(key, claims_at(clock))
+    await verifier.verify(token)
+    with pytest.raises(InvalidTokenError, match="bad signature"):
+        await verifier.verify(token + junk)
+
+
+async def test_a_published_key_meant_for_another_algorithm_does_not_verify(
+    verifier: TokenVerifier, jwks: JwksServer, clock: FrozenClock
+) -> None:
+    """RFC 7517 §4.4: a JWK whose ``alg`` is RS384 does not verify an RS256 signature, however
+    good (joserfc's check_key, run once per key)."""
+    rs384 = RSAKey.generate_key(2048, parameters={"kid": "k384", "use": "sig", "alg": "RS384"})
+    jwks.keys = [public(rs384)]
+    signer = RSAKey.import_key(
+        {name: value for name, value in rs384.as_dict(private=True).items() if name != "alg"}
+    )
+    token = mint(signer, claims_at(clock), kid="k384")
+    for _ in range(2):
+        with pytest.raises(InvalidTokenError, match="cannot verify RS256"):
+            await verifier.verify(token)
+
+
+async def test_new_key_material_under_a_known_kid_is_checked_afresh(
+    verifier: TokenVerifier, jwks: JwksServer, key: RSAKey, clock: FrozenClock
+) -> None:
+    """The per-key check is remembered for the key the JWKS served, not for its kid: when a
+    refetch replaces k1 by a key meant for RS384 only, RS256 tokens under k1 are refused."""
+    await verifier.verify(mint(key, claims_at(clock)))
+    replacement = RSAKey.generate_key(2048, parameters={"kid": "k1", "use": "sig", "alg": "RS384"})
+    jwks.keys = [public(replacement)]
+    clock.advance(timedelta(seconds=300))  # the set is stale: the next verification refetches
+    signer = RSAKey.import_key(
+        {name: value for name, value in replacement.as_dict(private=True).items() if name != "alg"}
+    )
+    with pytest.raises(InvalidTokenError, match="cannot verify RS256"):
+        await verifier.verify(mint(signer, claims_at(clock)))
+    with pytest.raises(InvalidTokenError, match="cannot verify RS256"):
+        await verifier.verify(mint(key, claims_at(clock)))
+
+
+def test_an_unknown_algorithm_in_the_pinned_list_is_refused_at_construction(
+    verifier: TokenVerifier,
+) -> None:
+    with pytest.raises(ValueError, match="unknown JWS algorithms"):
+        TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks=verifier.jwks, algorithms=["RS257"])
