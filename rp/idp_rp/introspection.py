@@ -8,11 +8,15 @@ The cache (``cache_ttl``, default 30 s; ``timedelta(0)`` turns it off):
   seen at most ``cache_ttl`` late (0: at once, one request to idp per API call);
 - keyed by the SHA-256 of the token: the token itself is kept in no key and no log;
 - only active answers are cached. An inactive token is refused anyway, and caching the answers
-  to random tokens would let a flood of them evict every live entry.
+  to random tokens would let a flood of them evict every live entry;
+- concurrent requests with one token share one call to idp (like JwksCache's one fetch), unless
+  ``cache_ttl`` is 0: then each request asks for itself, so none is answered by a call that
+  started before it arrived. At most one call per distinct token is in flight.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -67,6 +71,7 @@ class Introspector:
         self._http = http or httpx.AsyncClient(timeout=10)
         self._clock: Clock = clock or SystemClock()
         self._cache: OrderedDict[bytes, tuple[datetime, VerifiedToken]] = OrderedDict()
+        self._in_flight: dict[bytes, asyncio.Task[VerifiedToken]] = {}
         self.requests = 0  # how many times idp was asked (the cache's effect, for tests/metrics)
 
     @classmethod
@@ -135,6 +140,24 @@ class Introspector:
                 self._cache.move_to_end(key)
                 return verified
             del self._cache[key]
+        if not self.cache_ttl:
+            return await self._ask(key, token, now)
+        call = self._in_flight.get(key)
+        if call is None:
+            call = asyncio.ensure_future(self._shared_ask(key, token, now))
+            call.add_done_callback(_retrieve)
+            self._in_flight[key] = call
+        # shield: a caller that goes away (its client disconnected) does not cancel the others'
+        return await asyncio.shield(call)
+
+    async def _shared_ask(self, key: bytes, token: str, now: datetime) -> VerifiedToken:
+        try:
+            return await self._ask(key, token, now)
+        finally:
+            del self._in_flight[key]
+
+    async def _ask(self, key: bytes, token: str, now: datetime) -> VerifiedToken:
+        """idp's answer, checked, and cached when active."""
         verified = self._check(await self._introspect(token), now)
         until = min(
             now + self.cache_ttl, datetime.fromtimestamp(verified.claims["exp"], now.tzinfo)
@@ -190,3 +213,10 @@ class Introspector:
             if not isinstance(claims.get(name), str):
                 raise InvalidTokenError(f"the introspection answer has no {name}")
         return VerifiedToken(claims)
+
+
+def _retrieve(call: asyncio.Task[VerifiedToken]) -> None:
+    """Marks a shared call's failure as seen even when every caller went away before it ended
+    (asyncio would log "exception was never retrieved")."""
+    if not call.cancelled():
+        call.exception()
