@@ -148,6 +148,11 @@ async def test_two_authorization_headers_are_400_invalid_request(
     )
     assert answer.status_code == 400
     assert answer.json()["error"] == "invalid_request"
+    assert answer.headers["www-authenticate"] == (
+        'Bearer realm="api", error="invalid_request", '
+        'error_description="more than one Authorization header", '
+        f'resource_metadata="{METADATA}"'
+    )
 
 
 async def test_a_public_route_sees_the_token_or_none_and_never_refuses(
