@@ -158,10 +158,8 @@ class Introspector:
 
     async def _ask(self, key: bytes, token: str, now: datetime) -> VerifiedToken:
         """idp's answer, checked, and cached when active."""
-        verified = self._check(await self._introspect(token), now)
-        until = min(
-            now + self.cache_ttl, datetime.fromtimestamp(verified.claims["exp"], now.tzinfo)
-        )
+        verified, expires = self._check(await self._introspect(token), now)
+        until = min(now + self.cache_ttl, expires)
         if until > now:
             self._cache[key] = (until, verified)
             if len(self._cache) > self.cache_size:
@@ -190,13 +188,15 @@ class Introspector:
             raise IntrospectionError("the introspection answer is not a JSON object")
         return body
 
-    def _check(self, body: Mapping[str, Any], now: datetime) -> VerifiedToken:
+    def _check(self, body: Mapping[str, Any], now: datetime) -> tuple[VerifiedToken, datetime]:
         """RFC 7662 §2.2 ``active``; §4: the resource server still checks that the token is
-        its own (iss, aud) and not expired, whatever the endpoint says."""
+        its own (iss, aud) and not expired, whatever the endpoint says. Returns the token and its
+        expiry."""
         if body.get("active") is not True:
             raise InvalidTokenError("the token is not active")
         claims = {name: value for name, value in body.items() if name not in _RESPONSE_ONLY}
-        if body.get("token_type", "Bearer").lower() != "bearer":
+        token_type = body.get("token_type", "Bearer")
+        if not isinstance(token_type, str) or token_type.lower() != "bearer":
             raise InvalidTokenError("not an access token")  # a refresh token, say
         if claims.get("iss") != self.issuer:
             raise InvalidTokenError("wrong issuer")
@@ -207,12 +207,16 @@ class Introspector:
         exp = claims.get("exp")
         if isinstance(exp, bool) or not isinstance(exp, int | float):
             raise InvalidTokenError("the introspection answer has no exp")
-        if now.timestamp() >= exp:
+        try:  # NaN, Infinity (Python's JSON reads them) or past year 9999: not a time
+            expires = datetime.fromtimestamp(exp, now.tzinfo)
+        except (OverflowError, ValueError, OSError):
+            raise InvalidTokenError("the introspection answer's exp is not a time") from None
+        if now >= expires:
             raise InvalidTokenError("the token has expired")
         for name in ("sub", "client_id"):
             if not isinstance(claims.get(name), str):
                 raise InvalidTokenError(f"the introspection answer has no {name}")
-        return VerifiedToken(claims)
+        return VerifiedToken(claims), expires
 
 
 def _retrieve(call: asyncio.Task[VerifiedToken]) -> None:

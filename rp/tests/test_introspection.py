@@ -123,6 +123,30 @@ async def test_inactive_or_not_ours_is_invalid_token(
         await make(idp, clock, http).verify("tok")
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"exp": float("nan")}, "exp is not a time"),
+        ({"exp": float("inf")}, "exp is not a time"),
+        ({"exp": 1e20}, "exp is not a time"),
+        ({"exp": "soon"}, "no exp"),
+        ({"token_type": 5}, "not an access token"),
+    ],
+    ids=["exp-nan", "exp-infinity", "exp-past-year-9999", "exp-string", "token-type-number"],
+)
+async def test_a_malformed_active_answer_is_invalid_token_not_a_crash(
+    idp: IntrospectionServer,
+    clock: FrozenClock,
+    http: httpx.AsyncClient,
+    overrides: dict[str, Any],
+    message: str,
+) -> None:
+    """An answer the glue cannot use fails closed (401), never as a 500 with a traceback."""
+    idp.answers["tok"] = active(idp, clock, **overrides)
+    with pytest.raises(InvalidTokenError, match=message):
+        await make(idp, clock, http).verify("tok")
+
+
 async def test_an_unknown_token_is_inactive_and_not_cached(
     idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient
 ) -> None:
