@@ -17,6 +17,7 @@ The cache (``cache_ttl``, default 30 s; ``timedelta(0)`` turns it off):
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -144,17 +145,11 @@ class Introspector:
             return await self._ask(key, token, now)
         call = self._in_flight.get(key)
         if call is None:
-            call = asyncio.ensure_future(self._shared_ask(key, token, now))
-            call.add_done_callback(_retrieve)
+            call = asyncio.ensure_future(self._ask(key, token, now))
+            call.add_done_callback(functools.partial(self._landed, key))
             self._in_flight[key] = call
         # shield: a caller that goes away (its client disconnected) does not cancel the others'
         return await asyncio.shield(call)
-
-    async def _shared_ask(self, key: bytes, token: str, now: datetime) -> VerifiedToken:
-        try:
-            return await self._ask(key, token, now)
-        finally:
-            del self._in_flight[key]
 
     async def _ask(self, key: bytes, token: str, now: datetime) -> VerifiedToken:
         """idp's answer, checked, and cached when active."""
@@ -188,6 +183,15 @@ class Introspector:
             raise IntrospectionError("the introspection answer is not a JSON object")
         return body
 
+    def _landed(self, key: bytes, call: asyncio.Task[VerifiedToken]) -> None:
+        """A shared call ended (answered, failed, or cancelled before it ran): it is in flight no
+        more, before any of its callers resumes. Its failure is marked as seen, for when every
+        caller went away first (asyncio would log "exception was never retrieved")."""
+        if self._in_flight.get(key) is call:
+            del self._in_flight[key]
+        if not call.cancelled():
+            call.exception()
+
     def _check(self, body: Mapping[str, Any], now: datetime) -> tuple[VerifiedToken, datetime]:
         """RFC 7662 §2.2 ``active``; §4: the resource server still checks that the token is
         its own (iss, aud) and not expired, whatever the endpoint says. Returns the token and its
@@ -217,10 +221,3 @@ class Introspector:
             if not isinstance(claims.get(name), str):
                 raise InvalidTokenError(f"the introspection answer has no {name}")
         return VerifiedToken(claims), expires
-
-
-def _retrieve(call: asyncio.Task[VerifiedToken]) -> None:
-    """Marks a shared call's failure as seen even when every caller went away before it ended
-    (asyncio would log "exception was never retrieved")."""
-    if not call.cancelled():
-        call.exception()

@@ -272,6 +272,23 @@ async def test_a_caller_that_goes_away_does_not_cancel_the_shared_call(
     assert len(idp.requests) == 1
 
 
+async def test_a_shared_call_cancelled_before_it_ran_is_not_left_in_flight(
+    idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient
+) -> None:
+    """As at the event loop's shutdown: a later request asks afresh instead of meeting the
+    cancelled call (which would raise CancelledError out of verify)."""
+    idp.answers["tok"] = active(idp, clock)
+    introspector = make(idp, clock, http)
+    first = asyncio.create_task(introspector.verify("tok"))
+    await asyncio.sleep(0)  # the first made the call; the call has not run a step yet
+    (call,) = introspector._in_flight.values()
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert introspector._in_flight == {}
+    assert (await introspector.verify("tok")).subject == "user-1"
+
+
 async def test_with_cache_ttl_zero_concurrent_requests_each_ask(
     idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient
 ) -> None:
