@@ -82,18 +82,20 @@ app.get('/api/admin/report', requireToken, requireRole('admin'), (req, res) => {
   res.json({ report: 'for admins only', by: req.auth.sub });
 });
 
-// RFC 6750 §3: no token → a bare challenge; a malformed header → 400 invalid_request; any other
-// refusal (signature, iss, aud, exp, typ, unknown kid) → 401 invalid_token.
+// RFC 6750 §3: no token, or another scheme such as Basic → a bare challenge; a malformed
+// Bearer header → 400 invalid_request; any other refusal (signature, iss, aud, exp, typ,
+// unknown kid) → 401 invalid_token.
 app.use((err, req, res, next) => {
   if (!(err instanceof UnauthorizedError)) {
     console.error('node-api:', err.message); // e.g. the JWKS could not be fetched
     return res.status(503).json({ error: 'temporarily_unavailable' });
   }
-  if (err.code === 'credentials_required') {
-    res.set('WWW-Authenticate', 'Bearer'); // §3.1: no error code when no token was sent
+  // §3.1: no error code when the client "attempted using an unsupported authentication method"
+  if (err.code === 'credentials_required' || err.code === 'credentials_bad_scheme') {
+    res.set('WWW-Authenticate', 'Bearer');
     return res.status(401).json({ error: 'unauthorized', error_description: 'no access token' });
   }
-  const error = err.code.startsWith('credentials_bad') ? 'invalid_request' : 'invalid_token';
+  const error = err.code === 'credentials_bad_format' ? 'invalid_request' : 'invalid_token';
   const description = err.message.replace(/[^\x20\x21\x23-\x5b\x5d-\x7e]/g, '');
   res.set('WWW-Authenticate', `Bearer error="${error}", error_description="${description}"`);
   res.status(error === 'invalid_request' ? 400 : 401).json({ error, error_description: description });

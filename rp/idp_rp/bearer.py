@@ -60,6 +60,7 @@ class Challenge:
 class BearerError(Exception):
     status = 401
     error: str | None = None
+    challenged = True  # answered with a WWW-Authenticate challenge
 
     def __init__(self, description: str | None = None, *, scope: Iterable[str] = ()) -> None:
         super().__init__(description or self.error or "authentication required")
@@ -98,7 +99,9 @@ class BearerError(Exception):
         )
 
     def headers(self, settings: Challenge = Challenge()) -> dict[str, str]:
-        if self.status in (401, 403):  # RFC 6750 §3: the challenge goes with 401 (and 403)
+        """RFC 6750 §3: a request that "does not contain an access token that enables access"
+        MUST get the challenge: 401, 403 and the 400 of a malformed header alike."""
+        if self.challenged:
             return {"WWW-Authenticate": self.challenge(settings)}
         return {}
 
@@ -136,6 +139,7 @@ class VerifierUnavailableError(BearerError):
 
     status = 503
     error = "temporarily_unavailable"
+    challenged = False  # no credentials would help: nothing to challenge for
 
 
 def bearer_token(authorization: Sequence[str]) -> str | None:

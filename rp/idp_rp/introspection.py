@@ -8,11 +8,16 @@ The cache (``cache_ttl``, default 30 s; ``timedelta(0)`` turns it off):
   seen at most ``cache_ttl`` late (0: at once, one request to idp per API call);
 - keyed by the SHA-256 of the token: the token itself is kept in no key and no log;
 - only active answers are cached. An inactive token is refused anyway, and caching the answers
-  to random tokens would let a flood of them evict every live entry.
+  to random tokens would let a flood of them evict every live entry;
+- concurrent requests with one token share one call to idp (like JwksCache's one fetch), unless
+  ``cache_ttl`` is 0: then each request asks for itself, so none is answered by a call that
+  started before it arrived. At most one call per distinct token is in flight.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -67,6 +72,7 @@ class Introspector:
         self._http = http or httpx.AsyncClient(timeout=10)
         self._clock: Clock = clock or SystemClock()
         self._cache: OrderedDict[bytes, tuple[datetime, VerifiedToken]] = OrderedDict()
+        self._in_flight: dict[bytes, asyncio.Task[VerifiedToken]] = {}
         self.requests = 0  # how many times idp was asked (the cache's effect, for tests/metrics)
 
     @classmethod
@@ -135,10 +141,20 @@ class Introspector:
                 self._cache.move_to_end(key)
                 return verified
             del self._cache[key]
-        verified = self._check(await self._introspect(token), now)
-        until = min(
-            now + self.cache_ttl, datetime.fromtimestamp(verified.claims["exp"], now.tzinfo)
-        )
+        if not self.cache_ttl:
+            return await self._ask(key, token, now)
+        call = self._in_flight.get(key)
+        if call is None:
+            call = asyncio.ensure_future(self._ask(key, token, now))
+            call.add_done_callback(functools.partial(self._landed, key))
+            self._in_flight[key] = call
+        # shield: a caller that goes away (its client disconnected) does not cancel the others'
+        return await asyncio.shield(call)
+
+    async def _ask(self, key: bytes, token: str, now: datetime) -> VerifiedToken:
+        """idp's answer, checked, and cached when active."""
+        verified, expires = self._check(await self._introspect(token), now)
+        until = min(now + self.cache_ttl, expires)
         if until > now:
             self._cache[key] = (until, verified)
             if len(self._cache) > self.cache_size:
@@ -167,13 +183,24 @@ class Introspector:
             raise IntrospectionError("the introspection answer is not a JSON object")
         return body
 
-    def _check(self, body: Mapping[str, Any], now: datetime) -> VerifiedToken:
+    def _landed(self, key: bytes, call: asyncio.Task[VerifiedToken]) -> None:
+        """A shared call ended (answered, failed, or cancelled before it ran): it is in flight no
+        more, before any of its callers resumes. Its failure is marked as seen, for when every
+        caller went away first (asyncio would log "exception was never retrieved")."""
+        if self._in_flight.get(key) is call:
+            del self._in_flight[key]
+        if not call.cancelled():
+            call.exception()
+
+    def _check(self, body: Mapping[str, Any], now: datetime) -> tuple[VerifiedToken, datetime]:
         """RFC 7662 §2.2 ``active``; §4: the resource server still checks that the token is
-        its own (iss, aud) and not expired, whatever the endpoint says."""
+        its own (iss, aud) and not expired, whatever the endpoint says. Returns the token and its
+        expiry."""
         if body.get("active") is not True:
             raise InvalidTokenError("the token is not active")
         claims = {name: value for name, value in body.items() if name not in _RESPONSE_ONLY}
-        if body.get("token_type", "Bearer").lower() != "bearer":
+        token_type = body.get("token_type", "Bearer")
+        if not isinstance(token_type, str) or token_type.lower() != "bearer":
             raise InvalidTokenError("not an access token")  # a refresh token, say
         if claims.get("iss") != self.issuer:
             raise InvalidTokenError("wrong issuer")
@@ -184,9 +211,13 @@ class Introspector:
         exp = claims.get("exp")
         if isinstance(exp, bool) or not isinstance(exp, int | float):
             raise InvalidTokenError("the introspection answer has no exp")
-        if now.timestamp() >= exp:
+        try:  # NaN, Infinity (Python's JSON reads them) or past year 9999: not a time
+            expires = datetime.fromtimestamp(exp, now.tzinfo)
+        except (OverflowError, ValueError, OSError):
+            raise InvalidTokenError("the introspection answer's exp is not a time") from None
+        if now >= expires:
             raise InvalidTokenError("the token has expired")
         for name in ("sub", "client_id"):
             if not isinstance(claims.get(name), str):
                 raise InvalidTokenError(f"the introspection answer has no {name}")
-        return VerifiedToken(claims)
+        return VerifiedToken(claims), expires

@@ -72,14 +72,21 @@ class BearerTokenMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
-            headers = HTTPConnection(scope).headers.getlist("authorization")
-            try:
-                token = await authenticate(resolve(self.verifier), headers)
-            except BearerError as error:
-                scope[SCOPE_KEY] = Authentication(None, error, self.challenge)
-            else:
-                scope[SCOPE_KEY] = Authentication(token, MissingTokenError(), self.challenge)
+            connection = HTTPConnection(scope)
+            scope[SCOPE_KEY] = await authentication_of(connection, self.verifier, self.challenge)
         await self.app(scope, receive, send)
+
+
+async def authentication_of(
+    connection: HTTPConnection, verifier: VerifierSource, challenge: Challenge
+) -> Authentication:
+    """What ``verifier`` makes of the connection's Bearer token (the middleware's answer, and a
+    route's own verifier's)."""
+    try:
+        token = await authenticate(resolve(verifier), connection.headers.getlist("authorization"))
+    except BearerError as error:
+        return Authentication(None, error, challenge)
+    return Authentication(token, MissingTokenError(), challenge)
 
 
 def token_of(connection: HTTPConnection) -> VerifiedToken | None:
@@ -128,15 +135,10 @@ def requires_token(
                     if isinstance(authentication, Authentication)
                     else Challenge()
                 )
-                headers = request.headers.getlist("authorization")
-                try:
-                    token = await authenticate(resolve(verifier), headers)
-                except BearerError as error:
-                    return refusal(error, challenge)
-                request.scope[SCOPE_KEY] = Authentication(token, MissingTokenError(), challenge)
+                authentication = await authentication_of(request, verifier, challenge)
+                request.scope[SCOPE_KEY] = authentication
             elif not isinstance(authentication, Authentication):
                 raise RuntimeError("BearerTokenMiddleware is not installed on this app")
-            authentication = request.scope[SCOPE_KEY]
             if authentication.token is None:
                 return refusal(authentication.error, authentication.challenge)
             try:

@@ -65,11 +65,15 @@ def test_the_bearer_token_is_read_from_the_authorization_header(
     ],
 )
 def test_two_credentials_or_a_malformed_header_is_invalid_request(headers: list[str]) -> None:
-    """RFC 6750 §3.1 ``invalid_request``: malformed, or more than one credential: a 400."""
+    """RFC 6750 §3.1 ``invalid_request``: malformed, or more than one credential: a 400; §3: it
+    holds no access token that enables access, so the challenge MUST go with it."""
     with pytest.raises(InvalidRequestError) as raised:
         bearer_token(headers)
     assert (raised.value.status, raised.value.error) == (400, "invalid_request")
-    assert raised.value.headers() == {}
+    assert raised.value.headers(Challenge(resource_metadata=METADATA))["WWW-Authenticate"] == (
+        f'Bearer error="invalid_request", error_description="{raised.value.description}", '
+        f'resource_metadata="{METADATA}"'
+    )
 
 
 def test_no_token_challenge_has_no_error_attributes() -> None:

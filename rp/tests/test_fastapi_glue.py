@@ -116,6 +116,9 @@ async def test_a_missing_role_is_403_and_the_role_admits(
 async def test_a_malformed_header_is_400_invalid_request(client: httpx.AsyncClient) -> None:
     answer = await client.get("/me", headers={"Authorization": "Bearer a b"})
     assert (answer.status_code, answer.json()["error"]) == (400, "invalid_request")
+    assert answer.headers["www-authenticate"].startswith(
+        'Bearer realm="api", error="invalid_request"'
+    )
 
 
 async def test_the_openapi_document_declares_the_bearer_scheme(client: httpx.AsyncClient) -> None:

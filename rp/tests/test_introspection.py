@@ -3,6 +3,7 @@ the resource server still makes (§4), and the cache's bounds."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -122,6 +123,30 @@ async def test_inactive_or_not_ours_is_invalid_token(
         await make(idp, clock, http).verify("tok")
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"exp": float("nan")}, "exp is not a time"),
+        ({"exp": float("inf")}, "exp is not a time"),
+        ({"exp": 1e20}, "exp is not a time"),
+        ({"exp": "soon"}, "no exp"),
+        ({"token_type": 5}, "not an access token"),
+    ],
+    ids=["exp-nan", "exp-infinity", "exp-past-year-9999", "exp-string", "token-type-number"],
+)
+async def test_a_malformed_active_answer_is_invalid_token_not_a_crash(
+    idp: IntrospectionServer,
+    clock: FrozenClock,
+    http: httpx.AsyncClient,
+    overrides: dict[str, Any],
+    message: str,
+) -> None:
+    """An answer the glue cannot use fails closed (401), never as a 500 with a traceback."""
+    idp.answers["tok"] = active(idp, clock, **overrides)
+    with pytest.raises(InvalidTokenError, match=message):
+        await make(idp, clock, http).verify("tok")
+
+
 async def test_an_unknown_token_is_inactive_and_not_cached(
     idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient
 ) -> None:
@@ -199,6 +224,80 @@ async def test_the_cache_is_keyed_by_the_tokens_hash_not_the_token(
     introspector = make(idp, clock, http)
     await introspector.verify("secret-token")
     assert list(introspector._cache) == [hashlib.sha256(b"secret-token").digest()]
+
+
+async def test_concurrent_requests_with_one_token_share_one_call_to_idp(
+    idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient
+) -> None:
+    """Like JwksCache's shared fetch: a burst of requests with a token not yet cached costs idp
+    one introspection, not one per request."""
+    idp.answers["tok"] = active(idp, clock)
+    introspector = make(idp, clock, http)
+    answers = await asyncio.gather(*(introspector.verify("tok") for _ in range(5)))
+    assert {answer.subject for answer in answers} == {"user-1"}
+    assert len(idp.requests) == 1
+    assert introspector._in_flight == {}
+
+
+async def test_a_shared_call_that_fails_fails_every_caller_and_is_not_kept(
+    idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient
+) -> None:
+    introspector = make(idp, clock, http)
+    answers = await asyncio.gather(
+        *(introspector.verify("unknown") for _ in range(3)), return_exceptions=True
+    )
+    assert [type(answer) for answer in answers] == [InvalidTokenError] * 3
+    assert (len(idp.requests), introspector._in_flight) == (1, {})
+    idp.failure = 500
+    answers = await asyncio.gather(
+        *(introspector.verify("tok") for _ in range(3)), return_exceptions=True
+    )
+    assert [type(answer) for answer in answers] == [IntrospectionError] * 3
+    assert (len(idp.requests), introspector._in_flight) == (2, {})
+
+
+async def test_a_caller_that_goes_away_does_not_cancel_the_shared_call(
+    idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient
+) -> None:
+    """The first request's client disconnects (its task is cancelled) while a second request
+    waits on the same introspection: the second still gets its answer."""
+    idp.answers["tok"] = active(idp, clock)
+    introspector = make(idp, clock, http)
+    first = asyncio.create_task(introspector.verify("tok"))
+    second = asyncio.create_task(introspector.verify("tok"))
+    await asyncio.sleep(0)  # one step each: the first starts the call, the second joins it
+    first.cancel()
+    assert (await second).subject == "user-1"
+    assert first.cancelled()
+    assert len(idp.requests) == 1
+
+
+async def test_a_shared_call_cancelled_before_it_ran_is_not_left_in_flight(
+    idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient
+) -> None:
+    """As at the event loop's shutdown: a later request asks afresh instead of meeting the
+    cancelled call (which would raise CancelledError out of verify)."""
+    idp.answers["tok"] = active(idp, clock)
+    introspector = make(idp, clock, http)
+    first = asyncio.create_task(introspector.verify("tok"))
+    await asyncio.sleep(0)  # the first made the call; the call has not run a step yet
+    (call,) = introspector._in_flight.values()
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert introspector._in_flight == {}
+    assert (await introspector.verify("tok")).subject == "user-1"
+
+
+async def test_with_cache_ttl_zero_concurrent_requests_each_ask(
+    idp: IntrospectionServer, clock: FrozenClock, http: httpx.AsyncClient
+) -> None:
+    """No cache means a revocation is seen at once: no request is answered by a call that
+    started before it arrived."""
+    idp.answers["tok"] = active(idp, clock)
+    introspector = make(idp, clock, http, ttl=0)
+    await asyncio.gather(*(introspector.verify("tok") for _ in range(3)))
+    assert len(idp.requests) == 3
 
 
 @pytest.mark.parametrize("failure", [500, 401], ids=["server-error", "credentials-refused"])

@@ -148,6 +148,11 @@ async def test_two_authorization_headers_are_400_invalid_request(
     )
     assert answer.status_code == 400
     assert answer.json()["error"] == "invalid_request"
+    assert answer.headers["www-authenticate"] == (
+        'Bearer realm="api", error="invalid_request", '
+        'error_description="more than one Authorization header", '
+        f'resource_metadata="{METADATA}"'
+    )
 
 
 async def test_a_public_route_sees_the_token_or_none_and_never_refuses(
@@ -171,3 +176,20 @@ async def test_a_routes_own_verifier_overrides_the_middlewares(
     assert (await client.get("/elsewhere", headers=theirs)).json() == {
         "aud": "https://other.example"
     }
+
+
+async def test_a_routes_own_verifier_works_without_the_middleware(
+    verifier: TokenVerifier, key: RSAKey, clock: FrozenClock
+) -> None:
+    """``requires_token(verifier=...)`` alone: the same RFC 6750 answers, a bare challenge."""
+
+    @requires_token(verifier=verifier)
+    async def alone(request: Request) -> Response:
+        return JSONResponse({"subject": verified_token(request).subject})
+
+    transport = httpx.ASGITransport(app=Starlette(routes=[Route("/alone", alone)]))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+        answer = await client.get("/alone")
+        assert (answer.status_code, answer.headers["www-authenticate"]) == (401, "Bearer")
+        valid = bearer(mint(key, claims_at(clock)))
+        assert (await client.get("/alone", headers=valid)).json() == {"subject": "user-1"}

@@ -221,10 +221,18 @@ async def test_after_a_rotation_a_new_kid_is_accepted_without_restarting_node(
 
 async def test_a_malformed_authorization_header_is_invalid_request(stack: Stack) -> None:
     """RFC 6750 §3.1: a malformed request is 400 invalid_request, not 401."""
-    answer = await stack.api.get("/api/greeting", headers={"Authorization": "Basic abc"})
+    answer = await stack.api.get("/api/greeting", headers={"Authorization": "Bearer a b"})
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"] == "invalid_request"
     assert challenge(answer).startswith('Bearer error="invalid_request"')
+
+
+async def test_another_scheme_is_401_with_a_bare_challenge(stack: Stack) -> None:
+    """RFC 6750 §3.1: a client that "attempted using an unsupported authentication method"
+    gets no error code, as one that sent nothing (the Python glue answers the same)."""
+    answer = await stack.api.get("/api/greeting", headers={"Authorization": "Basic abc"})
+    assert answer.status_code == 401, answer.text
+    assert challenge(answer) == "Bearer"
 
 
 async def test_an_expired_token_is_refused(
