@@ -52,7 +52,10 @@ MAIL_SENT = Counter(
 MAIL_FAILED = Counter(
     "idp_mail_failed_attempts", "Attempts to send a mail that failed; each is retried later."
 )
-MAIL_GIVEN_UP = Counter("idp_mail_given_up", "Mails given up, unsent, 24 h after being queued.")
+MAIL_GIVEN_UP = Counter(
+    "idp_mail_given_up",
+    "Mails given up unsent: refused for good (5yz), their link expired, or 24 h after queueing.",
+)
 
 # Audit actions that also have a counter of their own.
 _ACTION_COUNTERS: dict[str, Counter] = {

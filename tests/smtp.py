@@ -107,6 +107,16 @@ class _Keeper:
     def __init__(self, sink: SmtpSink) -> None:
         self._sink = sink
 
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        refusal = self._sink.refusals.get(address)
+        if refusal is not None:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content
         assert isinstance(raw, bytes)
@@ -149,6 +159,9 @@ class SmtpSink:
         self.messages: list[EmailMessage] = []
         self.recipients: list[list[str]] = []
         self.arrivals: list[Arrival] = []
+        # Recipient -> the reply RCPT TO gets instead of 250 (e.g. "550 5.1.1 no such user");
+        # a test may change it while the server runs.
+        self.refusals: dict[str, str] = {}
         self._tls = tls
         self._authority = authority
         self._login = login

@@ -81,7 +81,8 @@ async def mail_link(
     to ``to``, in the caller's transaction: both, or neither."""
     token = await issue(db, purpose, user_id, to, now, resume=resume)
     link = mailing.composer.link(PATHS[purpose], token)
-    await mailing.send(db, template, to, now, link=link, **context)
+    expires_at = now + TTL[purpose]  # as ``issue`` stored it: the mail is useless after it
+    await mailing.send(db, template, to, now, link_expires_at=expires_at, link=link, **context)
 
 
 def _hash(token: str | None) -> bytes | None:

@@ -17,6 +17,7 @@ from idp.audit_trail import AuditTrail, audited
 from idp.clock import Clock
 from idp.db import login_failures, second_factors, users
 from idp.db.grants import RevokedGrants
+from idp.db.outbox import delete_unsent_to
 from idp.db.pool import Connection, Executor
 from idp.db.users import User
 from idp.mail.outbox import Mailing
@@ -462,6 +463,7 @@ async def delete(
         )
         await users.delete(connection, user.id)
         await login_failures.clear_account(connection, user.email)
+        await delete_unsent_to(connection, user.email)  # a deleted account gets no more mail
         await trail.record(
             now=now,
             actor=actor,

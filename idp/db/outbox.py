@@ -12,8 +12,9 @@ from datetime import datetime
 from idp.db.pool import Executor
 
 INSERT = """
-INSERT INTO mail_outbox (recipient, template, sealed, created_at, next_attempt_at)
-VALUES ($1, $2, $3, $4, $4)
+INSERT INTO mail_outbox
+    (recipient, template, sealed, created_at, next_attempt_at, link_expires_at)
+VALUES ($1, $2, $3, $4, $4, $5)
 """
 
 
@@ -22,24 +23,35 @@ class Queued:
     recipient: str
     template: str
     sealed: bytes
+    link_expires_at: datetime | None = None  # the mail is useless after it; None: no link
 
 
 async def enqueue(db: Executor, queued: Queued, now: datetime) -> None:
     """Run it in the transaction that made what the mail carries: both happen, or neither."""
-    await db.execute(INSERT, queued.recipient, queued.template, queued.sealed, now)
+    await db.execute(
+        INSERT, queued.recipient, queued.template, queued.sealed, now, queued.link_expires_at
+    )
 
 
 # Rows still to send: neither sent nor given up (the partial index mail_outbox_due).
 _PENDING = "sent_at IS NULL AND given_up_at IS NULL"
 
-# $1 now, $2 the lease's end, $3 the batch size, $4 the oldest created_at still worth a try.
+
+def _worth_sending(now: str, oldest: str) -> str:
+    """Still worth sending at ``now``: a mail with a link until its link expires, one without
+    if queued after ``oldest`` (the sender's MAX_AGE ago)."""
+    return f"coalesce(link_expires_at > {now}, created_at > {oldest})"
+
+
+# $1 now, $2 the lease's end, $3 the batch size, $4 the oldest created_at still worth a try
+# for mail without a link.
 # SKIP LOCKED: another sender's claim in progress is left to it; a row it has just leased is
 # re-checked by FOR UPDATE and fails "next_attempt_at <= $1".
 CLAIM = f"""
 UPDATE mail_outbox SET next_attempt_at = $2
 WHERE id IN (
     SELECT id FROM mail_outbox
-    WHERE {_PENDING} AND next_attempt_at <= $1 AND created_at > $4
+    WHERE {_PENDING} AND next_attempt_at <= $1 AND {_worth_sending("$1", "$4")}
     ORDER BY next_attempt_at
     LIMIT $3
     FOR UPDATE SKIP LOCKED
@@ -52,18 +64,34 @@ UPDATE mail_outbox
 SET sent_at = $2, last_error = NULL, sealed = CASE WHEN $3 THEN sealed END
 WHERE id = ANY($1::bigint[]) AND sent_at IS NULL
 """
+# A retry is never due after the mail's link expires: that is when it is given up.
 RECORD_FAILURES = """
 UPDATE mail_outbox AS o
-SET attempts = o.attempts + 1, last_error = f.error, next_attempt_at = f.next_attempt_at
+SET attempts = o.attempts + 1, last_error = f.error,
+    next_attempt_at = least(f.next_attempt_at, o.link_expires_at)
 FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS f (id, error, next_attempt_at)
 WHERE o.id = f.id AND o.sent_at IS NULL
 """
 # A leased row (next_attempt_at in the future) is being sent: it is not given up under way.
+# $2: mail without a link queued before it is given up.
 GIVE_UP = f"""
 UPDATE mail_outbox
 SET given_up_at = $1, last_error = coalesce(last_error, 'never sent')
-WHERE {_PENDING} AND created_at <= $2 AND next_attempt_at <= $1
-RETURNING id, recipient, template, attempts, last_error
+WHERE {_PENDING} AND NOT {_worth_sending("$1", "$2")} AND next_attempt_at <= $1
+RETURNING id, recipient, template, attempts, last_error, link_expires_at, given_up_at
+"""
+# A permanent refusal (RFC 5321 §4.2.1, 5yz): given up at once, with the server's reply.
+GIVE_UP_REFUSED = """
+UPDATE mail_outbox AS o
+SET given_up_at = $3, attempts = o.attempts + 1, last_error = f.error
+FROM unnest($1::bigint[], $2::text[]) AS f (id, error)
+WHERE o.id = f.id AND o.sent_at IS NULL AND o.given_up_at IS NULL
+RETURNING o.id, o.recipient, o.template, o.attempts, o.last_error, o.link_expires_at,
+    o.given_up_at
+"""
+# A deleted account gets no more mail: what still waits for its address goes, bodies and all.
+DELETE_UNSENT_TO = f"""
+DELETE FROM mail_outbox WHERE lower(recipient) = lower($1) AND {_PENDING}
 """
 SELECT_PENDING_SUMMARY = f"""
 SELECT count(*) AS waiting, min(next_attempt_at) AS next_due FROM mail_outbox WHERE {_PENDING}
@@ -112,6 +140,8 @@ class GivenUp:
     template: str
     attempts: int
     last_error: str
+    link_expires_at: datetime | None
+    given_up_at: datetime
 
 
 @dataclass(frozen=True)
@@ -168,8 +198,23 @@ async def record_failures(db: Executor, failures: list[Failure]) -> None:
 
 
 async def give_up(db: Executor, now: datetime, created_before: datetime) -> list[GivenUp]:
-    """Give up the rows queued before ``created_before`` and still unsent."""
+    """Give up the unsent rows whose link has expired by ``now``, and those without a link
+    queued before ``created_before``."""
     return [GivenUp(**dict(row)) for row in await db.fetch(GIVE_UP, now, created_before)]
+
+
+async def give_up_refused(db: Executor, refused: list[Failure], now: datetime) -> list[GivenUp]:
+    """Give up the rows a server refused for good (their ``next_attempt_at`` is not used)."""
+    rows = await db.fetch(
+        GIVE_UP_REFUSED, [one.id for one in refused], [one.error for one in refused], now
+    )
+    return [GivenUp(**dict(row)) for row in rows]
+
+
+async def delete_unsent_to(db: Executor, recipient: str) -> None:
+    """Drop the mail still waiting for ``recipient``; run it in the transaction that deletes
+    the account. A mail a sender is sending at that moment may still go."""
+    await db.execute(DELETE_UNSENT_TO, recipient)
 
 
 async def pending_summary(db: Executor) -> tuple[int, datetime | None]:

@@ -19,9 +19,12 @@ class Outbox:
     def __init__(self, key_encryption_key: bytes) -> None:
         self.seal = MailSeal(key_encryption_key)
 
-    async def put(self, db: Executor, mail: Mail, now: datetime) -> None:
-        """Queue ``mail``; run it in the transaction that made the token the mail carries."""
-        queued = outbox.Queued(mail.to, mail.template, self.seal.seal(mail))
+    async def put(
+        self, db: Executor, mail: Mail, now: datetime, *, link_expires_at: datetime | None = None
+    ) -> None:
+        """Queue ``mail``; run it in the transaction that made the token the mail carries.
+        ``link_expires_at``: when that token expires, after which the mail is not sent."""
+        queued = outbox.Queued(mail.to, mail.template, self.seal.seal(mail), link_expires_at)
         await outbox.enqueue(db, queued, now)
 
 
@@ -39,7 +42,16 @@ class Mailing:
         return cls(Outbox(settings.key_encryption_key), Composer(settings))
 
     async def send(
-        self, db: Executor, template: str, to: str, now: datetime, **context: Any
+        self,
+        db: Executor,
+        template: str,
+        to: str,
+        now: datetime,
+        *,
+        link_expires_at: datetime | None = None,
+        **context: Any,
     ) -> None:
-        """Queue the mail ``template`` makes for ``to``, in the caller's transaction."""
-        await self.outbox.put(db, self.composer.compose(template, to, **context), now)
+        """Queue the mail ``template`` makes for ``to``, in the caller's transaction; a mail
+        carrying a token's link says when the token expires (``link_expires_at``)."""
+        mail = self.composer.compose(template, to, **context)
+        await self.outbox.put(db, mail, now, link_expires_at=link_expires_at)

@@ -1,10 +1,12 @@
 """The mail sender every process runs: it delivers what the outbox holds.
 
-A pass gives up the mails queued more than ``MAX_AGE`` ago, then claims due rows in batches
-(``FOR UPDATE SKIP LOCKED`` and a lease, one statement: idp.db.outbox), sends each batch over one
-SMTP connection with no transaction open, and marks each mail sent or records its failure, to be
-tried again after an exponential backoff. Passes run when a mail is queued (``NOTIFY idp_mail``),
-when the earliest retry is due, and at least every ``POLL_EVERY`` as a safety net.
+A pass gives up the mails no longer worth sending (their link has expired; a mail without a
+link once queued more than ``MAX_AGE`` ago), then claims due rows in batches (``FOR UPDATE SKIP
+LOCKED`` and a lease, one statement: idp.db.outbox), sends each batch over one SMTP connection
+with no transaction open, and marks each mail sent, or given up at once when the server refused
+it for good (5yz, RFC 5321 §4.2.1), or records its failure, to be tried again after an
+exponential backoff (never past its link's expiry). Passes run when a mail is queued (``NOTIFY
+idp_mail``), when the earliest retry is due, and at least every ``POLL_EVERY`` as a safety net.
 
 Where mail goes (``mode``):
 
@@ -24,13 +26,14 @@ from typing import Literal
 
 import asyncpg
 
-from idp.audit_trail import audited
+from idp.audit_trail import AuditTrail, audited
 from idp.clock import Clock
 from idp.db import outbox
 from idp.db.listener import Subscription
-from idp.db.outbox import Claimed, Failure
+from idp.db.outbox import Claimed, Failure, GivenUp
 from idp.mail import smtp
 from idp.mail.message import Mail, MailSeal, MailUnsealError
+from idp.mail.smtp import Refused
 from idp.metrics import MAIL_FAILED, MAIL_SENT
 from idp.settings import Settings
 from idp.tasks import cancel, woken
@@ -39,7 +42,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "idp_mail"  # migration 0015's trigger notifies it on every insert
 ACTOR = "mail-sender"
-MAX_AGE = timedelta(hours=24)  # then a mail is given up: its links have expired, or nearly
+MAX_AGE = timedelta(hours=24)  # then a mail without a link is given up: it is stale news
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=1)
 BATCH_SIZE = 50
@@ -157,18 +160,19 @@ class MailSender:
             MAIL_SENT.inc(len(ids))
             return
         assert self._server is not None
-        errors: dict[int, str] = {}
+        errors: dict[int, Refused] = {}
         mails: list[tuple[Claimed, Mail]] = []
         for row in batch:
             try:
                 mails.append((row, self._seal.unseal(row.recipient, row.template, row.sealed)))
             except MailUnsealError as error:
-                errors[row.id] = str(error)
+                errors[row.id] = Refused(str(error))
         try:
             async with asyncio.timeout(SEND_DEADLINE.total_seconds()):
                 outcome = await smtp.send_all(self._server, self._sender, [m for _, m in mails])
         except TimeoutError:
-            outcome = [f"{self._server.address}: no answer within {SEND_DEADLINE}"] * len(mails)
+            late = Refused(f"{self._server.address}: no answer within {SEND_DEADLINE}")
+            outcome = [late] * len(mails)
         errors.update({row.id: e for (row, _), e in zip(mails, outcome, strict=True) if e})
         now = self._clock.now()
         sent = [row.id for row in batch if row.id not in errors]
@@ -178,31 +182,54 @@ class MailSender:
         if errors:
             await self._record(batch, errors, now)
 
-    async def _record(self, batch: list[Claimed], errors: dict[int, str], now: datetime) -> None:
+    async def _record(
+        self, batch: list[Claimed], errors: dict[int, Refused], now: datetime
+    ) -> None:
         failures = [
-            Failure(row.id, errors[row.id], now + retry_delay(row.attempts + 1))
+            Failure(row.id, errors[row.id].reason, now + retry_delay(row.attempts + 1))
             for row in batch
             if row.id in errors
         ]
-        await outbox.record_failures(self._pool, failures)
+        refused = [one for one in failures if errors[one.id].permanent]
+        retried = [one for one in failures if not errors[one.id].permanent]
+        if retried:
+            await outbox.record_failures(self._pool, retried)
         MAIL_FAILED.inc(len(failures))
-        for error, count in Counter(errors.values()).items():
+        for error, count in Counter(one.error for one in retried).items():
             log.warning("mail: %d not sent, will retry: %s", count, error)
+        if refused:
+            async with self._pool.acquire() as connection, audited(connection) as trail:
+                given_up = await outbox.give_up_refused(connection, refused, now)
+                await self._audit(trail, given_up, now)
+            self._log(given_up, "refused for good")
 
     async def _give_up(self, now: datetime) -> None:
         async with self._pool.acquire() as connection, audited(connection) as trail:
             given_up = await outbox.give_up(connection, now, now - MAX_AGE)
-            for row in given_up:
-                await trail.record(
-                    now=now,
-                    actor=ACTOR,
-                    action="mail.given_up",
-                    subject=row.recipient,
-                    reason=row.last_error,
-                    details={"id": row.id, "template": row.template, "attempts": row.attempts},
-                )
+            await self._audit(trail, given_up, now)
+        self._log(given_up, "no longer worth sending")
+
+    @staticmethod
+    def _reason(row: GivenUp) -> str:
+        """The server's last reply (its code and text), and why trying stopped."""
+        if row.link_expires_at is not None and row.link_expires_at <= row.given_up_at:
+            return f"its link expired at {row.link_expires_at:%Y-%m-%d %H:%M:%S}Z; {row.last_error}"
+        return row.last_error
+
+    async def _audit(self, trail: AuditTrail, given_up: list[GivenUp], now: datetime) -> None:
+        for row in given_up:
+            await trail.record(
+                now=now,
+                actor=ACTOR,
+                action="mail.given_up",
+                subject=row.recipient,
+                reason=self._reason(row),
+                details={"id": row.id, "template": row.template, "attempts": row.attempts},
+            )
+
+    def _log(self, given_up: list[GivenUp], why: str) -> None:
         for row in given_up:
             log.warning(
-                "mail %d (%s to %s) given up after %d attempts in %s: %s",
-                row.id, row.template, row.recipient, row.attempts, MAX_AGE, row.last_error,
+                "mail %d (%s to %s) given up, %s, after %d attempts: %s",
+                row.id, row.template, row.recipient, why, row.attempts, self._reason(row),
             )  # fmt: skip

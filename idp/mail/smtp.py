@@ -34,6 +34,27 @@ class SmtpError(Exception):
 
 
 @dataclass(frozen=True)
+class Refused:
+    """Why one mail did not go (``SmtpServer.explain``: the server's reply code and text, never
+    the mail's body). ``permanent``: trying again cannot help, so the mail is given up."""
+
+    reason: str
+    permanent: bool = False
+
+
+def is_permanent(error: aiosmtplib.SMTPException) -> bool:
+    """Whether a server's refusal of one mail is for good: a 5yz reply is a permanent negative
+    completion, 4yz a transient one worth another try (RFC 5321 §4.2.1). A refused sender
+    (MAIL FROM) is not: it says IDP_MAIL_FROM or the login is wrong, which the operator fixes,
+    and giving up would drop every mail in the queue meanwhile."""
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        return bool(error.recipients) and all(one.code >= 500 for one in error.recipients)
+    if isinstance(error, aiosmtplib.SMTPSenderRefused):
+        return False
+    return isinstance(error, aiosmtplib.SMTPResponseException) and error.code >= 500
+
+
+@dataclass(frozen=True)
 class SmtpServer:
     host: str
     port: int
@@ -130,27 +151,28 @@ class Sent:
 
 async def send(server: SmtpServer, sender: str, mail: Mail) -> Sent:
     """Send one mail on a connection of its own; raises SmtpError."""
-    outcome: list[str | None] = [None]
+    outcome: list[Refused | None] = [None]
     sent = await _send(server, sender, [mail], outcome)
     if outcome[0] is not None:
-        raise SmtpError(outcome[0])
+        raise SmtpError(outcome[0].reason)
     return sent
 
 
-async def send_all(server: SmtpServer, sender: str, mails: Sequence[Mail]) -> list[str | None]:
+async def send_all(server: SmtpServer, sender: str, mails: Sequence[Mail]) -> list[Refused | None]:
     """Send ``mails`` over one connection; for each, None once the server took it, or why not.
-    A refused recipient fails only its mail; a lost connection fails the mails not yet sent."""
-    outcome: list[str | None] = [None] * len(mails)
+    A refused recipient fails only its mail; a lost connection fails the mails not yet sent
+    (never for good: the next connection may go better)."""
+    outcome: list[Refused | None] = [None] * len(mails)
     try:
         await _send(server, sender, mails, outcome)
     except SmtpError as error:
         for index, result in enumerate(outcome):
-            outcome[index] = result or str(error)
+            outcome[index] = result or Refused(str(error))
     return outcome
 
 
 async def _send(
-    server: SmtpServer, sender: str, mails: Sequence[Mail], outcome: list[str | None]
+    server: SmtpServer, sender: str, mails: Sequence[Mail], outcome: list[Refused | None]
 ) -> Sent:
     """Fill ``outcome`` with each mail's refusal; raise SmtpError when the connection fails
     (every mail not yet sent marked with it)."""
@@ -166,10 +188,12 @@ async def _send(
         for done, mail in enumerate(mails):
             try:
                 await client.send_message(message(mail, sender))
-            except ValueError as error:
-                outcome[done] = f"not a valid mail: {' '.join(str(error).split())}"
+            except ValueError as error:  # the same mail will never be valid
+                why = " ".join(str(error).split())
+                outcome[done] = Refused(f"not a valid mail: {why}", permanent=True)
             except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException) as error:
-                outcome[done] = server.explain(error)  # aiosmtplib said RSET: go on
+                # aiosmtplib said RSET: the next mail goes on this connection.
+                outcome[done] = Refused(server.explain(error), is_permanent(error))
         done = len(mails)
         # Every mail went: a failing goodbye loses nothing.
         with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
@@ -178,7 +202,7 @@ async def _send(
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
         reason = server.explain(error)
         for index in range(done, len(mails)):
-            outcome[index] = outcome[index] or reason
+            outcome[index] = outcome[index] or Refused(reason)
         raise SmtpError(reason) from None
     finally:
         client.close()
