@@ -316,6 +316,19 @@ async def test_users_roles_remove_admin_from_the_last_admin_exits_1_and_changes_
     assert await cli_audit_events(pool) == []
 
 
+async def test_users_roles_names_a_malformed_role_before_the_last_admin_rule(
+    cli_env: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    await make_user(pool, "alice@example.com", roles=("admin",))
+
+    result = await idp(
+        cli_env, *("users", "roles", "alice@example.com", "--remove", "admin", "--remove", "a b")
+    )
+
+    assert "must be one word" in assert_one_line_error(result)
+    assert list((await user_row(pool, "alice@example.com"))["roles"]) == ["admin"]
+
+
 async def test_users_disable_the_last_admin_exits_1_and_leaves_them_enabled(
     cli_env: dict[str, str], pool: asyncpg.Pool
 ) -> None:

@@ -167,9 +167,9 @@ async def update(
     async with audited(connection) as trail:
         current = await _locked(connection, user_id)
         precondition(current)
-        stays_admin = changes.roles is KEEP or ADMIN_ROLE in changes.roles
+        roles = list(current.roles) if changes.roles is KEEP else check_roles(changes.roles)
         await keep_an_admin(
-            connection, current, stays_admin=stays_admin, what="remove the admin role from"
+            connection, current, stays_admin=ADMIN_ROLE in roles, what="remove the admin role from"
         )
         email = current.email if changes.email is KEEP else changes.email
         new_address = email != current.email
@@ -182,7 +182,7 @@ async def update(
                 user_id,
                 email=email,
                 name=current.name if changes.name is KEEP else changes.name,
-                roles=list(current.roles) if changes.roles is KEEP else check_roles(changes.roles),
+                roles=roles,
                 email_verified=verified,
                 now=now,
             )
@@ -218,17 +218,16 @@ async def change_roles(
     """Add and remove roles (the roles claim); removing wins over adding. Audited as
     ``user.roles_changed``."""
     now = clock.now()
+    added, removed = check_roles(add), check_roles(remove)
     async with audited(connection) as trail:
         current = await users.lock(connection, user.id)
         if current is None:
             raise NotFoundProblem(f"no user with email {printable(user.email)}")
-        stays_admin = ADMIN_ROLE not in remove
+        stays_admin = ADMIN_ROLE not in removed
         await keep_an_admin(
             connection, current, stays_admin=stays_admin, what="remove the admin role from"
         )
-        changed = await users.change_roles(
-            connection, user.email, check_roles(add), check_roles(remove), now
-        )
+        changed = await users.change_roles(connection, user.email, added, removed, now)
         if changed is None:
             raise NotFoundProblem(f"no user with email {printable(user.email)}")
         await trail.record(
