@@ -274,6 +274,7 @@ async def test_users_roles_adds_and_removes_roles_sorted_without_duplicates(
     cli_env: dict[str, str], pool: asyncpg.Pool
 ) -> None:
     user = await make_user(pool, "alice@example.com", roles=("viewer", "admin"))
+    await make_user(pool, "root@example.com", roles=("admin",))  # alice is not the last admin
 
     result = await idp(
         cli_env,
@@ -293,6 +294,51 @@ async def test_users_roles_adds_and_removes_roles_sorted_without_duplicates(
         await pool.fetchval("SELECT details FROM audit_log WHERE action = 'user.roles_changed'")
     )
     assert details == {"added": ["ops", "viewer", "billing"], "removed": ["admin"]}
+
+
+async def test_users_roles_remove_admin_from_the_last_admin_exits_1_and_changes_nothing(
+    cli_env: dict[str, str], pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """An admin client is not a user: it is not the admin who would remain."""
+    await make_user(pool, "alice@example.com", roles=("viewer", "admin"))
+    await make_user(pool, "dormant@example.com", roles=("admin",))
+    await pool.execute("UPDATE users SET disabled = true WHERE email = 'dormant@example.com'")
+    await make_client(pool, settings, name="deploy", scopes=(), admin=True)
+
+    result = await idp(
+        cli_env, *("users", "roles", "alice@example.com", "--add", "ops", "--remove", "admin")
+    )
+
+    line = assert_one_line_error(result)
+    assert "alice@example.com" in line
+    assert "last enabled user with the admin role" in line
+    assert list((await user_row(pool, "alice@example.com"))["roles"]) == ["viewer", "admin"]
+    assert await cli_audit_events(pool) == []
+
+
+async def test_users_roles_names_a_malformed_role_before_the_last_admin_rule(
+    cli_env: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    await make_user(pool, "alice@example.com", roles=("admin",))
+
+    result = await idp(
+        cli_env, *("users", "roles", "alice@example.com", "--remove", "admin", "--remove", "a b")
+    )
+
+    assert "must be one word" in assert_one_line_error(result)
+    assert list((await user_row(pool, "alice@example.com"))["roles"]) == ["admin"]
+
+
+async def test_users_disable_the_last_admin_exits_1_and_leaves_them_enabled(
+    cli_env: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    await make_user(pool, "alice@example.com", roles=("admin",))
+
+    result = await idp(cli_env, "users", "disable", "alice@example.com")
+
+    assert "last enabled user with the admin role" in assert_one_line_error(result)
+    assert (await user_row(pool, "alice@example.com"))["disabled"] is False
+    assert await cli_audit_events(pool) == []
 
 
 async def test_users_roles_unknown_email_exits_1_with_one_line(

@@ -8,6 +8,7 @@
     ├── ForbiddenProblem              403  a live token without the scope or the admin role
     ├── NotFoundProblem               404  no such user, client, session, key ...
     ├── ConflictProblem               409  the change contradicts the data (an address in use)
+    │   └── LastAdminProblem          409  it would leave no enabled user with the admin role
     ├── PreconditionFailedProblem     412  If-Match names a representation that has changed
     ├── PreconditionRequiredProblem   428  an update without If-Match (RFC 6585 §3)
     └── UnprocessableProblem          422  well-formed, but a rule refuses it
@@ -65,6 +66,10 @@ class NotFoundProblem(ProblemError):
 
 class ConflictProblem(ProblemError):
     status, title, slug = 409, "Conflict", "conflict"
+
+
+class LastAdminProblem(ConflictProblem):
+    title, slug = "Last administrator", "last-admin"
 
 
 class PreconditionFailedProblem(ProblemError):

@@ -11,6 +11,8 @@ from enum import Enum
 from idp.accounts import invitations, mail_tokens, reset
 from idp.accounts.credentials import PasswordRejectedError, hash_new_password, store_password
 from idp.admin import cursors
+from idp.admin.caller import ADMIN_ROLE
+from idp.admin.last_admin import keep_an_admin
 from idp.admin.problems import ConflictProblem, NotFoundProblem, UnprocessableProblem
 from idp.admin.sessions import revoke_user_sessions
 from idp.audit_trail import AuditTrail, audited
@@ -166,6 +168,10 @@ async def update(
     async with audited(connection) as trail:
         current = await _locked(connection, user_id)
         precondition(current)
+        roles = list(current.roles) if changes.roles is KEEP else check_roles(changes.roles)
+        await keep_an_admin(
+            connection, current, stays_admin=ADMIN_ROLE in roles, what="remove the admin role from"
+        )
         email = current.email if changes.email is KEEP else changes.email
         new_address = email != current.email
         verified = changes.email_verified
@@ -177,7 +183,7 @@ async def update(
                 user_id,
                 email=email,
                 name=current.name if changes.name is KEEP else changes.name,
-                roles=list(current.roles) if changes.roles is KEEP else check_roles(changes.roles),
+                roles=roles,
                 email_verified=verified,
                 now=now,
             )
@@ -210,12 +216,19 @@ async def change_roles(
     clock: Clock,
     actor: str,
 ) -> User:
-    """Add and remove roles (the roles claim). Audited as ``user.roles_changed``."""
+    """Add and remove roles (the roles claim); removing wins over adding. Audited as
+    ``user.roles_changed``."""
     now = clock.now()
+    added, removed = check_roles(add), check_roles(remove)
     async with audited(connection) as trail:
-        changed = await users.change_roles(
-            connection, user.email, check_roles(add), check_roles(remove), now
+        current = await users.lock(connection, user.id)
+        if current is None:
+            raise NotFoundProblem(f"no user with email {printable(user.email)}")
+        stays_admin = ADMIN_ROLE not in removed
+        await keep_an_admin(
+            connection, current, stays_admin=stays_admin, what="remove the admin role from"
         )
+        changed = await users.change_roles(connection, user.email, added, removed, now)
         if changed is None:
             raise NotFoundProblem(f"no user with email {printable(user.email)}")
         await trail.record(
@@ -241,7 +254,8 @@ async def set_disabled(
     deny-listed) or enable the user. Audited as ``user.disabled`` or ``user.enabled``."""
     now = clock.now()
     async with audited(connection) as trail:
-        await _locked(connection, user_id)
+        current = await _locked(connection, user_id)
+        await keep_an_admin(connection, current, stays_admin=not disabled, what="disable")
         action = "user.disabled" if disabled else "user.enabled"
         await trail.record(now=now, actor=actor, action=action, subject=str(user_id))
         if disabled:
@@ -451,6 +465,7 @@ async def delete(
     now = clock.now()
     async with audited(connection) as trail:
         user = await _locked(connection, user_id)
+        await keep_an_admin(connection, user, stays_admin=False, what="delete")
         revoked = await revoke_user_sessions(
             connection,
             trail,

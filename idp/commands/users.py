@@ -239,7 +239,12 @@ def add_parsers(commands: Any) -> None:
     listing.set_defaults(run=with_pool(list_users))
 
     for name, disabled, what in (
-        ("disable", True, "the user can no longer sign in; their sessions and tokens end now"),
+        (
+            "disable",
+            True,
+            "the user can no longer sign in; their sessions and tokens end now (refused for "
+            "the last enabled user with the admin role)",
+        ),
         ("enable", False, "the user may sign in again"),
     ):
         toggle = group.add_parser(name, help=what)
@@ -275,7 +280,11 @@ def add_parsers(commands: Any) -> None:
     resetting.set_defaults(run=with_pool(mfa_reset))
 
     role = group.add_parser(
-        "roles", help="add or remove roles (the roles claim); prints the user's roles"
+        "roles",
+        help="add or remove roles (the roles claim); prints the user's roles",
+        description="Add or remove roles (the roles claim); a role both added and removed is "
+        "removed. The admin role is not taken from the last enabled user holding it (admin "
+        "clients do not count): give it to another user first.",
     )
     role.add_argument("email", metavar="EMAIL", help="the user")
     role.add_argument(

@@ -56,6 +56,10 @@ UPDATE users SET email = $2, name = $3, roles = $4, email_verified = $5, updated
 WHERE id = $1
 RETURNING {_COLUMNS}
 """
+# Enabled users holding a role, but one: who would still hold it if that one lost it.
+COUNT_OTHER_HOLDERS = """
+SELECT count(*) FROM users WHERE $1 = ANY(roles) AND NOT disabled AND id <> $2
+"""
 # What the user holds goes with the row (ON DELETE CASCADE, migrations 0015-0022).
 DELETE = "DELETE FROM users WHERE id = $1 RETURNING id"
 SET_HASH = """
@@ -230,6 +234,12 @@ async def lock(db: Executor, user_id: uuid.UUID) -> User | None:
     """The user, locked FOR UPDATE until the caller's transaction ends (run it in one)."""
     row = await db.fetchrow(SELECT_FOR_UPDATE, user_id)
     return None if row is None else user_from(row)
+
+
+async def other_enabled_holders(db: Executor, role: str, user_id: uuid.UUID) -> int:
+    """How many enabled users other than ``user_id`` hold ``role``."""
+    count: int = await db.fetchval(COUNT_OTHER_HOLDERS, role, user_id)
+    return count
 
 
 async def set_disabled_by_id(

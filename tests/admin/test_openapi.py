@@ -84,7 +84,9 @@ async def _seeded_path_parameters(instance: Instance, settings: Settings) -> dic
     """Path parameters that name things that exist, so that operations on one item run past
     their 404. Never the caller's own client: deleting or disabling it would end the run."""
     pool = instance.state["pool"]
-    user = await make_user(pool, "seeded@example.com")
+    # The only admin user: deleting or disabling them, or taking the role, is the documented
+    # 409 (urn:idp:problem:last-admin), and they stay for the operations after.
+    user = await make_user(pool, "seeded@example.com", roles=("admin",))
     client, _ = await make_client(pool, settings, name="seeded")
     # The pending key: the admin token was signed by the active one, and still verifies.
     (pending,) = [kid for kid, state in (await key_states(pool)).items() if state == "pending"]

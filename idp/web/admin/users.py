@@ -134,7 +134,8 @@ async def create_user(call: Call) -> Answer:
 
 async def update_user(call: Call) -> Answer:
     """RFC 9110 §13.1.1: applied only if If-Match names the ETag of the user as they are now,
-    read under a row lock, so that two writers never overwrite each other unknowingly."""
+    read under a row lock, so that two writers never overwrite each other unknowingly. Roles
+    without ``admin`` for the last enabled user holding it: 409 ``urn:idp:problem:last-admin``."""
     body = call.body_as(UserUpdate)
     user_id = parse_user_id(call.path["user_id"])
     given: dict[str, Any] = {member: getattr(body, member) for member in body.model_fields_set}
@@ -171,7 +172,8 @@ async def _set_disabled(call: Call, disabled: bool) -> Answer:
 
 
 async def disable_user(call: Call) -> Answer:
-    """No more sign-in; every session and refresh token ends now, access tokens deny-listed."""
+    """No more sign-in; every session and refresh token ends now, access tokens deny-listed.
+    409 (``urn:idp:problem:last-admin``) for the last enabled user with the admin role."""
     return await _set_disabled(call, True)
 
 
@@ -245,7 +247,8 @@ async def reset_user_mfa(call: Call) -> Answer:
 
 async def delete_user(call: Call) -> Answer:
     """The user and their sessions, consents, codes, refresh tokens, mail links, second factors
-    and passkeys; their access tokens are deny-listed."""
+    and passkeys; their access tokens are deny-listed. 409 (``urn:idp:problem:last-admin``) for
+    the last enabled user with the admin role."""
     user_id = parse_user_id(call.path["user_id"])
     async with call.state["pool"].acquire() as connection:
         await users.delete(
@@ -268,9 +271,9 @@ OPERATIONS = [
     Operation("PATCH", "/users/{user_id}", update_user, "Update a user", TAG, write=True,
               body=UserUpdate, reply=UserOut, etag=True, problems=(404, 409, 412, 422, 428)),
     Operation("DELETE", "/users/{user_id}", delete_user, "Delete a user", TAG, write=True,
-              status=204, problems=(404,)),
+              status=204, problems=(404, 409)),
     Operation("POST", "/users/{user_id}/disable", disable_user, "Disable a user", TAG,
-              write=True, reply=UserOut, etag=True, problems=(404,)),
+              write=True, reply=UserOut, etag=True, problems=(404, 409)),
     Operation("POST", "/users/{user_id}/enable", enable_user, "Enable a user", TAG, write=True,
               reply=UserOut, etag=True, problems=(404,)),
     Operation("POST", "/users/{user_id}/password", set_user_password, "Set a user's password",
