@@ -343,3 +343,44 @@ async def test_a_server_side_store_keeps_the_tokens_out_of_the_browser(stack: St
         logout = await browser.request("POST", "/auth/logout", headers=browser.xsrf())
         assert logout.status_code == 200
         assert (await browser.request("GET", "/me")).status_code == 401
+
+
+MANY_ROLES = [f"role-{number:03d}-of-a-large-organisation" for number in range(80)]
+
+
+async def test_tokens_too_large_for_a_cookie_are_a_clear_502_never_a_dropped_cookie(
+    stack: Stack,
+) -> None:
+    """RFC 6265bis §5.4: a browser ignores a cookie over 4096 octets (name and value), and the
+    user would come back signed out with no word why. Eighty roles make idp's tokens too long:
+    the sign-in answers session_too_large, sets no token cookie, and a server-side store
+    works for the same user."""
+    await stack.pool.execute("UPDATE users SET roles = $1 WHERE email = $2", MANY_ROLES, EMAIL)
+    async with bff_browser(stack) as browser:
+        answer = await sign_in(stack, browser)
+        assert answer.status_code == 502, answer.text
+        assert answer.json()["error"] == "session_too_large"
+        assert "server-side" in answer.json()["error_description"]
+        assert not set(TOKEN_COOKIES) & set(set_cookies(answer))
+        assert await family_revoked(stack.pool, stack.client_id)
+    async with bff_browser(stack, store=MemorySessionStore(stack.clock)) as browser:
+        assert (await sign_in(stack, browser)).status_code == 303
+        assert (await browser.request("GET", "/me")).json()["roles"] == MANY_ROLES
+
+
+async def test_tokens_grown_too_large_at_a_refresh_end_the_session_before_the_request_runs(
+    stack: Stack,
+) -> None:
+    """The roles grew between sign-in and refresh: the POST is not forwarded (its answer could
+    not carry the session), the answer is session_too_large and the cookies are cleared."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        await stack.pool.execute("UPDATE users SET roles = $1 WHERE email = $2", MANY_ROLES, EMAIL)
+        stack.clock.advance(ACCESS_TTL + timedelta(seconds=1))
+        answer = await browser.request(
+            "POST", "/api/echo", content=b"hello", headers=browser.xsrf()
+        )
+        assert answer.status_code == 502, answer.text
+        assert answer.json()["error"] == "session_too_large"
+        cleared = set_cookies(answer)
+        assert all(cleared[name].removed for name in TOKEN_COOKIES)

@@ -38,6 +38,7 @@ from idp_rp.bff.sessions import (
     Session,
     SessionStorage,
     SessionStore,
+    SessionTooLargeError,
 )
 from idp_rp.clock import Clock, SystemClock
 
@@ -159,7 +160,15 @@ class BackendForFrontend:
             return_to if is_local_path(return_to) else "/", status_code=303, headers=NO_STORE
         )
         self.cookies.clear(response, names.login)
-        await self.storage.save(response, session)
+        try:
+            await self.storage.save(response, session)
+        except SessionTooLargeError as failure:
+            # Never a cookie the browser silently drops: a clear error for the operator.
+            refused = error(502, "session_too_large", str(failure))
+            self.cookies.clear(refused, names.login)
+            if session.refresh_token is not None:
+                await self.provider.revoke(session.refresh_token)
+            return refused
         return response
 
     async def logout(self, request: Request) -> Response:
@@ -242,9 +251,18 @@ class BackendForFrontend:
                 await self.storage.clear(request, response)
                 return response
             session, refreshed = renewed, True
-        response = await respond(Current(session, refreshed))
+        renewed_cookies = Response()
         if refreshed:
-            await self.storage.save(response, session)
+            try:  # before the request goes on: an unsafe one must not run without its answer
+                await self.storage.save(renewed_cookies, session)
+            except SessionTooLargeError as failure:
+                response = error(502, "session_too_large", str(failure))
+                await self.storage.clear(request, response)
+                return response
+        response = await respond(Current(session, refreshed))
+        response.raw_headers.extend(
+            (name, value) for name, value in renewed_cookies.raw_headers if name == b"set-cookie"
+        )
         return response
 
     def _expiring(self, session: Session) -> bool:
