@@ -384,3 +384,47 @@ async def test_tokens_grown_too_large_at_a_refresh_end_the_session_before_the_re
         assert answer.json()["error"] == "session_too_large"
         cleared = set_cookies(answer)
         assert all(cleared[name].removed for name in TOKEN_COOKIES)
+
+
+async def test_the_proxy_forwards_the_path_still_encoded_and_refuses_what_cannot_go_on(
+    stack: Stack,
+) -> None:
+    """The upstream gets the path as the browser sent it (RFC 3986 §2.4: decoding it would
+    change its meaning); a NUL, or a dot segment hidden behind an encoded slash, is a 400,
+    never an exception (500)."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        sent = await browser.request("GET", "/api/a%20b%2Fc?q=%00&r=a+b")
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["query"] == "q=%00&r=a+b"
+        for path in ("/api/echo%00", "/api/echo%01%7f", "/api/x%2F..%2F..%2Fkeys"):
+            refused = await browser.request("GET", path)
+            assert refused.status_code == 400, path
+            assert refused.json()["error"] == "invalid_request"
+
+
+async def test_the_proxy_refuses_a_body_over_the_limit_without_forwarding_it(
+    stack: Stack,
+) -> None:
+    """The body is read into memory before it goes on: bounded by max_body_bytes (1 MiB by
+    default), declared or streamed (chunked, no Content-Length)."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        big = b"x" * (1_048_576 + 1)
+        declared = await browser.request("POST", "/api/echo", content=big, headers=browser.xsrf())
+        assert declared.status_code == 413, declared.text[:200]
+        assert declared.json()["error"] == "request_too_large"
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(17):
+                yield b"y" * 65_536
+
+        streamed = await browser.request(
+            "POST", "/api/echo", content=chunks(), headers=browser.xsrf()
+        )
+        assert streamed.status_code == 413, streamed.text[:200]
+        fits = await browser.request(
+            "POST", "/api/echo", content=b"z" * 1_048_576, headers=browser.xsrf()
+        )
+        assert fits.status_code == 200
+        assert len(fits.json()["body"]) == 1_048_576

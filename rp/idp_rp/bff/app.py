@@ -18,7 +18,7 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 from starlette.requests import Request
@@ -203,26 +203,48 @@ class BackendForFrontend:
 
     async def _forward(self, request: Request, current: Current) -> Response:
         assert self.config.api_upstream is not None
-        if any(segment in (".", "..") for segment in request.url.path.split("/")):
-            # RFC 3986 §5.2.4 would resolve them away from the API prefix, to any route of the
-            # upstream: never forwarded.
-            return error(400, "invalid_request", "dot segments in the path")
-        url = self.config.api_upstream.rstrip("/") + request.url.path
-        if request.url.query:
-            url += "?" + request.url.query
+        target = self._upstream_target(request)
+        if target is None:
+            return error(400, "invalid_request", "the path or query cannot be forwarded")
+        body = await read_body(request, self.config.max_body_bytes)
+        if body is None:
+            limit = self.config.max_body_bytes
+            return error(413, "request_too_large", f"the body is over {limit} bytes")
         headers = {k: v for k in FORWARDED_REQUEST_HEADERS if (v := request.headers.get(k))}
         headers["authorization"] = f"Bearer {current.session.access_token}"
         try:
+            url = httpx.URL(self.config.api_upstream.rstrip("/") + target)
             upstream = await self._http_client.request(
-                request.method,
-                url,
-                headers=headers,
-                content=await request.body(),
+                request.method, url, headers=headers, content=body
             )
+        except httpx.InvalidURL:
+            return error(400, "invalid_request", "the path or query cannot be forwarded")
         except httpx.HTTPError as failure:
             return error(502, "api_unavailable", type(failure).__name__)
         kept = {k: v for k in FORWARDED_RESPONSE_HEADERS if (v := upstream.headers.get(k))}
         return Response(upstream.content, status_code=upstream.status_code, headers=kept)
+
+    def _upstream_target(self, request: Request) -> str | None:
+        """The path and query as the browser sent them, still percent-encoded: decoded, a
+        ``%3F`` would start a query and ``%23`` a fragment at the upstream. None for what must
+        not go on: a dot segment, encoded or not (RFC 3986 §5.2.4 would resolve it away from
+        the API prefix, to any route of the upstream), control characters, or a path the
+        routing only matched once decoded."""
+        raw = request.scope.get("raw_path") or quote(request.scope["path"]).encode()
+        # httpx's ASGITransport passes the query in raw_path; servers (uvicorn) do not.
+        raw_path = raw.partition(b"?")[0]
+        query = request.scope.get("query_string", b"")
+        if not all(0x21 <= byte < 0x7F for byte in raw_path + query):
+            return None
+        path = raw_path.decode("ascii")
+        decoded = unquote(path)
+        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in decoded):
+            return None
+        if any(segment in (".", "..") for segment in decoded.replace("\\", "/").split("/")):
+            return None
+        if not path.startswith(self.config.api_prefix + "/"):
+            return None
+        return path + ("?" + query.decode("ascii") if query else "")
 
     @property
     def _http_client(self) -> httpx.AsyncClient:
@@ -296,6 +318,20 @@ class BackendForFrontend:
 
 async def _ok(response: Response) -> Response:
     return response
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None past ``limit`` bytes (read no further: memory stays
+    bounded whatever the browser sends)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def xsrf_refused() -> Response:

@@ -46,6 +46,8 @@ class BffConfig:
     # How long a refresh's result is handed to requests that still carry the token it replaced
     # (they left the browser before the new cookies arrived).
     refresh_result_ttl: timedelta = timedelta(seconds=30)
+    # The largest request body the API proxy reads and forwards (413 beyond).
+    max_body_bytes: int = 1_048_576
     extra_authorize_params: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
