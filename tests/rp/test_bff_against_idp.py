@@ -108,6 +108,22 @@ async def bff_browser(
         await bff.aclose()
 
 
+@asynccontextmanager
+async def idp_down(stack: Stack, browser: Browser) -> AsyncIterator[Browser]:
+    """The same BFF (same cookie key, same cookies) with idp unreachable: its issuer is a
+    bound port nobody listens on (connection refused)."""
+    closed = free_socket()
+    dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    bff = BackendForFrontend(replace(stack.config(), issuer=dead), clock=stack.clock)
+    transport = httpx.ASGITransport(app=Starlette(routes=bff.routes))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=BFF) as http:
+            yield Browser(http, browser.jar)
+    finally:
+        await bff.aclose()
+        closed.close()
+
+
 async def sign_in(stack: Stack, browser: Browser, return_to: str | None = None) -> httpx.Response:
     """/auth/login, idp's hosted login, and back to /auth/callback: the callback's answer."""
     params = {} if return_to is None else {"return_to": return_to}
@@ -428,3 +444,52 @@ async def test_the_proxy_refuses_a_body_over_the_limit_without_forwarding_it(
         )
         assert fits.status_code == 200
         assert len(fits.json()["body"]) == 1_048_576
+
+
+async def test_idp_down_is_a_clean_502_at_login_callback_and_refresh(stack: Stack) -> None:
+    async with bff_browser(stack) as browser:
+        started = await browser.request("GET", "/auth/login")
+        back = await walk_hosted_login(
+            stack.idp_http, started.headers["location"], f"{BFF}/auth/callback", EMAIL, PASSWORD
+        )
+        async with idp_down(stack, browser) as down:
+            assert (await down.request("GET", "/auth/login")).status_code == 502
+            parts = urlsplit(back)
+            callback = await down.request("GET", f"{parts.path}?{parts.query}")
+            assert callback.status_code == 502, callback.text
+            assert callback.json()["error"] == "idp_unavailable"
+        await sign_in(stack, browser)
+        stack.clock.advance(ACCESS_TTL + timedelta(seconds=1))
+        async with idp_down(stack, browser) as down:
+            refresh = await down.request("GET", "/api/echo")
+            assert refresh.status_code == 502, refresh.text
+            assert refresh.json()["error"] == "idp_unavailable"
+        assert (await browser.request("GET", "/me")).status_code == 200  # idp is back
+
+
+async def test_logout_with_idp_down_still_ends_the_session_here(stack: Stack) -> None:
+    """The user asked to sign out: the cookies go even when idp's end-session URL cannot be
+    had (502, saying so)."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        async with idp_down(stack, browser) as down:
+            answer = await down.request("POST", "/auth/logout", headers=browser.xsrf())
+            assert answer.status_code == 502, answer.text
+            assert "signed out here" in answer.json()["error_description"]
+            cleared = set_cookies(answer)
+            assert all(cleared[name].removed for name in (*TOKEN_COOKIES, "XSRF-TOKEN"))
+        assert (await browser.request("GET", "/me")).status_code == 401
+
+
+async def test_a_logout_carrying_no_cookie_clears_none(stack: Stack) -> None:
+    """A cross-site form POST to /auth/logout carries no SameSite=Lax cookie, but a browser
+    applies the Set-Cookie of a top-level navigation's answer (RFC 6265bis §5.7): clearing
+    cookies for it would let any site sign the user out. Nothing is cleared, and the signed-in
+    browser stays signed in."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        forged = await browser.request("POST", "/auth/logout", jar={})
+        assert forged.status_code == 200, forged.text
+        assert "id_token_hint" not in forged.json()["logout_url"]
+        assert not forged.headers.get_list("set-cookie")
+        assert (await browser.request("GET", "/me")).status_code == 200

@@ -13,6 +13,7 @@ browser's JavaScript sees is JSON: ``{"error": ..., "error_description": ...}`` 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -183,13 +184,24 @@ class BackendForFrontend:
             return xsrf_refused()
         try:
             url = await self.provider.end_session_url(session.id_token if session else None)
+            response: Response = JSONResponse({"logout_url": url}, headers=NO_STORE)
         except ProviderError as failure:
-            return error(502, "idp_unavailable", str(failure))
-        response = JSONResponse({"logout_url": url}, headers=NO_STORE)
-        await self.storage.clear(request, response)
+            # The user asked to leave: this site's session ends even when idp's cannot.
+            response = error(502, "idp_unavailable", f"signed out here only: {failure}")
+        if self._carries_our_cookies(request):
+            # Only then: a cross-site form POST carries no SameSite=Lax cookie, yet a browser
+            # applies the Set-Cookie of its answer (RFC 6265bis §5.7, a top-level navigation):
+            # clearing for it would let any site sign the user out.
+            await self.storage.clear(request, response)
         if session is not None and session.refresh_token is not None:
-            await self.provider.revoke(session.refresh_token)
+            with contextlib.suppress(ProviderError):
+                await self.provider.revoke(session.refresh_token)
         return response
+
+    def _carries_our_cookies(self, request: Request) -> bool:
+        names = self.cookies.names
+        ours = (names.session, names.refresh, names.identity, names.xsrf)
+        return any(name in request.cookies for name in ours)
 
     async def me(self, request: Request) -> Response:
         """The signed-in user (the ID token's user claims), or 401."""
