@@ -25,9 +25,9 @@ class BffConfig:
 
     issuer: str
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)  # never in a log line or a traceback
     base_url: str
-    cookie_key: bytes
+    cookie_key: bytes = field(repr=False)
     api_upstream: str | None = None
     api_prefix: str = "/api"
     scope: str = "openid profile email roles"

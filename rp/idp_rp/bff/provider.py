@@ -14,7 +14,7 @@ import base64
 import contextlib
 import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -40,10 +40,10 @@ class IdTokenError(ProviderError):
 class TokenAnswer:
     """A successful token response (RFC 6749 §5.1), ``expires_at`` by the BFF's clock."""
 
-    access_token: str
+    access_token: str = field(repr=False)
     expires_at: float
-    refresh_token: str | None
-    id_token: str | None
+    refresh_token: str | None = field(repr=False)
+    id_token: str | None = field(repr=False)
 
 
 class Provider:

@@ -18,7 +18,7 @@ import asyncio
 import base64
 import json
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -43,12 +43,12 @@ class Session:
     """One signed-in browser. ``id`` binds its cookies together (and keys a server-side
     store); ``xsrf`` is the value the ``X-XSRF-TOKEN`` header must repeat."""
 
-    id: str
-    access_token: str
+    id: str = field(repr=False)  # repr: for logs, which must hold no token nor session id
+    access_token: str = field(repr=False)
     expires_at: float  # POSIX seconds, by the BFF's clock
-    refresh_token: str | None
-    id_token: str
-    xsrf: str
+    refresh_token: str | None = field(repr=False)
+    id_token: str = field(repr=False)
+    xsrf: str = field(repr=False)
 
     @classmethod
     def new(
