@@ -493,3 +493,37 @@ async def test_a_logout_carrying_no_cookie_clears_none(stack: Stack) -> None:
         assert "id_token_hint" not in forged.json()["logout_url"]
         assert not forged.headers.get_list("set-cookie")
         assert (await browser.request("GET", "/me")).status_code == 200
+
+
+async def test_a_pending_sign_in_outlives_its_login_ttl_nowhere(stack: Stack) -> None:
+    """The pending sign-in cookie's Max-Age binds only the browser: a copy replayed after
+    login_ttl (10 minutes) is refused by the BFF itself."""
+    async with bff_browser(stack) as browser:
+        started = await browser.request("GET", "/auth/login")
+        pending = dict(browser.jar)
+        back = await walk_hosted_login(
+            stack.idp_http, started.headers["location"], f"{BFF}/auth/callback", EMAIL, PASSWORD
+        )
+        stack.clock.advance(timedelta(minutes=10))
+        parts = urlsplit(back)
+        late = await browser.request("GET", f"{parts.path}?{parts.query}", jar=pending)
+        assert late.status_code == 400, late.text
+        assert "too long" in late.json()["error_description"]
+        assert set_cookies(late)["bff_login"].removed
+
+
+async def test_a_replayed_callback_is_a_400_not_an_idp_failure(stack: Stack) -> None:
+    """The same code twice (RFC 6749 §4.1.2: single use), with the pending cookie copied:
+    idp refuses it, and that is the browser's doing (400 invalid_grant), not a 502."""
+    async with bff_browser(stack) as browser:
+        started = await browser.request("GET", "/auth/login")
+        pending = dict(browser.jar)
+        back = await walk_hosted_login(
+            stack.idp_http, started.headers["location"], f"{BFF}/auth/callback", EMAIL, PASSWORD
+        )
+        parts = urlsplit(back)
+        first = await browser.request("GET", f"{parts.path}?{parts.query}", jar=pending)
+        assert first.status_code == 303, first.text
+        again = await browser.request("GET", f"{parts.path}?{parts.query}", jar=pending)
+        assert again.status_code == 400, again.text
+        assert again.json()["error"] == "invalid_grant"

@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from idp_rp.bff.config import BffConfig
-from idp_rp.bff.provider import IdTokenError, Provider, ProviderError
+from idp_rp.bff.provider import CodeRefusedError, IdTokenError, Provider, ProviderError
 from idp_rp.bff.refresh import Refresher
 from idp_rp.bff.sealing import Sealer
 from idp_rp.bff.sessions import (
@@ -123,7 +123,14 @@ class BackendForFrontend:
             return error(502, "idp_unavailable", str(failure))
         response = RedirectResponse(url, status_code=302, headers=NO_STORE)
         names = self.cookies.names
-        pending = {"state": state, "nonce": nonce, "verifier": verifier, "return_to": return_to}
+        until = self._clock.now().timestamp() + self.config.login_ttl.total_seconds()
+        pending = {
+            "state": state,
+            "nonce": nonce,
+            "verifier": verifier,
+            "return_to": return_to,
+            "until": until,  # Max-Age binds only the browser: a copied cookie must die too
+        }
         sealed = self.cookies.sealer.seal(names.login, pending)
         self.cookies.set(response, names.login, sealed, self.config.login_ttl)
         return response
@@ -135,6 +142,11 @@ class BackendForFrontend:
         pending = self.cookies.sealer.unseal(names.login, request.cookies.get(names.login))
         if pending is None:
             return error(400, "invalid_request", "no sign-in in progress in this browser")
+        until = pending.get("until")
+        if not isinstance(until, int | float) or self._clock.now().timestamp() >= until:
+            response = error(400, "invalid_request", "the sign-in took too long: start again")
+            self.cookies.clear(response, names.login)
+            return response
         state = request.query_params.get("state", "")
         if not hmac.compare_digest(state.encode(), str(pending.get("state", "")).encode()):
             return error(400, "invalid_request", "the state does not match this sign-in")
@@ -151,6 +163,10 @@ class BackendForFrontend:
             await self.provider.verify_id_token(answer.id_token, nonce=str(pending["nonce"]))
         except IdTokenError as failure:
             return error(400, "invalid_id_token", str(failure))
+        except CodeRefusedError as failure:
+            response = error(400, "invalid_grant", str(failure))
+            self.cookies.clear(response, names.login)
+            return response
         except ProviderError as failure:
             return error(502, "idp_unavailable", str(failure))
         session = Session.new(

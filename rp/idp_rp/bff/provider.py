@@ -4,6 +4,7 @@
 Errors::
 
     ProviderError            idp unreachable or an answer the BFF cannot use (502)
+    ├── CodeRefusedError     idp refused the authorization code (400)
     └── IdTokenError         the ID token fails OIDC Core §3.1.3.7 (the sign-in is refused)
 """
 
@@ -34,6 +35,11 @@ class ProviderError(Exception):
 
 class IdTokenError(ProviderError):
     """The ID token is not one this BFF may accept."""
+
+
+class CodeRefusedError(ProviderError):
+    """idp refused the authorization code (RFC 6749 §5.2 invalid_grant: used, expired, not
+    this client's): the browser's doing, not idp's failure."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,7 @@ class Provider:
         }
         answer = await self._token_request(fields)
         if answer is None:
-            raise ProviderError("idp refused the authorization code")
+            raise CodeRefusedError("idp refused the authorization code: sign in again")
         if answer.id_token is None:
             raise IdTokenError("no ID token in the token response (is openid in the scope?)")
         return answer
