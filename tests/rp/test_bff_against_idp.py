@@ -20,6 +20,9 @@ import asyncpg
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from idp.clock import FrozenClock
 from idp.settings import Settings
@@ -527,3 +530,31 @@ async def test_a_replayed_callback_is_a_400_not_an_idp_failure(stack: Stack) -> 
         again = await browser.request("GET", f"{parts.path}?{parts.query}", jar=pending)
         assert again.status_code == 400, again.text
         assert again.json()["error"] == "invalid_grant"
+
+
+async def test_a_discovery_document_without_its_endpoints_is_a_502() -> None:
+    """OpenID Connect Discovery 1.0 §3: authorization_endpoint, token_endpoint and jwks_uri
+    are REQUIRED; a provider without them is unusable (502), not a KeyError (500)."""
+    listening = free_socket()
+    issuer = f"http://127.0.0.1:{listening.getsockname()[1]}"
+
+    async def discovery(_: Request) -> JSONResponse:
+        return JSONResponse({"issuer": issuer, "authorization_endpoint": f"{issuer}/authorize"})
+
+    provider = Starlette(routes=[Route("/.well-known/openid-configuration", discovery)])
+    async with uvicorn_serving(provider, listening):
+        bff = BackendForFrontend(
+            BffConfig(
+                issuer=issuer,
+                client_id="app",
+                client_secret="secret",
+                base_url=BFF,
+                cookie_key=secrets.token_bytes(32),
+            )
+        )
+        transport = httpx.ASGITransport(app=Starlette(routes=bff.routes))
+        async with httpx.AsyncClient(transport=transport, base_url=BFF) as http:
+            answer = await http.get("/auth/login")
+        await bff.aclose()
+    assert answer.status_code == 502, answer.text
+    assert "token_endpoint" in answer.json()["error_description"]

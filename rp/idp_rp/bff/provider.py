@@ -74,6 +74,9 @@ class Provider:
                     raise ProviderError(f"discovery failed: {type(error).__name__}") from error
                 if not isinstance(document, dict) or document.get("issuer") != self.config.issuer:
                     raise ProviderError("the discovery document is missing or names another issuer")
+                for needed in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+                    if not isinstance(document.get(needed), str):  # §3: REQUIRED
+                        raise ProviderError(f"the discovery document has no {needed}")
                 self._metadata = document
                 self._jwks = JwksCache(
                     str(document["jwks_uri"]), http=self._http, clock=self._clock
