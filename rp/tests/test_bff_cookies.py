@@ -8,7 +8,7 @@ import pytest
 
 from idp_rp.bff.app import is_local_path, pkce_s256
 from idp_rp.bff.config import BffConfig, BffConfigError
-from idp_rp.bff.provider import TokenAnswer
+from idp_rp.bff.provider import IdTokenError, TokenAnswer, check_refreshed
 from idp_rp.bff.sealing import Sealer
 from idp_rp.bff.sessions import Session
 
@@ -104,3 +104,38 @@ def test_no_secret_or_token_shows_in_a_repr() -> None:
     assert session.id not in shown
     assert session.xsrf not in shown
     assert "https://idp.example" in shown  # what helps an operator stays
+
+
+ORIGINAL = {
+    "iss": "https://idp.example",
+    "sub": "u1",
+    "aud": ["app", "api"],
+    "azp": "app",
+    "auth_time": 1000,
+    "iat": 1000,
+}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"sub": "u2"},
+        {"iss": "https://other.example"},
+        {"aud": ["app"]},
+        {"azp": "api"},
+        {"auth_time": 2000},
+    ],
+    ids=["sub", "iss", "aud", "azp", "auth_time"],
+)
+def test_a_refreshed_id_token_keeps_the_original_claims(changes: dict[str, object]) -> None:
+    """OIDC Core §12.2: iss, sub, aud, azp and auth_time are those of the original."""
+    check_refreshed(ORIGINAL, {**ORIGINAL, "iat": 2000})  # a new iat is the point
+    with pytest.raises(IdTokenError):
+        check_refreshed(ORIGINAL, {**ORIGINAL, "iat": 2000, **changes})
+
+
+def test_a_refreshed_id_token_adds_no_azp_the_original_lacked() -> None:
+    original = {key: value for key, value in ORIGINAL.items() if key != "azp"}
+    check_refreshed(original, {**original, "auth_time": 1000})
+    with pytest.raises(IdTokenError):
+        check_refreshed(original, {**original, "azp": "app"})

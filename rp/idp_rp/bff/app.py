@@ -329,8 +329,8 @@ class BackendForFrontend:
             if answer is None:
                 return None
             if answer.id_token is not None:
-                subject = str(session.user().get("sub", ""))
-                await self.provider.verify_id_token(answer.id_token, nonce=None, subject=subject)
+                original = session.claims()
+                await self.provider.verify_id_token(answer.id_token, nonce=None, original=original)
             return session.renewed(
                 answer.access_token, answer.expires_at, answer.refresh_token, answer.id_token
             )

@@ -156,12 +156,13 @@ class Provider:
         return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
     async def verify_id_token(
-        self, id_token: str, *, nonce: str | None, subject: str | None = None
+        self, id_token: str, *, nonce: str | None, original: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """OIDC Core §3.1.3.7: signature with a pinned algorithm and idp's key, ``iss``
         exactly, ``aud`` containing the client (and ``azp`` naming it when there are several),
         ``exp`` not passed, ``nonce`` the one sent (compared in constant time). After a refresh
-        (§12.2) there is no nonce to check, and ``sub`` must stay the same."""
+        (§12.2) there is no nonce to check, and the claims of the ``original`` ID token that
+        must not change are checked by ``check_refreshed``."""
         await self.metadata()
         assert self._jwks is not None
         try:
@@ -179,10 +180,12 @@ class Provider:
             raise IdTokenError("the ID token's signature or form is invalid") from error
         if not isinstance(claims, dict):
             raise IdTokenError("the ID token is not a JSON object")
-        self._check_claims(claims, nonce, subject)
+        self._check_claims(claims, nonce)
+        if original is not None:
+            check_refreshed(original, claims)
         return claims
 
-    def _check_claims(self, claims: dict[str, Any], nonce: str | None, subject: str | None) -> None:
+    def _check_claims(self, claims: dict[str, Any], nonce: str | None) -> None:
         if claims.get("iss") != self.config.issuer:
             raise IdTokenError("the ID token's issuer is not idp")
         audience = claims.get("aud")
@@ -203,8 +206,6 @@ class Provider:
                 presented.encode(), nonce.encode()
             ):
                 raise IdTokenError("the ID token's nonce is not the one sent")
-        if subject is not None and claims["sub"] != subject:
-            raise IdTokenError("the refreshed ID token names another user")  # OIDC Core §12.2
 
     async def end_session_url(self, id_token: str | None) -> str:
         """OIDC RP-Initiated Logout 1.0 §2: ``id_token_hint`` (so idp may end its session
@@ -233,6 +234,27 @@ class Provider:
                 data={"token": refresh_token, "token_type_hint": "refresh_token"},
                 headers={"authorization": self._basic()},
             )
+
+
+def check_refreshed(original: dict[str, Any], renewed: dict[str, Any]) -> None:
+    """OIDC Core §12.2: a refreshed ID token has the original's ``iss``, ``sub`` and ``aud``,
+    its ``azp`` (none if the original had none), and its ``auth_time`` if it has one (the
+    time of the original authentication, not of the refresh)."""
+    if renewed.get("sub") != original.get("sub"):
+        raise IdTokenError("the refreshed ID token names another user")
+    if renewed.get("iss") != original.get("iss"):
+        raise IdTokenError("the refreshed ID token has another issuer")
+    if _audiences(renewed) != _audiences(original):
+        raise IdTokenError("the refreshed ID token has other audiences")
+    if renewed.get("azp") != original.get("azp"):
+        raise IdTokenError("the refreshed ID token has another azp")
+    if "auth_time" in renewed and renewed["auth_time"] != original.get("auth_time"):
+        raise IdTokenError("the refreshed ID token moves the time of authentication")
+
+
+def _audiences(claims: dict[str, Any]) -> set[str]:
+    audience = claims.get("aud")
+    return {audience} if isinstance(audience, str) else set(audience or ())
 
 
 def _b64(segment: str) -> bytes:

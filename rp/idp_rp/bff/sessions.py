@@ -75,11 +75,17 @@ class Session:
             id_token=id_token or self.id_token,
         )
 
-    def user(self) -> dict[str, Any]:
-        """The user claims of the ID token, verified when it was received (and sealed since)."""
+    def claims(self) -> dict[str, Any]:
+        """Every claim of the ID token, verified when it was received (and sealed since)."""
         payload = self.id_token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return {name: value for name, value in claims.items() if name not in _PROTOCOL_CLAIMS}
+        claims: dict[str, Any] = json.loads(
+            base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        )
+        return claims
+
+    def user(self) -> dict[str, Any]:
+        """The user claims of the ID token."""
+        return {k: v for k, v in self.claims().items() if k not in _PROTOCOL_CLAIMS}
 
 
 class SessionTooLargeError(ValueError):
