@@ -558,3 +558,26 @@ async def test_a_discovery_document_without_its_endpoints_is_a_502() -> None:
         await bff.aclose()
     assert answer.status_code == 502, answer.text
     assert "token_endpoint" in answer.json()["error_description"]
+
+
+async def test_a_refreshed_id_token_the_bff_refuses_ends_the_session(stack: Stack) -> None:
+    """idp rotated the refresh token for an ID token this BFF does not accept (here: its
+    algorithm, after a configuration change): the session ends (401, cookies cleared) and
+    the unused new refresh token is revoked, rather than a 502 that the next request would
+    retry with the spent token (reuse at idp, RFC 9700 §4.14.2)."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+    stack.clock.advance(ACCESS_TTL + timedelta(seconds=1))
+    bff = BackendForFrontend(replace(stack.config(), algorithms=("PS256",)), clock=stack.clock)
+    transport = httpx.ASGITransport(app=Starlette(routes=bff.routes))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=BFF) as http:
+            refused = await Browser(http, browser.jar).request("GET", "/me")
+    finally:
+        await bff.aclose()
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["error"] == "login_required"
+    cleared = set_cookies(refused)
+    assert all(cleared[name].removed for name in (*TOKEN_COOKIES, "XSRF-TOKEN"))
+    assert await refresh_generation(stack.pool, stack.client_id) == 1
+    assert await family_revoked(stack.pool, stack.client_id)

@@ -294,6 +294,12 @@ class BackendForFrontend:
         if self._expiring(session):
             try:
                 renewed = await self._refresh(session)
+            except IdTokenError as failure:
+                # The refresh token was spent on tokens that cannot be trusted: the session
+                # cannot go on (and a retry with the spent token would be reuse at idp).
+                response = error(401, "login_required", f"sign in again: {failure}")
+                await self.storage.clear(request, response)
+                return response
             except ProviderError as failure:
                 return error(502, "idp_unavailable", str(failure))
             if renewed is None:
@@ -330,7 +336,15 @@ class BackendForFrontend:
                 return None
             if answer.id_token is not None:
                 original = session.claims()
-                await self.provider.verify_id_token(answer.id_token, nonce=None, original=original)
+                try:
+                    await self.provider.verify_id_token(
+                        answer.id_token, nonce=None, original=original
+                    )
+                except IdTokenError:
+                    if answer.refresh_token is not None:  # tokens this BFF will not use
+                        with contextlib.suppress(ProviderError):
+                            await self.provider.revoke(answer.refresh_token)
+                    raise
             return session.renewed(
                 answer.access_token, answer.expires_at, answer.refresh_token, answer.id_token
             )
