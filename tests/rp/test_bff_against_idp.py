@@ -581,3 +581,15 @@ async def test_a_refreshed_id_token_the_bff_refuses_ends_the_session(stack: Stac
     assert all(cleared[name].removed for name in (*TOKEN_COOKIES, "XSRF-TOKEN"))
     assert await refresh_generation(stack.pool, stack.client_id) == 1
     assert await family_revoked(stack.pool, stack.client_id)
+
+
+async def test_a_proxied_answer_is_not_for_shared_caches_unless_the_api_says_so(
+    stack: Stack,
+) -> None:
+    """It is one user's, got with their token (RFC 9111 §5.2.2.5 no-store): a CDN in front of
+    the BFF must not hand it to another user. The echo API sends no Cache-Control."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        answer = await browser.request("GET", "/api/echo")
+        assert answer.status_code == 200
+        assert answer.headers["cache-control"] == "no-store"

@@ -250,6 +250,9 @@ class BackendForFrontend:
         except httpx.HTTPError as failure:
             return error(502, "api_unavailable", type(failure).__name__)
         kept = {k: v for k in FORWARDED_RESPONSE_HEADERS if (v := upstream.headers.get(k))}
+        # One user's answer, got with their token: no shared cache (a CDN in front of the BFF)
+        # may keep it unless the API says so itself (RFC 9111 §5.2.2.5).
+        kept.setdefault("cache-control", "no-store")
         return Response(upstream.content, status_code=upstream.status_code, headers=kept)
 
     def _upstream_target(self, request: Request) -> str | None:
