@@ -22,7 +22,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from idp.clock import FrozenClock
 from idp.settings import Settings
@@ -593,3 +593,36 @@ async def test_a_proxied_answer_is_not_for_shared_caches_unless_the_api_says_so(
         answer = await browser.request("GET", "/api/echo")
         assert answer.status_code == 200
         assert answer.headers["cache-control"] == "no-store"
+
+
+async def test_a_bff_mounted_below_a_path_forwards_below_the_api_prefix(stack: Stack) -> None:
+    """``Mount("/app", routes=bff.routes)`` with base_url ``.../app``: /app/api/echo goes to
+    the upstream's /api/echo (the mount is this site's, not the API's)."""
+    base = f"{BFF}/app"
+    await stack.pool.execute(
+        "UPDATE clients SET redirect_uris = redirect_uris || $1::text WHERE client_id = $2",
+        f"{base}/auth/callback",
+        stack.client_id,
+    )
+    bff = BackendForFrontend(stack.config(base), clock=stack.clock)
+    transport = httpx.ASGITransport(app=Starlette(routes=[Mount("/app", routes=bff.routes)]))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=BFF) as http:
+            browser = Browser(http)
+            started = await browser.request("GET", "/app/auth/login")
+            back = await walk_hosted_login(
+                stack.idp_http,
+                started.headers["location"],
+                f"{base}/auth/callback",
+                EMAIL,
+                PASSWORD,
+            )
+            parts = urlsplit(back)
+            signed_in = await browser.request("GET", f"{parts.path}?{parts.query}")
+            assert signed_in.status_code == 303, signed_in.text
+            answer = await browser.request("GET", "/app/api/echo?x=1")
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["path"] == "/api/echo"
+            assert answer.json()["query"] == "x=1"
+    finally:
+        await bff.aclose()

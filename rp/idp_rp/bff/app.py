@@ -264,6 +264,9 @@ class BackendForFrontend:
         raw = request.scope.get("raw_path") or quote(request.scope["path"]).encode()
         # httpx's ASGITransport passes the query in raw_path; servers (uvicorn) do not.
         raw_path = raw.partition(b"?")[0]
+        mounted_at = quote(request.scope.get("root_path", "")).encode()
+        if mounted_at and raw_path.startswith(mounted_at + b"/"):  # Mount("/app", routes=...)
+            raw_path = raw_path[len(mounted_at) :]
         query = request.scope.get("query_string", b"")
         if not all(0x21 <= byte < 0x7F for byte in raw_path + query):
             return None
