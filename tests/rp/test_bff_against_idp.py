@@ -626,3 +626,23 @@ async def test_a_bff_mounted_below_a_path_forwards_below_the_api_prefix(stack: S
             assert answer.json()["query"] == "x=1"
     finally:
         await bff.aclose()
+
+
+@pytest.mark.parametrize("where", ["cookies", "server"])
+async def test_signing_in_over_a_session_ends_the_previous_one(stack: Stack, where: str) -> None:
+    """A second sign-in in the same browser replaces the session: the old refresh token is
+    revoked at idp (RFC 7009) and the old cookies, replayed, are no session any more."""
+    store = MemorySessionStore(stack.clock) if where == "server" else None
+    async with bff_browser(stack, store=store) as browser:
+        await sign_in(stack, browser)
+        old = dict(browser.jar)
+        await sign_in(stack, browser)
+        revoked = await stack.pool.fetchval(
+            "SELECT count(*) FROM refresh_families WHERE client_id = $1 AND revoked_at IS NOT NULL",
+            stack.client_id,
+        )
+        assert revoked == 1
+        assert (await browser.request("GET", "/me")).status_code == 200
+        stack.clock.advance(ACCESS_TTL + timedelta(seconds=1))
+        replayed = await browser.request("GET", "/me", jar=old)
+        assert replayed.status_code == 401, replayed.text

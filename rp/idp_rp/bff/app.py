@@ -169,6 +169,7 @@ class BackendForFrontend:
             return response
         except ProviderError as failure:
             return error(502, "idp_unavailable", str(failure))
+        await self._end_previous(request)
         session = Session.new(
             answer.access_token, answer.expires_at, answer.refresh_token, answer.id_token
         )
@@ -187,6 +188,18 @@ class BackendForFrontend:
                 await self.provider.revoke(session.refresh_token)
             return refused
         return response
+
+    async def _end_previous(self, request: Request) -> None:
+        """A sign-in over an existing session (another user on a shared browser, or the same
+        one again) replaces it: its refresh token is revoked at idp and its server-side entry
+        dropped, rather than left usable by whoever kept a copy of the old cookies."""
+        previous = await self.storage.load(request)
+        if previous is None:
+            return
+        await self.storage.clear(request, Response())  # the new session's cookies follow
+        if previous.refresh_token is not None:
+            with contextlib.suppress(ProviderError):
+                await self.provider.revoke(previous.refresh_token)
 
     async def logout(self, request: Request) -> Response:
         """Clears this site's session and answers idp's end-session URL as JSON
