@@ -30,15 +30,29 @@ from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from idp_rp.bff import BackendForFrontend, BffConfig, SessionStore
 from idp_rp.clock import Clock
 
 STATIC = Path(__file__).resolve().parent / "static"
+# Every answer (JSON, the page's script and style, the proxied API's): never sniffed into
+# something else, never framed (CSP frame-ancestors; X-Frame-Options for older browsers), no
+# Referer to other sites. The page's own policy below replaces this CSP.
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+}
+# RFC 6797: on https, the browser never again tries this origin over http.
+HSTS = "max-age=31536000"
 # The page loads only its own script and talks only to this origin; it frames nothing and may
 # be framed by nothing.
 PAGE_HEADERS = {
@@ -50,6 +64,32 @@ PAGE_HEADERS = {
     "referrer-policy": "no-referrer",
     "cache-control": "no-store",
 }
+
+
+class SecurityHeaders:
+    """ASGI middleware: SECURITY_HEADERS (and HSTS on https) on every response that does not
+    set its own."""
+
+    def __init__(self, app: ASGIApp, *, https: bool) -> None:
+        self.app = app
+        self.headers = {
+            **SECURITY_HEADERS,
+            **({"strict-transport-security": HSTS} if https else {}),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.headers.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class ExampleConfigError(ValueError):
@@ -83,6 +123,7 @@ def create_app(
             *bff.routes,
             Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
         ],
+        middleware=[Middleware(SecurityHeaders, https=config.https)],
         lifespan=lifespan,
     )
 

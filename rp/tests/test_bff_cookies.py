@@ -8,7 +8,9 @@ import pytest
 
 from idp_rp.bff.app import is_local_path, pkce_s256
 from idp_rp.bff.config import BffConfig, BffConfigError
+from idp_rp.bff.provider import IdTokenError, TokenAnswer, check_refreshed
 from idp_rp.bff.sealing import Sealer
+from idp_rp.bff.sessions import Session
 
 
 def test_a_sealed_cookie_opens_only_under_its_own_name_and_key() -> None:
@@ -88,3 +90,52 @@ def test_the_redirect_uri_and_cookie_prefix_follow_the_base_url() -> None:
     assert config().redirect_uri == "https://app.example/auth/callback"
     assert config().https
     assert not config(base_url="http://127.0.0.1:8000").https
+
+
+def test_no_secret_or_token_shows_in_a_repr() -> None:
+    """A config, a session or a token answer in a log line or a traceback (which prints
+    reprs) shows neither the client secret, the cookie key, nor any token."""
+    secret_config = config(client_secret="client-secret-value", cookie_key=b"K" * 32)
+    session = Session.new("access-value", 1.0, "refresh-value", "id-token-value")
+    answer = TokenAnswer("access-value", 1.0, "refresh-value", "id-token-value")
+    shown = repr(secret_config) + repr(session) + repr(answer)
+    for value in ("client-secret-value", "KKKK", "access-value", "refresh-value", "id-token"):
+        assert value not in shown
+    assert session.id not in shown
+    assert session.xsrf not in shown
+    assert "https://idp.example" in shown  # what helps an operator stays
+
+
+ORIGINAL = {
+    "iss": "https://idp.example",
+    "sub": "u1",
+    "aud": ["app", "api"],
+    "azp": "app",
+    "auth_time": 1000,
+    "iat": 1000,
+}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"sub": "u2"},
+        {"iss": "https://other.example"},
+        {"aud": ["app"]},
+        {"azp": "api"},
+        {"auth_time": 2000},
+    ],
+    ids=["sub", "iss", "aud", "azp", "auth_time"],
+)
+def test_a_refreshed_id_token_keeps_the_original_claims(changes: dict[str, object]) -> None:
+    """OIDC Core §12.2: iss, sub, aud, azp and auth_time are those of the original."""
+    check_refreshed(ORIGINAL, {**ORIGINAL, "iat": 2000})  # a new iat is the point
+    with pytest.raises(IdTokenError):
+        check_refreshed(ORIGINAL, {**ORIGINAL, "iat": 2000, **changes})
+
+
+def test_a_refreshed_id_token_adds_no_azp_the_original_lacked() -> None:
+    original = {key: value for key, value in ORIGINAL.items() if key != "azp"}
+    check_refreshed(original, {**original, "auth_time": 1000})
+    with pytest.raises(IdTokenError):
+        check_refreshed(original, {**original, "azp": "app"})

@@ -90,7 +90,8 @@ class Browser:
 
 
 def echo_api(issuer: str, clock: Any, http: httpx.AsyncClient) -> Starlette:
-    """The API behind the BFF: every method on /api/echo, for tokens idp issued for API."""
+    """The API behind the BFF: every method on every /api/ path, for tokens idp issued for API;
+    it answers the path and query it received."""
     verifier = TokenVerifier.from_jwks_uri(
         f"{issuer}/jwks.json", issuer=issuer, audience=API, clock=clock, http=http
     )
@@ -108,13 +109,15 @@ def echo_api(issuer: str, clock: Any, http: httpx.AsyncClient) -> Starlette:
                 "sub": verified.subject,
                 "jti": verified.claims["jti"],
                 "method": request.method,
+                "path": request.url.path,
+                "query": request.url.query,
                 "body": (await request.body()).decode(),
                 "cookie": request.headers.get("cookie"),
                 "xsrf": request.headers.get("x-xsrf-token"),
             }
         )
 
-    return Starlette(routes=[Route("/api/echo", echo, methods=["GET", "POST", "DELETE"])])
+    return Starlette(routes=[Route("/api/{rest:path}", echo, methods=["GET", "POST", "DELETE"])])
 
 
 def free_socket() -> socket.socket:

@@ -20,6 +20,9 @@ import asyncpg
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
 
 from idp.clock import FrozenClock
 from idp.settings import Settings
@@ -106,6 +109,22 @@ async def bff_browser(
             yield Browser(http)
     finally:
         await bff.aclose()
+
+
+@asynccontextmanager
+async def idp_down(stack: Stack, browser: Browser) -> AsyncIterator[Browser]:
+    """The same BFF (same cookie key, same cookies) with idp unreachable: its issuer is a
+    bound port nobody listens on (connection refused)."""
+    closed = free_socket()
+    dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    bff = BackendForFrontend(replace(stack.config(), issuer=dead), clock=stack.clock)
+    transport = httpx.ASGITransport(app=Starlette(routes=bff.routes))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=BFF) as http:
+            yield Browser(http, browser.jar)
+    finally:
+        await bff.aclose()
+        closed.close()
 
 
 async def sign_in(stack: Stack, browser: Browser, return_to: str | None = None) -> httpx.Response:
@@ -343,3 +362,287 @@ async def test_a_server_side_store_keeps_the_tokens_out_of_the_browser(stack: St
         logout = await browser.request("POST", "/auth/logout", headers=browser.xsrf())
         assert logout.status_code == 200
         assert (await browser.request("GET", "/me")).status_code == 401
+
+
+MANY_ROLES = [f"role-{number:03d}-of-a-large-organisation" for number in range(80)]
+
+
+async def test_tokens_too_large_for_a_cookie_are_a_clear_502_never_a_dropped_cookie(
+    stack: Stack,
+) -> None:
+    """RFC 6265bis §5.4: a browser ignores a cookie over 4096 octets (name and value), and the
+    user would come back signed out with no word why. Eighty roles make idp's tokens too long:
+    the sign-in answers session_too_large, sets no token cookie, and a server-side store
+    works for the same user."""
+    await stack.pool.execute("UPDATE users SET roles = $1 WHERE email = $2", MANY_ROLES, EMAIL)
+    async with bff_browser(stack) as browser:
+        answer = await sign_in(stack, browser)
+        assert answer.status_code == 502, answer.text
+        assert answer.json()["error"] == "session_too_large"
+        assert "server-side" in answer.json()["error_description"]
+        assert not set(TOKEN_COOKIES) & set(set_cookies(answer))
+        assert await family_revoked(stack.pool, stack.client_id)
+    async with bff_browser(stack, store=MemorySessionStore(stack.clock)) as browser:
+        assert (await sign_in(stack, browser)).status_code == 303
+        assert (await browser.request("GET", "/me")).json()["roles"] == MANY_ROLES
+
+
+async def test_tokens_grown_too_large_at_a_refresh_end_the_session_before_the_request_runs(
+    stack: Stack,
+) -> None:
+    """The roles grew between sign-in and refresh: the POST is not forwarded (its answer could
+    not carry the session), the answer is session_too_large and the cookies are cleared."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        await stack.pool.execute("UPDATE users SET roles = $1 WHERE email = $2", MANY_ROLES, EMAIL)
+        stack.clock.advance(ACCESS_TTL + timedelta(seconds=1))
+        answer = await browser.request(
+            "POST", "/api/echo", content=b"hello", headers=browser.xsrf()
+        )
+        assert answer.status_code == 502, answer.text
+        assert answer.json()["error"] == "session_too_large"
+        cleared = set_cookies(answer)
+        assert all(cleared[name].removed for name in TOKEN_COOKIES)
+
+
+async def test_the_proxy_forwards_the_path_still_encoded_and_refuses_what_cannot_go_on(
+    stack: Stack,
+) -> None:
+    """The upstream gets the path as the browser sent it (RFC 3986 §2.4: decoding it would
+    change its meaning); a NUL, or a dot segment hidden behind an encoded slash, is a 400,
+    never an exception (500)."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        sent = await browser.request("GET", "/api/a%20b%2Fc?q=%00&r=a+b")
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["query"] == "q=%00&r=a+b"
+        for path in ("/api/echo%00", "/api/echo%01%7f", "/api/x%2F..%2F..%2Fkeys"):
+            refused = await browser.request("GET", path)
+            assert refused.status_code == 400, path
+            assert refused.json()["error"] == "invalid_request"
+
+
+async def test_the_proxy_refuses_a_body_over_the_limit_without_forwarding_it(
+    stack: Stack,
+) -> None:
+    """The body is read into memory before it goes on: bounded by max_body_bytes (1 MiB by
+    default), declared or streamed (chunked, no Content-Length)."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        big = b"x" * (1_048_576 + 1)
+        declared = await browser.request("POST", "/api/echo", content=big, headers=browser.xsrf())
+        assert declared.status_code == 413, declared.text[:200]
+        assert declared.json()["error"] == "request_too_large"
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(17):
+                yield b"y" * 65_536
+
+        streamed = await browser.request(
+            "POST", "/api/echo", content=chunks(), headers=browser.xsrf()
+        )
+        assert streamed.status_code == 413, streamed.text[:200]
+        fits = await browser.request(
+            "POST", "/api/echo", content=b"z" * 1_048_576, headers=browser.xsrf()
+        )
+        assert fits.status_code == 200
+        assert len(fits.json()["body"]) == 1_048_576
+
+
+async def test_idp_down_is_a_clean_502_at_login_callback_and_refresh(stack: Stack) -> None:
+    async with bff_browser(stack) as browser:
+        started = await browser.request("GET", "/auth/login")
+        back = await walk_hosted_login(
+            stack.idp_http, started.headers["location"], f"{BFF}/auth/callback", EMAIL, PASSWORD
+        )
+        async with idp_down(stack, browser) as down:
+            assert (await down.request("GET", "/auth/login")).status_code == 502
+            parts = urlsplit(back)
+            callback = await down.request("GET", f"{parts.path}?{parts.query}")
+            assert callback.status_code == 502, callback.text
+            assert callback.json()["error"] == "idp_unavailable"
+        await sign_in(stack, browser)
+        stack.clock.advance(ACCESS_TTL + timedelta(seconds=1))
+        async with idp_down(stack, browser) as down:
+            refresh = await down.request("GET", "/api/echo")
+            assert refresh.status_code == 502, refresh.text
+            assert refresh.json()["error"] == "idp_unavailable"
+        assert (await browser.request("GET", "/me")).status_code == 200  # idp is back
+
+
+async def test_logout_with_idp_down_still_ends_the_session_here(stack: Stack) -> None:
+    """The user asked to sign out: the cookies go even when idp's end-session URL cannot be
+    had (502, saying so)."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        async with idp_down(stack, browser) as down:
+            answer = await down.request("POST", "/auth/logout", headers=browser.xsrf())
+            assert answer.status_code == 502, answer.text
+            assert "signed out here" in answer.json()["error_description"]
+            cleared = set_cookies(answer)
+            assert all(cleared[name].removed for name in (*TOKEN_COOKIES, "XSRF-TOKEN"))
+        assert (await browser.request("GET", "/me")).status_code == 401
+
+
+async def test_a_logout_carrying_no_cookie_clears_none(stack: Stack) -> None:
+    """A cross-site form POST to /auth/logout carries no SameSite=Lax cookie, but a browser
+    applies the Set-Cookie of a top-level navigation's answer (RFC 6265bis §5.7): clearing
+    cookies for it would let any site sign the user out. Nothing is cleared, and the signed-in
+    browser stays signed in."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        forged = await browser.request("POST", "/auth/logout", jar={})
+        assert forged.status_code == 200, forged.text
+        assert "id_token_hint" not in forged.json()["logout_url"]
+        assert not forged.headers.get_list("set-cookie")
+        assert (await browser.request("GET", "/me")).status_code == 200
+
+
+async def test_a_pending_sign_in_outlives_its_login_ttl_nowhere(stack: Stack) -> None:
+    """The pending sign-in cookie's Max-Age binds only the browser: a copy replayed after
+    login_ttl (10 minutes) is refused by the BFF itself."""
+    async with bff_browser(stack) as browser:
+        started = await browser.request("GET", "/auth/login")
+        pending = dict(browser.jar)
+        back = await walk_hosted_login(
+            stack.idp_http, started.headers["location"], f"{BFF}/auth/callback", EMAIL, PASSWORD
+        )
+        stack.clock.advance(timedelta(minutes=10))
+        parts = urlsplit(back)
+        late = await browser.request("GET", f"{parts.path}?{parts.query}", jar=pending)
+        assert late.status_code == 400, late.text
+        assert "too long" in late.json()["error_description"]
+        assert set_cookies(late)["bff_login"].removed
+
+
+async def test_a_replayed_callback_is_a_400_not_an_idp_failure(stack: Stack) -> None:
+    """The same code twice (RFC 6749 §4.1.2: single use), with the pending cookie copied:
+    idp refuses it, and that is the browser's doing (400 invalid_grant), not a 502."""
+    async with bff_browser(stack) as browser:
+        started = await browser.request("GET", "/auth/login")
+        pending = dict(browser.jar)
+        back = await walk_hosted_login(
+            stack.idp_http, started.headers["location"], f"{BFF}/auth/callback", EMAIL, PASSWORD
+        )
+        parts = urlsplit(back)
+        first = await browser.request("GET", f"{parts.path}?{parts.query}", jar=pending)
+        assert first.status_code == 303, first.text
+        again = await browser.request("GET", f"{parts.path}?{parts.query}", jar=pending)
+        assert again.status_code == 400, again.text
+        assert again.json()["error"] == "invalid_grant"
+
+
+async def test_a_discovery_document_without_its_endpoints_is_a_502() -> None:
+    """OpenID Connect Discovery 1.0 §3: authorization_endpoint, token_endpoint and jwks_uri
+    are REQUIRED; a provider without them is unusable (502), not a KeyError (500)."""
+    listening = free_socket()
+    issuer = f"http://127.0.0.1:{listening.getsockname()[1]}"
+
+    async def discovery(_: Request) -> JSONResponse:
+        return JSONResponse({"issuer": issuer, "authorization_endpoint": f"{issuer}/authorize"})
+
+    provider = Starlette(routes=[Route("/.well-known/openid-configuration", discovery)])
+    async with uvicorn_serving(provider, listening):
+        bff = BackendForFrontend(
+            BffConfig(
+                issuer=issuer,
+                client_id="app",
+                client_secret="secret",
+                base_url=BFF,
+                cookie_key=secrets.token_bytes(32),
+            )
+        )
+        transport = httpx.ASGITransport(app=Starlette(routes=bff.routes))
+        async with httpx.AsyncClient(transport=transport, base_url=BFF) as http:
+            answer = await http.get("/auth/login")
+        await bff.aclose()
+    assert answer.status_code == 502, answer.text
+    assert "token_endpoint" in answer.json()["error_description"]
+
+
+async def test_a_refreshed_id_token_the_bff_refuses_ends_the_session(stack: Stack) -> None:
+    """idp rotated the refresh token for an ID token this BFF does not accept (here: its
+    algorithm, after a configuration change): the session ends (401, cookies cleared) and
+    the unused new refresh token is revoked, rather than a 502 that the next request would
+    retry with the spent token (reuse at idp, RFC 9700 §4.14.2)."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+    stack.clock.advance(ACCESS_TTL + timedelta(seconds=1))
+    bff = BackendForFrontend(replace(stack.config(), algorithms=("PS256",)), clock=stack.clock)
+    transport = httpx.ASGITransport(app=Starlette(routes=bff.routes))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=BFF) as http:
+            refused = await Browser(http, browser.jar).request("GET", "/me")
+    finally:
+        await bff.aclose()
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["error"] == "login_required"
+    cleared = set_cookies(refused)
+    assert all(cleared[name].removed for name in (*TOKEN_COOKIES, "XSRF-TOKEN"))
+    assert await refresh_generation(stack.pool, stack.client_id) == 1
+    assert await family_revoked(stack.pool, stack.client_id)
+
+
+async def test_a_proxied_answer_is_not_for_shared_caches_unless_the_api_says_so(
+    stack: Stack,
+) -> None:
+    """It is one user's, got with their token (RFC 9111 §5.2.2.5 no-store): a CDN in front of
+    the BFF must not hand it to another user. The echo API sends no Cache-Control."""
+    async with bff_browser(stack) as browser:
+        await sign_in(stack, browser)
+        answer = await browser.request("GET", "/api/echo")
+        assert answer.status_code == 200
+        assert answer.headers["cache-control"] == "no-store"
+
+
+async def test_a_bff_mounted_below_a_path_forwards_below_the_api_prefix(stack: Stack) -> None:
+    """``Mount("/app", routes=bff.routes)`` with base_url ``.../app``: /app/api/echo goes to
+    the upstream's /api/echo (the mount is this site's, not the API's)."""
+    base = f"{BFF}/app"
+    await stack.pool.execute(
+        "UPDATE clients SET redirect_uris = redirect_uris || $1::text WHERE client_id = $2",
+        f"{base}/auth/callback",
+        stack.client_id,
+    )
+    bff = BackendForFrontend(stack.config(base), clock=stack.clock)
+    transport = httpx.ASGITransport(app=Starlette(routes=[Mount("/app", routes=bff.routes)]))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=BFF) as http:
+            browser = Browser(http)
+            started = await browser.request("GET", "/app/auth/login")
+            back = await walk_hosted_login(
+                stack.idp_http,
+                started.headers["location"],
+                f"{base}/auth/callback",
+                EMAIL,
+                PASSWORD,
+            )
+            parts = urlsplit(back)
+            signed_in = await browser.request("GET", f"{parts.path}?{parts.query}")
+            assert signed_in.status_code == 303, signed_in.text
+            answer = await browser.request("GET", "/app/api/echo?x=1")
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["path"] == "/api/echo"
+            assert answer.json()["query"] == "x=1"
+    finally:
+        await bff.aclose()
+
+
+@pytest.mark.parametrize("where", ["cookies", "server"])
+async def test_signing_in_over_a_session_ends_the_previous_one(stack: Stack, where: str) -> None:
+    """A second sign-in in the same browser replaces the session: the old refresh token is
+    revoked at idp (RFC 7009) and the old cookies, replayed, are no session any more."""
+    store = MemorySessionStore(stack.clock) if where == "server" else None
+    async with bff_browser(stack, store=store) as browser:
+        await sign_in(stack, browser)
+        old = dict(browser.jar)
+        await sign_in(stack, browser)
+        revoked = await stack.pool.fetchval(
+            "SELECT count(*) FROM refresh_families WHERE client_id = $1 AND revoked_at IS NOT NULL",
+            stack.client_id,
+        )
+        assert revoked == 1
+        assert (await browser.request("GET", "/me")).status_code == 200
+        stack.clock.advance(ACCESS_TTL + timedelta(seconds=1))
+        replayed = await browser.request("GET", "/me", jar=old)
+        assert replayed.status_code == 401, replayed.text

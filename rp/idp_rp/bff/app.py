@@ -13,12 +13,13 @@ browser's JavaScript sees is JSON: ``{"error": ..., "error_description": ...}`` 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 from starlette.requests import Request
@@ -26,7 +27,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from idp_rp.bff.config import BffConfig
-from idp_rp.bff.provider import IdTokenError, Provider, ProviderError
+from idp_rp.bff.provider import CodeRefusedError, IdTokenError, Provider, ProviderError
 from idp_rp.bff.refresh import Refresher
 from idp_rp.bff.sealing import Sealer
 from idp_rp.bff.sessions import (
@@ -38,6 +39,7 @@ from idp_rp.bff.sessions import (
     Session,
     SessionStorage,
     SessionStore,
+    SessionTooLargeError,
 )
 from idp_rp.clock import Clock, SystemClock
 
@@ -121,7 +123,14 @@ class BackendForFrontend:
             return error(502, "idp_unavailable", str(failure))
         response = RedirectResponse(url, status_code=302, headers=NO_STORE)
         names = self.cookies.names
-        pending = {"state": state, "nonce": nonce, "verifier": verifier, "return_to": return_to}
+        until = self._clock.now().timestamp() + self.config.login_ttl.total_seconds()
+        pending = {
+            "state": state,
+            "nonce": nonce,
+            "verifier": verifier,
+            "return_to": return_to,
+            "until": until,  # Max-Age binds only the browser: a copied cookie must die too
+        }
         sealed = self.cookies.sealer.seal(names.login, pending)
         self.cookies.set(response, names.login, sealed, self.config.login_ttl)
         return response
@@ -133,6 +142,11 @@ class BackendForFrontend:
         pending = self.cookies.sealer.unseal(names.login, request.cookies.get(names.login))
         if pending is None:
             return error(400, "invalid_request", "no sign-in in progress in this browser")
+        until = pending.get("until")
+        if not isinstance(until, int | float) or self._clock.now().timestamp() >= until:
+            response = error(400, "invalid_request", "the sign-in took too long: start again")
+            self.cookies.clear(response, names.login)
+            return response
         state = request.query_params.get("state", "")
         if not hmac.compare_digest(state.encode(), str(pending.get("state", "")).encode()):
             return error(400, "invalid_request", "the state does not match this sign-in")
@@ -149,8 +163,13 @@ class BackendForFrontend:
             await self.provider.verify_id_token(answer.id_token, nonce=str(pending["nonce"]))
         except IdTokenError as failure:
             return error(400, "invalid_id_token", str(failure))
+        except CodeRefusedError as failure:
+            response = error(400, "invalid_grant", str(failure))
+            self.cookies.clear(response, names.login)
+            return response
         except ProviderError as failure:
             return error(502, "idp_unavailable", str(failure))
+        await self._end_previous(request)
         session = Session.new(
             answer.access_token, answer.expires_at, answer.refresh_token, answer.id_token
         )
@@ -159,8 +178,28 @@ class BackendForFrontend:
             return_to if is_local_path(return_to) else "/", status_code=303, headers=NO_STORE
         )
         self.cookies.clear(response, names.login)
-        await self.storage.save(response, session)
+        try:
+            await self.storage.save(response, session)
+        except SessionTooLargeError as failure:
+            # Never a cookie the browser silently drops: a clear error for the operator.
+            refused = error(502, "session_too_large", str(failure))
+            self.cookies.clear(refused, names.login)
+            if session.refresh_token is not None:
+                await self.provider.revoke(session.refresh_token)
+            return refused
         return response
+
+    async def _end_previous(self, request: Request) -> None:
+        """A sign-in over an existing session (another user on a shared browser, or the same
+        one again) replaces it: its refresh token is revoked at idp and its server-side entry
+        dropped, rather than left usable by whoever kept a copy of the old cookies."""
+        previous = await self.storage.load(request)
+        if previous is None:
+            return
+        await self.storage.clear(request, Response())  # the new session's cookies follow
+        if previous.refresh_token is not None:
+            with contextlib.suppress(ProviderError):
+                await self.provider.revoke(previous.refresh_token)
 
     async def logout(self, request: Request) -> Response:
         """Clears this site's session and answers idp's end-session URL as JSON
@@ -174,13 +213,24 @@ class BackendForFrontend:
             return xsrf_refused()
         try:
             url = await self.provider.end_session_url(session.id_token if session else None)
+            response: Response = JSONResponse({"logout_url": url}, headers=NO_STORE)
         except ProviderError as failure:
-            return error(502, "idp_unavailable", str(failure))
-        response = JSONResponse({"logout_url": url}, headers=NO_STORE)
-        await self.storage.clear(request, response)
+            # The user asked to leave: this site's session ends even when idp's cannot.
+            response = error(502, "idp_unavailable", f"signed out here only: {failure}")
+        if self._carries_our_cookies(request):
+            # Only then: a cross-site form POST carries no SameSite=Lax cookie, yet a browser
+            # applies the Set-Cookie of its answer (RFC 6265bis §5.7, a top-level navigation):
+            # clearing for it would let any site sign the user out.
+            await self.storage.clear(request, response)
         if session is not None and session.refresh_token is not None:
-            await self.provider.revoke(session.refresh_token)
+            with contextlib.suppress(ProviderError):
+                await self.provider.revoke(session.refresh_token)
         return response
+
+    def _carries_our_cookies(self, request: Request) -> bool:
+        names = self.cookies.names
+        ours = (names.session, names.refresh, names.identity, names.xsrf)
+        return any(name in request.cookies for name in ours)
 
     async def me(self, request: Request) -> Response:
         """The signed-in user (the ID token's user claims), or 401."""
@@ -194,26 +244,54 @@ class BackendForFrontend:
 
     async def _forward(self, request: Request, current: Current) -> Response:
         assert self.config.api_upstream is not None
-        if any(segment in (".", "..") for segment in request.url.path.split("/")):
-            # RFC 3986 §5.2.4 would resolve them away from the API prefix, to any route of the
-            # upstream: never forwarded.
-            return error(400, "invalid_request", "dot segments in the path")
-        url = self.config.api_upstream.rstrip("/") + request.url.path
-        if request.url.query:
-            url += "?" + request.url.query
+        target = self._upstream_target(request)
+        if target is None:
+            return error(400, "invalid_request", "the path or query cannot be forwarded")
+        body = await read_body(request, self.config.max_body_bytes)
+        if body is None:
+            limit = self.config.max_body_bytes
+            return error(413, "request_too_large", f"the body is over {limit} bytes")
         headers = {k: v for k in FORWARDED_REQUEST_HEADERS if (v := request.headers.get(k))}
         headers["authorization"] = f"Bearer {current.session.access_token}"
         try:
+            url = httpx.URL(self.config.api_upstream.rstrip("/") + target)
             upstream = await self._http_client.request(
-                request.method,
-                url,
-                headers=headers,
-                content=await request.body(),
+                request.method, url, headers=headers, content=body
             )
+        except httpx.InvalidURL:
+            return error(400, "invalid_request", "the path or query cannot be forwarded")
         except httpx.HTTPError as failure:
             return error(502, "api_unavailable", type(failure).__name__)
         kept = {k: v for k in FORWARDED_RESPONSE_HEADERS if (v := upstream.headers.get(k))}
+        # One user's answer, got with their token: no shared cache (a CDN in front of the BFF)
+        # may keep it unless the API says so itself (RFC 9111 §5.2.2.5).
+        kept.setdefault("cache-control", "no-store")
         return Response(upstream.content, status_code=upstream.status_code, headers=kept)
+
+    def _upstream_target(self, request: Request) -> str | None:
+        """The path and query as the browser sent them, still percent-encoded: decoded, a
+        ``%3F`` would start a query and ``%23`` a fragment at the upstream. None for what must
+        not go on: a dot segment, encoded or not (RFC 3986 §5.2.4 would resolve it away from
+        the API prefix, to any route of the upstream), control characters, or a path the
+        routing only matched once decoded."""
+        raw = request.scope.get("raw_path") or quote(request.scope["path"]).encode()
+        # httpx's ASGITransport passes the query in raw_path; servers (uvicorn) do not.
+        raw_path = raw.partition(b"?")[0]
+        mounted_at = quote(request.scope.get("root_path", "")).encode()
+        if mounted_at and raw_path.startswith(mounted_at + b"/"):  # Mount("/app", routes=...)
+            raw_path = raw_path[len(mounted_at) :]
+        query = request.scope.get("query_string", b"")
+        if not all(0x21 <= byte < 0x7F for byte in raw_path + query):
+            return None
+        path = raw_path.decode("ascii")
+        decoded = unquote(path)
+        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in decoded):
+            return None
+        if any(segment in (".", "..") for segment in decoded.replace("\\", "/").split("/")):
+            return None
+        if not path.startswith(self.config.api_prefix + "/"):
+            return None
+        return path + ("?" + query.decode("ascii") if query else "")
 
     @property
     def _http_client(self) -> httpx.AsyncClient:
@@ -235,6 +313,12 @@ class BackendForFrontend:
         if self._expiring(session):
             try:
                 renewed = await self._refresh(session)
+            except IdTokenError as failure:
+                # The refresh token was spent on tokens that cannot be trusted: the session
+                # cannot go on (and a retry with the spent token would be reuse at idp).
+                response = error(401, "login_required", f"sign in again: {failure}")
+                await self.storage.clear(request, response)
+                return response
             except ProviderError as failure:
                 return error(502, "idp_unavailable", str(failure))
             if renewed is None:
@@ -242,9 +326,18 @@ class BackendForFrontend:
                 await self.storage.clear(request, response)
                 return response
             session, refreshed = renewed, True
-        response = await respond(Current(session, refreshed))
+        renewed_cookies = Response()
         if refreshed:
-            await self.storage.save(response, session)
+            try:  # before the request goes on: an unsafe one must not run without its answer
+                await self.storage.save(renewed_cookies, session)
+            except SessionTooLargeError as failure:
+                response = error(502, "session_too_large", str(failure))
+                await self.storage.clear(request, response)
+                return response
+        response = await respond(Current(session, refreshed))
+        response.raw_headers.extend(
+            (name, value) for name, value in renewed_cookies.raw_headers if name == b"set-cookie"
+        )
         return response
 
     def _expiring(self, session: Session) -> bool:
@@ -261,8 +354,16 @@ class BackendForFrontend:
             if answer is None:
                 return None
             if answer.id_token is not None:
-                subject = str(session.user().get("sub", ""))
-                await self.provider.verify_id_token(answer.id_token, nonce=None, subject=subject)
+                original = session.claims()
+                try:
+                    await self.provider.verify_id_token(
+                        answer.id_token, nonce=None, original=original
+                    )
+                except IdTokenError:
+                    if answer.refresh_token is not None:  # tokens this BFF will not use
+                        with contextlib.suppress(ProviderError):
+                            await self.provider.revoke(answer.refresh_token)
+                    raise
             return session.renewed(
                 answer.access_token, answer.expires_at, answer.refresh_token, answer.id_token
             )
@@ -278,6 +379,20 @@ class BackendForFrontend:
 
 async def _ok(response: Response) -> Response:
     return response
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None past ``limit`` bytes (read no further: memory stays
+    bounded whatever the browser sends)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def xsrf_refused() -> Response:

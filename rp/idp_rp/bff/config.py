@@ -25,9 +25,9 @@ class BffConfig:
 
     issuer: str
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)  # never in a log line or a traceback
     base_url: str
-    cookie_key: bytes
+    cookie_key: bytes = field(repr=False)
     api_upstream: str | None = None
     api_prefix: str = "/api"
     scope: str = "openid profile email roles"
@@ -46,6 +46,8 @@ class BffConfig:
     # How long a refresh's result is handed to requests that still carry the token it replaced
     # (they left the browser before the new cookies arrived).
     refresh_result_ttl: timedelta = timedelta(seconds=30)
+    # The largest request body the API proxy reads and forwards (413 beyond).
+    max_body_bytes: int = 1_048_576
     extra_authorize_params: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -4,6 +4,7 @@
 Errors::
 
     ProviderError            idp unreachable or an answer the BFF cannot use (502)
+    ├── CodeRefusedError     idp refused the authorization code (400)
     └── IdTokenError         the ID token fails OIDC Core §3.1.3.7 (the sign-in is refused)
 """
 
@@ -14,7 +15,7 @@ import base64
 import contextlib
 import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -36,14 +37,19 @@ class IdTokenError(ProviderError):
     """The ID token is not one this BFF may accept."""
 
 
+class CodeRefusedError(ProviderError):
+    """idp refused the authorization code (RFC 6749 §5.2 invalid_grant: used, expired, not
+    this client's): the browser's doing, not idp's failure."""
+
+
 @dataclass(frozen=True)
 class TokenAnswer:
     """A successful token response (RFC 6749 §5.1), ``expires_at`` by the BFF's clock."""
 
-    access_token: str
+    access_token: str = field(repr=False)
     expires_at: float
-    refresh_token: str | None
-    id_token: str | None
+    refresh_token: str | None = field(repr=False)
+    id_token: str | None = field(repr=False)
 
 
 class Provider:
@@ -68,6 +74,9 @@ class Provider:
                     raise ProviderError(f"discovery failed: {type(error).__name__}") from error
                 if not isinstance(document, dict) or document.get("issuer") != self.config.issuer:
                     raise ProviderError("the discovery document is missing or names another issuer")
+                for needed in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+                    if not isinstance(document.get(needed), str):  # §3: REQUIRED
+                        raise ProviderError(f"the discovery document has no {needed}")
                 self._metadata = document
                 self._jwks = JwksCache(
                     str(document["jwks_uri"]), http=self._http, clock=self._clock
@@ -101,7 +110,7 @@ class Provider:
         }
         answer = await self._token_request(fields)
         if answer is None:
-            raise ProviderError("idp refused the authorization code")
+            raise CodeRefusedError("idp refused the authorization code: sign in again")
         if answer.id_token is None:
             raise IdTokenError("no ID token in the token response (is openid in the scope?)")
         return answer
@@ -147,12 +156,13 @@ class Provider:
         return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
     async def verify_id_token(
-        self, id_token: str, *, nonce: str | None, subject: str | None = None
+        self, id_token: str, *, nonce: str | None, original: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """OIDC Core §3.1.3.7: signature with a pinned algorithm and idp's key, ``iss``
         exactly, ``aud`` containing the client (and ``azp`` naming it when there are several),
         ``exp`` not passed, ``nonce`` the one sent (compared in constant time). After a refresh
-        (§12.2) there is no nonce to check, and ``sub`` must stay the same."""
+        (§12.2) there is no nonce to check, and the claims of the ``original`` ID token that
+        must not change are checked by ``check_refreshed``."""
         await self.metadata()
         assert self._jwks is not None
         try:
@@ -170,10 +180,12 @@ class Provider:
             raise IdTokenError("the ID token's signature or form is invalid") from error
         if not isinstance(claims, dict):
             raise IdTokenError("the ID token is not a JSON object")
-        self._check_claims(claims, nonce, subject)
+        self._check_claims(claims, nonce)
+        if original is not None:
+            check_refreshed(original, claims)
         return claims
 
-    def _check_claims(self, claims: dict[str, Any], nonce: str | None, subject: str | None) -> None:
+    def _check_claims(self, claims: dict[str, Any], nonce: str | None) -> None:
         if claims.get("iss") != self.config.issuer:
             raise IdTokenError("the ID token's issuer is not idp")
         audience = claims.get("aud")
@@ -194,8 +206,6 @@ class Provider:
                 presented.encode(), nonce.encode()
             ):
                 raise IdTokenError("the ID token's nonce is not the one sent")
-        if subject is not None and claims["sub"] != subject:
-            raise IdTokenError("the refreshed ID token names another user")  # OIDC Core §12.2
 
     async def end_session_url(self, id_token: str | None) -> str:
         """OIDC RP-Initiated Logout 1.0 §2: ``id_token_hint`` (so idp may end its session
@@ -224,6 +234,27 @@ class Provider:
                 data={"token": refresh_token, "token_type_hint": "refresh_token"},
                 headers={"authorization": self._basic()},
             )
+
+
+def check_refreshed(original: dict[str, Any], renewed: dict[str, Any]) -> None:
+    """OIDC Core §12.2: a refreshed ID token has the original's ``iss``, ``sub`` and ``aud``,
+    its ``azp`` (none if the original had none), and its ``auth_time`` if it has one (the
+    time of the original authentication, not of the refresh)."""
+    if renewed.get("sub") != original.get("sub"):
+        raise IdTokenError("the refreshed ID token names another user")
+    if renewed.get("iss") != original.get("iss"):
+        raise IdTokenError("the refreshed ID token has another issuer")
+    if _audiences(renewed) != _audiences(original):
+        raise IdTokenError("the refreshed ID token has other audiences")
+    if renewed.get("azp") != original.get("azp"):
+        raise IdTokenError("the refreshed ID token has another azp")
+    if "auth_time" in renewed and renewed["auth_time"] != original.get("auth_time"):
+        raise IdTokenError("the refreshed ID token moves the time of authentication")
+
+
+def _audiences(claims: dict[str, Any]) -> set[str]:
+    audience = claims.get("aud")
+    return {audience} if isinstance(audience, str) else set(audience or ())
 
 
 def _b64(segment: str) -> bytes:

@@ -18,7 +18,7 @@ import asyncio
 import base64
 import json
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -30,6 +30,8 @@ from idp_rp.clock import Clock
 
 XSRF_COOKIE = "XSRF-TOKEN"  # the names Angular's HttpClient uses by default
 XSRF_HEADER = "X-XSRF-TOKEN"
+# RFC 6265bis §5.4: a browser ignores a cookie whose name and value together exceed 4096 octets.
+MAX_COOKIE_OCTETS = 4096
 # Protocol claims of the ID token that say nothing about the user (OIDC Core §2).
 _PROTOCOL_CLAIMS = frozenset(
     {"iss", "aud", "azp", "exp", "iat", "nbf", "nonce", "at_hash", "c_hash", "sid", "jti"}
@@ -41,12 +43,12 @@ class Session:
     """One signed-in browser. ``id`` binds its cookies together (and keys a server-side
     store); ``xsrf`` is the value the ``X-XSRF-TOKEN`` header must repeat."""
 
-    id: str
-    access_token: str
+    id: str = field(repr=False)  # repr: for logs, which must hold no token nor session id
+    access_token: str = field(repr=False)
     expires_at: float  # POSIX seconds, by the BFF's clock
-    refresh_token: str | None
-    id_token: str
-    xsrf: str
+    refresh_token: str | None = field(repr=False)
+    id_token: str = field(repr=False)
+    xsrf: str = field(repr=False)
 
     @classmethod
     def new(
@@ -73,11 +75,23 @@ class Session:
             id_token=id_token or self.id_token,
         )
 
-    def user(self) -> dict[str, Any]:
-        """The user claims of the ID token, verified when it was received (and sealed since)."""
+    def claims(self) -> dict[str, Any]:
+        """Every claim of the ID token, verified when it was received (and sealed since)."""
         payload = self.id_token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return {name: value for name, value in claims.items() if name not in _PROTOCOL_CLAIMS}
+        claims: dict[str, Any] = json.loads(
+            base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        )
+        return claims
+
+    def user(self) -> dict[str, Any]:
+        """The user claims of the ID token."""
+        return {k: v for k, v in self.claims().items() if k not in _PROTOCOL_CLAIMS}
+
+
+class SessionTooLargeError(ValueError):
+    """The tokens do not fit in cookies: a browser would drop the cookie without a word
+    (RFC 6265bis §5.4) and the user would be signed out at every request. Keep them server-side
+    (``BackendForFrontend(config, store=...)``)."""
 
 
 class SessionStore(Protocol):
@@ -207,19 +221,25 @@ class CookieStorage:
             return None
 
     async def save(self, response: Response, session: Session) -> None:
+        """Raises SessionTooLargeError, before setting any cookie, when one would exceed
+        4096 octets (many roles make long tokens)."""
         names, sealer = self.cookies.names, self.cookies.sealer
-        sealed = {"sid": session.id, "at": session.access_token, "exp": session.expires_at}
-        self.cookies.set(
-            response,
-            names.session,
-            sealer.seal(names.session, {**sealed, "xsrf": session.xsrf}),
-            self.ttl,
-        )
-        identity = {"sid": session.id, "idt": session.id_token}
-        self.cookies.set(response, names.identity, sealer.seal(names.identity, identity), self.ttl)
+        access = {"sid": session.id, "at": session.access_token, "exp": session.expires_at}
+        values: dict[str, dict[str, Any]] = {
+            names.session: {**access, "xsrf": session.xsrf},
+            names.identity: {"sid": session.id, "idt": session.id_token},
+        }
         if session.refresh_token is not None:
-            refresh = {"sid": session.id, "rt": session.refresh_token}
-            self.cookies.set(response, names.refresh, sealer.seal(names.refresh, refresh), self.ttl)
+            values[names.refresh] = {"sid": session.id, "rt": session.refresh_token}
+        sealed = {name: sealer.seal(name, value) for name, value in values.items()}
+        for name, value in sealed.items():
+            if len(name) + len(value) > MAX_COOKIE_OCTETS:
+                raise SessionTooLargeError(
+                    f"the {name} cookie would be {len(name) + len(value)} octets, over the"
+                    f" {MAX_COOKIE_OCTETS} browsers keep: use a server-side session store"
+                )
+        for name, value in sealed.items():
+            self.cookies.set(response, name, value, self.ttl)
         self.cookies.set_xsrf(response, session, self.ttl)
 
     async def clear(self, request: Request, response: Response) -> None:
