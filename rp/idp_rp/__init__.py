@@ -2,7 +2,7 @@
 
 from idp_rp.bearer import Requirement, Verifier
 from idp_rp.clock import Clock, SystemClock
-from idp_rp.errors import InvalidTokenError
+from idp_rp.errors import InvalidTokenError, JwksUnavailableError
 from idp_rp.introspection import IntrospectionError, Introspector
 from idp_rp.jwks import JwksCache
 from idp_rp.verifier import TokenVerifier, VerifiedToken
@@ -13,6 +13,7 @@ __all__ = [
     "Introspector",
     "InvalidTokenError",
     "JwksCache",
+    "JwksUnavailableError",
     "Requirement",
     "SystemClock",
     "TokenVerifier",

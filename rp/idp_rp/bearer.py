@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from idp_rp.errors import InvalidTokenError
+from idp_rp.errors import InvalidTokenError, JwksUnavailableError
 from idp_rp.introspection import IntrospectionError
 from idp_rp.verifier import VerifiedToken
 
@@ -134,8 +134,8 @@ class MissingRoleError(InsufficientScopeError):
 
 
 class VerifierUnavailableError(BearerError):
-    """The verifier could not decide (the introspection endpoint is down): not the token's
-    fault, so no ``invalid_token`` that would send the client to sign in again."""
+    """The verifier could not decide (the introspection endpoint or the JWKS is down): not the
+    token's fault, so no ``invalid_token`` that would send the client to sign in again."""
 
     status = 503
     error = "temporarily_unavailable"
@@ -172,6 +172,8 @@ async def authenticate(verifier: Verifier, authorization: Sequence[str]) -> Veri
 async def verify(verifier: Verifier, token: str) -> VerifiedToken:
     try:
         return await verifier.verify(token)
+    except JwksUnavailableError as error:
+        raise VerifierUnavailableError("the issuer's keys could not be fetched now") from error
     except InvalidTokenError as error:
         raise TokenRefusedError(error.description) from error
     except IntrospectionError as error:

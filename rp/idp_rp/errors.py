@@ -1,4 +1,4 @@
-"""The one error a verification raises (RFC 6750 §3.1)."""
+"""What a verification raises (RFC 6750 §3.1): InvalidTokenError, and its JwksUnavailableError."""
 
 from __future__ import annotations
 
@@ -13,3 +13,10 @@ class InvalidTokenError(Exception):
     def __init__(self, description: str) -> None:
         super().__init__(description)
         self.description = description
+
+
+class JwksUnavailableError(InvalidTokenError):
+    """The issuer's keys could not be fetched (and the cached ones are stale): the token is
+    refused, fail closed, but through no fault of its own. The glue answers 503
+    ``temporarily_unavailable`` rather than a 401 that would send the client to sign in again;
+    code that only knows InvalidTokenError still refuses the token."""

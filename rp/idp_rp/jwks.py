@@ -33,7 +33,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import Key, KeySet
 
 from idp_rp.clock import Clock, SystemClock
-from idp_rp.errors import InvalidTokenError
+from idp_rp.errors import InvalidTokenError, JwksUnavailableError
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_REUSE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\b", re.IGNORECASE)
@@ -109,7 +109,7 @@ class JwksCache:
             # else: another caller fetched while this one waited (its result is this one's), or
             # a fetch failed less than the backoff ago: no request now, the outcome stands.
         if self._last_failure is not None and not self._is_fresh():
-            raise InvalidTokenError(f"the issuer's JWKS is unavailable: {self._last_failure}")
+            raise JwksUnavailableError(f"the issuer's JWKS is unavailable: {self._last_failure}")
 
     def _backing_off(self) -> bool:
         return self._retry_at is not None and self._clock.now() < self._retry_at

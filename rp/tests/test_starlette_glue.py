@@ -4,6 +4,7 @@ transport), with tokens signed here and the JWKS served by a real HTTP server.""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -193,3 +194,19 @@ async def test_a_routes_own_verifier_works_without_the_middleware(
         assert (answer.status_code, answer.headers["www-authenticate"]) == (401, "Bearer")
         valid = bearer(mint(key, claims_at(clock)))
         assert (await client.get("/alone", headers=valid)).json() == {"subject": "user-1"}
+
+
+async def test_a_jwks_outage_is_503_temporarily_unavailable_not_invalid_token(
+    client: httpx.AsyncClient, jwks: JwksServer, key: RSAKey, clock: FrozenClock
+) -> None:
+    """The cached keys went stale and idp's JWKS answers 500: the token is refused (fail
+    closed) with 503 and no challenge, since a new token would not help (a 401 invalid_token
+    would send the client to sign in again for nothing)."""
+    token = mint(key, claims_at(clock, exp=int(clock.now().timestamp()) + 3600))
+    assert (await client.get("/me", headers=bearer(token))).status_code == 200
+    clock.advance(timedelta(seconds=600))  # past the max-age the keys were served with
+    jwks.failure = 500
+    answer = await client.get("/me", headers=bearer(token))
+    assert answer.status_code == 503
+    assert answer.json()["error"] == "temporarily_unavailable"
+    assert "www-authenticate" not in answer.headers

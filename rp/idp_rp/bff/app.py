@@ -27,7 +27,13 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from idp_rp.bff.config import BffConfig
-from idp_rp.bff.provider import CodeRefusedError, IdTokenError, Provider, ProviderError
+from idp_rp.bff.provider import (
+    CodeRefusedError,
+    IdTokenError,
+    KeysUnavailableError,
+    Provider,
+    ProviderError,
+)
 from idp_rp.bff.refresh import Refresher
 from idp_rp.bff.sealing import Sealer
 from idp_rp.bff.sessions import (
@@ -161,6 +167,8 @@ class BackendForFrontend:
             answer = await self.provider.exchange_code(code, str(pending["verifier"]))
             assert answer.id_token is not None
             await self.provider.verify_id_token(answer.id_token, nonce=str(pending["nonce"]))
+        except KeysUnavailableError as failure:
+            return error(502, "idp_unavailable", str(failure))
         except IdTokenError as failure:
             return error(400, "invalid_id_token", str(failure))
         except CodeRefusedError as failure:

@@ -6,6 +6,7 @@ Errors::
     ProviderError            idp unreachable or an answer the BFF cannot use (502)
     ├── CodeRefusedError     idp refused the authorization code (400)
     └── IdTokenError         the ID token fails OIDC Core §3.1.3.7 (the sign-in is refused)
+        └── KeysUnavailableError   it could not be checked: idp's JWKS is down (502 at sign-in)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from joserfc.errors import JoseError
 
 from idp_rp.bff.config import BffConfig
 from idp_rp.clock import Clock
-from idp_rp.errors import InvalidTokenError
+from idp_rp.errors import InvalidTokenError, JwksUnavailableError
 from idp_rp.jwks import JwksCache
 
 
@@ -35,6 +36,13 @@ class ProviderError(Exception):
 
 class IdTokenError(ProviderError):
     """The ID token is not one this BFF may accept."""
+
+
+class KeysUnavailableError(IdTokenError):
+    """The ID token could not be checked: idp's keys could not be fetched. At sign-in that is
+    idp's outage (502, try again); after a refresh it is still an ID token this BFF cannot
+    accept, and the session ends like for any other IdTokenError (the new refresh token is
+    revoked: a retry with the spent one would be reuse at idp)."""
 
 
 class CodeRefusedError(ProviderError):
@@ -174,6 +182,8 @@ class Provider:
                 raise IdTokenError("an access token is not an ID token")  # RFC 9068 §4
             key = await self._jwks.key(kid)
             claims = json.loads(jws.deserialize_compact(id_token, key, algorithms=[alg]).payload)
+        except JwksUnavailableError as error:
+            raise KeysUnavailableError(str(error)) from error
         except InvalidTokenError as error:
             raise IdTokenError(str(error)) from error
         except (JoseError, ValueError, IndexError, AttributeError) as error:
