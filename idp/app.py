@@ -137,9 +137,7 @@ def create_app(
                 "keys": manager,
                 "discovery_body": discovery_body,
                 "clients": clients,
-                "client_documents": DocumentClients(
-                    clients, pool, app_clock, fetcher if settings.cimd else None
-                ),
+                "client_documents": DocumentClients.of(settings, clients, pool, app_clock, fetcher),
                 "listener": listener,
                 "passwords": passwords,
                 "cookies": Cookies(settings),

@@ -63,6 +63,27 @@ DELETE_WEBAUTHN_CHALLENGES = _delete("webauthn_challenges", "expires_at < $2")
 DELETE_INITIAL_ACCESS_TOKENS = _delete(
     "initial_access_tokens", "(expires_at < $2 OR uses_left = 0)"
 )
+# A metadata document's client (idp.oauth.document_clients) whose document expired more than
+# DOCUMENT_CLIENT_KEPT ago and that holds nothing: no consent, no refresh family (a revoked or
+# expired one is swept above first, after the retention), no code and no pending request. One
+# that holds any is kept: deleting it would take a user's grant with it (idp.admin.clients's
+# delete is the operator's to make). A disabled one is kept too: deleted, its URL would be
+# fetched again and the client come back enabled. A client in use is fetched again when its
+# document expires, which moves metadata_expires_at on: the condition, checked again on the
+# row locked for deletion, leaves it alone. Each process drops its cached copy at the NOTIFY.
+DOCUMENT_CLIENT_KEPT = timedelta(days=1)
+_UNUSED_DOCUMENT_CLIENT = """registration = 'metadata_document' AND NOT disabled
+    AND metadata_expires_at < $2
+    AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.client_id = clients.client_id)
+    AND NOT EXISTS (SELECT 1 FROM refresh_families f WHERE f.client_id = clients.client_id)
+    AND NOT EXISTS (SELECT 1 FROM authorization_codes a WHERE a.client_id = clients.client_id)
+    AND NOT EXISTS (
+        SELECT 1 FROM authorization_requests r WHERE r.client_id = clients.client_id
+    )"""
+DELETE_DOCUMENT_CLIENTS = f"""
+WITH gone AS ({_delete("clients", _UNUSED_DOCUMENT_CLIENT)} RETURNING client_id)
+SELECT count(*) FROM gone, LATERAL (SELECT pg_notify('idp_clients', gone.client_id)) AS told
+"""
 # The sealed answer for a retry of a family's previous token exists only for the grace (found
 # by the partial index refresh_families_sealed).
 ERASE_SUCCESSOR_RESPONSES = """
@@ -80,6 +101,7 @@ class Step:
     name: str
     sql: str
     times: tuple[datetime, ...]
+    counted: bool = False  # the statement answers how many rows it changed (a SELECT)
 
 
 def steps(now: datetime, settings: Settings, retention: timedelta) -> list[Step]:
@@ -98,6 +120,13 @@ def steps(now: datetime, settings: Settings, retention: timedelta) -> list[Step]
         Step("rate_limits", DELETE_RATE_LIMITS, (kept_until,)),
         Step("webauthn_challenges", DELETE_WEBAUTHN_CHALLENGES, (now,)),
         Step("initial_access_tokens", DELETE_INITIAL_ACCESS_TOKENS, (now,)),
+        # Last: the codes, requests and families swept above no longer hold their client.
+        Step(
+            "metadata_document_clients",
+            DELETE_DOCUMENT_CLIENTS,
+            (now - DOCUMENT_CLIENT_KEPT,),
+            counted=True,
+        ),
     ]
 
 
@@ -123,8 +152,11 @@ async def _run(pool: asyncpg.Pool, step: Step, batch_size: int) -> int:
     while True:
         async with pool.acquire() as connection, connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock($1)", JANITOR_LOCK_ID)
-            status = await connection.execute(step.sql, batch_size, *step.times)
-        changed = int(status.split()[-1])  # "DELETE 3", "UPDATE 3"
+            if step.counted:
+                changed = int(await connection.fetchval(step.sql, batch_size, *step.times))
+            else:
+                status = await connection.execute(step.sql, batch_size, *step.times)
+                changed = int(status.split()[-1])  # "DELETE 3", "UPDATE 3"
         total += changed
         if changed < batch_size:
             return total

@@ -125,6 +125,10 @@ class Settings:
     cimd: bool = False
     # Development and tests only: a metadata document may be on a loopback address.
     cimd_allow_loopback: bool = False
+    # Metadata document fetches a client IP may cause per minute (counted in the database, so
+    # across processes), and fetches one process makes at once: idp fetches what anyone names.
+    cimd_fetches_per_minute: int = 10
+    cimd_concurrent_fetches: int = 8
     # Resources (RFC 8707) that dynamically registered clients may ask for, beside those that
     # `idp resources add` keeps in the database.
     resources: tuple[str, ...] = ()
@@ -321,6 +325,13 @@ class Settings:
         min_length_text = environ.get("IDP_PASSWORD_MIN_LENGTH") or "12"
         if not min_length_text.strip().isdigit():
             raise SettingsError("IDP_PASSWORD_MIN_LENGTH", f"{min_length_text!r} is not a number")
+
+        def count(variable: str, default: int) -> int:
+            raw = (environ.get(variable) or str(default)).strip()
+            if not raw.isdigit() or int(raw) < 1:
+                raise SettingsError(variable, f"{raw!r} is not a whole number of at least 1")
+            return int(raw)
+
         templates_dir = environ.get("IDP_TEMPLATES_DIR") or None
         if templates_dir is not None and not Path(templates_dir).is_dir():
             raise SettingsError("IDP_TEMPLATES_DIR", f"{templates_dir} is not a directory")
@@ -366,6 +377,8 @@ class Settings:
             dcr=dcr,
             cimd=switch("IDP_CIMD", False),
             cimd_allow_loopback=switch("IDP_CIMD_ALLOW_LOOPBACK", False),
+            cimd_fetches_per_minute=count("IDP_CIMD_FETCHES_PER_MINUTE", 10),
+            cimd_concurrent_fetches=count("IDP_CIMD_CONCURRENT_FETCHES", 8),
             resources=tuple(resource for resource in resources if resource),
             demo=demo,
         )

@@ -116,11 +116,12 @@ async def app_fetching(
     authority_dir: Path,
     *,
     timeout: float = 5.0,  # noqa: ASYNC109 - the fetcher's, passed on
+    peer: str = "127.0.0.1",
     **overrides: object,
 ) -> AsyncIterator[Instance]:
     """The app with IDP_CIMD on (and ``overrides``), fetching with a DocumentFetcher that trusts
     the authority in ``authority_dir``'s server (``document_server``) and gives up after
-    ``timeout`` seconds."""
+    ``timeout`` seconds; its requests come from the address ``peer``."""
     here = replace(settings, **{"cimd": True, **overrides})  # type: ignore[arg-type]
     fetcher = DocumentFetcher(
         allow_loopback=here.cimd_allow_loopback,
@@ -136,7 +137,7 @@ async def app_fetching(
                 scope["state"] = dict(state)
                 await app(scope, receive, send)
 
-            transport = httpx.ASGITransport(app=with_state)
+            transport = httpx.ASGITransport(app=with_state, client=(peer, 50123))
             async with httpx.AsyncClient(transport=transport, base_url=here.issuer) as client:
                 yield Instance(client=client, state=cast(AppState, state))
     finally:

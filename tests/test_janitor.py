@@ -38,6 +38,7 @@ EXPIRED = {
     "rate_limits": 10,
     "webauthn_challenges": 10,
     "initial_access_tokens": 10,
+    "metadata_document_clients": 10,
 }
 # Where each kind's rows carry their "keep:" or "drop:" label.
 LABELS = {
@@ -143,6 +144,29 @@ async def seed(pool: asyncpg.Pool, settings: Settings, now: datetime) -> None:
         ],
     )  # fmt: skip
     await seed_mail(pool, uid, now, old)
+    # Metadata document clients holding nothing: 10 whose document expired more than a day
+    # ago; kept, 3 that expired less than a day ago and 2 disabled.
+    documents = [("drop", now - DAY - timedelta(minutes=i + 1), False) for i in range(10)]
+    documents += [("keep", now - DAY + timedelta(minutes=i + 1), False) for i in range(3)]
+    documents += [("keep", now - 30 * DAY, True)] * 2
+    await insert_document_clients(
+        pool,
+        [(f"https://{label}{i}.example/client.json", expires, disabled)
+         for i, (label, expires, disabled) in enumerate(documents)],
+    )  # fmt: skip
+
+
+async def insert_document_clients(
+    pool: asyncpg.Pool, rows: list[tuple[str, datetime, bool]]
+) -> None:
+    """(client_id, metadata_expires_at, disabled) of metadata document clients."""
+    await pool.executemany(
+        "INSERT INTO clients (client_id, name, redirect_uris, grant_types, scopes, created_at, "
+        "registration, metadata_expires_at, updated_at, disabled) "
+        "VALUES ($1, 'Doc', '{http://127.0.0.1/cb}', '{authorization_code}', '{openid}', "
+        "$2::timestamptz - interval '5 minutes', 'metadata_document', $2, $2, $3)",
+        rows,
+    )
 
 
 async def seed_mail(pool: asyncpg.Pool, uid: uuid.UUID, now: datetime, old: datetime) -> None:
@@ -226,6 +250,11 @@ async def assert_only_live_rows_remain(pool: asyncpg.Pool) -> None:
         assert all(name.startswith("keep:") for name in left), (table, left)
     sealed = "SELECT count(*) FROM refresh_families WHERE successor_response IS NOT NULL"
     assert await pool.fetchval(sealed) == 5
+    documents = await pool.fetch(
+        "SELECT client_id FROM clients WHERE registration = 'metadata_document'"
+    )
+    assert len(documents) == 5, documents
+    assert all(row[0].startswith("https://keep") for row in documents), documents
 
 
 # Statement-level triggers record how many rows each DELETE or UPDATE changed.
@@ -364,6 +393,7 @@ async def test_rows_expire_by_the_injected_clock(
     assert counts["refresh_families"] == 3  # ...but the families that have 20 days to live
     assert counts["mail_outbox"] == 2  # ...and mail still waiting to be sent
     assert counts["mail_tokens"] == counts["rate_limits"] == 5
+    assert counts["metadata_document_clients"] == 3  # ...but not the disabled ones
     assert await pool.fetchval("SELECT array_agg(sid ORDER BY sid) FROM refresh_families") == [
         "keep:10",
         "keep:11",
@@ -393,3 +423,69 @@ async def test_the_scheduled_janitor_sweeps_and_logs_a_failed_run(
     with caplog.at_level(logging.WARNING, logger="idp.janitor"):
         await JanitorScheduler(closed, clock, grace_settings).run()  # must not raise
     assert "will retry at the next run" in caplog.text
+
+
+async def test_metadata_document_clients_are_deleted_only_when_long_expired_and_holding_nothing(
+    pool: asyncpg.Pool, migrated: str, settings: Settings, clock: FrozenClock
+) -> None:
+    """A document client's row is the cached document (idp.oauth.document_clients): one for
+    every URL ever named. The janitor deletes those whose document expired more than a day ago,
+    unless a consent, a refresh family, a code or a pending request still holds them; each
+    deleted one is announced on idp_clients so every process drops its copy."""
+    now = clock.now()
+    user = await make_user(pool)
+    long_ago = now - 2 * DAY
+    names = ["unused", "old-family", "consent", "live-family", "code", "pending"]
+    urls = {name: f"https://{name}.example/client.json" for name in names}
+    await insert_document_clients(pool, [(url, long_ago, False) for url in urls.values()])
+    await pool.execute(
+        "INSERT INTO consents (user_id, client_id, scopes, granted_at) VALUES ($1, $2, '{}', $3)",
+        user.id,
+        urls["consent"],
+        long_ago,
+    )
+    families: list[Family] = [
+        # Revoked past the retention: swept first in the same run, then its client.
+        (uuid.uuid4(), urls["old-family"], user.id, "old", now - 30 * DAY, now + DAY,
+         now - RETENTION - DAY, secrets.token_bytes(32), now - 30 * DAY, b""),
+        (uuid.uuid4(), urls["live-family"], user.id, "live", long_ago, now + 20 * DAY, None,
+         secrets.token_bytes(32), long_ago, b""),
+    ]  # fmt: skip
+    await insert_families(pool, families)
+    await pool.execute(
+        "INSERT INTO authorization_codes (code_hash, client_id, user_id, sid, redirect_uri, "
+        "scopes, audience, code_challenge, auth_time, created_at, expires_at) "
+        "VALUES ($1, $2, $3, 's', 'http://127.0.0.1/cb', '{openid}', '{}', 'x', $4, $4, $5)",
+        secrets.token_bytes(32),
+        urls["code"],
+        user.id,
+        now - timedelta(minutes=1),
+        now + timedelta(minutes=1),
+    )
+    await pool.execute(
+        "INSERT INTO authorization_requests (id, client_id, params, created_at, expires_at) "
+        "VALUES ($1, $2, '{}'::jsonb, $3, $4)",
+        secrets.token_bytes(32),
+        urls["pending"],
+        now - timedelta(minutes=1),
+        now + timedelta(minutes=5),
+    )
+    operator, _ = await make_client(pool, settings)  # no document: never swept
+    heard: list[str] = []
+    listener = await asyncpg.connect(migrated)
+    try:
+        await listener.add_listener("idp_clients", lambda *args: heard.append(args[3]))
+
+        counts = await sweep(pool, clock, settings, batch_size=1)
+
+        assert counts["metadata_document_clients"] == 2
+        assert counts["refresh_families"] == 1
+        left = await pool.fetch("SELECT client_id FROM clients ORDER BY client_id")
+        assert {row[0] for row in left} == {
+            operator.client_id,
+            *(urls[name] for name in ("consent", "live-family", "code", "pending")),
+        }
+        await listener.execute("SELECT 1")  # the notifications arrive before this answer
+        assert sorted(heard) == sorted([urls["unused"], urls["old-family"]])
+    finally:
+        await listener.close()

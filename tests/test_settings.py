@@ -344,3 +344,20 @@ def test_idp_mfa_is_optional_by_default_required_when_set_and_a_bad_value_stops_
     assert Settings.from_env({"IDP_MFA": "required"}).mfa == "required"
     with pytest.raises(SettingsError, match=r"^IDP_MFA: 'always' is not one of optional"):
         Settings.from_env({"IDP_MFA": "always"})
+
+
+def test_metadata_document_fetch_bounds_default_and_are_read() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.cimd_fetches_per_minute, defaults.cimd_concurrent_fetches) == (10, 8)
+    chosen = Settings.from_env(
+        {"IDP_CIMD_FETCHES_PER_MINUTE": "30", "IDP_CIMD_CONCURRENT_FETCHES": "2"}
+    )
+    assert (chosen.cimd_fetches_per_minute, chosen.cimd_concurrent_fetches) == (30, 2)
+
+
+@pytest.mark.parametrize("variable", ["IDP_CIMD_FETCHES_PER_MINUTE", "IDP_CIMD_CONCURRENT_FETCHES"])
+@pytest.mark.parametrize("text", ["0", "-1", "many", "2.5"])
+def test_bad_metadata_document_fetch_bound_names_the_variable(variable: str, text: str) -> None:
+    with pytest.raises(SettingsError, match=rf"^{variable}: ") as caught:
+        Settings.from_env({variable: text})
+    assert caught.value.variable == variable

@@ -42,10 +42,14 @@ _DIGITS = re.compile(r"^[0-9]{1,9}$")
 class AuthorizePageError(Exception):
     """Shown to the user; never sent to the (untrusted) redirect URI."""
 
-    def __init__(self, title: str, detail: str) -> None:
+    def __init__(
+        self, title: str, detail: str, *, status_code: int = 400, retry_after: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.title = title
         self.detail = detail
+        self.status_code = status_code
+        self.retry_after = retry_after  # seconds, sent as Retry-After (RFC 6585 §4, a 429)
 
 
 class AuthorizeRedirectError(Exception):

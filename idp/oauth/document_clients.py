@@ -9,6 +9,13 @@ client) or a disabled one is used as it is, never fetched. Concurrent requests f
 share one fetch, and a refused document is refused again from memory for ``REFUSAL_TTL``: a
 URL that fails cannot make idp fetch it on every request (draft §8.6: the authorization server
 fetches what anyone names, so it bounds how often).
+
+Nor can anyone make idp fetch many distinct URLs (idp as a scanner or a request amplifier):
+each client IP may cause ``fetches_per_minute`` fetches (the database's rate_limits counters of
+idp.accounts.rate_limit, so across processes), and a process makes at most
+``concurrent_fetches`` at once. Either bound refuses with TooManyFetchesError before any
+fetch, and that refusal is not remembered for the URL: it is the asker's, not the document's.
+Joining a fetch already under way, or a refusal remembered, costs no fetch and is not counted.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from idp.accounts.rate_limit import Limit, allowed
 from idp.audit_trail import audited
 from idp.clock import Clock
 from idp.db import metadata_documents
@@ -32,9 +40,21 @@ from idp.oauth.metadata_document import (
     is_document_url,
     parse_document,
 )
+from idp.settings import Settings
 
 REFUSAL_TTL = timedelta(minutes=1)
 MAX_REFUSALS = 1024  # URLs remembered as refused; the oldest is forgotten first
+FETCH_WINDOW = timedelta(minutes=1)
+BUSY_RETRY_AFTER = 5  # seconds: a fetch under way ends within FETCH_TIMEOUT_SECONDS
+
+
+class TooManyFetchesError(Exception):
+    """No fetch now: this IP caused too many, or the process has as many under way as it
+    allows. RFC 6585 §4: a 429 with Retry-After."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class DocumentClients:
@@ -44,6 +64,9 @@ class DocumentClients:
         pool: asyncpg.Pool,
         clock: Clock,
         fetcher: DocumentFetcher | None,
+        *,
+        fetches_per_minute: int = 10,
+        concurrent_fetches: int = 8,
     ) -> None:
         self._registry = registry
         self._pool = pool
@@ -51,9 +74,30 @@ class DocumentClients:
         self._fetcher = fetcher  # None: IDP_CIMD is off
         self._fetching: dict[str, asyncio.Task[Client]] = {}
         self._refused: dict[str, tuple[datetime, DocumentError]] = {}
+        self._limit = Limit("cimd-fetch-ip", fetches_per_minute, FETCH_WINDOW)
+        self._concurrent_fetches = concurrent_fetches
 
-    async def find(self, client_id: str) -> Client | None:
-        """The client, None if unknown, or DocumentError when its document cannot be used."""
+    @classmethod
+    def of(
+        cls,
+        settings: Settings,
+        registry: ClientRegistry,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        fetcher: DocumentFetcher | None,
+    ) -> DocumentClients:
+        return cls(
+            registry,
+            pool,
+            clock,
+            fetcher if settings.cimd else None,
+            fetches_per_minute=settings.cimd_fetches_per_minute,
+            concurrent_fetches=settings.cimd_concurrent_fetches,
+        )
+
+    async def find(self, client_id: str, *, ip: str) -> Client | None:
+        """The client, None if unknown, or DocumentError when its document cannot be used;
+        TooManyFetchesError when it would take a fetch that ``ip`` may not cause now."""
         cached = await self._registry.find(client_id)
         if self._fetcher is None or not is_document_url(client_id):
             return cached
@@ -75,10 +119,30 @@ class DocumentClients:
             del self._refused[client_id]
         task = self._fetching.get(client_id)
         if task is None:
+            self._check_not_busy()
+            if not await allowed(self._pool, self._clock.now(), (self._limit, ip)):
+                raise TooManyFetchesError(
+                    "Too many different applications were asked for from your network "
+                    "address in the last minute; try again in a minute.",
+                    int(FETCH_WINDOW.total_seconds()),
+                )
+            task = self._fetching.get(client_id)  # started by another request meanwhile
+        if task is None:
+            self._check_not_busy()  # nothing awaited from here to the fetch's start
             task = asyncio.ensure_future(self._fetch(self._fetcher, client_id))
             self._fetching[client_id] = task
             task.add_done_callback(lambda done: self._done(client_id, done))
         return await asyncio.shield(task)
+
+    def _check_not_busy(self) -> None:
+        """Draft §6.5: this process fetches at most ``concurrent_fetches`` documents at once
+        (each task in ``_fetching`` is one fetch under way)."""
+        if len(self._fetching) >= self._concurrent_fetches:
+            raise TooManyFetchesError(
+                "Too many applications' metadata documents are being fetched right now; "
+                "try again in a few seconds.",
+                BUSY_RETRY_AFTER,
+            )
 
     def _done(self, client_id: str, task: asyncio.Task[Client]) -> None:
         self._fetching.pop(client_id, None)

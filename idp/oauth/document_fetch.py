@@ -5,6 +5,7 @@ What a fetch may do, since anyone can name any URL as a client_id (§6.5, SSRF):
 - GET with ``Accept: application/json``, over https only, TLS verified for the URL's host;
 - no redirects at all: the document is at its URL or nowhere (§4: the answer must be a 200;
   a 3xx is refused, whichever host it names);
+- only a 200 whose Content-Type is ``application/json`` (§4), before any of the body is read;
 - at most ``max_bytes`` (§6.6), read incrementally: a larger body is abandoned, never read whole;
 - at most ``timeout`` seconds in all (resolution, connection, TLS, headers and body);
 - only public addresses: ``GuardedBackend`` resolves the host itself, refuses the connection if
@@ -33,6 +34,18 @@ from idp.settings import Settings
 
 _HEADERS = [(b"Accept", b"application/json"), (b"User-Agent", b"idp (client metadata fetch)")]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def check_content_type(value: str) -> None:
+    """Draft §4: a successful response has the content type ``application/json`` (or an
+    ``application/<AS-defined>+json``, and idp defines none); the authorization server MUST treat
+    any other as an error. Parameters (``; charset=utf-8``) are allowed, the case ignored."""
+    media_type = value.partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        shown = media_type[:60] or "none"
+        raise DocumentError(
+            f"the client's metadata document was served as {shown}, not application/json (draft §4)"
+        )
 
 
 class AddressRefusedError(httpcore.ConnectError):
@@ -167,6 +180,7 @@ class DocumentFetcher:
                 )
             if response.status != 200:
                 raise DocumentError(f"the client_id URL answered HTTP {response.status}, not 200")
+            check_content_type(headers.get("content-type", ""))
             length = headers.get("content-length", "")
             if length.isdigit() and int(length) > self.max_bytes:
                 raise self._too_large()

@@ -37,6 +37,7 @@ from __future__ import annotations
 class OAuthError(Exception):
     error = "server_error"
     status_code = 400
+    retry_after: int | None = None  # seconds: sent as Retry-After
 
     def __init__(self, description: str | None = None) -> None:
         super().__init__(description or self.error)
@@ -94,6 +95,18 @@ class InsufficientScopeError(OAuthError):
 
     error = "insufficient_scope"
     status_code = 403
+
+
+class TooManyRequestsError(OAuthError):
+    """RFC 6585 §4: 429 with Retry-After; what the client asked would make idp do more than it
+    allows anyone in a while (fetch a metadata document, idp.oauth.document_clients)."""
+
+    error = "too_many_requests"
+    status_code = 429
+
+    def __init__(self, description: str, retry_after: int) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
 
 
 class TemporarilyUnavailableError(OAuthError):

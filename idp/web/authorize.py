@@ -29,6 +29,7 @@ from idp.oauth.code_flow import (
     needs_login,
     redirect_to_client,
 )
+from idp.oauth.document_clients import TooManyFetchesError
 from idp.oauth.errors import (
     ConsentRequiredError,
     InteractionRequiredError,
@@ -38,7 +39,7 @@ from idp.oauth.errors import (
 )
 from idp.oauth.metadata_document import DocumentError
 from idp.web.forms import read_query
-from idp.web.security import HTML_HEADERS
+from idp.web.security import HTML_HEADERS, client_ip
 from idp.web.state import AppState
 from idp.web.templates import error_page
 
@@ -295,17 +296,24 @@ async def proceed(
     return redirect(redirect_to_client(auth, issuer, code=code))
 
 
-def client_finder(state: AppState) -> FindClient:
+def client_finder(state: AppState, ip: str) -> FindClient:
     """Clients by id, metadata documents included (idp.oauth.document_clients); a document that
     cannot be used is an error page, never a redirect: none of its redirect URIs is trusted
     (RFC 6749 §4.1.2.1; draft-ietf-oauth-client-id-metadata-document §4.3)."""
 
     async def find(client_id: str) -> Client | None:
         try:
-            return await state["client_documents"].find(client_id)
+            return await state["client_documents"].find(client_id, ip=ip)
         except DocumentError as error:
             raise AuthorizePageError(
                 "This application's metadata document was refused", str(error)
+            ) from None
+        except TooManyFetchesError as error:
+            raise AuthorizePageError(
+                "Too many requests",
+                str(error),
+                status_code=429,
+                retry_after=error.retry_after,
             ) from None
 
     return find
@@ -322,7 +330,7 @@ async def authorize(request: Request[AppState]) -> Response:
         ) from None
     auth = await check_request(
         params,
-        client_finder(state),
+        client_finder(state, client_ip(request)),
         state["settings"].issuer,
         state["token_context"].resources.allowed,
     )

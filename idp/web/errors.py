@@ -3,7 +3,7 @@
 ::
 
     exception                          answer
-    AuthorizePageError                 400 page (the redirect URI is not trusted)
+    AuthorizePageError                 400 page (the redirect URI is not trusted), or its status
     AuthorizeRedirectError             303 to the client: error, state, iss
     DatabaseUnavailableError           503 temporarily_unavailable, Retry-After: no database
     asyncpg.PostgresConnectionError      connection in time (idp.db.pool), or it broke, or
@@ -127,6 +127,8 @@ def oauth_error(error: OAuthError) -> JSONResponse:
     headers = dict(TOKEN_NO_STORE)
     if isinstance(error, InvalidClientError):
         headers["WWW-Authenticate"] = BASIC_CHALLENGE
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
     return JSONResponse(error.body(), status_code=error.status_code, headers=headers)
 
 
@@ -167,7 +169,10 @@ async def authorize_page(request: Request[Any], exc: Exception) -> Response:
     """RFC 6749 §4.1.2.1: the client or its redirect URI is in doubt: tell the user, never the
     redirect URI."""
     assert isinstance(exc, AuthorizePageError)
-    return error_page(request, 400, exc.title, exc.detail)
+    response = error_page(request, exc.status_code, exc.title, exc.detail)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def authorize_redirect(request: Request[Any], exc: Exception) -> Response:

@@ -8,12 +8,14 @@ from starlette.responses import JSONResponse, Response
 from idp.db.clients import Client
 from idp.oauth import grants
 from idp.oauth.client_auth import authenticate, presented_credentials
-from idp.oauth.errors import InvalidClientError, OAuthError
+from idp.oauth.document_clients import TooManyFetchesError
+from idp.oauth.errors import InvalidClientError, OAuthError, TooManyRequestsError
 from idp.oauth.metadata_document import DocumentError
 from idp.oauth.params import Params
 from idp.web.cors import allow_origin
 from idp.web.errors import TOKEN_NO_STORE, oauth_error
 from idp.web.forms import read_form
+from idp.web.security import client_ip
 from idp.web.state import AppState
 
 
@@ -27,11 +29,14 @@ async def authenticated(request: Request[AppState]) -> tuple[Params, Client]:
     async def find(client_id: str) -> Client | None:
         """A client_id that is a metadata document's URL is a public client known by it
         (idp.oauth.document_clients); one that cannot be used is ``invalid_client``
-        (draft-ietf-oauth-client-id-metadata-document §4.3)."""
+        (draft-ietf-oauth-client-id-metadata-document §4.3); one that would take a fetch
+        this IP may not cause now is a 429."""
         try:
-            return await documents.find(client_id)
+            return await documents.find(client_id, ip=client_ip(request))
         except DocumentError as error:
             raise InvalidClientError(str(error)) from None
+        except TooManyFetchesError as error:
+            raise TooManyRequestsError(str(error), error.retry_after) from None
 
     return params, await authenticate(presented, find)
 

@@ -44,6 +44,7 @@ from tests.oauth.flow import Authorization, hidden_fields, query_of, sign_in
 from tests.smtp import TestAuthority, wait_until
 
 LOOPBACK_REDIRECT = "http://127.0.0.1/callback"
+JSON = {"Content-Type": "application/json"}
 PRESENTED_REDIRECT = "http://127.0.0.1:53111/callback"  # any port (RFC 8252 §7.3)
 
 
@@ -206,7 +207,7 @@ async def test_document_too_large_is_refused(
 ) -> None:
     url = docs.url("/big.json")
     padded = json.dumps(document(url, padding="x" * 200_000)).encode()
-    docs.answers["/big.json"] = Answer(body=padded, length=length)
+    docs.answers["/big.json"] = Answer(headers=JSON, body=padded, length=length)
     async with app_fetching(settings, clock, tmp_path, cimd_allow_loopback=True) as app:
         answer = await authorize_page(app, url)
     assert_refused_page(answer, "larger than 5120 bytes")
@@ -369,7 +370,7 @@ async def test_concurrent_requests_share_one_fetch(
 ) -> None:
     url = docs.url("/client.json")
     body = json.dumps(document(url)).encode()
-    docs.answers["/client.json"] = Answer(body=body, delay=0.3)
+    docs.answers["/client.json"] = Answer(headers=JSON, body=body, delay=0.3)
     async with app_fetching(settings, clock, tmp_path, cimd_allow_loopback=True) as app:
         answers = await asyncio.gather(*(authorize_page(app, url) for _ in range(4)))
     assert [answer.status_code for answer in answers] == [303] * 4
@@ -542,3 +543,142 @@ async def test_a_refused_document_is_refused_again_from_memory_for_a_minute(
         clock.advance(timedelta(seconds=2))
         assert (await authorize_page(app, url)).status_code == 303
     assert docs.requests["/a.json"] == 2
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/html", "text/plain; charset=utf-8", "application/jsonp", "application/ld+json"],
+)
+async def test_document_not_served_as_application_json_is_refused(
+    content_type: str | None,
+    docs: DocumentServer,
+    settings: Settings,
+    clock: FrozenClock,
+    pool: asyncpg.Pool,
+    tmp_path: Path,
+) -> None:
+    """Draft §4: a successful response has the content type application/json (or an
+    application/<AS-defined>+json, and idp defines none); any other is an error: a page at
+    /authorize, invalid_client at /token, and remembered like any refused document."""
+    url = docs.url("/client.json")
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    docs.answers["/client.json"] = Answer(headers=headers, body=json.dumps(document(url)).encode())
+    async with app_fetching(settings, clock, tmp_path, cimd_allow_loopback=True) as app:
+        answer = await authorize_page(app, url)
+        assert_refused_page(answer, "not application/json (draft §4)")
+        token = await app.client.post(
+            "/token",
+            data={
+                "grant_type": "refresh_token",
+                "client_id": url,
+                "refresh_token": "whatever",
+            },
+        )
+        assert_oauth_error(token, 401, "invalid_client")
+        assert "not application/json" in token.json()["error_description"]
+    assert docs.requests["/client.json"] == 1  # the refusal was remembered
+    assert await clients.by_id(pool, url) is None
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON"]
+)
+async def test_document_served_as_application_json_with_parameters_is_used(
+    content_type: str,
+    docs: DocumentServer,
+    settings: Settings,
+    clock: FrozenClock,
+    tmp_path: Path,
+) -> None:
+    url = docs.url("/client.json")
+    body = json.dumps(document(url)).encode()
+    docs.answers["/client.json"] = Answer(headers={"Content-Type": content_type}, body=body)
+    async with app_fetching(settings, clock, tmp_path, cimd_allow_loopback=True) as app:
+        assert (await authorize_page(app, url)).status_code == 303
+
+
+def assert_too_many_page(response: httpx.Response, retry_after: str, words: str) -> None:
+    """RFC 6585 §4: a readable 429 with Retry-After, never a redirect."""
+    assert response.status_code == 429, response.text
+    assert response.headers["retry-after"] == retry_after
+    assert "location" not in response.headers
+    assert "text/html" in response.headers["content-type"]
+    assert words in page_text(response), page_text(response)
+
+
+async def test_one_address_may_cause_only_so_many_document_fetches_a_minute(
+    docs: DocumentServer, settings: Settings, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """Anyone can name any URL as client_id (draft §6.5, §8.6): idp must not become a fetcher
+    of whatever an address asks for. Past IDP_CIMD_FETCHES_PER_MINUTE a 429 page, and no fetch;
+    a document already cached costs no fetch; the refusal is the address's, not remembered for
+    the URL; another address is not affected."""
+    urls = [docs.url(f"/c{i}.json") for i in range(5)]
+    for i, url in enumerate(urls):
+        docs.serve_document(f"/c{i}.json", document(url))
+    a, b = "198.51.100.7", "203.0.113.9"
+    limited = replace(settings, cimd_allow_loopback=True, cimd_fetches_per_minute=3)
+    async with (
+        app_fetching(limited, clock, tmp_path, peer=a) as app,
+        app_fetching(limited, clock, tmp_path, peer=b) as other,  # another process, too
+    ):
+        for url in urls[:3]:
+            assert (await authorize_page(app, url)).status_code == 303
+        clock.advance(timedelta(seconds=30))
+        answer = await authorize_page(app, urls[3])
+        assert_too_many_page(answer, "60", "Too many different applications")
+        assert docs.requests["/c3.json"] == 0  # never fetched
+        assert (await authorize_page(app, urls[0])).status_code == 303  # cached: no fetch
+        assert (await authorize_page(other, urls[4])).status_code == 303  # another address
+
+        clock.advance(timedelta(seconds=31))  # A's window is over; a refusal would be kept
+        assert (await authorize_page(app, urls[3])).status_code == 303
+    assert docs.requests == {f"/c{i}.json": 1 for i in range(5)}
+
+
+async def test_token_endpoint_answers_429_past_the_fetch_limit(
+    docs: DocumentServer, settings: Settings, clock: FrozenClock, tmp_path: Path
+) -> None:
+    first, second = docs.url("/first.json"), docs.url("/second.json")
+    docs.serve_document("/first.json", document(first))
+    docs.serve_document("/second.json", document(second))
+    async with app_fetching(
+        settings, clock, tmp_path, cimd_allow_loopback=True, cimd_fetches_per_minute=1
+    ) as app:
+        assert (await authorize_page(app, first)).status_code == 303
+        answer = await app.client.post(
+            "/token",
+            data={"grant_type": "refresh_token", "client_id": second, "refresh_token": "x"},
+        )
+    assert_oauth_error(answer, 429, "too_many_requests")
+    assert answer.headers["retry-after"] == "60"
+    assert docs.requests["/second.json"] == 0
+
+
+async def test_a_process_fetches_at_most_so_many_documents_at_once(
+    docs: DocumentServer, settings: Settings, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """IDP_CIMD_CONCURRENT_FETCHES: with every slot taken, a request that needs another fetch
+    is a 429 at once (never queued behind slow servers); one for a URL being fetched joins
+    that fetch."""
+    slow, other = docs.url("/slow.json"), docs.url("/other.json")
+    body = json.dumps(document(slow)).encode()
+    docs.answers["/slow.json"] = Answer(headers=JSON, body=body, delay=0.5)
+    docs.serve_document("/other.json", document(other))
+    async with app_fetching(
+        settings, clock, tmp_path, cimd_allow_loopback=True, cimd_concurrent_fetches=1
+    ) as app:
+        first = asyncio.ensure_future(authorize_page(app, slow))
+
+        async def fetching() -> bool:
+            return docs.requests["/slow.json"] == 1
+
+        await wait_until(fetching, within=5)
+        answer = await authorize_page(app, other)
+        assert_too_many_page(answer, "5", "being fetched right now")
+        assert docs.requests["/other.json"] == 0
+        joined = await authorize_page(app, slow)
+        assert joined.status_code == 303
+        assert (await first).status_code == 303
+        assert (await authorize_page(app, other)).status_code == 303
+    assert docs.requests == {"/slow.json": 1, "/other.json": 1}
