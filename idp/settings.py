@@ -11,7 +11,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal, cast, get_args
 from urllib.parse import urlsplit
@@ -167,6 +167,11 @@ class Settings:
         """How long a revoked access token issued now must stay deny-listed: verifiers accept
         it until its exp plus the clock skew."""
         return self.longest_token_ttl + self.clock_skew
+
+    def deny_until(self, now: datetime) -> datetime:
+        """Until when an access token revoked at ``now`` stays deny-listed (the one rule every
+        revocation path uses: tokens issued up to ``now`` are refused by idp until then)."""
+        return now + self.deny_list_horizon
 
     @property
     def longest_token_ttl(self) -> timedelta:

@@ -21,4 +21,4 @@ class Services:
 
     def deny_until(self, now: datetime) -> datetime:
         """How long revoked access tokens stay deny-listed: their longest possible lifetime."""
-        return now + self.settings.deny_list_horizon
+        return self.settings.deny_until(now)

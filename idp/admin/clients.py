@@ -269,7 +269,7 @@ async def delete(
     now = clock.now()
     async with audited(connection) as trail:
         await _locked(connection, client_id, precondition)  # new codes and families wait
-        deleted = await clients.delete(connection, client_id, now, now + settings.deny_list_horizon)
+        deleted = await clients.delete(connection, client_id, now, settings.deny_until(now))
         assert deleted is not None  # locked above
         await trail.record(
             now=now,

@@ -34,7 +34,7 @@ async def revoke_user_sessions(
     such as disabling the user).
     """
     revoked = await grants.revoke_user_grants(
-        connection, user_id, now, now + settings.deny_list_horizon, reason=reason
+        connection, user_id, now, settings.deny_until(now), reason=reason
     )
     if audit_if_empty or not revoked.empty:
         await trail.record(

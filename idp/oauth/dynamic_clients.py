@@ -47,7 +47,7 @@ class Registrar:
         return self.settings.issuer
 
     def deny_until(self, now: datetime) -> datetime:
-        return now + self.settings.deny_list_horizon
+        return self.settings.deny_until(now)
 
 
 async def register_client(

@@ -27,7 +27,7 @@ async def revoke(params: Params, client: Client, context: TokenContext) -> None:
         if isinstance(found, RefreshToken):
             if found.state.family.client_id != client.client_id:
                 raise UnauthorizedClientError("the token was issued to another client")
-            deny_until = now + context.settings.deny_list_horizon
+            deny_until = context.settings.deny_until(now)
             denied = await refresh_tokens.revoke_family(
                 connection, found.state.family.id, "revoked by the client", now, deny_until
             )

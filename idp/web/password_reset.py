@@ -124,7 +124,7 @@ async def submit_reset(request: Request[AppState]) -> Response:
             password=password,
             now=now,
             min_length=settings.password_min_length,
-            deny_until=now + settings.deny_list_horizon,
+            deny_until=settings.deny_until(now),
             ip=client_ip(request),
             mailing=state["mailing"],
         )

@@ -105,7 +105,7 @@ async def _revoke_replayed(
     §4.1.2): its access token, and its refresh family with every access token issued from that
     family that may be alive. False if the code was never consumed (unknown, expired, or
     another client's)."""
-    until = now + context.settings.deny_list_horizon
+    until = context.settings.deny_until(now)
     replayed = await authorization_codes.revoke_replayed(
         connection, code_hash, client.client_id, until
     )

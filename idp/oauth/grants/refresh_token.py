@@ -217,7 +217,7 @@ async def _not_rotated(
         if retried is not None:
             return retried
         # Sealed under another key-encryption key: no answer to give again, so a reuse.
-    deny_until = now + settings.deny_list_horizon
+    deny_until = settings.deny_until(now)
     async with audited(connection) as trail:
         denied = await refresh_tokens.revoke_family(
             connection, family.id, "refresh token reuse", now, deny_until
