@@ -8,6 +8,13 @@ step-up (``acr_values``), the sid of the signed-in session the factor upgrades (
 sign-in) and the class it must reach. It is good for ``PENDING_TTL``: long enough to open an app
 and type a code, short enough that a browser left at this step does not keep a half sign-in.
 
+It is also bound to the password it followed: it carries a keyed digest of the user's stored
+password hash, compared in constant time when the factor is posted (``PendingSignIns.current``).
+Every change of the password (a reset, the account page, an operator's set-password) stores a
+new hash, so a state issued before it is stale: whoever knew the old password cannot finish a
+sign-in begun with it. (The digest is keyed so that the browser, which can read the state, learns
+nothing of the hash.)
+
 A code is counted by the brute-force locks of the password (idp.signin): the same keys, claimed
 before the code is checked, so guesses at a code cost what guesses at a password cost; a user
 who holds the password does not get new guesses by typing it again (the password step leaves
@@ -16,6 +23,9 @@ its claim counted for a user with a second factor).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -27,6 +37,7 @@ from idp.db import login_failures, second_factors, sessions
 from idp.db.pool import Connection
 from idp.db.users import User
 from idp.devices import DeviceCookies
+from idp.keys.crypto import purpose_key
 from idp.mail.outbox import Mailing
 from idp.mfa.passkeys import SECOND_FACTOR, PasskeyAnswer, PasskeyError, Passkeys
 from idp.mfa.recovery import RecoveryHasher
@@ -63,6 +74,7 @@ class PendingSignIn:
     request: str  # the parked authorization request's token; "" for /account/sign-in
     sid: str = ""  # step-up: the signed-in session the code upgrades; "" for a sign-in
     acr: str = ""  # step-up: the class (idp.oauth.acr) it must reach; "" any second factor
+    password: str = ""  # the keyed digest of the user's password hash when it was issued
 
 
 class PendingSignIns:
@@ -70,31 +82,45 @@ class PendingSignIns:
 
     def __init__(self, key_encryption_key: bytes, ttl: timedelta = PENDING_TTL) -> None:
         self._values = SignedValues(key_encryption_key, b"idp second factor", ttl)
+        self._password_key = purpose_key(key_encryption_key, b"idp second factor password")
         self.ttl = ttl
 
     def issue(
         self,
-        user_id: uuid.UUID,
+        user: User,
         account: str,
         request: str,
         now: datetime,
         sid: str = "",
         acr: str = "",
     ) -> str:
-        return self._values.issue(now, user_id.hex, account, request, sid, acr)
+        """The state of ``user`` as stored now: bound to their current password hash."""
+        password = self._password_digest(user)
+        return self._values.issue(now, user.id.hex, account, request, sid, acr, password)
 
     def read(self, value: str | None, now: datetime) -> PendingSignIn | None:
         """The state ``value`` holds if it is genuine and younger than ``ttl``; else None."""
         fields = self._values.read(value, now)
-        if fields is None or len(fields) != 5:
+        if fields is None or len(fields) != 6 or not all(isinstance(f, str) for f in fields):
             return None
+        user_hex, account, request, sid, acr, password = fields
         try:
-            user_hex, account, request, sid, acr = fields
-            return PendingSignIn(
-                uuid.UUID(hex=user_hex), str(account), str(request), str(sid), str(acr)
-            )
-        except (ValueError, TypeError, AttributeError):
+            user_id = uuid.UUID(hex=user_hex)
+        except ValueError:
             return None
+        return PendingSignIn(user_id, account, request, sid, acr, password)
+
+    def current(self, found: PendingSignIn, user: User) -> bool:
+        """Whether ``user`` (read again now) still has the password ``found`` followed, and
+        may sign in: not disabled meanwhile."""
+        expected = self._password_digest(user).encode()
+        same = hmac.compare_digest(expected, found.password.encode())
+        return same and found.user_id == user.id and not user.disabled
+
+    def _password_digest(self, user: User) -> str:
+        stored = (user.password_hash or "").encode()
+        mac = hmac.digest(self._password_key, stored, hashlib.sha256)
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True)

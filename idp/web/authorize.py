@@ -205,7 +205,7 @@ async def ask_step_up(
     account, _ = await users.for_sign_in(state["pool"], user.email)  # the password's throttle key
     now = state["clock"].now()
     issuing = cookies.pending_sign_ins
-    value = issuing.issue(user.id, account, token, now, sid=who.sid, acr=target)
+    value = issuing.issue(user, account, token, now, sid=who.sid, acr=target)
     response = redirect(SECOND_FACTOR)
     cookies.set(response, cookies.second_factor, value, max_age=int(issuing.ttl.total_seconds()))
     return response

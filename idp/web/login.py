@@ -181,7 +181,7 @@ def ask_second_factor(
     cookies = request.state["cookies"]
     issuing = cookies.pending_sign_ins
     request_token = "" if pending is None else pending.token
-    value = issuing.issue(required.user.id, required.account, request_token, now)
+    value = issuing.issue(required.user, required.account, request_token, now)
     response = redirect(SECOND_FACTOR)
     cookies.set(response, cookies.second_factor, value, max_age=int(issuing.ttl.total_seconds()))
     return response

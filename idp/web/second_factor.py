@@ -80,14 +80,27 @@ def _expired(request: Request[AppState]) -> Response:
     return response
 
 
+async def _live(request: Request[AppState], value: str | None) -> tuple[PendingSignIn, User] | None:
+    """The pending state ``value`` holds and its user, if it is genuine, not too old, and its
+    user may still finish it: not disabled, the password the same as when it was issued (a
+    password changed meanwhile ends it: idp.mfa.challenge)."""
+    state = request.state
+    issued = state["cookies"].pending_sign_ins
+    found = issued.read(value, state["clock"].now())
+    user = None if found is None else await users.by_id(state["pool"], found.user_id)
+    if found is None or user is None or not issued.current(found, user):
+        return None
+    return found, user
+
+
 async def show_second_factor(request: Request[AppState]) -> Response:
     cookies = request.state["cookies"]
     value = request.cookies.get(cookies.second_factor)
-    found = cookies.pending_sign_ins.read(value, request.state["clock"].now())
-    if found is None:
+    live = await _live(request, value)
+    if live is None:
         return _expired(request)
     assert value is not None
-    return await _form(request, value, found)
+    return await _form(request, value, live[0])
 
 
 @dataclass(frozen=True)
@@ -107,7 +120,7 @@ async def _posted(
     request: Request[AppState], *names: str
 ) -> tuple[Step, dict[str, str]] | Response:
     """The form's ``names`` and the step they complete, or the page refusing them."""
-    state, cookies = request.state, request.state["cookies"]
+    cookies = request.state["cookies"]
     value = request.cookies.get(cookies.second_factor)
     try:
         form = await read_form(request)
@@ -117,12 +130,11 @@ async def _posted(
         return error_page(request, 400, "Invalid form", "The form was not sent correctly.")
     if not cookies.csrf_ok(PURPOSE, value, csrf):
         return error_page(request, 400, *FORGED)
-    now = state["clock"].now()
-    found = cookies.pending_sign_ins.read(value, now)
-    user = None if found is None else await users.by_id(state["pool"], found.user_id)
-    if found is None or user is None or user.disabled:
+    live = await _live(request, value)
+    if live is None:
         return _expired(request)
     assert value is not None
+    found, user = live
     pending = await resume(request, found.request) if found.request else None
     if found.request and pending is None:
         return _expired(request)

@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import asyncpg
 import pyotp
@@ -18,6 +19,7 @@ from idp.clock import FrozenClock
 from idp.db import passkeys
 from idp.mfa.passkeys import REFUSED
 from idp.settings import Settings
+from idp.web.forms import MAX_BODY_BYTES
 from idp.web.second_factor import PASSKEY_ONLY
 from tests.conftest import InstanceFactory
 from tests.factories import PASSWORD, enrol_totp, make_user
@@ -249,3 +251,35 @@ async def test_phr_steps_a_password_session_up_to_mfa_for_a_user_with_an_app_onl
     await enrol_totp(pool, kek, bobs.user.id, SECRET, clock.now())
     asked = await bobs.http.get(bobs.auth().url(acr_values="phr"))
     assert asked.headers["location"] == SECOND_FACTOR, asked.text
+
+
+def form_body(fields: dict[str, str], credential: dict[str, object], size: int) -> bytes:
+    """``fields`` and ``credential`` (padded in its client extension results, which §5.1 lets a
+    browser fill and idp ignores) as a form body of exactly ``size`` bytes."""
+    padded = {**credential, "clientExtensionResults": {"pad": ""}}
+    base = len(urlencode({**fields, "credential": json.dumps(padded)}))
+    padded["clientExtensionResults"] = {"pad": "x" * (size - base)}
+    body = urlencode({**fields, "credential": json.dumps(padded)}).encode()
+    assert len(body) == size
+    return body
+
+
+async def test_an_answer_filling_the_form_cap_is_verified_and_one_byte_more_is_a_clear_400(
+    setup: Setup, pool: asyncpg.Pool
+) -> None:
+    """The form's body cap (idp.web.forms.MAX_BODY_BYTES) is the only bound on a passkey's
+    answer: one byte over it gets a readable page and spends nothing; at it, the same answer
+    signs in."""
+    form = await form_of(setup.http, "/account/sign-in")
+    credential = setup.key.authenticate(form.options)
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    before = await traces(pool)
+    over = form_body(form.fields, credential, MAX_BODY_BYTES + 1)
+    refused = await setup.http.post(LOGIN, content=over, headers=headers)
+    assert refused.status_code == 400, refused.text
+    assert "The sign-in form was not sent correctly." in refused.text
+    assert await traces(pool) == before
+    at_cap = form_body(form.fields, credential, MAX_BODY_BYTES)
+    done = await setup.http.post(LOGIN, content=at_cap, headers=headers)
+    assert done.status_code == 303, done.text
+    assert done.headers["location"] == "/account"

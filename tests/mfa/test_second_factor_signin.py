@@ -219,9 +219,9 @@ async def test_a_forged_or_altered_pending_state_is_refused(
     await password_login(setup, auth)
     genuine = setup.http.cookies[PENDING_COOKIE]
     payload, mac = genuine.split(".")
-    other_key = PendingSignIns(b"k" * 32).issue(setup.user.id, "alice@example.com", "", clock.now())
+    other_key = PendingSignIns(b"k" * 32).issue(setup.user, "alice@example.com", "", clock.now())
     ours = setup.app.state["cookies"].pending_sign_ins
-    bobs = ours.issue(bob.id, "bob@example.com", "", clock.now())
+    bobs = ours.issue(bob, "bob@example.com", "", clock.now())
     forgeries = {
         "another key": other_key,
         "altered mac": f"{payload}.{mac[:-1]}{'A' if mac[-1] != 'A' else 'B'}",

@@ -21,6 +21,8 @@ from idp.clock import FrozenClock
 from idp.db import passkeys
 from idp.db.users import User
 from idp.mfa.passkeys import CHALLENGE_TTL, EXPIRED, REFUSED, UNKNOWN
+from idp.web.account_session import INVALID
+from idp.web.forms import MAX_BODY_BYTES
 from idp.web.login import FORGED
 from tests.conftest import Instance, InstanceFactory
 from tests.factories import make_user
@@ -141,7 +143,9 @@ class Passkeys(Context):
                 return json.dumps(answer)
             case "oversized":
                 answer = json.loads(self.real(form))
-                answer["clientExtensionResults"] = {"pad": "x" * 17_000}
+                answer["clientExtensionResults"] = {
+                    "pad": "x" * MAX_BODY_BYTES
+                }  # past the form's cap
                 return json.dumps(answer)
             case "tampered":
                 token = form.fields["challenge"]
@@ -236,7 +240,7 @@ SECOND_ROWS = [
     SECOND("json-not-an-object", REFUSED_PAGE, credential='"a string"'),
     SECOND("raw-id-not-base64url", REFUSED_PAGE, credential=NOT_BASE64),
     SECOND("raw-id-with-junk", REFUSED_PAGE, credential="{junk_in_id}"),
-    SECOND("oversized", Page(400), credential="{oversized}"),
+    SECOND("oversized", Page(400, ("The form was not sent correctly.",)), credential="{oversized}"),
     SECOND("forged-csrf", FORM_FORGED, csrf_token="0" * 64),
     SECOND("not-utf8", Page(400), body=NON_UTF8),
 ]
@@ -256,7 +260,7 @@ ADD_ROWS = [
     REGISTER("uv-cleared", Page(400, (REFUSED,)), credential="{uv_cleared}"),
     REGISTER("malformed-json", Page(400, (REFUSED,)), credential="[{"),
     REGISTER("json-not-an-object", Page(400, (REFUSED,)), credential="42"),
-    REGISTER("oversized", Page(400), credential="{oversized}"),
+    REGISTER("oversized", Page(400, (INVALID[1],)), credential="{oversized}"),
     REGISTER("forged-csrf", Page(400), csrf_token="0" * 64),
     REGISTER("not-utf8", Page(400), body=NON_UTF8),
 ]
