@@ -112,8 +112,8 @@ async def relying_app(
     """A first-party public client (no consent step) of the served app; the authorization
     request it would send. Its redirect URI is on the app's own host and port, or on
     ``redirect_host`` at that port: an app served at ``localhost`` (the only kind of host a
-    passkey's RP ID can be) redirects to ``127.0.0.1``, as a loopback redirect URI is never
-    ``localhost`` (RFC 8252 §8.3)."""
+    passkey's RP ID can be) redirects to ``127.0.0.1``, the loopback form RFC 8252 §8.3
+    recommends, on another site than idp's."""
     base = urlsplit(served.base_url)
     host = base.netloc if redirect_host is None else f"{redirect_host}:{base.port}"
     redirect_uri = f"{base.scheme}://{host}/cb-test"

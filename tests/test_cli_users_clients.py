@@ -487,11 +487,12 @@ async def test_clients_add_accepts_an_access_token_ttl_up_to_the_maximum(
         ),
         (
             ["--grant-type", "authorization_code", "--redirect-uri", "http://localhost/cb"],
-            "use http://127.0.0.1 (or http://[::1]) instead of localhost (RFC 8252 §8.3)",
+            "http://localhost is for native apps without a secret; a client with a secret uses "
+            "https or http://127.0.0.1 (RFC 8252 §8.3)",
         ),
         (
             ["--grant-type", "authorization_code", "--redirect-uri", "http://LocalHost:8080/cb"],
-            "use http://127.0.0.1",
+            "http://localhost is for native apps without a secret",
         ),
     ],
     ids=[
@@ -504,8 +505,8 @@ async def test_clients_add_accepts_an_access_token_ttl_up_to_the_maximum(
         "ttl-above-maximum",
         "javascript-scheme",
         "data-scheme",
-        "http-localhost",
-        "http-localhost-with-port",
+        "http-localhost-with-a-secret",
+        "http-localhost-with-a-secret-and-port",
     ],
 )
 async def test_clients_add_refuses_an_invalid_registration_with_one_line(
@@ -536,6 +537,7 @@ async def test_clients_add_with_an_unknown_grant_type_is_a_usage_error_naming_th
         "http://127.0.0.1:8080/cb",
         "http://127.0.0.1/cb",
         "http://[::1]:9000/cb",
+        "http://localhost:33418/callback",
         "com.example.app:/oauth/cb",
     ],
 )

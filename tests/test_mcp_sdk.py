@@ -80,10 +80,12 @@ async def test_an_mcp_client_with_the_sdk_default_metadata_is_registered_as_publ
 ) -> None:
     """The SDK's default metadata names no token_endpoint_auth_method (RFC 7591 §2 would mean
     client_secret_basic): under IDP_DCR=open idp substitutes none (§3.2.1), which the SDK
-    accepts, and asks for refresh_token, which a public native client may have."""
+    accepts, and asks for refresh_token, which a public native client may have. Its redirect URI
+    is ``http://localhost:PORT/callback``, as the SDK's examples and most MCP clients write it
+    (idp.oauth.redirect_uris)."""
     user = await make_user(pool)
     listening, callback = free_socket(), free_socket()
-    redirect_uri = f"http://127.0.0.1:{callback.getsockname()[1]}/callback"
+    redirect_uri = f"http://localhost:{callback.getsockname()[1]}/callback"
     callback.close()
     mcp_url = mcp_url_of(listening)
     async with (
@@ -106,6 +108,7 @@ async def test_an_mcp_client_with_the_sdk_default_metadata_is_registered_as_publ
     assert storage.client_info.token_endpoint_auth_method == "none"
     assert storage.client_info.client_secret is None
     assert set(storage.client_info.grant_types) == {"authorization_code", "refresh_token"}
+    assert [str(uri) for uri in storage.client_info.redirect_uris or []] == [redirect_uri]
 
 
 async def test_an_mcp_client_known_by_its_metadata_document_signs_in_and_lists_tools(

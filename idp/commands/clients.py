@@ -207,8 +207,9 @@ def add_parsers(commands: Any) -> None:
         default=[],
         metavar="URI",
         help="where authorization responses may go (needed for authorization_code); https, a "
-        "private-use scheme (com.example.app:/cb), or http://127.0.0.1/... or http://[::1]/..., "
-        "where any port matches (RFC 8252 §7.3); repeat for several",
+        "private-use scheme (com.example.app:/cb), or http://127.0.0.1/... or http://[::1]/... "
+        "(and http://localhost/... with --public), where any port matches (RFC 8252 §7.3); "
+        "repeat for several",
     )
     adding.add_argument(
         "--scope",

@@ -27,6 +27,7 @@ from idp.oauth.errors import (
 )
 from idp.oauth.params import Params, parse_scope
 from idp.oauth.pkce import valid_challenge
+from idp.oauth.redirect_uris import redirect_uri_matches
 
 MAX_STATE_LENGTH = 1024
 MAX_NONCE_LENGTH = 512
@@ -136,35 +137,8 @@ Check = Callable[[Params, AuthorizationRequest, str], None]
 _UNSUPPORTED = {"request": RequestNotSupportedError, "request_uri": RequestUriNotSupportedError}
 
 
-# RFC 8252 §7.3: the http scheme, an IP loopback literal (never "localhost", §8.3), an optional
-# port, then the path and query; a fragment never matches, as none is registered.
-_LOOPBACK_REDIRECT = re.compile(
-    r"http://(127\.0\.0\.1|\[::1\])(?::([1-9][0-9]{0,4}))?([/?].*)?", re.DOTALL
-)
-
-
-def _loopback_without_port(uri: str) -> tuple[str, str] | None:
-    """(host, path and query) of a loopback IP redirect URI, or None for any other URI."""
-    match = _LOOPBACK_REDIRECT.fullmatch(uri)
-    if match is None or int(match.group(2) or 80) > 65535:
-        return None
-    return match.group(1), match.group(3) or ""
-
-
-def redirect_uri_matches(registered: str, presented: str) -> bool:
-    """Simple string comparison (RFC 6749 §3.1.2.3, RFC 9700 §4.1.3), with one exception: for
-    a registered ``http://127.0.0.1/...`` or ``http://[::1]/...`` URI, any port matches, since a
-    native app listens on whatever port the system gives it (RFC 8252 §7.3); scheme, host, path
-    and query stay exact. Only http: an https loopback URI names a server with a certificate,
-    at a port of its own, and is compared whole like any other."""
-    if presented == registered:
-        return True
-    loopback = _loopback_without_port(registered)
-    return loopback is not None and loopback == _loopback_without_port(presented)
-
-
 def check_redirect_uri(params: Params, request: AuthorizationRequest, issuer: str) -> None:
-    """The presented URI must match a registered one (``redirect_uri_matches``). The code then
+    """The presented URI must match a registered one (idp.oauth.redirect_uris). The code then
     remembers the URI as presented, port included: the token request must repeat it exactly
     (RFC 6749 §4.1.3)."""
     assert request.client is not None
@@ -172,7 +146,8 @@ def check_redirect_uri(params: Params, request: AuthorizationRequest, issuer: st
     if uri is None:
         raise AuthorizePageError("Missing redirect URI", "The request names no redirect_uri.")
     if not any(
-        redirect_uri_matches(registered, uri) for registered in request.client.redirect_uris
+        redirect_uri_matches(registered, uri, public=request.client.public)
+        for registered in request.client.redirect_uris
     ):
         raise AuthorizePageError(
             "Unknown redirect URI",

@@ -27,12 +27,12 @@ from idp.hashing import digest
 from idp.oauth.client_auth import AUTH_METHODS
 from idp.oauth.discovery import REGISTRATION_PATH
 from idp.oauth.errors import OAuthError
+from idp.oauth.redirect_uris import RedirectUriError, validate_redirect_uri
 from idp.oauth.registration import (
     DEFAULT_SCOPES,
     GRANT_TYPES,
     RegistrationError,
     register,
-    validate_redirect_uri,
 )
 from idp.settings import Settings
 
@@ -176,8 +176,8 @@ def parse_request(body: Any, policy: Policy) -> Requested:
         if len(uri) > MAX_URI:
             raise InvalidRedirectUriError(f"a redirect URI may have at most {MAX_URI} characters")
         try:
-            validate_redirect_uri(uri)
-        except RegistrationError as error:
+            validate_redirect_uri(uri, public=method == "none")
+        except RedirectUriError as error:
             raise InvalidRedirectUriError(str(error)) from None
     metadata = _metadata(body) | {"token_endpoint_auth_method": method}
     return Requested(redirect_uris, grant_types, response_types, method, scopes, metadata)

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from idp.db.clients import Client
-from idp.oauth.registration import RegistrationError, validate_redirect_uri
+from idp.oauth.redirect_uris import RedirectUriError, validate_redirect_uri
 
 # §6.6: a document is small; 5 KiB is the size the draft suggests as a limit.
 MAX_DOCUMENT_BYTES = 5 * 1024
@@ -150,7 +150,7 @@ def _words(document: Mapping[str, Any], name: str) -> list[str] | None:
 
 def _redirect_uris(document: Mapping[str, Any]) -> tuple[str, ...]:
     """§4.1, RFC 7591 §2: the document's redirect URIs are the only ones accepted; each must be
-    one idp would register (idp.oauth.registration.validate_redirect_uri)."""
+    one idp would register for a public client (idp.oauth.redirect_uris)."""
     uris = _words(document, "redirect_uris")
     if not uris:
         raise DocumentError("the document must list redirect_uris")
@@ -160,8 +160,8 @@ def _redirect_uris(document: Mapping[str, Any]) -> tuple[str, ...]:
         if len(uri) > MAX_URL_LENGTH:
             raise DocumentError("a redirect URI is too long")
         try:
-            validate_redirect_uri(uri)
-        except RegistrationError as error:
+            validate_redirect_uri(uri, public=True)  # §4.1: never a secret (_auth_method)
+        except RedirectUriError as error:
             raise DocumentError(str(error)) from None
     return tuple(uris)
 

@@ -1,52 +1,24 @@
-"""What makes a client registration valid (RFC 6749 §2, §3.1.2; RFC 8252 §7.3)."""
+"""What makes a client registration valid (RFC 6749 §2); its redirect URIs follow
+idp.oauth.redirect_uris."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 from idp.db.clients import Client
 from idp.oauth.access_token import ADMIN_SCOPES
 from idp.oauth.client_auth import new_secret
+from idp.oauth.redirect_uris import RedirectUriError, validate_redirect_uri
 from idp.settings import Settings
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access")
-_LOOPBACK = {"127.0.0.1", "::1"}
 
 
 class RegistrationError(ValueError):
     """The registration is refused; the message says why."""
-
-
-def validate_redirect_uri(uri: str) -> str:
-    """RFC 6749 §3.1.2: absolute, no fragment. Schemes: https; http only on a loopback IP literal
-    (RFC 8252 §7.3), never ``localhost``, which a resolver or firewall may send elsewhere (§8.3);
-    otherwise only a private-use scheme in reverse-DNS form (RFC 8252 §7.1), which rules out
-    ``javascript:``, ``data:`` and other schemes a browser would run or render."""
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
-    if parts.fragment or "#" in uri:
-        raise RegistrationError(f"redirect URI {uri!r} must not have a fragment")
-    if "*" in uri:
-        raise RegistrationError(f"redirect URI {uri!r}: wildcards are not allowed")
-    if scheme in ("http", "https"):
-        if not parts.hostname:
-            raise RegistrationError(f"redirect URI {uri!r} must be absolute")
-        if scheme == "http" and parts.hostname == "localhost":
-            raise RegistrationError(
-                f"redirect URI {uri!r}: use http://127.0.0.1 (or http://[::1]) instead of "
-                "localhost (RFC 8252 §8.3)"
-            )
-        if scheme == "http" and parts.hostname not in _LOOPBACK:
-            raise RegistrationError(f"redirect URI {uri!r}: plain http is allowed only on loopback")
-    elif "." not in scheme:
-        raise RegistrationError(
-            f"redirect URI {uri!r}: use https, loopback http, or a reverse-DNS private-use scheme"
-        )
-    return uri
 
 
 def check_introspect_audiences(audiences: Sequence[str], *, public: bool, issuer: str) -> None:
@@ -122,7 +94,10 @@ def validate(client: Client, settings: Settings) -> None:
     if "refresh_token" in grant_types and "authorization_code" not in grant_types:
         raise RegistrationError("refresh_token comes only with authorization_code")
     for uri in [*client.redirect_uris, *client.post_logout_redirect_uris]:
-        validate_redirect_uri(uri)
+        try:
+            validate_redirect_uri(uri, public=client.public)
+        except RedirectUriError as error:
+            raise RegistrationError(str(error)) from None
     check_introspect_audiences(
         client.introspect_audiences, public=client.public, issuer=settings.issuer
     )

@@ -214,6 +214,7 @@ async def test_an_updated_redirect_uri_takes_effect_at_authorize_at_once(
         ({"first_party": "yes"}, 400),
         ({"redirect_uris": ["javascript:alert(1)"]}, 422),
         ({"redirect_uris": ["data:text/html,hi"]}, 422),
+        ({"redirect_uris": ["http://localhost:33418/callback"]}, 422),  # it has a secret
         ({"redirect_uris": ["https://app.example/cb\x00"]}, 400),
         ({"redirect_uris": []}, 422),  # authorization_code needs one
         ({"scopes": ["idp:admin"]}, 422),
@@ -228,6 +229,7 @@ async def test_an_updated_redirect_uri_takes_effect_at_authorize_at_once(
         "bool-as-text",
         "javascript-uri",
         "data-uri",
+        "localhost-with-a-secret",
         "nul-in-uri",
         "no-redirect-uri",
         "admin-scope",
@@ -279,6 +281,20 @@ async def test_a_refused_creation_is_a_problem_and_stores_nothing(
     problem(answer, answer.status_code)
     assert count == 1
     assert events == []
+
+
+async def test_only_a_client_without_a_secret_may_have_a_localhost_redirect_uri(
+    app_instance: InstanceFactory, settings: Settings
+) -> None:
+    """RFC 8252 §8.3's ``localhost`` is for native apps (idp.oauth.redirect_uris)."""
+    localhost = {"redirect_uris": ["http://localhost:33418/callback"]}
+    async with app_instance(admin_api=True) as instance:
+        op = await operator(instance, settings)
+        native = await op.post("/clients", {**WEB_APP, **localhost, "public": True})
+        web = await op.post("/clients", {**WEB_APP, **localhost})
+    assert native.status_code == 201, native.text
+    assert native.json()["redirect_uris"] == localhost["redirect_uris"]
+    assert "native apps without a secret" in problem(web, 422)["detail"]
 
 
 async def test_a_self_registered_client_is_never_made_first_party(

@@ -80,7 +80,11 @@ async def test_open_registers_a_public_loopback_client_as_dynamic(
         ({"grant_types": ["client_credentials"], "response_types": []}, "invalid_client_metadata"),
         ({"grant_types": ["authorization_code", "client_credentials"]}, "invalid_client_metadata"),
         ({"redirect_uris": ["http://app.example/callback"]}, "invalid_redirect_uri"),
-        ({"redirect_uris": ["http://localhost/callback"]}, "invalid_redirect_uri"),
+        ({"redirect_uris": ["http://localhost.evil.example/callback"]}, "invalid_redirect_uri"),
+        ({"redirect_uris": ["http://localhost@evil.example/callback"]}, "invalid_redirect_uri"),
+        ({"redirect_uris": ["http://localhost./callback"]}, "invalid_redirect_uri"),
+        ({"redirect_uris": ["http://127.0.0.1.nip.io/callback"]}, "invalid_redirect_uri"),
+        ({"redirect_uris": ["https://app.example@evil.example/cb"]}, "invalid_redirect_uri"),
         ({"redirect_uris": ["javascript:alert(1)"]}, "invalid_redirect_uri"),
         ({"redirect_uris": ["data:text/html,<script>alert(1)</script>"]}, "invalid_redirect_uri"),
         ({"redirect_uris": ["https://app.example/" + "a" * 2000]}, "invalid_redirect_uri"),
@@ -109,6 +113,58 @@ async def test_open_accepts_private_use_schemes_and_https(app_instance: Instance
     async with app_instance(dcr="open") as app:
         answer = await app.client.post(REGISTER, json={**NATIVE, "redirect_uris": uris})
     assert answer.status_code == 201, answer.text
+
+
+@pytest.mark.parametrize(
+    "registered",
+    ["http://localhost:33418/callback", "http://LOCALHOST:33418/callback"],
+    ids=["as-mcp-clients-write-it", "in-capitals"],
+)
+async def test_open_registers_localhost_and_the_code_arrives_on_another_port(
+    registered: str, app_instance: InstanceFactory, pool: asyncpg.Pool
+) -> None:
+    """What MCP clients register (Claude Code, mcp-remote, the MCP SDKs), then a new port on the
+    next run: the host ignores case, the port is free (RFC 8252 §7.3, §8.3; RFC 3986 §3.2.2)."""
+    presented = "http://localhost:51234/callback"
+    user = await make_user(pool)
+    async with app_instance(dcr="open") as app:
+        answer = await app.client.post(REGISTER, json={**NATIVE, "redirect_uris": [registered]})
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["redirect_uris"] == [registered]
+        auth = Authorization(answer.json()["client_id"], presented, scope="openid")
+        location = await walk_hosted_login(app.client, auth.url(), presented, user.email, PASSWORD)
+        tokens = await app.client.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": query_of(location)["code"],
+                "redirect_uri": presented,
+                "code_verifier": auth.verifier,
+                "client_id": auth.client_id,
+            },
+        )
+    assert location.startswith(f"{presented}?"), location
+    assert query_of(location)["state"] == auth.state
+    assert tokens.status_code == 200, tokens.text
+
+
+async def test_token_registers_localhost_only_for_a_client_without_a_secret(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, clock: FrozenClock
+) -> None:
+    """A client with a secret is a web server an operator sets up: https or 127.0.0.1."""
+    token = await issue(pool, clock, 2, timedelta(hours=1))
+    localhost = {"redirect_uris": ["http://localhost:33418/callback"]}
+    async with app_instance(dcr="token") as app:
+        confidential = await app.client.post(
+            REGISTER, json={**CONFIDENTIAL, **localhost}, headers=bearer(token)
+        )
+        native = await app.client.post(
+            REGISTER, json={**NATIVE, **localhost}, headers=bearer(token)
+        )
+    assert_oauth_error(confidential, 400, "invalid_redirect_uri")
+    assert "native apps without a secret" in confidential.json()["error_description"]
+    assert native.status_code == 201, native.text
+    assert await pool.fetchval("SELECT count(*) FROM clients") == 1
 
 
 async def test_closed_has_no_registration_endpoint(app_instance: InstanceFactory) -> None:

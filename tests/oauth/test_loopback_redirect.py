@@ -1,5 +1,6 @@
 """Native apps on an ephemeral port (RFC 8252 §7.3): a registered ``http://127.0.0.1/...`` or
-``http://[::1]/...`` redirect URI matches with any port, and with nothing else changed; every
+``http://[::1]/...`` redirect URI, or ``http://localhost/...`` for a client without a secret
+(§8.3; idp.oauth.redirect_uris), matches with any port, and with nothing else changed; every
 other redirect URI is compared whole (RFC 6749 §3.1.2.3)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from idp.db import clients
-from idp.oauth.registration import register
+from idp.oauth.registration import RegistrationError, register, validate
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
@@ -67,8 +68,19 @@ async def assert_refused_on_a_page(http: httpx.AsyncClient, auth: Authorization)
         ("http://[::1]/callback", "http://[::1]:51234/callback"),
         ("http://127.0.0.1:3000/callback", "http://127.0.0.1:51234/callback"),
         ("http://127.0.0.1/callback?app=cli", "http://127.0.0.1:8/callback?app=cli"),
+        ("http://localhost/callback", "http://localhost:51234/callback"),
+        ("http://localhost:33418/callback", "http://localhost:51234/callback"),
+        ("http://localhost:33418/callback", "http://LOCALHOST:51234/callback"),
     ],
-    ids=["ipv4", "ipv6", "registered-with-a-port", "with-query"],
+    ids=[
+        "ipv4",
+        "ipv6",
+        "registered-with-a-port",
+        "with-query",
+        "localhost",
+        "localhost-registered-with-a-port",
+        "localhost-in-capitals",
+    ],
 )
 async def test_a_loopback_redirect_uri_matches_any_port_and_the_code_flow_completes(
     registered: str,
@@ -135,14 +147,46 @@ async def test_only_the_port_of_a_loopback_redirect_uri_may_change(
         await assert_refused_on_a_page(instance.client, Authorization(client_id, presented))
 
 
+@pytest.mark.parametrize(
+    "presented",
+    [
+        "http://localhost:51234/other",
+        "http://localhost:51234/callback?x=1",
+        "http://127.0.0.1:51234/callback",
+        "http://[::1]:51234/callback",
+        "https://localhost:51234/callback",
+        "HTTP://localhost:51234/callback",
+        "http://localhost.:51234/callback",
+        "http://localhost.evil.example:51234/callback",
+        "http://localhost.evil.example/callback",
+        "http://localhost@evil.example/callback",
+        "http://localhost:51234@evil.example/callback",
+        "http://evil.example@localhost:51234/callback",
+        "http://127.0.0.1.nip.io:51234/callback",
+        "http://localhost:65536/callback",
+    ],
+)
+async def test_only_the_port_of_a_localhost_redirect_uri_may_change(
+    presented: str, app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """Another host is never localhost, whatever it starts with; the IP literals are other
+    hosts too (no crossing over: the app listens on the one it registered)."""
+    client_id = await native_app(pool, settings, "http://localhost/callback")
+    async with app_instance() as instance:
+        await assert_refused_on_a_page(instance.client, Authorization(client_id, presented))
+
+
 async def test_no_other_redirect_uri_gets_a_free_port(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    """Not https on loopback (a server of its own, RFC 8252 §7.3 names http), not a DNS name,
-    not ``localhost`` registered before it was refused (§8.3)."""
+    """Not https on loopback (a server of its own, RFC 8252 §7.3 names http), not a DNS name."""
     client, _ = register(
         name="older",
-        redirect_uris=("https://127.0.0.1/callback", "https://app.example/callback"),
+        redirect_uris=(
+            "https://127.0.0.1/callback",
+            "https://localhost/callback",
+            "https://app.example/callback",
+        ),
         grant_types=("authorization_code",),
         scopes=("openid",),
         audiences=(),
@@ -154,17 +198,51 @@ async def test_no_other_redirect_uri_gets_a_free_port(
         settings=settings,
         now=datetime.now(UTC),
     )
-    redirect_uris = (*client.redirect_uris, "http://localhost/callback")
-    await clients.insert(pool, replace(client, redirect_uris=redirect_uris))
+    await clients.insert(pool, client)
     async with app_instance() as instance:
         for presented in (
             "https://127.0.0.1:8443/callback",
+            "https://localhost:8443/callback",
             "https://app.example:8443/callback",
-            "http://localhost:51234/callback",
         ):
             await assert_refused_on_a_page(
                 instance.client, Authorization(client.client_id, presented)
             )
-        for exact in redirect_uris:  # each still works as registered
+        for exact in client.redirect_uris:  # each still works as registered
+            response = await instance.client.get(Authorization(client.client_id, exact).url())
+            assert response.status_code == 303, (exact, response.text)
+
+
+async def test_a_client_with_a_secret_gets_no_free_port_on_localhost(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """``localhost`` is for native apps (idp.oauth.redirect_uris): a client with a secret cannot
+    register it, and one holding it from elsewhere (a row written before this rule) keeps
+    exact matching for it."""
+    client, secret = register(
+        name="web app",
+        redirect_uris=("https://app.example/callback",),
+        grant_types=("authorization_code",),
+        scopes=("openid",),
+        audiences=(),
+        post_logout_redirect_uris=(),
+        public=False,
+        first_party=True,
+        access_token_ttl=None,
+        refresh_token_ttl=None,
+        settings=settings,
+        now=datetime.now(UTC),
+    )
+    assert secret is not None
+    with pytest.raises(RegistrationError, match="native apps without a secret"):
+        validate(replace(client, redirect_uris=("http://localhost/callback",)), settings)
+    redirect_uris = (*client.redirect_uris, "http://localhost/callback")
+    await clients.insert(pool, replace(client, redirect_uris=redirect_uris))
+    async with app_instance() as instance:
+        for presented in ("http://localhost:51234/callback", "https://app.example:8443/callback"):
+            await assert_refused_on_a_page(
+                instance.client, Authorization(client.client_id, presented)
+            )
+        for exact in redirect_uris:
             response = await instance.client.get(Authorization(client.client_id, exact).url())
             assert response.status_code == 303, (exact, response.text)

@@ -252,6 +252,22 @@ async def test_redirect_uri_not_in_the_document_is_refused_on_a_page(
     assert "Unknown redirect URI" in answer.text
 
 
+async def test_a_document_listing_localhost_is_used_with_any_port(
+    docs: DocumentServer, settings: Settings, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """Claude Code's document lists ``http://localhost/callback`` and
+    ``http://127.0.0.1/callback``; its requests come from ``http://localhost:PORT/callback``
+    (RFC 8252 §7.3, §8.3; idp.oauth.redirect_uris)."""
+    url = docs.url("/client.json")
+    uris = ["http://localhost/callback", "http://127.0.0.1/callback"]
+    docs.serve_document("/client.json", document(url, redirect_uris=uris))
+    async with app_fetching(settings, clock, tmp_path, cimd_allow_loopback=True) as app:
+        auth = Authorization(url, "http://localhost:8080/callback", scope="openid")
+        answer = await app.client.get(auth.url())
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"].startswith("/login"), answer.headers["location"]
+
+
 @pytest.mark.parametrize(
     ("extra", "words"),
     [
@@ -260,10 +276,20 @@ async def test_redirect_uri_not_in_the_document_is_refused_on_a_page(
         ({"client_secret": "s3cret"}, "must not contain a client_secret"),
         ({"token_endpoint_auth_method": "private_key_jwt"}, "is not supported"),
         ({"redirect_uris": ["javascript:alert(1)"]}, "use https, loopback http"),
+        ({"redirect_uris": ["http://localhost.evil.example/cb"]}, "plain http is allowed only on"),
         ({"grant_types": ["client_credentials"]}, "grant_types must be authorization_code"),
         ({"scope": "openid idp:admin"}, "scope not available to such clients: idp:admin"),
     ],
-    ids=["secret-basic", "secret-post", "secret", "private-key-jwt", "js-uri", "cc", "scope"],
+    ids=[
+        "secret-basic",
+        "secret-post",
+        "secret",
+        "private-key-jwt",
+        "js-uri",
+        "localhost-subdomain",
+        "cc",
+        "scope",
+    ],
 )
 async def test_document_asking_for_what_such_clients_cannot_have_is_refused(
     extra: dict[str, Any],

@@ -17,7 +17,7 @@ from idp.web.admin.types import Name, NextCursor, PageQuery
 
 TAG = "clients"
 # A URI as the database holds it and a page shows it: printable, bounded; what it may be (https,
-# loopback http, a private-use scheme) is registration's rule (idp.oauth.registration).
+# loopback http, a private-use scheme) is idp.oauth.redirect_uris' rule.
 Uri = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^[\x21-\x7e]+$")]
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 Scope = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21\x23-\x5b\x5d-\x7e]+$")]
