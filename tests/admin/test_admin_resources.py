@@ -54,8 +54,8 @@ async def _becomes(http: httpx.AsyncClient, auth: Authorization, wanted: bool) -
 async def test_a_resource_added_and_removed_through_the_api_counts_in_every_process(
     app_instance: InstanceFactory, settings: Settings, pool: asyncpg.Pool
 ) -> None:
-    """The API's change goes through idp.admin.resources, which NOTIFYs idp_resources: the
-    process that made it knows at once, another once the NOTIFY reaches it."""
+    """The API's change goes through idp.admin.resources, which NOTIFYs idp_resources: every
+    process's registry follows, the one that made the change and another."""
     async with (
         app_instance(admin_api=True, dcr="open") as admin,
         app_instance(dcr="open") as other,
@@ -68,14 +68,14 @@ async def test_a_resource_added_and_removed_through_the_api_counts_in_every_proc
             f"{PREFIX}/resources", json={"url": MCP}, headers=bearer(token)
         )
         assert added.status_code == 201, added.text
-        assert await _allowed(admin.client, here)  # read-your-writes, no wait
+        assert await _becomes(admin.client, here, True)
         assert await _becomes(other.client, there, True)
         resource = added.json()
         assert added.headers["location"] == f"{PREFIX}/resources/{resource['id']}"
         shown = await admin.client.get(added.headers["location"], headers=bearer(token))
         removed = await admin.client.delete(added.headers["location"], headers=bearer(token))
         assert removed.status_code == 204, removed.text
-        assert not await _allowed(admin.client, here)
+        assert await _becomes(admin.client, here, False) is False
         assert await _becomes(other.client, there, False) is False
         gone = await admin.client.get(added.headers["location"], headers=bearer(token))
     assert resource["url"] == MCP

@@ -123,8 +123,9 @@ def _revoked(applied: list[Applied]) -> KeyRevoked:
 async def revoke_all_keys(call: Call) -> Answer:
     """As ``idp keys revoke --all``, for an incident in which every key may be known to someone
     else (the key-encryption key or the database leaked): every published key leaves every
-    JWKS now and a new key signs; every token idp signed so far stops verifying, this call's
-    own included, so every user is signed out of every relying party."""
+    JWKS now and a new key signs. Every access and ID token signed so far stops verifying
+    (this call's own too) once verifiers refetch the JWKS; refresh tokens are not signed, and
+    get new access tokens signed by the new key."""
     body = call.body_as(RevokeAllKeys)
     applied = await keys.revoke(
         call.state["keys"], call.state["pool"], None, body.reason, actor=call.caller.actor
