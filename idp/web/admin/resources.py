@@ -11,8 +11,7 @@ from pydantic import ConfigDict, Field
 from idp.admin import resources
 from idp.db.registrations import Resource
 from idp.web.admin.api import PREFIX, Answer, Body, Call, Operation, Reply
-from idp.web.admin.clients import Uri
-from idp.web.admin.types import NextCursor, PageQuery
+from idp.web.admin.types import NextCursor, PageQuery, Uri
 
 TAG = "resources"
 
