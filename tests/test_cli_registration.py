@@ -24,9 +24,10 @@ async def test_initial_token_prints_a_token_stored_only_by_its_digest(
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     row = await pool.fetchrow(
-        "SELECT token_hash, expires_at, uses_left, created_by FROM initial_access_tokens"
+        "SELECT id, token_hash, expires_at, uses_left, created_by FROM initial_access_tokens"
     )
     assert row is not None
+    assert printed["id"] == str(row["id"])  # what DELETE /admin/v1/initial-tokens/{id} takes
     assert row["token_hash"] == digest(printed["token"])
     assert printed["token"].encode() not in row["token_hash"]
     assert row["uses_left"] == 3

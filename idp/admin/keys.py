@@ -45,14 +45,16 @@ async def list_keys(db: Executor) -> list[KeyInfo]:
     ]
 
 
-async def rotate(manager: KeyManager, *, actor: str, force: bool) -> Rotation:
+async def rotate(manager: KeyManager, *, actor: str, force: bool, override: str) -> Rotation:
     """The pending key signs from now (``KeyManager.rotate``). ConflictProblem, carrying
-    ``retry_at``, while the lifecycle says it is too early and ``force`` is not given."""
+    ``retry_at``, while the lifecycle says it is too early and ``force`` is not given; its
+    detail ends with ``override``, how the caller's front end forces it (``--force`` for the
+    CLI, ``"force": true`` for the API)."""
     try:
         return await manager.rotate(actor=actor, force=force)
     except KeyLifecycleError as error:
         extensions = {} if error.retry_at is None else {"retry_at": error.retry_at.isoformat()}
-        raise ConflictProblem(str(error), **extensions) from None
+        raise ConflictProblem(f"{error}, or now with {override}", **extensions) from None
 
 
 async def check_revocable(db: Executor, kid: str | None, reason: str) -> None:
@@ -60,7 +62,7 @@ async def check_revocable(db: Executor, kid: str | None, reason: str) -> None:
     nothing (it is kept in the audit log), a kid no key has, a key already unpublished. ``kid``
     None names every key."""
     if not reason.strip():
-        raise UnprocessableProblem("--reason must say why the key is revoked")
+        raise UnprocessableProblem("the reason must say why the key is revoked")
     if kid is None:
         return
     found = await signing_keys.fetch_public_jwk(db, kid)

@@ -169,10 +169,16 @@ async def initial_token(args: argparse.Namespace, settings: Settings, pool: asyn
     )
     if args.json:
         print_json(
-            {"token": issued.token, "expires_at": iso(issued.expires_at), "uses": issued.uses}
+            {
+                "id": str(issued.record.id),
+                "token": issued.token,
+                "expires_at": iso(issued.expires_at),
+                "uses": issued.uses,
+            }
         )
     else:
         print(f"initial access token: {issued.token}")
+        print(f"id:                   {issued.record.id}")
         print(f"expires at:           {iso(issued.expires_at)}")
         print(f"uses:                 {issued.uses or 'any number'}")
         print("(shown only now: a program sends it as Bearer to /oauth2/register)")

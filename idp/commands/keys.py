@@ -63,7 +63,10 @@ async def list_keys(args: argparse.Namespace, settings: Settings, pool: asyncpg.
 
 async def rotate(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
     rotation = await admin_keys.rotate(
-        KeyManager(pool, settings, SystemClock()), actor=actor(), force=args.force
+        KeyManager(pool, settings, SystemClock()),
+        actor=actor(),
+        force=args.force,
+        override="--force",
     )
     if rotation.forced:
         print(FORCED_WARNING, file=sys.stderr)

@@ -1,5 +1,6 @@
 """``idp resources``: add, list, remove the resources (RFC 8707) that clients registered by a
-program (IDP_DCR, metadata documents) may ask tokens for."""
+program (IDP_DCR, metadata documents) may ask tokens for: the service layer
+``/admin/v1/resources`` calls too (idp.admin.resources)."""
 
 from __future__ import annotations
 
@@ -20,16 +21,16 @@ async def add(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) 
 
 
 async def remove(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
-    await resources.remove(pool, args.url, now=SystemClock().now(), actor=actor())
+    await resources.remove(pool, url=args.url, now=SystemClock().now(), actor=actor())
     return 0
 
 
 async def list_resources(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
     stored = await resources.all_resources(pool)
-    configured = [{"url": url, "source": "IDP_RESOURCES", "created_at": None}
+    configured = [{"id": None, "url": url, "source": "IDP_RESOURCES", "created_at": None}
                   for url in settings.resources]  # fmt: skip
-    added = [{"url": item.url, "source": "database", "created_at": iso(item.created_at)}
-             for item in stored]  # fmt: skip
+    added = [{"id": str(item.id), "url": item.url, "source": "database",
+              "created_at": iso(item.created_at)} for item in stored]  # fmt: skip
     rows = configured + added
     if args.json:
         print_json(rows)

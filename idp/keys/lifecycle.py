@@ -72,7 +72,8 @@ Transition = CreateKey | Promote | Demote | Retire | Revoke
 
 class KeyLifecycleError(Exception):
     """An operator asked for something the lifecycle refuses; the message says why, and
-    ``retry_at`` when the same request will work (None: it never will)."""
+    ``retry_at`` when the same request will work (None: it never will). A refused rotation's
+    message does not name the override: each front end names its own (``idp.admin.keys``)."""
 
     def __init__(self, message: str, *, retry_at: datetime | None = None) -> None:
         super().__init__(message)
@@ -179,7 +180,7 @@ def _rotation_wait(
             waits.append(
                 (
                     "the active key was activated less than a minute ago; "
-                    f"rotate again in {_seconds(wait)}, or now with --force",
+                    f"rotate again in {_seconds(wait)}",
                     now + wait,
                 )
             )
@@ -189,7 +190,7 @@ def _rotation_wait(
             waits.append(
                 (
                     f"the next key {pending[0].kid} was published too recently for every "
-                    f"verifier to hold it; rotate again in {_seconds(wait)}, or now with --force",
+                    f"verifier to hold it; rotate again in {_seconds(wait)}",
                     now + wait,
                 )
             )

@@ -206,3 +206,101 @@ async def test_a_read_only_token_lists_keys_but_may_not_rotate_or_revoke(
     assert listed.status_code == 200
     problem(rotate, 403)
     problem(revoke, 403)
+
+
+async def test_a_refused_rotation_tells_the_api_caller_to_send_force_true_not_the_cli_flag(
+    app_instance: InstanceFactory, settings: Settings
+) -> None:
+    async with app_instance(admin_api=True) as instance:
+        token, _ = await admin_caller(instance.client, instance.state["pool"], settings)
+        refused = await instance.client.post(
+            f"{PREFIX}/keys/rotate", json={"force": False}, headers=bearer(token)
+        )
+    detail = problem(refused, 409)["detail"]
+    assert detail.endswith('or now with "force": true'), detail
+    assert "--force" not in detail
+
+
+async def test_a_blank_reason_is_refused_without_naming_the_cli_option(
+    app_instance: InstanceFactory, settings: Settings
+) -> None:
+    async with app_instance(admin_api=True) as instance:
+        token, _ = await admin_caller(instance.client, instance.state["pool"], settings)
+        signer = instance.state["keyring"].snapshot.signer.kid
+        blank = await instance.client.post(
+            f"{PREFIX}/keys/{signer}/revoke", json={"reason": " "}, headers=bearer(token)
+        )
+    detail = problem(blank, 422)["detail"]
+    assert "reason" in detail
+    assert "--reason" not in detail
+
+
+async def test_revoking_every_key_unpublishes_them_all_signs_with_a_new_key_and_ends_every_token(
+    app_instance: InstanceFactory, settings: Settings
+) -> None:
+    """``idp keys revoke --all`` through the API: the pending key goes too (in the incident it is
+    for, every stored key may be known), and the caller's own token stops working."""
+    async with app_instance(admin_api=True) as instance:
+        pool = instance.state["pool"]
+        before = await _published(pool)
+        token, actor = await admin_caller(instance.client, pool, settings)
+        answer = await instance.client.post(
+            f"{PREFIX}/keys/revoke",
+            json={"all": True, "reason": "key-encryption key leaked"},
+            headers=bearer(token),
+        )
+        assert answer.status_code == 200, answer.text
+        changes = answer.json()["changes"]
+        assert {change["kid"] for change in changes if change["change"] == "revoke"} == before
+        assert [change["change"] for change in changes].count("createkey") == 2
+        after = await _published(pool)
+        served = await _served_kids_become(instance.client, after)
+        assert not served & before
+        assert instance.state["keyring"].snapshot.signer.kid in after
+        ended = await instance.client.get(f"{PREFIX}/keys", headers=bearer(token))
+        fresh, _ = await admin_caller(instance.client, pool, settings)
+        listed = await instance.client.get(f"{PREFIX}/keys", headers=bearer(fresh))
+        audited = await _audited(pool, "key.revoked")
+    problem(ended, 401)
+    assert listed.status_code == 200
+    assert sorted(row["subject"] for row in audited) == sorted(before)
+    assert {(row["actor"], row["reason"]) for row in audited} == {
+        (actor, "key-encryption key leaked")
+    }
+
+
+async def test_revoking_every_key_needs_all_true_and_a_reason_and_a_write_token(
+    app_instance: InstanceFactory, settings: Settings
+) -> None:
+    async with app_instance(admin_api=True) as instance:
+        pool = instance.state["pool"]
+        states = await key_states(pool)
+        token, _ = await admin_caller(instance.client, pool, settings)
+        reader, _ = await admin_caller(instance.client, pool, settings, scope="idp:admin.read")
+        url = f"{PREFIX}/keys/revoke"
+        bodies: list[dict[str, object]] = [
+            {},
+            {"reason": "x"},
+            {"all": False, "reason": "x"},
+            {"all": "true", "reason": "x"},
+            {"all": 1, "reason": "x"},
+            {"all": True},
+            {"all": True, "reason": "x", "y": 1},
+        ]
+        refused = [
+            await instance.client.post(url, json=body, headers=bearer(token)) for body in bodies
+        ]
+        blank = await instance.client.post(
+            url, json={"all": True, "reason": "  "}, headers=bearer(token)
+        )
+        read_only = await instance.client.post(
+            url, json={"all": True, "reason": "x"}, headers=bearer(reader)
+        )
+        after = await key_states(pool)
+        audited = await _audited(pool, "key.revoked")
+    for answer in refused:
+        problem(answer, 400)
+    problem(blank, 422)
+    problem(read_only, 403)
+    assert after == states
+    assert audited == []

@@ -141,7 +141,7 @@ def test_forced_manual_rotation_right_after_start_up_rotates_and_says_forced() -
     # Start-up made both keys at T0: the active one is seconds old, the next one unpublished
     # long enough; both refusals apply, and --force overrides them.
     now = T0 + timedelta(seconds=5)
-    with pytest.raises(KeyLifecycleError, match="or now with --force"):
+    with pytest.raises(KeyLifecycleError, match="rotate again in"):
         plan_rotation([active(), pending()], now, SETTINGS)
     assert plan_rotation([active(), pending()], now, SETTINGS, force=True) == [
         Demote("a", "manual rotation, forced"),

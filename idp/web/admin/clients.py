@@ -13,12 +13,9 @@ from idp.admin.clients import Precondition
 from idp.db.clients import Client, Registration
 from idp.oauth.registration import DEFAULT_SCOPES
 from idp.web.admin.api import Answer, Body, Call, Operation, Patch, Reply, etag_of
-from idp.web.admin.types import Name, NextCursor, PageQuery
+from idp.web.admin.types import Name, NextCursor, PageQuery, Uri
 
 TAG = "clients"
-# A URI as the database holds it and a page shows it: printable, bounded; what it may be (https,
-# loopback http, a private-use scheme) is idp.oauth.redirect_uris' rule.
-Uri = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^[\x21-\x7e]+$")]
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 Scope = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21\x23-\x5b\x5d-\x7e]+$")]
 Seconds = Annotated[int, Field(ge=1, le=10 * 365 * 86400, description="A lifetime in seconds")]

@@ -1,13 +1,16 @@
-"""``/admin/v1/keys``: the signing keys, their rotation and their revocation (``idp keys``)."""
+"""``/admin/v1/keys``: the signing keys, their rotation and their revocation (``idp keys``),
+one key's or, in an incident, every key's."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from idp.admin import keys
 from idp.admin.keys import KeyInfo
+from idp.keys.manager import Applied
 from idp.web.admin.api import Answer, Body, Call, Operation, Reply
 from idp.web.admin.types import Reason
 
@@ -59,6 +62,22 @@ class RevokeKey(Body):
     reason: Reason = Field(description="Why; kept in the audit log")
 
 
+def _exactly_true(value: object) -> object:
+    """A confirmation is JSON true itself: pydantic's Literal[True] would take 1 and "true"."""
+    if value is not True:
+        raise ValueError("must be true: it confirms that every key is revoked")
+    return value
+
+
+class RevokeAllKeys(Body):
+    """The confirmation ``idp keys revoke --all`` asks for at the terminal, in the body."""
+
+    all: Annotated[Literal[True], BeforeValidator(_exactly_true)] = Field(
+        description="Must be true: every key, pending ones included, leaves the JWKS now"
+    )
+    reason: Reason = Field(description="Why; kept in the audit log")
+
+
 class KeyChange(Reply):
     change: str = Field(description="createkey, promote, demote, retire or revoke")
     kid: str
@@ -76,7 +95,9 @@ async def list_keys(call: Call) -> Answer:
 async def rotate_keys(call: Call) -> Answer:
     """As ``idp keys rotate``: 409, with ``retry_at``, while it is too early (without force)."""
     body = call.body_as(RotateKeys)
-    rotation = await keys.rotate(call.state["keys"], actor=call.caller.actor, force=body.force)
+    rotation = await keys.rotate(
+        call.state["keys"], actor=call.caller.actor, force=body.force, override='"force": true'
+    )
     return Answer(Rotated(kid=rotation.kid, forced=rotation.forced))
 
 
@@ -87,14 +108,29 @@ async def revoke_key(call: Call) -> Answer:
         call.state["keys"], call.state["pool"], call.path["kid"], body.reason,
         actor=call.caller.actor,
     )  # fmt: skip
-    return Answer(
-        KeyRevoked(
-            changes=[
-                KeyChange(change=type(item.transition).__name__.lower(), kid=item.kid)
-                for item in applied
-            ]
-        )
+    return Answer(_revoked(applied))
+
+
+def _revoked(applied: list[Applied]) -> KeyRevoked:
+    return KeyRevoked(
+        changes=[
+            KeyChange(change=type(item.transition).__name__.lower(), kid=item.kid)
+            for item in applied
+        ]
     )
+
+
+async def revoke_all_keys(call: Call) -> Answer:
+    """As ``idp keys revoke --all``, for an incident in which every key may be known to someone
+    else (the key-encryption key or the database leaked): every published key leaves every
+    JWKS now and a new key signs. Every access and ID token signed so far stops verifying
+    (this call's own too) once verifiers refetch the JWKS; refresh tokens are not signed, and
+    get new access tokens signed by the new key."""
+    body = call.body_as(RevokeAllKeys)
+    applied = await keys.revoke(
+        call.state["keys"], call.state["pool"], None, body.reason, actor=call.caller.actor
+    )
+    return Answer(_revoked(applied))
 
 
 OPERATIONS = [
@@ -104,4 +140,6 @@ OPERATIONS = [
               body=RotateKeys, reply=Rotated, problems=(409,)),
     Operation("POST", "/keys/{kid}/revoke", revoke_key, "Revoke a signing key", TAG,
               write=True, body=RevokeKey, reply=KeyRevoked, problems=(404, 409, 422)),
+    Operation("POST", "/keys/revoke", revoke_all_keys, "Revoke every signing key", TAG,
+              write=True, body=RevokeAllKeys, reply=KeyRevoked, problems=(422,)),
 ]  # fmt: skip

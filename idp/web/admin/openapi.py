@@ -136,7 +136,8 @@ def openapi_document(operations: Sequence[Operation], *, issuer: str) -> dict[st
             "title": "idp management API",
             "version": "1",
             "description": (
-                "Users, clients, sessions, consents, signing keys and the audit log. Bearer "
+                "Users, clients, sessions, consents, signing keys, resources (RFC 8707), initial "
+                "access tokens (RFC 7591) and the audit log. Bearer "
                 f"access tokens from {issuer}/token for the audience {issuer}/admin, with the "
                 "scope idp:admin (idp:admin.read for reads). Errors are RFC 9457 problem "
                 "details; lists are paged with an opaque cursor; updates need If-Match."

@@ -10,7 +10,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from idp.web.admin import audit, clients, consents, keys, sessions, users
+from idp.web.admin import (
+    audit,
+    clients,
+    consents,
+    initial_tokens,
+    keys,
+    resources,
+    sessions,
+    users,
+)
 from idp.web.admin.api import PREFIX, Operation, route
 from idp.web.admin.openapi import openapi_document
 from idp.web.state import AppState
@@ -21,6 +30,8 @@ OPERATIONS: list[Operation] = [
     *sessions.OPERATIONS,
     *consents.OPERATIONS,
     *keys.OPERATIONS,
+    *resources.OPERATIONS,
+    *initial_tokens.OPERATIONS,
     *audit.OPERATIONS,
 ]
 

@@ -19,6 +19,9 @@ Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=_PRINTABLE)]
 Email = Annotated[
     str, Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$")
 ]
+# A URI as the database holds it and a page shows it: printable, bounded; what it may be is the
+# rule of what it is for (redirect URIs: idp.oauth.redirect_uris; resources: idp.admin.resources).
+Uri = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^[\x21-\x7e]+$")]
 Role = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 Cursor = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9_-]+$")]
 Limit = Annotated[
