@@ -151,7 +151,7 @@ def create_app(
                     user_cache,
                     known_resources,
                 ),
-                "metrics": Exposition(keyring, pool, app_clock.now, mail_sender),
+                "metrics": Exposition(keyring, pool, app_clock.now),
                 "mailing": mailing,
                 "mail_sender": mail_sender,
                 "background": background,

@@ -5,7 +5,9 @@ processes (``idp serve --workers N``) ``idp serve`` points ``PROMETHEUS_MULTIPRO
 directory of its own before the workers start, each worker writes its values to files there,
 and a scrape of any worker sums them (``MultiProcessCollector``). Gauges (the signing key's age,
 the time to the next key change, the connection pool, the mail queue) are computed when scraped,
-by the process that answers; the pool's carry its ``pid``.
+by the process that answers, never written to those files (no ``multiprocess_mode`` to choose):
+the pool's carry its ``pid``; the mail queue's is counted in the database every worker shares,
+so whichever worker answers gives the same, current number.
 """
 
 from __future__ import annotations
@@ -122,26 +124,11 @@ class KeySchedule(Protocol):
         None while no key is loaded."""
 
 
-class MailQueue(Protocol):
-    """What the mail queue gauge reads (``idp.mail.sender.MailSender`` is one)."""
-
-    @property
-    def queue_depth(self) -> int | None:
-        """Mails waiting in the outbox, as of the sender's latest pass; None before it."""
-
-
 class _LiveState(Collector):
-    """Gauges read when scraped: key age, time to the next key change, this process's pool,
-    the mail queue."""
+    """Gauges read when scraped: key age, time to the next key change, this process's pool."""
 
-    def __init__(
-        self,
-        keys: KeySchedule,
-        pool: asyncpg.Pool,
-        now: Callable[[], datetime],
-        mail: MailQueue | None,
-    ) -> None:
-        self._keys, self._pool, self._now, self._mail = keys, pool, now, mail
+    def __init__(self, keys: KeySchedule, pool: asyncpg.Pool, now: Callable[[], datetime]) -> None:
+        self._keys, self._pool, self._now = keys, pool, now
 
     def collect(self) -> Iterator[Metric]:
         pid = str(os.getpid())
@@ -169,34 +156,39 @@ class _LiveState(Collector):
         pool.add_metric([pid, "idle"], idle)
         pool.add_metric([pid, "max"], self._pool.get_max_size())
         yield pool
-        depth = None if self._mail is None else self._mail.queue_depth
-        if depth is not None:
-            queue = GaugeMetricFamily(
-                "idp_mail_queue_depth",
-                "Mails waiting in the outbox (not sent, not given up), as of the answering "
-                "process's latest sender pass (after each queued mail, at least every 10 s).",
-            )
-            queue.add_metric([], depth)
-            yield queue
+
+
+class _MailQueue(Collector):
+    def __init__(self, waiting: int) -> None:
+        self._waiting = waiting
+
+    def collect(self) -> Iterator[Metric]:
+        queue = GaugeMetricFamily(
+            "idp_mail_queue_depth",
+            "Mails waiting in the outbox (not sent, not given up), counted when scraped.",
+        )
+        queue.add_metric([], self._waiting)
+        yield queue
 
 
 class Exposition:
     """The ``/metrics`` body for one app: the shared counters plus its live gauges."""
 
-    def __init__(
-        self,
-        keys: KeySchedule,
-        pool: asyncpg.Pool,
-        now: Callable[[], datetime],
-        mail: MailQueue | None = None,
-    ) -> None:
+    def __init__(self, keys: KeySchedule, pool: asyncpg.Pool, now: Callable[[], datetime]) -> None:
         self._live = CollectorRegistry(auto_describe=False)
-        self._live.register(_LiveState(keys, pool, now, mail))
+        self._live.register(_LiveState(keys, pool, now))
 
-    def render(self) -> bytes:
+    def render(self, *, mail_waiting: int | None = None) -> bytes:
+        """``mail_waiting``: the outbox's count the scrape just read; None (no gauge) when the
+        database did not answer in time: the rest is still worth scraping then."""
+        live = generate_latest(self._live)
+        if mail_waiting is not None:
+            queue = CollectorRegistry(auto_describe=False)
+            queue.register(_MailQueue(mail_waiting))
+            live += generate_latest(queue)
         directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         if directory:
             shared = CollectorRegistry()
             MultiProcessCollector(shared, path=directory)  # type: ignore[no-untyped-call]
-            return generate_latest(shared) + generate_latest(self._live)
-        return generate_latest(REGISTRY) + generate_latest(self._live)
+            return generate_latest(shared) + live
+        return generate_latest(REGISTRY) + live

@@ -124,13 +124,17 @@ async def authenticate(
     now: datetime,
     device_cookie: str | None = None,
     devices: DeviceCookies | None = None,
-    second_factor: bool = False,
+    recheck: bool = False,
 ) -> User:
-    """The user whose password this is. With ``second_factor`` (a sign-in, not a re-check of
-    the password of a signed-in user), a user who has a second factor is not signed in by the
-    password alone: SecondFactorRequiredError, and the attempt claimed stays counted until the
-    second factor is given, so that an attacker who holds the password gets no fresh guesses at
-    the code by typing the password again."""
+    """The user whose password this is. In a sign-in, a user who has a second factor is not
+    signed in by the password alone: SecondFactorRequiredError, and the attempt claimed stays
+    counted until the second factor is given, so that an attacker who holds the password gets
+    no fresh guesses at the code by typing the password again.
+
+    A ``recheck`` is the password of a signed-in user asked again before a sensitive change
+    (the account page): no second factor is asked, and its success is audited as
+    ``account.reauthenticated``, not as a sign-in (no session starts). Its failures are failed
+    sign-ins all the same, counted toward the same locks."""
     # PostgreSQL text cannot hold NUL: such an email names nobody and is counted by IP only.
     account, user = (
         (None, None) if "\x00" in email else await users.for_sign_in(pool, email.strip())
@@ -157,7 +161,7 @@ async def authenticate(
         raise SignInFailedError
     async with pool.acquire() as connection, audited(connection) as trail:
         required = (
-            second_factor
+            not recheck
             and not user.must_verify_email
             and await second_factors.has_second_factor(connection, user.id)
         )
@@ -166,8 +170,12 @@ async def authenticate(
         if verification.new_hash is not None:  # parameters changed since it was stored
             await users.set_password_hash(connection, user.id, verification.new_hash, now)
             user = replace(user, password_hash=verification.new_hash)
-        action = "login.unverified" if user.must_verify_email else "login.succeeded"
-        action = "login.password_verified" if required else action
+        if user.must_verify_email:
+            action = "login.unverified"
+        elif recheck:
+            action = "account.reauthenticated"
+        else:
+            action = "login.password_verified" if required else "login.succeeded"
         await _audit(trail, now, action, str(user.id), ip, actor=f"user:{user.id}")
     if user.must_verify_email:
         raise EmailNotVerifiedError(user)

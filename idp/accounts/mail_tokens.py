@@ -91,21 +91,26 @@ def _hash(token: str | None) -> bytes | None:
     return digest(token)
 
 
+def _listed(purposes: Purpose | tuple[Purpose, ...]) -> list[str]:
+    return [purposes] if isinstance(purposes, str) else list(purposes)
+
+
 async def peek(
-    db: Executor, token: str | None, purpose: Purpose, now: datetime
+    db: Executor, token: str | None, purposes: Purpose | tuple[Purpose, ...], now: datetime
 ) -> MailTokenRow | None:
-    """The token's row if it is live, changing nothing (a GET)."""
+    """The token's row if it is live and for one of the page's ``purposes``, changing nothing
+    (a GET). One statement whatever the purposes: the row says which one the token has."""
     hashed = _hash(token)
-    return None if hashed is None else await mail_tokens.live(db, hashed, purpose, now)
+    return None if hashed is None else await mail_tokens.live(db, hashed, _listed(purposes), now)
 
 
 async def redeem(
-    db: Executor, token: str | None, purpose: Purpose, now: datetime
+    db: Executor, token: str | None, purposes: Purpose | tuple[Purpose, ...], now: datetime
 ) -> MailTokenRow | None:
-    """Use the token once: None if it is unknown, used, expired or for another purpose. Run it
-    in the transaction that does what it allows."""
+    """Use the token once: None if it is unknown, used, expired or for another page's
+    purpose. Run it in the transaction that does what it allows."""
     hashed = _hash(token)
-    return None if hashed is None else await mail_tokens.use(db, hashed, purpose, now)
+    return None if hashed is None else await mail_tokens.use(db, hashed, _listed(purposes), now)
 
 
 async def void(db: Executor, user_id: uuid.UUID, purposes: list[Purpose], now: datetime) -> None:

@@ -4,7 +4,8 @@ mailed to the new one) and their password (the current one required).
 A change that needs the current password checks it with ``idp.signin.authenticate``, the very
 check the sign-in page makes: a wrong password here is a failed sign-in of the account (audited
 as ``login.failed``, counted toward its lock), so a stolen session cookie gives an attacker no
-extra guesses at the password.
+extra guesses at the password. A right one is audited as ``account.reauthenticated``: no sign-in
+happened.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ async def confirm_password(services: Services, user: User, proof: Proof, now: da
             now=now,
             device_cookie=proof.device_cookie,
             devices=proof.devices,
+            recheck=True,
         )
     except SignInLockedError as locked:
         minutes = max(1, round((locked.until - now).total_seconds() / 60))

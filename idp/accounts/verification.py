@@ -22,11 +22,12 @@ from idp.accounts.signup import queue_verification
 from idp.audit_trail import audited
 from idp.db import users
 from idp.db.mail_tokens import MailTokenRow
-from idp.db.pool import Connection
+from idp.db.pool import Executor
 from idp.db.users import EmailTakenError, User
 from idp.mail.outbox import Mailing
 
-# The purposes /verify-email serves, in the order a token is tried.
+# The purposes /verify-email serves: a token is looked up once, for either (its row says which),
+# so neither the queries nor their time tell a verification link from an email change's.
 PURPOSES: tuple[Purpose, ...] = ("verify_email", "change_email")
 # Resend: per address and per client IP (idp.accounts.rate_limit).
 RESEND_PER_EMAIL = Limit("resend-email", 3, timedelta(hours=1))
@@ -60,13 +61,9 @@ class Confirmed:
     old_email: str | None = None
 
 
-async def peek(pool: asyncpg.Pool, token: str | None, now: datetime) -> MailTokenRow | None:
+async def peek(db: Executor, token: str | None, now: datetime) -> MailTokenRow | None:
     """The live token of /verify-email named by ``token``, changing nothing (a GET)."""
-    for purpose in PURPOSES:
-        found = await mail_tokens.peek(pool, token, purpose, now)
-        if found is not None:
-            return found
-    return None
+    return await mail_tokens.peek(db, token, PURPOSES, now)
 
 
 async def confirm(
@@ -75,7 +72,9 @@ async def confirm(
     """Use the token once and do what it vouches for; LinkInvalidError or AddressTakenError
     otherwise (the token then stays as it was)."""
     async with pool.acquire() as connection, audited(connection) as trail:
-        row = await _redeem(connection, token, now)
+        row = await mail_tokens.redeem(connection, token, PURPOSES, now)
+        if row is None:
+            raise LinkInvalidError
         details = {"ip": ip}
         if row.purpose == "verify_email":
             user = await users.mark_verified(connection, row.user_id, row.email, now)
@@ -110,14 +109,6 @@ async def confirm(
             details={**details, "from": old.email, "to": user.email},
         )  # fmt: skip
         return Confirmed(user, "change_email", row.resume, old_email=old.email)
-
-
-async def _redeem(connection: Connection, token: str | None, now: datetime) -> MailTokenRow:
-    for purpose in PURPOSES:
-        row = await mail_tokens.redeem(connection, token, purpose, now)
-        if row is not None:
-            return row
-    raise LinkInvalidError
 
 
 async def resend(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,11 +20,11 @@ VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)
 """
 SELECT_LIVE = f"""
 SELECT {_COLUMNS} FROM mail_tokens
-WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
+WHERE token_hash = $1 AND purpose = ANY($2::text[]) AND used_at IS NULL AND expires_at > $3
 """
 USE = f"""
 UPDATE mail_tokens SET used_at = $3
-WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
+WHERE token_hash = $1 AND purpose = ANY($2::text[]) AND used_at IS NULL AND expires_at > $3
 RETURNING {_COLUMNS}
 """
 VOID = """
@@ -66,13 +67,19 @@ async def insert(
     await db.execute(INSERT, token_hash, purpose, user_id, email, text, now, expires_at)
 
 
-async def live(db: Executor, token_hash: bytes, purpose: str, now: datetime) -> MailTokenRow | None:
-    return _row(await db.fetchrow(SELECT_LIVE, token_hash, purpose, now))
+async def live(
+    db: Executor, token_hash: bytes, purposes: Sequence[str], now: datetime
+) -> MailTokenRow | None:
+    """The token's row if it is live and for one of ``purposes`` (its row says which)."""
+    return _row(await db.fetchrow(SELECT_LIVE, token_hash, list(purposes), now))
 
 
-async def use(db: Executor, token_hash: bytes, purpose: str, now: datetime) -> MailTokenRow | None:
-    """Mark the token used and return it, if it was live: of two uses at once, one wins."""
-    return _row(await db.fetchrow(USE, token_hash, purpose, now))
+async def use(
+    db: Executor, token_hash: bytes, purposes: Sequence[str], now: datetime
+) -> MailTokenRow | None:
+    """Mark the token used and return it, if it was live and for one of ``purposes``: of two
+    uses at once, one wins."""
+    return _row(await db.fetchrow(USE, token_hash, list(purposes), now))
 
 
 async def void(db: Executor, user_id: uuid.UUID, purposes: list[str], now: datetime) -> None:

@@ -50,7 +50,7 @@ BATCH_SIZE = 50
 # sender takes a row while this one may still be sending it.
 SEND_DEADLINE = timedelta(minutes=5)
 LEASE = SEND_DEADLINE + timedelta(minutes=1)
-POLL_EVERY = 10.0  # seconds: the safety net behind NOTIFY, and the queue gauge's freshness
+POLL_EVERY = 10.0  # seconds: the safety net behind NOTIFY
 
 Mode = Literal["smtp", "mailbox", "off"]
 
@@ -79,16 +79,10 @@ class MailSender:
             None if settings.smtp_url is None else smtp.SmtpServer.from_url(settings.smtp_url)
         )
         self.mode: Mode = "smtp" if self._server else ("mailbox" if settings.demo else "off")
-        self._queue_depth: int | None = None
         self._wake = asyncio.Event()
         self._passes = asyncio.Condition()
         self._started = self._finished = 0
         self._task: asyncio.Task[None] | None = None
-
-    @property
-    def queue_depth(self) -> int | None:
-        """Mails waiting, as of the latest pass (the ``idp_mail_queue_depth`` gauge)."""
-        return self._queue_depth
 
     def subscription(self) -> Subscription:
         # A reconnected listener may have missed notifications: a pass finds what they said.
@@ -145,8 +139,7 @@ class MailSender:
                     await self._send(batch)
                 if len(batch) < self._batch_size:
                     break
-        waiting, next_due = await outbox.pending_summary(self._pool)
-        self._queue_depth = waiting
+        _, next_due = await outbox.pending_summary(self._pool)
         if next_due is None or self.mode == "off":
             return POLL_EVERY
         # The earliest retry (or lease's end), in the clock's time; not sooner than a second.

@@ -139,7 +139,6 @@ async def check_password(
             now=now,
             device_cookie=request.cookies.get(cookies.device),
             devices=cookies.devices,
-            second_factor=True,
         )
     except SecondFactorRequiredError as required:
         return ask_second_factor(request, required, now, pending)

@@ -202,7 +202,7 @@ async def test_without_an_smtp_url_mail_waits(
         assert instance.state["mail_sender"].mode == "off"
         await queue(instance, mail())
         await instance.state["mail_sender"].passed()
-        assert instance.state["mail_sender"].queue_depth == 1
+        assert "idp_mail_queue_depth 1.0" in (await instance.client.get("/metrics")).text
 
     [row] = await rows(pool)
     assert row["sent_at"] is None
@@ -222,3 +222,39 @@ async def test_metrics_show_the_queue_depth_and_mail_counters(
     assert "idp_mail_queue_depth 2.0" in body
     for name in ("idp_mail_sent_total", "idp_mail_failed_attempts_total", "idp_mail_given_up"):
         assert name in body
+
+
+async def test_every_instance_scraped_reports_the_queue_as_it_is_now(
+    app_instance: InstanceFactory, smtp_sink: SmtpSink, clock: FrozenClock
+) -> None:
+    """Two instances on one outbox, as workers or replicas are: when one gives a mail up, the
+    other's /metrics says so at once, though its own sender has not looked since."""
+    smtp_sink.stop()
+    async with (
+        app_instance(smtp_url=smtp_sink.url) as first,
+        app_instance(smtp_url=smtp_sink.url) as second,
+    ):
+        await queue(first, mail(), mail("bob@example.com"))
+        await asyncio.gather(
+            first.state["mail_sender"].passed(), second.state["mail_sender"].passed()
+        )
+        both = [(await one.client.get("/metrics")).text for one in (first, second)]
+        clock.advance(MAX_AGE + timedelta(seconds=1))
+        await first.state["mail_sender"].passed()  # gives both up; nothing wakes the second
+        after = [(await one.client.get("/metrics")).text for one in (first, second)]
+
+    assert all("idp_mail_queue_depth 2.0" in body for body in both)
+    assert all("idp_mail_queue_depth 0.0" in body for body in after)
+
+
+async def test_metrics_answer_without_the_queue_gauge_while_the_database_is_away(
+    app_instance: InstanceFactory,
+) -> None:
+    async with app_instance() as instance:
+        await queue(instance, mail())
+        await instance.state["pool"].close()
+        answer = await instance.client.get("/metrics")
+
+    assert answer.status_code == 200
+    assert "idp_mail_queue_depth" not in answer.text
+    assert "idp_mail_sent_total" in answer.text

@@ -448,6 +448,25 @@ async def test_a_changed_password_signs_in_ends_other_sessions_and_mails_a_notic
     assert (f"user:{user.id}", "account.password_changed") in await actions(pool, "account.")
 
 
+async def test_the_current_password_given_again_is_audited_as_a_reauthentication_not_a_login(
+    site: Site, pool: asyncpg.Pool
+) -> None:
+    """A signed-in user who types the password again for a change starts no session: the audit
+    log says the account re-authenticated, and counts one sign-in, the real one."""
+    user = await make_user(pool, EMAIL)
+    here = await signed_in(site)
+    changed = await submit(
+        here, "/account/password", current_password=PASSWORD,
+        new_password=NEW_PASSWORD, confirm_password=NEW_PASSWORD,
+    )  # fmt: skip
+    done(changed, "password")
+    me = f"user:{user.id}"
+    assert await actions(pool, "login.") == [(me, "login.succeeded")]
+    assert await actions(pool, "account.") == [
+        (me, "account.reauthenticated"), (me, "account.password_changed"),
+    ]  # fmt: skip
+
+
 # -- email ----------------------------------------------------------------------------------------
 async def test_changing_the_email_needs_the_current_password(
     site: Site, pool: asyncpg.Pool

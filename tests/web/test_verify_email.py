@@ -128,6 +128,43 @@ async def test_a_token_for_another_purpose_is_refused_and_keeps_its_own_use(
     assert await mail_tokens.peek(pool, reset, "reset_password", clock.now()) is not None
 
 
+async def test_a_link_is_looked_up_once_whichever_of_the_two_purposes_it_has(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, migrated: str, clock: FrozenClock
+) -> None:
+    """One statement finds a verification link and an email change's alike (the row says which):
+    the page's queries, and so their time, do not tell one kind of link from the other."""
+    alice = await make_user(pool, "alice@example.com")
+    bob = await make_user(pool, "bob@example.com")
+    verify = await mail_tokens.issue(pool, "verify_email", alice.id, alice.email, clock.now())
+    change = await mail_tokens.issue(
+        pool, "change_email", bob.id, "bob.new@example.com", clock.now()
+    )
+    statements: list[str] = []
+
+    def log(query: asyncpg.connection.LoggedQuery) -> None:
+        if "mail_tokens" in query.query and "token_hash = $1" in query.query:
+            statements.append(query.query.split()[0])
+
+    async def logging(connection: asyncpg.Connection) -> None:
+        connection.add_query_logger(log)
+
+    counted = await asyncpg.create_pool(migrated, min_size=1, max_size=1, init=logging)
+    seen: dict[str, list[str]] = {}
+    async with app_instance() as app, counted:
+        mailing = app.state["mailing"]
+        for kind, token in (("verify", verify), ("change", change)):
+            statements.clear()
+            assert await verification.peek(counted, token, clock.now()) is not None
+            done = await verification.confirm(
+                counted, mailing, token, "192.0.2.1", "http://idp.test", clock.now()
+            )
+            seen[kind] = list(statements)
+            assert done.purpose == {"verify": "verify_email", "change": "change_email"}[kind]
+    assert seen == {"verify": ["SELECT", "UPDATE"], "change": ["SELECT", "UPDATE"]}
+    assert await verified(pool, "alice@example.com")
+    assert await users.by_email(pool, "bob.new@example.com") is not None
+
+
 # -- unverified sign-in -------------------------------------------------------------------------
 async def test_the_right_password_of_an_unverified_account_gets_check_your_mail(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
