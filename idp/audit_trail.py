@@ -1,5 +1,6 @@
 """Audit events: written in the caller's transaction, announced (logged and counted) only once
-that transaction has committed, so that a rolled-back event is neither logged nor counted.
+that transaction has committed, so that a rolled-back event is neither logged nor counted. What
+else this process must learn of the change (its in-memory deny list) waits for the commit too.
 
 ::
 
@@ -9,14 +10,14 @@ that transaction has committed, so that a rolled-back event is neither logged no
     # committed: the event is in the log and counted
 
 ``audited`` takes the place of ``connection.transaction()``. Opened inside another transaction
-it is a savepoint, and its events are announced when the savepoint is released: open the
-outermost transaction with ``audited`` when it must decide.
+it is a savepoint, and its events are announced (its effects run) when the savepoint is
+released: open the outermost transaction with ``audited`` when it must decide.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -28,11 +29,18 @@ from idp.metrics import count_event
 
 
 class AuditTrail:
-    """The events one transaction writes, until it commits."""
+    """The events one transaction writes, and the effects that wait for it, until it commits."""
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
         self.events: list[AuditEvent] = []
+        self.effects: list[Callable[[], None]] = []
+
+    def after_commit(self, effect: Callable[[], None]) -> None:
+        """Run ``effect`` once the transaction has committed, never if it rolls back: memory
+        this process keeps of what the transaction wrote (other processes learn it by NOTIFY,
+        which PostgreSQL also sends only on commit)."""
+        self.effects.append(effect)
 
     async def record(
         self,
@@ -69,10 +77,12 @@ def announce(event: AuditEvent) -> None:
 
 @contextlib.asynccontextmanager
 async def audited(connection: Connection) -> AsyncIterator[AuditTrail]:
-    """A transaction on ``connection`` whose audit events are announced once it commits (none
-    if it rolls back)."""
+    """A transaction on ``connection`` whose audit events are announced, and its effects run,
+    once it commits (none if it rolls back)."""
     trail = AuditTrail(connection)
     async with connection.transaction():
         yield trail
+    for effect in trail.effects:  # first: what this process refuses matters more than a log line
+        effect()
     for event in trail.events:
         announce(event)

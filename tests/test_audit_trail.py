@@ -1,5 +1,6 @@
 """Audit events are logged and counted once their transaction has committed, never before:
-a rolled-back event left no row, so it must leave no log line and no count either."""
+a rolled-back event left no row, so it must leave no log line and no count either. The same
+holds for the effects that wait for the commit (``after_commit``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from prometheus_client import REGISTRY
 
 from idp.audit_trail import audited
 from idp.clock import FrozenClock
+from tests.faults import audited_commits_fail
 
 
 class Abandoned(Exception):
@@ -72,3 +74,26 @@ async def test_a_committed_audit_event_is_logged_and_counted_once(
     (line,) = logged(caplog, action)
     assert (line.actor, line.subject, line.details) == ("test", "s", {"n": 1})  # type: ignore[attr-defined]
     assert counted(action) == before + 1
+
+
+async def test_effects_wait_for_the_commit_and_a_failed_commit_runs_none(
+    pool: asyncpg.Pool, clock: FrozenClock
+) -> None:
+    """``after_commit`` effects run once the transaction commits, never before and never if it
+    fails, here at its COMMIT (a deferred constraint: every statement had succeeded)."""
+    ran: list[str] = []
+
+    async def record(action: str) -> None:
+        async with pool.acquire() as connection, audited(connection) as trail:
+            await trail.record(now=clock.now(), actor="test", action=action, subject="s")
+            trail.after_commit(lambda: ran.append(action))
+            assert ran == [], "not before the commit"
+
+    async with audited_commits_fail(pool):
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await record("test.failed_commit")
+    assert ran == []
+    assert await rows(pool, "test.failed_commit") == 0
+
+    await record("test.committed")
+    assert ran == ["test.committed"]

@@ -3,11 +3,13 @@
 The rule runs in two places. A refresh is one conditional UPDATE ... RETURNING of the family's
 row (``idp.db.refresh_tokens.ROTATE``), so it is SQL: its WHERE is the conjunction of ``SQL``.
 A refused token must be told why (``idp.oauth.grants.refresh_token.judge``) from the row as
-``refresh_tokens.find`` reads it, so it is Python: ``failed``. Each condition is written once in
-each language, keyed by the same ``Condition``, the twins side by side in this module: a change
-to one shows beside the other. ``failed`` is empty exactly when the statement matches the row;
-tests/oauth/test_refresh_rule.py builds every state a family can be in and checks that each
-condition, the whole statement and the diagnosis agree.
+``refresh_tokens.find`` reads it, so it is Python: ``failed``, which also decides whether
+introspection calls a refresh token active (``idp.db.token_status.RefreshState``). Each
+condition is written once in each language, keyed by the same ``Condition``, the twins side by
+side in this module: a change to one shows beside the other. ``failed`` is empty exactly when
+the statement matches the row; tests/oauth/test_refresh_rule.py builds every state a family can
+be in and checks that each condition, the whole statement, the diagnosis and introspection
+agree.
 """
 
 from __future__ import annotations

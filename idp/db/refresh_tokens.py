@@ -45,13 +45,13 @@ UPDATE refresh_families SET
     jti_older_from = jti_window_from, jti_window_from = $3, jti_window_at = $4
 WHERE id = $1 AND jti_window_at = $2
 """
-# A presented token's family, for the grant's diagnosis, /revoke and /introspect (which also
-# asks whether its user is disabled).
+# A presented token's family, for the grant's diagnosis, /revoke and /introspect. Disabling a
+# user revokes their families (migration 0011): the users table is not read, as in the rotation.
 SELECT_FAMILY = """
 SELECT f.id, f.client_id, f.user_id, f.scopes, f.audience, f.created_at, f.expires_at,
     f.revoked_at, f.token_hash, f.previous_hash, f.token_issued_at, f.idle_expires_at,
-    f.successor_response, f.generation, u.disabled AS user_disabled
-FROM refresh_families f JOIN users u ON u.id = f.user_id
+    f.successor_response, f.generation
+FROM refresh_families f
 WHERE f.handle_hash = $1
 """
 SEAL_SUCCESSOR = "UPDATE refresh_families SET successor_response = $2 WHERE id = $1"
@@ -129,7 +129,6 @@ class Stored:
     idle_expires_at: datetime
     successor_response: bytes | None
     generation: int  # the current token's
-    user_disabled: bool
 
     def is_current(self, token_hash: bytes) -> bool:
         return self.token_hash is not None and hmac.compare_digest(self.token_hash, token_hash)

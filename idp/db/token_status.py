@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from idp.db import refresh_tokens
+from idp.db import refresh_rule, refresh_tokens
 from idp.db.pool import Executor
 
 IS_DENIED = "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)"
@@ -19,33 +19,28 @@ ON CONFLICT (jti) DO NOTHING
 
 @dataclass(frozen=True)
 class RefreshState:
-    """A presented refresh token: its family, and when the token was used (None: it is the
-    family's current token)."""
+    """A presented refresh token: its family's row, and the token's digest (the family's current
+    token, or the one it replaced)."""
 
     family: refresh_tokens.Stored
-    consumed_at: datetime | None
+    token_hash: bytes
 
-    def active(self, now: datetime) -> bool:
-        family = self.family
-        return (
-            family.revoked_at is None
-            and self.consumed_at is None
-            and now < family.expires_at
-            and now < family.idle_expires_at
-            and not family.user_disabled
-        )
+    def active(self, now: datetime, client_id: str) -> bool:
+        """RFC 7662 §2.2, for ``client_id`` introspecting it: the token would rotate, were that
+        client to refresh with it now (the refresh rule, idp.db.refresh_rule, asking no scope).
+        The token it replaced is not active, even within IDP_REFRESH_REUSE_GRACE: it only
+        gets its answer again."""
+        return not refresh_rule.failed(self.family, self.token_hash, client_id, now, None)
 
 
 async def refresh_state(db: Executor, handle_hash: bytes, token_hash: bytes) -> RefreshState | None:
-    """The state of a family's current token, or of the one it replaced (consumed); None for
-    any other token."""
+    """The state of a family's current token, or of the one it replaced; None for any other
+    token."""
     family = await refresh_tokens.find(db, handle_hash)
     if family is None:
         return None
-    if family.is_current(token_hash):
-        return RefreshState(family, None)
-    if family.is_previous(token_hash):
-        return RefreshState(family, family.token_issued_at)
+    if family.is_current(token_hash) or family.is_previous(token_hash):
+        return RefreshState(family, token_hash)
     return None
 
 

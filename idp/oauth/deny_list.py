@@ -2,7 +2,9 @@
 
 Every insert into ``revoked_access_tokens`` is announced (``NOTIFY idp_revocations``, by a
 trigger: migration 0007) and arrives through the process's LISTEN connection; this process's own
-revocations are added at once as well. The memory is trusted only while it is known complete:
+revocations are added as soon as their transaction commits (``AuditTrail.after_commit``), not
+before: PostgreSQL sends the NOTIFY only on commit, and this process must not know more than
+the database. The memory is trusted only while it is known complete:
 loaded after the LISTEN connection's latest (re)connection and while that connection is up.
 Otherwise ``revoked`` asks the database. A full reload every IDP_KEY_CHECK_INTERVAL bounds what
 a silently dead connection could hide, and drops the entries no verifier accepts any more.
@@ -45,7 +47,9 @@ class DenyList:
         return await token_status.is_denied(self._pool, jti)
 
     def add(self, entries: Iterable[tuple[str, datetime]]) -> None:
-        """Entries this process has just written (their NOTIFY will say the same, later)."""
+        """Entries a transaction of this process has just committed (their NOTIFY will say the
+        same, later). Never before the commit: a rollback would leave this process refusing
+        tokens that the database and every other process accept."""
         self._jtis.update(entries)
 
     def subscription(self) -> Subscription:

@@ -60,8 +60,8 @@ async def introspect(params: Params, client: Client, context: TokenContext) -> d
         return body
     if (
         isinstance(found, RefreshToken)
-        and found.state.family.client_id == client.client_id  # §2.1: only its own client's
-        and found.state.active(context.clock.now())
+        # §2.1: only its own client's (the rule's OWN_CLIENT condition)
+        and found.state.active(context.clock.now(), client.client_id)
     ):
         refresh = found.state.family
         return {

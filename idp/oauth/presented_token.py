@@ -25,7 +25,6 @@ class AccessToken:
 
 @dataclass(frozen=True)
 class RefreshToken:
-    token_hash: bytes
     state: RefreshState
 
 
@@ -62,7 +61,7 @@ async def find_token(db: Executor, token: str, hint: str | None, context: TokenC
                 db, presented.handle_hash, presented.token_hash
             )
             if state is not None:
-                return RefreshToken(presented.token_hash, state)
+                return RefreshToken(state)
     return None
 
 

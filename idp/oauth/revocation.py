@@ -7,6 +7,7 @@ the same 200 as revoked ones (§2.2). A token issued to another client is refuse
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 from idp.audit_trail import audited
@@ -31,7 +32,7 @@ async def revoke(params: Params, client: Client, context: TokenContext) -> None:
             denied = await refresh_tokens.revoke_family(
                 connection, found.state.family.id, "revoked by the client", now, deny_until
             )
-            context.deny_list.add(denied)
+            trail.after_commit(functools.partial(context.deny_list.add, denied))
             subject = str(found.state.family.id)
         elif isinstance(found, AccessToken):
             if found.claims.get("client_id") != client.client_id:
@@ -40,7 +41,8 @@ async def revoke(params: Params, client: Client, context: TokenContext) -> None:
             until = datetime.fromtimestamp(int(found.claims["exp"]), UTC)
             until += context.settings.clock_skew
             await token_status.deny_access_token(connection, found.claims["jti"], until)
-            context.deny_list.add([(found.claims["jti"], until)])
+            entry = [(found.claims["jti"], until)]
+            trail.after_commit(functools.partial(context.deny_list.add, entry))
             subject = str(found.claims["jti"])
         else:
             return  # RFC 7009 §2.2: invalid tokens do not cause an error

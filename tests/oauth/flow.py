@@ -4,8 +4,10 @@ refresh, an introspection, and an app that signs its user in and refreshes."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -166,3 +168,12 @@ async def app_with_refresh(
     )
     user = await make_user(pool, email, roles=roles)
     return App(instance, client.client_id, secret, user.email)
+
+
+async def deny_lists_trusted(*instances: Instance) -> None:
+    """Until every instance's deny-list is loaded and listening: its answers come from memory."""
+    deadline = time.monotonic() + 5
+    for instance in instances:
+        while not instance.state["token_context"].deny_list.trusted:
+            assert time.monotonic() < deadline, "the deny-list never loaded"
+            await asyncio.sleep(0.01)

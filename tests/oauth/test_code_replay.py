@@ -11,7 +11,15 @@ import pytest
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
-from tests.oauth.flow import Authorization, authorize_code, exchange_code, introspect, refresh
+from tests.faults import audited_commits_fail
+from tests.oauth.flow import (
+    Authorization,
+    authorize_code,
+    deny_lists_trusted,
+    exchange_code,
+    introspect,
+    refresh,
+)
 
 pytestmark = pytest.mark.usefixtures("real_time")  # PyJWT checks exp and iat against the real clock
 
@@ -100,3 +108,37 @@ async def test_a_code_presented_by_another_client_revokes_nothing(
         renewed = await refresh(http, (client.client_id, secret), first.json()["refresh_token"])
         assert renewed.status_code == 200, renewed.text
     assert await pool.fetchval("SELECT count(*) FROM revoked_access_tokens") == 0
+
+
+async def test_a_replay_whose_commit_fails_revokes_nothing_not_even_in_this_process(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """The replay's revocation reaches this process's deny-list only once the exchange's
+    transaction commits: a failed commit leaves the access token accepted, here as in the
+    database; the next replay revokes it at once."""
+    client, secret = await make_client(
+        pool, settings, grant_types=("authorization_code", "refresh_token"),
+        redirect_uris=(REDIRECT,), scopes=("openid", "email", "offline_access"),
+        first_party=True,
+    )  # fmt: skip
+    auth_pair = (client.client_id, secret)
+    user = await make_user(pool)
+    auth = Authorization(client.client_id, REDIRECT, scope="openid email")
+    async with app_instance() as instance:
+        http = instance.client
+        code = await authorize_code(http, auth, user.email, PASSWORD)
+        first = await exchange_code(http, client.client_id, secret, code, auth)
+        assert first.status_code == 200, first.text
+        access_token = first.json()["access_token"]
+        await deny_lists_trusted(instance)
+
+        async with audited_commits_fail(pool):
+            with pytest.raises(asyncpg.ForeignKeyViolationError):
+                await exchange_code(http, client.client_id, secret, code, auth)
+        assert await pool.fetchval("SELECT count(*) FROM revoked_access_tokens") == 0
+        await deny_lists_trusted(instance)  # answered from memory
+        assert (await introspect(http, auth_pair, access_token))["active"] is True
+
+        replay = await exchange_code(http, client.client_id, secret, code, auth)
+        assert_oauth_error(replay, 400, "invalid_grant")
+        assert await introspect(http, auth_pair, access_token) == {"active": False}

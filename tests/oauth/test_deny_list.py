@@ -1,5 +1,6 @@
-"""The in-memory deny-list behind /introspect: fed by NOTIFY from any process, trusted only while
-it is known complete, and the database asked otherwise."""
+"""The in-memory deny-list behind /introspect: fed by NOTIFY from any process and by this
+process's own revocations once they commit, trusted only while it is known complete, and the
+database asked otherwise."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import pytest
 from idp.settings import Settings
 from tests.conftest import Instance, InstanceFactory
 from tests.factories import make_client
+from tests.faults import audited_commits_fail
+from tests.oauth.flow import App, app_with_refresh, deny_lists_trusted, introspect
 
 pytestmark = pytest.mark.usefixtures("real_time")
 
@@ -90,3 +93,57 @@ async def test_without_its_listen_connection_the_database_is_asked(
 
         await pool.execute(DENY, probe.jti, datetime.now(UTC) + timedelta(hours=1))
         assert not await probe.active()
+
+
+async def active(app: App, token: str) -> bool:
+    body = await introspect(app.http, (app.client_id, app.secret), token)
+    return body["active"] is True
+
+
+@pytest.mark.parametrize("revoked", ["refresh_token", "access_token"])
+async def test_a_revocation_whose_commit_fails_leaves_the_token_accepted_here_and_elsewhere(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, revoked: str
+) -> None:
+    """The deny-list learns a revocation only once its transaction has committed: a failed
+    one (here its COMMIT fails, every statement before it done) leaves this process accepting
+    what the database and every other process still accept."""
+    async with app_instance() as here, app_instance() as elsewhere:
+        app = await app_with_refresh(here, pool, settings)
+        tokens = await app.sign_in()
+        other = App(elsewhere, app.client_id, app.secret, app.email)
+        await deny_lists_trusted(here, elsewhere)
+
+        async with audited_commits_fail(pool):
+            with pytest.raises(asyncpg.ForeignKeyViolationError):
+                await app.http.post(
+                    "/revoke", auth=(app.client_id, app.secret), data={"token": tokens[revoked]}
+                )
+
+        assert await pool.fetchval("SELECT count(*) FROM revoked_access_tokens") == 0
+        await deny_lists_trusted(here, elsewhere)  # from memory, not the database
+        for instance in (app, other):
+            assert await active(instance, tokens["access_token"])
+            assert await active(instance, tokens["refresh_token"])
+
+
+@pytest.mark.parametrize("revoked", ["refresh_token", "access_token"])
+async def test_a_committed_revocation_is_refused_at_once_here_and_by_notify_elsewhere(
+    app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings, revoked: str
+) -> None:
+    async with app_instance() as here, app_instance() as elsewhere:
+        app = await app_with_refresh(here, pool, settings)
+        tokens = await app.sign_in()
+        other = App(elsewhere, app.client_id, app.secret, app.email)
+        await deny_lists_trusted(here, elsewhere)
+        assert await active(other, tokens["access_token"])
+
+        response = await app.http.post(
+            "/revoke", auth=(app.client_id, app.secret), data={"token": tokens[revoked]}
+        )
+        assert response.status_code == 200, response.text
+        assert not await active(app, tokens["access_token"]), "refused by this process at once"
+        deadline = time.monotonic() + 1
+        while await active(other, tokens["access_token"]):
+            assert time.monotonic() < deadline, "not refused elsewhere within 1 s"
+            await asyncio.sleep(0.01)
+        await deny_lists_trusted(here, elsewhere)

@@ -4,6 +4,7 @@ for honest retries, idle and absolute expiry, scope narrowing, binding to the cl
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -12,6 +13,7 @@ from typing import Any
 import asyncpg
 import jwt as pyjwt
 import pytest
+from prometheus_client import REGISTRY
 
 from idp.clock import FrozenClock
 from idp.db import refresh_tokens
@@ -19,7 +21,8 @@ from idp.oauth import refresh_format
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
-from tests.oauth.flow import REDIRECT, App, app_with_refresh
+from tests.faults import audited_commits_fail
+from tests.oauth.flow import REDIRECT, App, app_with_refresh, deny_lists_trusted, introspect
 
 pytestmark = pytest.mark.usefixtures("real_time")
 
@@ -382,3 +385,66 @@ SELECT sum(pg_stat_get_xact_tuples_updated(c.oid)) AS updated,
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'public' AND c.relkind = 'r'
 """
+
+
+REUSE = "refresh.reuse_detected"
+
+
+def reuses_counted() -> float:
+    return REGISTRY.get_sample_value("idp_audit_events_total", {"action": REUSE}) or 0.0
+
+
+def reuses_logged(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(getattr(record, "event", None) == REUSE for record in caplog.records)
+
+
+async def reuse_rows(pool: asyncpg.Pool) -> int:
+    count: int = await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = $1", REUSE)
+    return count
+
+
+@pytest.mark.parametrize("grace", [timedelta(seconds=30), timedelta(0)], ids=["grace", "no-grace"])
+async def test_a_reuse_is_audited_in_the_grants_transaction_and_announced_once_it_commits(
+    app_instance: InstanceFactory,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    clock: FrozenClock,
+    caplog: pytest.LogCaptureFixture,
+    grace: timedelta,
+) -> None:
+    """A retry within the grace is answered again and audited as nothing: no rotation, no reuse.
+    A reuse revokes the family and writes its audit row in the grant's transaction (with a grace,
+    the one that also seals the answer); the event is logged and counted, and this process
+    deny-lists the family's access tokens, only once that transaction has committed. A commit
+    that fails leaves no row, no log line, no count, and the tokens accepted."""
+    caplog.set_level(logging.INFO, logger="idp.event")
+    async with app_instance(refresh_reuse_grace=grace) as instance:
+        app = await app_with_refresh(instance, pool, settings)
+        own = (app.client_id, app.secret)
+        token = (await app.sign_in())["refresh_token"]
+        audited_before = await pool.fetchval("SELECT count(*) FROM audit_log")
+        rotated = await app.refresh(token)
+        assert rotated.status_code == 200, rotated.text
+        if grace:
+            retried = await app.refresh(token)
+            assert retried.json() == rotated.json()
+            assert await pool.fetchval("SELECT count(*) FROM audit_log") == audited_before
+            clock.advance(grace + timedelta(seconds=1))
+        access_token = rotated.json()["access_token"]
+        await deny_lists_trusted(instance)
+        counted = reuses_counted()
+
+        async with audited_commits_fail(pool):
+            with pytest.raises(asyncpg.ForeignKeyViolationError):
+                await app.refresh(token)
+        assert await reuse_rows(pool) == 0
+        assert (reuses_counted(), reuses_logged(caplog)) == (counted, 0)
+        assert await revoked_families(pool) == 0
+        await deny_lists_trusted(instance)
+        assert (await introspect(app.http, own, access_token))["active"] is True
+
+        assert_oauth_error(await app.refresh(token), 400, "invalid_grant")
+        assert await reuse_rows(pool) == 1
+        assert (reuses_counted(), reuses_logged(caplog)) == (counted + 1, 1)
+        assert await revoked_families(pool) == 1
+        assert (await introspect(app.http, own, access_token))["active"] is False

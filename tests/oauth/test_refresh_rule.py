@@ -1,7 +1,8 @@
 """The refresh rule (idp.db.refresh_rule) over every state a family and a presented token can be
 in. Each state is built for real, through the endpoints and the database; then each condition in
-SQL and in Python, the rotation statement against PostgreSQL and the grant's diagnosis
-(``judge``) must agree on it, and /token must answer accordingly."""
+SQL and in Python, the rotation statement against PostgreSQL, the grant's diagnosis (``judge``)
+and introspection's ``RefreshState.active`` must agree on it, and /introspect and /token must
+answer accordingly."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from idp.clock import FrozenClock
-from idp.db import clients, refresh_rule, refresh_tokens
+from idp.db import clients, refresh_rule, refresh_tokens, token_status
 from idp.db.clients import Client
 from idp.db.refresh_rule import Condition
 from idp.oauth import refresh_format
@@ -24,7 +25,7 @@ from idp.oauth.params import parse_scope
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
-from tests.oauth.flow import Authorization, authorize_code, exchange_code
+from tests.oauth.flow import Authorization, authorize_code, exchange_code, introspect
 
 REDIRECT = "https://app.example/callback"
 PASSWORD = "correct horse battery"
@@ -49,14 +50,17 @@ class Scene:
     other_secret: str
     tokens: list[str] = field(default_factory=list)
 
+    def auth(self, *, other: bool = False) -> tuple[str, str]:
+        client, secret = (self.other, self.other_secret) if other else (self.client, self.secret)
+        return client.client_id, secret
+
     async def post(
         self, token: str, *, other: bool = False, scope: str | None = None
     ) -> httpx.Response:
-        client, secret = (self.other, self.other_secret) if other else (self.client, self.secret)
         form = {"grant_type": "refresh_token", "refresh_token": token}
         if scope is not None:
             form["scope"] = scope
-        return await self.http.post("/token", auth=(client.client_id, secret), data=form)
+        return await self.http.post("/token", auth=self.auth(other=other), data=form)
 
     async def refresh(self) -> None:
         response = await self.post(self.tokens[-1])
@@ -307,7 +311,9 @@ async def test_the_rotation_and_the_diagnosis_agree_on_every_state(
 ) -> None:
     """On the state as built: each condition is met or not alike in SQL and in Python; the
     diagnosis names the state's verdict; the real rotation matches exactly when that verdict is
-    ROTATE. Then, on a fresh app instance, /token answers as the verdict says: 200 for a
+    ROTATE; introspection calls the token active exactly when the rule holds but for the scope
+    (it asks none). Then, on a fresh app instance, /introspect says the same and /token answers
+    as the verdict says: 200 for a
     rotation (the family one generation on) or a retry (the same successor again), else the
     error, the family revoked only by a reuse or already."""
     overrides = {
@@ -333,11 +339,18 @@ async def test_the_rotation_and_the_diagnosis_agree_on_every_state(
         assert await failed_in_sql(pool, presented, client_id, requested, scene) == failed
     matches = await statement_matches(pool, presented, client_id, requested, scene)
     assert matches is (verdict is Verdict.ROTATE)
+    # Introspection (RFC 7662 §2.2) asks no scope: active exactly when the rule holds but for one.
+    active = verdict in (Verdict.ROTATE, Verdict.WIDER_SCOPE)
+    found = await token_status.refresh_state(pool, presented.handle_hash, presented.token_hash)
+    assert (found is not None and found.active(now, client_id)) is active
 
     before = await pool.fetchrow(FAMILY_STATE)
     assert before is not None
     async with app_instance(**overrides) as instance:  # a new one: no client or user cached
         scene.http = instance.client
+        if state.answer is None:
+            body = await introspect(scene.http, scene.auth(other=attempt.other), attempt.token)
+            assert body["active"] is active
         response = await scene.post(attempt.token, other=attempt.other, scope=attempt.scope)
     after = await pool.fetchrow(FAMILY_STATE)
     assert after is not None

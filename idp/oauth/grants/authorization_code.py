@@ -8,6 +8,7 @@ with every access token issued from it since. The whole exchange is one transact
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -116,7 +117,7 @@ async def _revoke_replayed(
         denied = denied + await refresh_tokens.revoke_family(
             connection, family_id, "authorization code replayed", now, until
         )
-    context.deny_list.add(denied)
+    trail.after_commit(functools.partial(context.deny_list.add, denied))
     await trail.record(
         now=now,
         actor=f"client:{client.client_id}",

@@ -6,7 +6,9 @@ the family's row, where the refresh rule holds (idp.db.refresh_rule); when it ma
 revokes the whole family, and every access token issued from it is deny-listed, unless it is the
 one just replaced and comes back from the same client within IDP_REFRESH_REUSE_GRACE: then the
 very same answer is returned again (a retry after a network error must not log the user out).
-That answer is kept AES-GCM sealed only for the grace window. Only a genuine earlier token
+That answer is kept AES-GCM sealed only for the grace window. A reuse is audited
+(``refresh.reuse_detected``) in the transaction that revokes the family, the grant's own when
+there is a grace; a retry changes nothing and is not audited. Only a genuine earlier token
 counts: the previous one is known by its digest, the others by their derived secret
 (idp.oauth.refresh_format); a token forged from the family's handle is refused and changes
 nothing.
@@ -15,6 +17,7 @@ nothing.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import secrets
 from datetime import datetime, timedelta
@@ -23,7 +26,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from idp.audit_trail import audited
+from idp.audit_trail import AuditTrail, audited
 from idp.db import refresh_rule, refresh_tokens
 from idp.db.authorization_codes import PASSWORD_ONLY
 from idp.db.clients import Client
@@ -48,13 +51,14 @@ async def exchange(params: Params, client: Client, context: TokenContext) -> dic
     async with context.pool.acquire() as connection:
         if context.settings.refresh_reuse_grace:
             # The sealed answer must commit with the rotation: a retry waiting on the row lock
-            # then finds it.
-            async with connection.transaction():
-                outcome = await _rotate(connection, presented, requested, client, context)
+            # then finds it. A reuse's revocation and its audit event are in this transaction
+            # too, announced once it commits.
+            async with audited(connection) as trail:
+                outcome = await _rotate(connection, trail, presented, requested, client, context)
         else:
             # The rotation is one statement (its own transaction): one round trip, no lock held
-            # across round trips.
-            outcome = await _rotate(connection, presented, requested, client, context)
+            # across round trips. A reuse opens a transaction for its revocation.
+            outcome = await _rotate(connection, None, presented, requested, client, context)
     if isinstance(outcome, OAuthError):
         raise outcome
     if isinstance(outcome, Issued):
@@ -64,12 +68,14 @@ async def exchange(params: Params, client: Client, context: TokenContext) -> dic
 
 async def _rotate(
     connection: Connection,
+    trail: AuditTrail | None,
     presented: Presented,
     requested: list[str] | None,
     client: Client,
     context: TokenContext,
 ) -> Issued | dict[str, Any] | OAuthError:
-    """invalid_grant is returned, not raised: a revocation it follows stands."""
+    """invalid_grant is returned, not raised: a revocation it follows stands. ``trail``: the
+    grant's transaction, None when there is none (each statement is its own)."""
     settings, now = context.settings, context.clock.now()
     successor = refresh_format.successor(presented, refresh_format.secret_key(settings))
     rotated = await refresh_tokens.rotate(
@@ -83,7 +89,7 @@ async def _rotate(
         requested,
     )
     if rotated is None:
-        return await _not_rotated(connection, presented, requested, client, context, now)
+        return await _not_rotated(connection, trail, presented, requested, client, context, now)
     if now - rotated.jti_window_at > settings.deny_list_horizon:
         await refresh_tokens.roll_jti_window(connection, rotated, now)
     # The user as of now, from the cache every change to a user invalidates (idp.oauth.user_cache):
@@ -187,6 +193,7 @@ def judge(
 
 async def _not_rotated(
     connection: Connection,
+    trail: AuditTrail | None,
     presented: Presented,
     requested: list[str] | None,
     client: Client,
@@ -211,27 +218,50 @@ async def _not_rotated(
     if verdict not in (Verdict.RETRY, Verdict.REUSE):
         return InvalidGrantError(_REFUSED[verdict])
     assert family is not None
+    reason = "a consumed refresh token was presented again; the family is revoked"
     if verdict is Verdict.RETRY:
         assert family.successor_response is not None
         retried = _unseal(context, presented.token_hash, family.successor_response)
         if retried is not None:
-            return retried
+            return retried  # nothing written, nothing audited: the same answer, not a rotation
         # Sealed under another key-encryption key: no answer to give again, so a reuse.
-    deny_until = settings.deny_until(now)
-    async with audited(connection) as trail:
-        denied = await refresh_tokens.revoke_family(
-            connection, family.id, "refresh token reuse", now, deny_until
+        reason = (
+            "the token just replaced was presented again within the grace, but its answer was "
+            "sealed under another key-encryption key; the family is revoked"
         )
-        context.deny_list.add(denied)
-        await trail.record(
-            now=now,
-            actor=f"client:{client.client_id}",
-            action="refresh.reuse_detected",
-            subject=str(family.id),
-            reason="a consumed refresh token was presented again; the family is revoked",
-            details={"user_id": str(family.user_id)},
-        )
+    if trail is None:
+        async with audited(connection) as own:
+            await _revoke_reused(connection, own, family, client, context, now, reason)
+    else:
+        await _revoke_reused(connection, trail, family, client, context, now, reason)
     return InvalidGrantError("the refresh token was used already; the grant is revoked")
+
+
+async def _revoke_reused(
+    connection: Connection,
+    trail: AuditTrail,
+    family: refresh_tokens.Stored,
+    client: Client,
+    context: TokenContext,
+    now: datetime,
+    reason: str,
+) -> None:
+    """RFC 9700 §4.14.2: revoke the family, deny-list its access tokens that may be alive (in
+    this process's memory once ``trail``'s transaction commits), and audit it in that
+    transaction."""
+    deny_until = context.settings.deny_until(now)
+    denied = await refresh_tokens.revoke_family(
+        connection, family.id, "refresh token reuse", now, deny_until
+    )
+    trail.after_commit(functools.partial(context.deny_list.add, denied))
+    await trail.record(
+        now=now,
+        actor=f"client:{client.client_id}",
+        action="refresh.reuse_detected",
+        subject=str(family.id),
+        reason=reason,
+        details={"user_id": str(family.user_id)},
+    )
 
 
 def _key(context: TokenContext) -> bytes:
