@@ -17,6 +17,7 @@ from jwks_server import JwksServer, served
 
 ISSUER = "https://idp.example"
 AUDIENCE = "https://api.example"
+METADATA = "https://api.example/.well-known/oauth-protected-resource"  # RFC 9728
 
 
 class FrozenClock:
@@ -52,6 +53,11 @@ def claims_at(clock: FrozenClock, **overrides: Any) -> dict[str, Any]:
     }
     claims.update(overrides)
     return {name: value for name, value in claims.items() if value is not None}
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header carrying ``token`` (RFC 6750 §2.1)."""
+    return {"Authorization": f"Bearer {token}"}
 
 
 def mint(key: RSAKey, claims: dict[str, Any], **header: Any) -> str:

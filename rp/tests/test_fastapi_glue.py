@@ -12,12 +12,10 @@ import pytest
 from fastapi import Depends, FastAPI
 from joserfc.jwk import RSAKey
 
-from conftest import AUDIENCE, ISSUER, FrozenClock, claims_at, mint
+from conftest import AUDIENCE, ISSUER, METADATA, FrozenClock, bearer, claims_at, mint
 from idp_rp import TokenVerifier, VerifiedToken
 from idp_rp.fastapi import TokenDependency, install_error_handler
 from jwks_server import JwksServer
-
-METADATA = "https://api.example/.well-known/oauth-protected-resource"
 
 
 def create_app(jwks_uri: str, clock: FrozenClock, http: httpx.AsyncClient) -> FastAPI:
@@ -59,10 +57,6 @@ async def client(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
             yield client
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_a_valid_token_is_given_to_the_route(

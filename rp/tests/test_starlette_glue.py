@@ -15,12 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from conftest import ISSUER, FrozenClock, claims_at, mint, new_key
+from conftest import ISSUER, METADATA, FrozenClock, bearer, claims_at, mint, new_key
 from idp_rp import TokenVerifier
 from idp_rp.starlette import BearerTokenMiddleware, requires_token, token_of, verified_token
 from jwks_server import JwksServer
-
-METADATA = "https://api.example/.well-known/oauth-protected-resource"
 
 
 async def public(request: Request) -> Response:
@@ -78,10 +76,6 @@ async def client(
     transport = httpx.ASGITransport(app=app_with(verifier, other))
     async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
         yield client
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_a_valid_token_reaches_the_endpoint_with_its_claims(
