@@ -27,9 +27,9 @@ from idp.clock import FrozenClock
 from idp.settings import Settings
 from idp_rp.bff import BffConfig
 from tests.browser import launched_chromium, screenshot
-from tests.conftest import serving
+from tests.conftest import free_socket, serving, uvicorn_serving
 from tests.factories import PASSWORD, make_client, make_user
-from tests.rp.bff_stack import free_socket, refresh_generation, uvicorn_serving
+from tests.rp.bff_stack import refresh_generation
 
 ACCESS_TTL = timedelta(minutes=5)
 ADMIN = "grace@example.com"
