@@ -25,7 +25,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from tests.conftest import Served
 from tests.factories import make_client, verify
-from tests.oauth.flow import Authorization
+from tests.oauth.flow import Authorization, exchange_code_public
 from tests.subprocess_run import run_or_fail
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -144,16 +144,7 @@ def landed_code(page: Page, auth: Authorization) -> str:
 async def id_token_claims(served: Served, auth: Authorization, code: str) -> dict[str, Any]:
     """The relying app's exchange (a public client with PKCE), the ID token verified."""
     async with httpx.AsyncClient(base_url=served.base_url) as http:
-        answer = await http.post(
-            "/token",
-            data={
-                "grant_type": "authorization_code",
-                "client_id": auth.client_id,
-                "code": code,
-                "redirect_uri": auth.redirect_uri,
-                "code_verifier": auth.verifier,
-            },
-        )
+        answer = await exchange_code_public(http, code, auth)
         assert answer.status_code == 200, answer.text
         jwks = await http.get("/jwks.json")
     claims = verify(answer.json()["id_token"], jwks.content, ["RS256"])
