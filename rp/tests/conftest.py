@@ -4,6 +4,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,6 +54,14 @@ def claims_at(clock: FrozenClock, **overrides: Any) -> dict[str, Any]:
     }
     claims.update(overrides)
     return {name: value for name, value in claims.items() if value is not None}
+
+
+@asynccontextmanager
+async def asgi_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``app`` over httpx's ASGI transport (no socket), at http://api.test."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+        yield client
 
 
 def bearer(token: str) -> dict[str, str]:
