@@ -179,34 +179,49 @@ def _pin() -> str:
     return f"pinned to CPU {cpu}"
 
 
+class _Meter:
+    """Counts verifications made in batches of ``batch`` until ``iterations`` are made (when
+    given) or ``seconds`` have passed, then their rate."""
+
+    def __init__(self, seconds: float, iterations: int) -> None:
+        self.seconds, self.iterations = seconds, iterations
+        self.batch = min(BATCH, iterations) if iterations else BATCH
+        self.count = 0
+        self.start, self.cpu_start = time.perf_counter(), time.process_time()
+
+    def batch_done(self) -> Rate | None:
+        """The rate once the run is over, None while it goes on."""
+        self.count += self.batch
+        now = time.perf_counter()
+        over = (
+            self.count >= self.iterations if self.iterations else now - self.start >= self.seconds
+        )
+        if not over:
+            return None
+        cpu = max(time.process_time() - self.cpu_start, 1e-9)
+        return Rate(self.count / cpu, self.count / (now - self.start))
+
+
 async def _rate_async(
     verify: Callable[[str], Awaitable[object]], token: str, seconds: float, iterations: int
 ) -> Rate:
-    batch = min(BATCH, iterations) if iterations else BATCH
-    count = 0
-    start, cpu_start = time.perf_counter(), time.process_time()
+    meter = _Meter(seconds, iterations)
     while True:
-        for _ in range(batch):
+        for _ in range(meter.batch):
             await verify(token)
-        count += batch
-        now = time.perf_counter()
-        if (count >= iterations) if iterations else (now - start >= seconds):
-            return Rate(count / max(time.process_time() - cpu_start, 1e-9), count / (now - start))
+        if (rate := meter.batch_done()) is not None:
+            return rate
 
 
 def _rate_sync(
     verify: Callable[[str], object], token: str, seconds: float, iterations: int
 ) -> Rate:
-    batch = min(BATCH, iterations) if iterations else BATCH
-    count = 0
-    start, cpu_start = time.perf_counter(), time.process_time()
+    meter = _Meter(seconds, iterations)
     while True:
-        for _ in range(batch):
+        for _ in range(meter.batch):
             verify(token)
-        count += batch
-        now = time.perf_counter()
-        if (count >= iterations) if iterations else (now - start >= seconds):
-            return Rate(count / max(time.process_time() - cpu_start, 1e-9), count / (now - start))
+        if (rate := meter.batch_done()) is not None:
+            return rate
 
 
 def _cpu_model() -> str:

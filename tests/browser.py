@@ -11,6 +11,8 @@ import asyncio
 import fcntl
 import os
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,11 +21,12 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import httpx
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import Browser, Page, async_playwright
 
 from tests.conftest import Served
 from tests.factories import make_client, verify
-from tests.oauth.flow import Authorization
+from tests.oauth.flow import Authorization, exchange_code_public
+from tests.subprocess_run import run_or_fail
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium dials out and the sandboxed network refuses.
@@ -55,27 +58,26 @@ async def install_chromium() -> None:
 
 async def _apt_get_install() -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    process = await asyncio.create_subprocess_exec(
-        "sh",
-        "-c",
-        INSTALL_COMMAND,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env=env,
+    text = await run_or_fail(
+        ["sh", "-c", INSTALL_COMMAND], env=env, within=INSTALL_TIMEOUT, shown=INSTALL_COMMAND
     )
-    try:
-        async with asyncio.timeout(INSTALL_TIMEOUT):
-            output, _ = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        pytest.fail(f"{INSTALL_COMMAND!r} did not finish within {INSTALL_TIMEOUT:.0f} s")
-    text = output.decode(errors="replace")
-    if process.returncode != 0:
-        pytest.fail(f"{INSTALL_COMMAND!r} exited with {process.returncode}:\n{text}")
     if not await asyncio.to_thread(CHROMIUM.exists):
         pytest.fail(f"{INSTALL_COMMAND!r} succeeded but {CHROMIUM} is missing:\n{text}")
+
+
+@asynccontextmanager
+async def launched_chromium() -> AsyncIterator[Browser]:
+    """Chromium (installed first if missing) launched headless by Playwright, closed at the end."""
+    if not await asyncio.to_thread(CHROMIUM.exists):
+        await install_chromium()
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
 
 
 @dataclass
@@ -142,16 +144,7 @@ def landed_code(page: Page, auth: Authorization) -> str:
 async def id_token_claims(served: Served, auth: Authorization, code: str) -> dict[str, Any]:
     """The relying app's exchange (a public client with PKCE), the ID token verified."""
     async with httpx.AsyncClient(base_url=served.base_url) as http:
-        answer = await http.post(
-            "/token",
-            data={
-                "grant_type": "authorization_code",
-                "client_id": auth.client_id,
-                "code": code,
-                "redirect_uri": auth.redirect_uri,
-                "code_verifier": auth.verifier,
-            },
-        )
+        answer = await exchange_code_public(http, code, auth)
         assert answer.status_code == 200, answer.text
         jwks = await http.get("/jwks.json")
     claims = verify(answer.json()["id_token"], jwks.content, ["RS256"])

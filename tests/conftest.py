@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -324,6 +324,31 @@ class Served:
     settings: Settings
 
 
+def free_socket() -> socket.socket:
+    """A socket bound to a free port of 127.0.0.1, for ``uvicorn_serving``."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))  # bound before uvicorn starts: no race for the port
+    return listening
+
+
+@asynccontextmanager
+async def uvicorn_serving(app: Any, listening: socket.socket, **options: Any) -> AsyncIterator[str]:
+    """``app`` served by uvicorn on ``listening`` (uvicorn.Config ``options`` added) until the
+    block ends; yields its base URL."""
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", **options)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[listening]))
+    try:
+        async with asyncio.timeout(15):
+            while not server.started:
+                assert not task.done(), "uvicorn stopped while starting"
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{listening.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+
+
 @asynccontextmanager
 async def serving(
     settings: Settings,
@@ -343,24 +368,9 @@ async def serving(
         app = create_app(
             here, clock=clock or SystemClock(), run_scheduler=False, documents=documents
         )
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                log_level="warning",
-                lifespan="on",
-                **server_options(here),  # as idp serve runs it: proxies, head bounds
-            )
-        )
-        task = asyncio.create_task(server.serve(sockets=[listening]))
-        try:
-            async with asyncio.timeout(15):
-                while not server.started:
-                    assert not task.done(), "uvicorn stopped while starting"
-                    await asyncio.sleep(0.01)
+        # as idp serve runs it: proxies, head bounds
+        async with uvicorn_serving(app, listening, **server_options(here)):
             yield Served(base_url=base_url, settings=here)
-        finally:
-            server.should_exit = True
-            await task
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ Document URL passed as ``client_metadata_url``).
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,7 +24,6 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import httpx2
 import jwt
-import uvicorn
 from mcp import ClientSession
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
@@ -34,6 +32,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthToken
 
+from tests.conftest import uvicorn_serving
 from tests.hosted_login import walk_hosted_login
 
 MCP_PATH = "/mcp"
@@ -95,27 +94,6 @@ class IdpTokenVerifier:
 class McpServer:
     url: str  # the MCP endpoint, which is also the resource (RFC 8707) and the token's aud
     verifier: IdpTokenVerifier
-
-
-def free_socket() -> socket.socket:
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    return listening
-
-
-@asynccontextmanager
-async def uvicorn_serving(app: object, listening: socket.socket) -> AsyncIterator[None]:
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))  # type: ignore[arg-type]
-    task = asyncio.create_task(server.serve(sockets=[listening]))
-    try:
-        async with asyncio.timeout(15):
-            while not server.started:
-                assert not task.done(), "uvicorn stopped while starting"
-                await asyncio.sleep(0.01)
-        yield
-    finally:
-        server.should_exit = True
-        await task
 
 
 def mcp_url_of(listening: socket.socket) -> str:

@@ -16,14 +16,13 @@ from mcp.shared.auth import OAuthClientMetadata
 
 from idp.oauth.document_fetch import DocumentFetcher
 from idp.settings import Settings
-from tests.conftest import serving
+from tests.conftest import free_socket, serving
 from tests.document_server import client_context, document_server
 from tests.factories import PASSWORD, make_user
 from tests.mcp_stack import (
     TOOL,
     BrowserWalk,
     MemoryStorage,
-    free_socket,
     list_tools_with_oauth,
     mcp_server,
     mcp_url_of,

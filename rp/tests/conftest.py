@@ -4,6 +4,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from jwks_server import JwksServer, served
 
 ISSUER = "https://idp.example"
 AUDIENCE = "https://api.example"
+METADATA = "https://api.example/.well-known/oauth-protected-resource"  # RFC 9728
 
 
 class FrozenClock:
@@ -52,6 +54,19 @@ def claims_at(clock: FrozenClock, **overrides: Any) -> dict[str, Any]:
     }
     claims.update(overrides)
     return {name: value for name, value in claims.items() if value is not None}
+
+
+@asynccontextmanager
+async def asgi_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``app`` over httpx's ASGI transport (no socket), at http://api.test."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header carrying ``token`` (RFC 6750 §2.1)."""
+    return {"Authorization": f"Bearer {token}"}
 
 
 def mint(key: RSAKey, claims: dict[str, Any], **header: Any) -> str:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
+
+from http_thread import QuietHandler, serving
 
 
 @dataclass
@@ -40,35 +40,21 @@ class IntrospectionServer:
 
 @contextmanager
 def served(state: IntrospectionServer) -> Iterator[IntrospectionServer]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             document = {"issuer": state.origin, "introspection_endpoint": state.endpoint}
-            self.reply(200, json.dumps(document).encode())
+            self.answer(200, json.dumps(document).encode())
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             fields = parse_qs(self.rfile.read(length).decode())
             form = {name: values[0] for name, values in fields.items()}
             state.requests.append(form)
-            self.reply(*state.answer(self.headers.get("Authorization"), form))
+            self.answer(*state.answer(self.headers.get("Authorization"), form))
 
-        def reply(self, status: int, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+        def answer(self, status: int, body: bytes) -> None:
+            self.reply(status, body, {"Content-Type": "application/json"})
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    state.origin = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving(Handler) as origin:
+        state.origin = origin
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

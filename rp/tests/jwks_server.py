@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from http_thread import QuietHandler, serving
 
 
 @dataclass
@@ -48,37 +48,18 @@ class JwksServer:
 
 @contextmanager
 def served(state: JwksServer) -> Iterator[JwksServer]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             if self.path == "/.well-known/openid-configuration":
                 issuer = state.discovery_issuer or state.url.removesuffix("/jwks.json")
                 document = json.dumps({"issuer": issuer, "jwks_uri": state.url}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(document)))
-                self.end_headers()
-                self.wfile.write(document)
+                self.reply(200, document, {"Content-Type": "application/json"})
                 return
             if_none_match = self.headers.get("If-None-Match")
             status, headers, body = state.answer(if_none_match)
             state.requests.append(Request(if_none_match, status))
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(status, body, headers)
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
-    try:
+    with serving(Handler) as origin:
+        state.url = f"{origin}/jwks.json"
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import METADATA
 from idp_rp.bearer import (
     Challenge,
     InsufficientScopeError,
@@ -20,8 +21,6 @@ from idp_rp.bearer import (
     bearer_token,
 )
 from idp_rp.verifier import VerifiedToken
-
-METADATA = "https://api.example/.well-known/oauth-protected-resource"
 
 
 @pytest.mark.parametrize(

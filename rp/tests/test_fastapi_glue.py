@@ -12,12 +12,10 @@ import pytest
 from fastapi import Depends, FastAPI
 from joserfc.jwk import RSAKey
 
-from conftest import AUDIENCE, ISSUER, FrozenClock, claims_at, mint
+from conftest import AUDIENCE, ISSUER, METADATA, FrozenClock, asgi_client, bearer, claims_at, mint
 from idp_rp import TokenVerifier, VerifiedToken
 from idp_rp.fastapi import TokenDependency, install_error_handler
 from jwks_server import JwksServer
-
-METADATA = "https://api.example/.well-known/oauth-protected-resource"
 
 
 def create_app(jwks_uri: str, clock: FrozenClock, http: httpx.AsyncClient) -> FastAPI:
@@ -55,14 +53,8 @@ async def client(
     jwks: JwksServer, clock: FrozenClock, http: httpx.AsyncClient
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(jwks.url, clock, http)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
-            yield client
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+    async with app.router.lifespan_context(app), asgi_client(app) as client:
+        yield client
 
 
 async def test_a_valid_token_is_given_to_the_route(

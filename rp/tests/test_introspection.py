@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from conftest import AUDIENCE, FrozenClock
+from conftest import AUDIENCE, FrozenClock, asgi_client
 from idp_rp import InvalidTokenError
 from idp_rp.introspection import IntrospectionError, Introspector
 from idp_rp.starlette import BearerTokenMiddleware, requires_token, verified_token
@@ -323,8 +323,7 @@ async def api(
         routes=[Route("/me", me)],
         middleware=[Middleware(BearerTokenMiddleware, verifier=introspector)],
     )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+    async with asgi_client(app) as client:
         yield client
 
 

@@ -153,6 +153,15 @@ async def test_a_first_fetch_that_fails_is_invalid_token_not_an_exception(
         await verifier.verify(mint(key, claims_at(clock)))
 
 
+async def _stale(verifier: TokenVerifier, key: RSAKey, clock: FrozenClock) -> str:
+    """A token valid for an hour, verified once (its key cached for max-age 300), and the clock
+    then at max-age: the next verification must revalidate."""
+    token = mint(key, claims_at(clock, exp=int(clock.now().timestamp()) + 3600))
+    await verifier.verify(token)
+    clock.advance(timedelta(seconds=300))
+    return token
+
+
 async def _outage_step(verifier: TokenVerifier, token: str, requests: int) -> None:
     """``requests`` verifications at one instant of an outage: each fails closed."""
     for _ in range(requests):
@@ -166,9 +175,7 @@ async def test_during_a_jwks_outage_the_issuer_is_asked_once_per_backoff_step(
     """Five requests every half second for 200 s of outage send a fetch at 0, 1, 3, 7, 15, 31,
     63 s (the wait doubling from 1 s) and then every 60 s: not one per request; and each of the
     2,005 verifications fails closed although the stale set holds the token's key."""
-    token = mint(key, claims_at(clock, exp=int(clock.now().timestamp()) + 3600))
-    await verifier.verify(token)
-    clock.advance(timedelta(seconds=300))  # stale: the next verification must revalidate
+    token = await _stale(verifier, key, clock)
     jwks.failure = 500
     fetched_at: list[float] = []
     for step in range(401):
@@ -182,9 +189,7 @@ async def test_during_a_jwks_outage_the_issuer_is_asked_once_per_backoff_step(
 async def test_verifications_waiting_out_a_backoff_send_no_request_even_concurrently(
     verifier: TokenVerifier, jwks: JwksServer, key: RSAKey, clock: FrozenClock
 ) -> None:
-    token = mint(key, claims_at(clock, exp=int(clock.now().timestamp()) + 3600))
-    await verifier.verify(token)
-    clock.advance(timedelta(seconds=300))
+    token = await _stale(verifier, key, clock)
     verifier.jwks.jwks_uri = "http://127.0.0.1:9/jwks.json"  # discard port: refused
     with pytest.raises(InvalidTokenError, match="JWKS is unavailable"):
         await verifier.verify(token)
@@ -199,9 +204,7 @@ async def test_verifications_waiting_out_a_backoff_send_no_request_even_concurre
 async def test_once_the_backoff_ends_a_recovered_issuer_is_used_at_once_and_the_backoff_resets(
     verifier: TokenVerifier, jwks: JwksServer, key: RSAKey, clock: FrozenClock
 ) -> None:
-    token = mint(key, claims_at(clock, exp=int(clock.now().timestamp()) + 3600))
-    await verifier.verify(token)
-    clock.advance(timedelta(seconds=300))
+    token = await _stale(verifier, key, clock)
     jwks.failure = 500
     await _outage_step(verifier, token, requests=1)  # fetch 2 fails: wait 1 s
     clock.advance(timedelta(seconds=1))

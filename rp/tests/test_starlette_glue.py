@@ -15,12 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from conftest import ISSUER, FrozenClock, claims_at, mint, new_key
+from conftest import ISSUER, METADATA, FrozenClock, asgi_client, bearer, claims_at, mint, new_key
 from idp_rp import TokenVerifier
 from idp_rp.starlette import BearerTokenMiddleware, requires_token, token_of, verified_token
 from jwks_server import JwksServer
-
-METADATA = "https://api.example/.well-known/oauth-protected-resource"
 
 
 async def public(request: Request) -> Response:
@@ -75,13 +73,8 @@ async def client(
     other = TokenVerifier.from_jwks_uri(
         jwks.url, issuer=ISSUER, audience="https://other.example", clock=clock, http=http
     )
-    transport = httpx.ASGITransport(app=app_with(verifier, other))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+    async with asgi_client(app_with(verifier, other)) as client:
         yield client
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_a_valid_token_reaches_the_endpoint_with_its_claims(
@@ -188,8 +181,7 @@ async def test_a_routes_own_verifier_works_without_the_middleware(
     async def alone(request: Request) -> Response:
         return JSONResponse({"subject": verified_token(request).subject})
 
-    transport = httpx.ASGITransport(app=Starlette(routes=[Route("/alone", alone)]))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+    async with asgi_client(Starlette(routes=[Route("/alone", alone)])) as client:
         answer = await client.get("/alone")
         assert (answer.status_code, answer.headers["www-authenticate"]) == (401, "Bearer")
         valid = bearer(mint(key, claims_at(clock)))

@@ -88,6 +88,23 @@ async def exchange_code(
     )
 
 
+async def exchange_code_public(
+    client: httpx.AsyncClient, code: str, auth: Authorization, redirect_uri: str | None = None
+) -> httpx.Response:
+    """A public client's side (RFC 6749 §4.1.3: ``client_id`` in the body, no secret): POST
+    /token with the code and its verifier; ``redirect_uri`` as sent (default: the request's)."""
+    return await client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "client_id": auth.client_id,
+            "code": code,
+            "redirect_uri": redirect_uri or auth.redirect_uri,
+            "code_verifier": auth.verifier,
+        },
+    )
+
+
 async def authorize_code(
     client: httpx.AsyncClient, auth: Authorization, email: str, password: str
 ) -> str:

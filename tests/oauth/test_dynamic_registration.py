@@ -19,7 +19,7 @@ from tests.admin_api import bearer
 from tests.conftest import InstanceFactory
 from tests.factories import PASSWORD, assert_oauth_error, keyset, make_client, make_user
 from tests.hosted_login import walk_hosted_login
-from tests.oauth.flow import Authorization, query_of
+from tests.oauth.flow import Authorization, exchange_code_public, query_of
 
 REGISTER = "/oauth2/register"
 LOOPBACK = "http://127.0.0.1/callback"
@@ -133,16 +133,7 @@ async def test_open_registers_localhost_and_the_code_arrives_on_another_port(
         assert answer.json()["redirect_uris"] == [registered]
         auth = Authorization(answer.json()["client_id"], presented, scope="openid")
         location = await walk_hosted_login(app.client, auth.url(), presented, user.email, PASSWORD)
-        tokens = await app.client.post(
-            "/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": query_of(location)["code"],
-                "redirect_uri": presented,
-                "code_verifier": auth.verifier,
-                "client_id": auth.client_id,
-            },
-        )
+        tokens = await exchange_code_public(app.client, query_of(location)["code"], auth)
     assert location.startswith(f"{presented}?"), location
     assert query_of(location)["state"] == auth.state
     assert tokens.status_code == 200, tokens.text
@@ -353,16 +344,7 @@ async def test_rfc7592_delete_stops_the_clients_tokens(
         client = await registered(app.client)
         auth = Authorization(client["client_id"], LOOPBACK, scope="openid offline_access")
         location = await walk_hosted_login(app.client, auth.url(), LOOPBACK, user.email, PASSWORD)
-        tokens = await app.client.post(
-            "/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": query_of(location)["code"],
-                "redirect_uri": LOOPBACK,
-                "code_verifier": auth.verifier,
-                "client_id": client["client_id"],
-            },
-        )
+        tokens = await exchange_code_public(app.client, query_of(location)["code"], auth)
         assert tokens.status_code == 200, tokens.text
         access = bearer(tokens.json()["access_token"])
         assert (await app.client.get("/userinfo", headers=access)).status_code == 200

@@ -17,7 +17,7 @@ from idp.oauth.registration import RegistrationError, register, validate
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
-from tests.oauth.flow import Authorization, authorize_code
+from tests.oauth.flow import Authorization, authorize_code, exchange_code_public
 
 pytestmark = pytest.mark.usefixtures("real_time")
 
@@ -37,21 +37,6 @@ async def native_app(pool: asyncpg.Pool, settings: Settings, *redirect_uris: str
         first_party=True,
     )
     return client.client_id
-
-
-async def exchange(
-    http: httpx.AsyncClient, auth: Authorization, code: str, uri: str
-) -> httpx.Response:
-    return await http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "client_id": auth.client_id,
-            "code": code,
-            "redirect_uri": uri,
-            "code_verifier": auth.verifier,
-        },
-    )
 
 
 async def assert_refused_on_a_page(http: httpx.AsyncClient, auth: Authorization) -> None:
@@ -94,7 +79,7 @@ async def test_a_loopback_redirect_uri_matches_any_port_and_the_code_flow_comple
     async with app_instance() as instance:
         auth = Authorization(client_id, presented, scope="openid")
         code = await authorize_code(instance.client, auth, user.email, PASSWORD)  # back there
-        response = await exchange(instance.client, auth, code, presented)
+        response = await exchange_code_public(instance.client, code, auth, presented)
 
     assert response.status_code == 200, response.text
     assert response.json()["token_type"] == "Bearer"
@@ -114,7 +99,7 @@ async def test_the_token_request_must_repeat_the_redirect_uri_used_port_included
     async with app_instance() as instance:
         auth = Authorization(client_id, "http://127.0.0.1:51234/callback", scope="openid")
         code = await authorize_code(instance.client, auth, user.email, PASSWORD)
-        response = await exchange(instance.client, auth, code, used_instead)
+        response = await exchange_code_public(instance.client, code, auth, used_instead)
 
     assert_oauth_error(response, 400, "invalid_grant")
 

@@ -5,22 +5,16 @@
   ``http://127.0.0.1``, which browsers send);
 - ``echo_api``: the upstream API the BFF's proxy forwards to: it verifies the bearer token with
   idp_rp's TokenVerifier and answers who it was for (``sub``, ``jti``) and what came in;
-- ``uvicorn_serving``: an ASGI app on a free port of 127.0.0.1;
 - ``refresh_generation``: how many refreshes idp made for a client, from its database.
 """
 
 from __future__ import annotations
 
-import asyncio
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -118,29 +112,6 @@ def echo_api(issuer: str, clock: Any, http: httpx.AsyncClient) -> Starlette:
         )
 
     return Starlette(routes=[Route("/api/{rest:path}", echo, methods=["GET", "POST", "DELETE"])])
-
-
-def free_socket() -> socket.socket:
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))  # bound before uvicorn starts: no race for the port
-    return listening
-
-
-@asynccontextmanager
-async def uvicorn_serving(app: Any, listening: socket.socket) -> AsyncIterator[str]:
-    """``app`` served on ``listening``; yields its base URL."""
-    port = listening.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[listening]))
-    try:
-        async with asyncio.timeout(15):
-            while not server.started:
-                assert not task.done(), "uvicorn stopped while starting"
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def refresh_generation(pool: asyncpg.Pool, client_id: str) -> int:

@@ -3,7 +3,7 @@
 ``/revocable`` (any token, checked by introspection at idp).
 
 No ``from __future__ import annotations``: FastAPI resolves the routes' annotations at run
-time, and they name locals of ``fastapi_app``."""
+time, and they name locals of ``add_show``."""
 
 from typing import Annotated, Any
 
@@ -47,32 +47,21 @@ def starlette_app(verifier: Verifier, introspector: Verifier) -> Starlette:
 def fastapi_app(verifier: Verifier, introspector: Verifier) -> FastAPI:
     app = FastAPI()
     install_error_handler(app)
-    me = TokenDependency(verifier, resource_metadata=METADATA)
-    reader = TokenDependency(verifier, scopes=["read"], resource_metadata=METADATA)
-    writer = TokenDependency(verifier, scopes=["write"], resource_metadata=METADATA)
-    admin = TokenDependency(verifier, roles=["admin"], resource_metadata=METADATA)
-    revocable = TokenDependency(introspector, resource_metadata=METADATA)
-
-    @app.get("/me")
-    async def show_me(token: Annotated[VerifiedToken, Depends(me)]) -> dict[str, Any]:
-        return answer(token)
-
-    @app.get("/read")
-    async def show_read(token: Annotated[VerifiedToken, Depends(reader)]) -> dict[str, Any]:
-        return answer(token)
-
-    @app.get("/write")
-    async def show_write(token: Annotated[VerifiedToken, Depends(writer)]) -> dict[str, Any]:
-        return answer(token)
-
-    @app.get("/admin")
-    async def show_admin(token: Annotated[VerifiedToken, Depends(admin)]) -> dict[str, Any]:
-        return answer(token)
-
-    @app.get("/revocable")
-    async def show_revocable(
-        token: Annotated[VerifiedToken, Depends(revocable)],
-    ) -> dict[str, Any]:
-        return answer(token)
-
+    routes = {
+        "/me": TokenDependency(verifier, resource_metadata=METADATA),
+        "/read": TokenDependency(verifier, scopes=["read"], resource_metadata=METADATA),
+        "/write": TokenDependency(verifier, scopes=["write"], resource_metadata=METADATA),
+        "/admin": TokenDependency(verifier, roles=["admin"], resource_metadata=METADATA),
+        "/revocable": TokenDependency(introspector, resource_metadata=METADATA),
+    }
+    for path, dependency in routes.items():
+        add_show(app, path, dependency)
     return app
+
+
+def add_show(app: FastAPI, path: str, dependency: TokenDependency) -> None:
+    """GET ``path``: the token ``dependency`` gives, as ``answer`` shows it."""
+
+    @app.get(path)
+    async def show(token: Annotated[VerifiedToken, Depends(dependency)]) -> dict[str, Any]:
+        return answer(token)

@@ -1,6 +1,7 @@
-"""A real idp served over HTTP and the tokens the glue tests present: client_credentials
-tokens with scopes, users' tokens from the real code flow (roles included), and a resource
-server registered to introspect."""
+"""A real idp served over HTTP, a TokenVerifier of it, and the tokens the glue tests present:
+client_credentials tokens with scopes, users' tokens from the real code flow (roles included),
+and a resource server registered to introspect. A module may define its own ``idp`` fixture:
+``http`` and ``verifier`` then use that one."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from idp.clock import FrozenClock
 from idp.settings import Settings
+from idp_rp import TokenVerifier
 from tests.conftest import Served, serving
 from tests.factories import PASSWORD, make_client, make_user
 from tests.oauth.flow import REDIRECT, Authorization, query_of, sign_in
@@ -32,6 +34,16 @@ async def idp(settings: Settings, clock: FrozenClock, pool: asyncpg.Pool) -> Asy
 async def http(idp: Served) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=idp.base_url, timeout=10) as client:
         yield client
+
+
+@pytest.fixture
+async def verifier(
+    idp: Served, clock: FrozenClock, http: httpx.AsyncClient
+) -> AsyncIterator[TokenVerifier]:
+    async with await TokenVerifier.from_issuer(
+        idp.base_url, API, clock=clock, http=http
+    ) as verifier:
+        yield verifier
 
 
 async def client_token(

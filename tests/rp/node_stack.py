@@ -21,9 +21,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.factories import environ_without_idp
+from tests.subprocess_run import run_or_fail
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "node-api"
 APT_COMMAND = "apt-get update -qq && apt-get install -y -qq nodejs npm"
@@ -46,26 +45,8 @@ def cache_root() -> Path:
 
 async def _run(command: list[str], cwd: Path | None = None, **extra: str) -> str:
     """A command's output; any failure or timeout fails the test with it (never a skip)."""
-    shown = " ".join(command)
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        cwd=cwd,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env=environ_without_idp() | extra,
-    )
-    try:
-        async with asyncio.timeout(INSTALL_TIMEOUT):
-            output, _ = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        pytest.fail(f"{shown!r} did not finish within {INSTALL_TIMEOUT:.0f} s")
-    text = output.decode(errors="replace")
-    if process.returncode != 0:
-        pytest.fail(f"{shown!r} exited with {process.returncode}:\n{text}")
-    return text
+    env = environ_without_idp() | extra
+    return await run_or_fail(command, env=env, within=INSTALL_TIMEOUT, cwd=cwd)
 
 
 def _locked() -> Any:

@@ -28,7 +28,7 @@ from idp.clock import FrozenClock
 from idp.settings import Settings
 from idp_rp.bff import BackendForFrontend, BffConfig, MemorySessionStore
 from idp_rp.bff.sealing import Sealer
-from tests.conftest import Served, serving
+from tests.conftest import Served, free_socket, serving, uvicorn_serving
 from tests.factories import PASSWORD, make_client, make_user
 from tests.hosted_login import walk_hosted_login
 from tests.rp.bff_stack import (
@@ -36,10 +36,8 @@ from tests.rp.bff_stack import (
     Browser,
     echo_api,
     family_revoked,
-    free_socket,
     refresh_generation,
     set_cookies,
-    uvicorn_serving,
 )
 
 BFF = "http://127.0.0.1:8400"  # served through ASGITransport: no port is opened

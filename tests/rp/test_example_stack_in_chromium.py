@@ -10,7 +10,6 @@ BFF share one frozen clock: the test expires the access token by moving it.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,17 +19,17 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from examples.api.app import create_app as create_api
 from examples.bff.app import create_app as create_bff
 from idp.clock import FrozenClock
 from idp.settings import Settings
 from idp_rp.bff import BffConfig
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, install_chromium, screenshot
-from tests.conftest import serving
+from tests.browser import launched_chromium, screenshot
+from tests.conftest import free_socket, serving, uvicorn_serving
 from tests.factories import PASSWORD, make_client, make_user
-from tests.rp.bff_stack import free_socket, refresh_generation, uvicorn_serving
+from tests.rp.bff_stack import refresh_generation
 
 ACCESS_TTL = timedelta(minutes=5)
 ADMIN = "grace@example.com"
@@ -79,16 +78,8 @@ class Stack:
 
 @pytest.fixture
 async def chromium() -> AsyncIterator[Browser]:
-    if not await asyncio.to_thread(CHROMIUM.exists):
-        await install_chromium()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with launched_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

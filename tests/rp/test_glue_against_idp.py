@@ -17,24 +17,23 @@ from idp_rp.bearer import Verifier
 from idp_rp.introspection import Introspector
 from tests.conftest import Served
 from tests.rp.glue_apps import METADATA, fastapi_app, starlette_app
-from tests.rp.glue_stack import API, bearer, client_token, http, idp, resource_server, user_token
+from tests.rp.glue_stack import (
+    API,
+    bearer,
+    client_token,
+    http,
+    idp,
+    resource_server,
+    user_token,
+    verifier,
+)
 
-__all__ = ["http", "idp"]  # fixtures
+__all__ = ["http", "idp", "verifier"]  # fixtures
 
 APPS: dict[str, Callable[[Verifier, Verifier], ASGIApp]] = {
     "starlette": starlette_app,
     "fastapi": fastapi_app,
 }
-
-
-@pytest.fixture
-async def verifier(
-    idp: Served, clock: FrozenClock, http: httpx.AsyncClient
-) -> AsyncIterator[TokenVerifier]:
-    async with await TokenVerifier.from_issuer(
-        idp.base_url, API, clock=clock, http=http
-    ) as verifier:
-        yield verifier
 
 
 @pytest.fixture

@@ -26,8 +26,10 @@ from idp.settings import Settings
 from idp_rp import InvalidTokenError, TokenVerifier
 from tests.conftest import Served, serving
 from tests.factories import kids, make_client
+from tests.rp.glue_stack import API, http, verifier
 
-API = "https://api.example"
+__all__ = ["http", "verifier"]  # fixtures; idp is this module's own
+
 SERVED_MAX_AGE = timedelta(seconds=120)  # below PyJWKClient's fixed 300 s lifespan
 PROPAGATION_DEADLINE = 5.0
 
@@ -39,22 +41,6 @@ async def idp(settings: Settings, clock: FrozenClock, pool: asyncpg.Pool) -> Asy
     clock.set(datetime.now(UTC).replace(microsecond=0))
     async with serving(replace(settings, jwks_max_age=SERVED_MAX_AGE), clock=clock) as served:
         yield served
-
-
-@pytest.fixture
-async def http(idp: Served) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=idp.base_url, timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
-async def verifier(
-    idp: Served, clock: FrozenClock, http: httpx.AsyncClient
-) -> AsyncIterator[TokenVerifier]:
-    async with await TokenVerifier.from_issuer(
-        idp.base_url, API, clock=clock, http=http
-    ) as verifier:
-        yield verifier
 
 
 @pytest.fixture

@@ -3,28 +3,19 @@ a fresh browser context that is closed at the end of the test."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, async_playwright
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, OpenTab, Tab, install_chromium
+from tests.browser import OpenTab, Tab, launched_chromium
 
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    if not await asyncio.to_thread(CHROMIUM.exists):
-        await install_chromium()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with launched_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

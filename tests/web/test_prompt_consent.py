@@ -4,14 +4,37 @@ before, for first-party clients too, as §11 asks before a refresh token for ``o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 import pytest
 
+from idp.db.clients import Client
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
 from tests.factories import PASSWORD, make_client, make_user
 from tests.oauth.flow import Authorization, query_of, sign_in
 from tests.web.test_consent_unverified import REDIRECT, allow, to_consent
+
+
+async def code_client(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    *,
+    grant_types: Sequence[str] = ("authorization_code",),
+    scopes: Sequence[str] = ("openid",),
+    first_party: bool = False,
+) -> Client:
+    """A confidential client of the code flow, redirecting to REDIRECT."""
+    client, _ = await make_client(
+        pool,
+        settings,
+        grant_types=grant_types,
+        redirect_uris=(REDIRECT,),
+        scopes=scopes,
+        first_party=first_party,
+    )
+    return client
 
 
 @pytest.mark.parametrize("first_party", [False, True], ids=["third-party", "first-party"])
@@ -21,11 +44,10 @@ async def test_prompt_consent_asks_again_although_the_client_needs_no_consent(
     """A first-party client, or a third-party one whose consent is remembered, goes straight
     back to the client without prompt; with prompt=consent the user is asked, and allowing
     gives a code."""
-    client, _ = await make_client(
+    client = await code_client(
         pool,
         settings,
         grant_types=("authorization_code", "refresh_token"),
-        redirect_uris=(REDIRECT,),
         scopes=("openid", "email", "offline_access"),
         first_party=first_party,
     )
@@ -49,14 +71,7 @@ async def test_prompt_consent_asks_again_although_the_client_needs_no_consent(
 async def test_prompt_login_consent_asks_for_both(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    client, _ = await make_client(
-        pool,
-        settings,
-        grant_types=("authorization_code",),
-        redirect_uris=(REDIRECT,),
-        scopes=("openid",),
-        first_party=True,
-    )
+    client = await code_client(pool, settings, first_party=True)
     user = await make_user(pool)
     async with app_instance() as app:
         await to_consent(app, Authorization(client.client_id, REDIRECT, scope="openid"), user.email)
@@ -71,13 +86,7 @@ async def test_prompt_login_consent_asks_for_both(
 async def test_prompt_none_with_consent_is_invalid_request_and_discovery_names_consent(
     app_instance: InstanceFactory, pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    client, _ = await make_client(
-        pool,
-        settings,
-        grant_types=("authorization_code",),
-        redirect_uris=(REDIRECT,),
-        scopes=("openid",),
-    )
+    client = await code_client(pool, settings)
     async with app_instance() as app:
         auth = Authorization(client.client_id, REDIRECT, scope="openid")
         answer = await app.client.get(auth.url(prompt="none consent"))
