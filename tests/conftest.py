@@ -335,6 +335,9 @@ def free_socket() -> socket.socket:
 async def uvicorn_serving(app: Any, listening: socket.socket, **options: Any) -> AsyncIterator[str]:
     """``app`` served by uvicorn on ``listening`` (uvicorn.Config ``options`` added) until the
     block ends; yields its base URL."""
+    # A bounded graceful shutdown: a request still open at the end of the block (a test that
+    # failed half-way, say) cannot keep the test waiting for ever.
+    options.setdefault("timeout_graceful_shutdown", 10)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", **options)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[listening]))

@@ -92,11 +92,12 @@ class MailSender:
         """Run a pass now (a mail was queued; tests moved the clock)."""
         self._wake.set()
 
-    async def passed(self) -> None:
-        """Wake the sender and wait until a whole pass has run after this call."""
+    async def passed(self, within: float = 60.0) -> None:
+        """Wake the sender and wait until a whole pass has run after this call; TimeoutError
+        after ``within`` seconds (a sender that has stopped never passes: say so, never hang)."""
         target = self._started + 1
         self.wake()
-        async with self._passes:
+        async with asyncio.timeout(within), self._passes:
             await self._passes.wait_for(lambda: self._finished >= target)
 
     def start(self) -> None:
