@@ -8,6 +8,8 @@ import asyncpg
 import jwt as pyjwt
 import pytest
 
+from idp.db.clients import Client
+from idp.db.users import User
 from idp.settings import Settings
 from tests.conftest import InstanceFactory
 from tests.factories import assert_oauth_error, make_client, make_user
@@ -27,6 +29,20 @@ REDIRECT = "https://app.example/callback"
 PASSWORD = "correct horse battery"
 
 
+async def refreshing_client(
+    pool: asyncpg.Pool, settings: Settings
+) -> tuple[Client, str, User, Authorization]:
+    """A first-party client with refresh tokens and its secret, a user, and a request of that
+    client for ``openid email``."""
+    client, secret = await make_client(
+        pool, settings, grant_types=("authorization_code", "refresh_token"),
+        redirect_uris=(REDIRECT,), scopes=("openid", "email", "offline_access"),
+        first_party=True,
+    )  # fmt: skip
+    user = await make_user(pool)
+    return client, secret, user, Authorization(client.client_id, REDIRECT, scope="openid email")
+
+
 def jti(tokens: dict[str, str]) -> str:
     claims = pyjwt.decode(tokens["access_token"], options={"verify_signature": False})
     return str(claims["jti"])
@@ -39,14 +55,8 @@ async def test_a_replayed_code_revokes_the_refresh_family_and_all_its_access_tok
     """The client refreshed ``refreshes`` times since the exchange; then the code comes back.
     The refresh family dies: its current token no longer refreshes nor introspects active, and
     every access token issued from it is deny-listed."""
-    client, secret = await make_client(
-        pool, settings, grant_types=("authorization_code", "refresh_token"),
-        redirect_uris=(REDIRECT,), scopes=("openid", "email", "offline_access"),
-        first_party=True,
-    )  # fmt: skip
+    client, secret, user, auth = await refreshing_client(pool, settings)
     auth_pair = (client.client_id, secret)
-    user = await make_user(pool)
-    auth = Authorization(client.client_id, REDIRECT, scope="openid email")
     async with app_instance() as instance:
         http = instance.client
         code = await authorize_code(http, auth, user.email, PASSWORD)
@@ -116,14 +126,8 @@ async def test_a_replay_whose_commit_fails_revokes_nothing_not_even_in_this_proc
     """The replay's revocation reaches this process's deny-list only once the exchange's
     transaction commits: a failed commit leaves the access token accepted, here as in the
     database; the next replay revokes it at once."""
-    client, secret = await make_client(
-        pool, settings, grant_types=("authorization_code", "refresh_token"),
-        redirect_uris=(REDIRECT,), scopes=("openid", "email", "offline_access"),
-        first_party=True,
-    )  # fmt: skip
+    client, secret, user, auth = await refreshing_client(pool, settings)
     auth_pair = (client.client_id, secret)
-    user = await make_user(pool)
-    auth = Authorization(client.client_id, REDIRECT, scope="openid email")
     async with app_instance() as instance:
         http = instance.client
         code = await authorize_code(http, auth, user.email, PASSWORD)
