@@ -12,7 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from idp.admin import cursors, time_cursors
-from idp.admin.problems import InvalidRequestProblem, NotFoundProblem
+from idp.admin.problems import InvalidRequestProblem, NotFoundProblem, path_id
 from idp.audit_trail import audited
 from idp.db import registrations
 from idp.db.pool import Executor
@@ -63,11 +63,7 @@ async def issue(
 
 
 def parse_id(text: str) -> UUID:
-    """A path's token id; NotFoundProblem for anything that is not one (no such token)."""
-    try:
-        return UUID(text)
-    except ValueError:
-        raise NotFoundProblem(f"no initial access token has the id {text!r}") from None
+    return path_id(text, "initial access token")
 
 
 async def get(db: Executor, token_id: UUID) -> InitialTokenRecord:

@@ -18,6 +18,7 @@ The CLI prints ``detail`` as its one line; the API answers ``application/problem
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, ClassVar
 
 # RFC 9457 §3.1.1: a URI naming the kind of problem; these are names, not pages to fetch.
@@ -62,6 +63,15 @@ class ForbiddenProblem(ProblemError):
 
 class NotFoundProblem(ProblemError):
     status, title, slug = 404, "Not found", "not-found"
+
+
+def path_id(text: str, what: str) -> uuid.UUID:
+    """A path's id of a ``what`` (user, resource, ...): NotFoundProblem for anything that is not
+    a UUID, since no such thing exists (never a 422 or 500 for a malformed path)."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise NotFoundProblem(f"no {what} has the id {text!r}") from None
 
 
 class ConflictProblem(ProblemError):

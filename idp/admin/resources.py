@@ -13,7 +13,7 @@ from uuid import UUID
 import asyncpg
 
 from idp.admin import cursors
-from idp.admin.problems import ConflictProblem, InvalidRequestProblem, NotFoundProblem
+from idp.admin.problems import ConflictProblem, InvalidRequestProblem, NotFoundProblem, path_id
 from idp.audit_trail import audited
 from idp.db import registrations
 from idp.db.pool import Executor
@@ -68,11 +68,7 @@ async def remove(
 
 
 def parse_id(text: str) -> UUID:
-    """A path's resource id; NotFoundProblem for anything that is not one (no such resource)."""
-    try:
-        return UUID(text)
-    except ValueError:
-        raise NotFoundProblem(f"no resource has the id {text!r}") from None
+    return path_id(text, "resource")
 
 
 async def get(db: Executor, resource_id: UUID) -> Resource:

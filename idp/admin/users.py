@@ -13,7 +13,7 @@ from idp.accounts.credentials import PasswordRejectedError, hash_new_password, s
 from idp.admin import cursors
 from idp.admin.caller import ADMIN_ROLE
 from idp.admin.last_admin import keep_an_admin
-from idp.admin.problems import ConflictProblem, NotFoundProblem, UnprocessableProblem
+from idp.admin.problems import ConflictProblem, NotFoundProblem, UnprocessableProblem, path_id
 from idp.admin.sessions import revoke_user_sessions
 from idp.audit_trail import AuditTrail, audited
 from idp.clock import Clock
@@ -42,11 +42,7 @@ class UserPage:
 
 
 def parse_user_id(text: str) -> uuid.UUID:
-    """A path's user id; NotFoundProblem for anything that is not one (no such user)."""
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise NotFoundProblem(f"no user has the id {text!r}") from None
+    return path_id(text, "user")
 
 
 def check_roles(roles: list[str]) -> list[str]:
